@@ -1,0 +1,15 @@
+//! td3-sweep: declarative TD3 stability sweeps.
+//!
+//! The flow is `spec` (sweep YAML → validated runs) → `schedule` (child processes on device slots)
+//! → `train` (one TD3 run through tch, writing `metrics`) → `verdict` (PASS / INVESTIGATE / FAIL)
+//! → `report` (VALIDATION markdown, plots, JUnit).
+
+pub mod cli;
+pub mod config;
+pub mod diag;
+pub mod metrics;
+pub mod report;
+pub mod schedule;
+pub mod spec;
+pub mod train;
+pub mod verdict;

@@ -1,0 +1,3 @@
+//! Training: environments, networks, the replay buffer and the TD3 loop. No CLI or file-format types here.
+
+pub mod env;
