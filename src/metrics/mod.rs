@@ -170,6 +170,24 @@ fn row_fields(r: &MetricRow) -> [String; 16] {
     ]
 }
 
+/// Writes `bytes` to `path` via a temporary file in the same folder and a rename, so a reader
+/// never sees half a file and a failed write leaves the old file intact.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let res = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
 /// Reads a whole `metrics.csv`. A malformed line is an error that names the file and line.
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>, MetricsError> {
     let io = |source| MetricsError::Io { path: path.to_path_buf(), source };

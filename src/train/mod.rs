@@ -1,3 +1,7 @@
 //! Training: environments, networks, the replay buffer and the TD3 loop. No CLI or file-format types here.
 
 pub mod env;
+pub mod nets;
+pub mod replay;
+pub mod td3;
+pub mod run;

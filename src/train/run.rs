@@ -1,0 +1,453 @@
+//! The training loop of one run: act, store, update, aggregate metrics, decide the outcome.
+//!
+//! Divergence, fail-fast and interruption are outcomes recorded in `run.json`, not errors. Errors are
+//! reserved for things that stop a run from starting or from writing its files.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use tch::{Device, Kind, Tensor};
+
+use super::env::{make_env, ObsSpec, Observation};
+use super::replay::Replay;
+use super::td3::{StepScalars, Td3};
+use crate::config::{AgentConfig, ResolvedLr};
+use crate::metrics::{write_atomic, MetricRow, MetricsWriter, Outcome, RunRecord};
+
+/// Why a run could not be carried out at all.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("environment: {0}")]
+    Env(#[from] super::env::EnvError),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("device `{0}`: {1}")]
+    Device(String, String),
+    #[error("network shape: {0}")]
+    Shape(String),
+}
+
+/// Called at each metrics row with all rows so far; returns a reason when a FAIL is already certain.
+pub type FailFast = Box<dyn Fn(&[MetricRow]) -> Option<String>>;
+
+/// Everything about a run that is not the agent config.
+pub struct TrainOptions {
+    /// Where `metrics.csv` and `run.json` go (created if missing).
+    pub out_dir: PathBuf,
+    /// Identity fields copied into `run.json`.
+    pub run_id: String,
+    pub variant: String,
+    pub swept: BTreeMap<String, String>,
+    pub command: String,
+    pub config_hash: String,
+    /// Set from outside (Ctrl-C, parent gone) to end the run early with outcome `interrupted`.
+    pub stop: Arc<AtomicBool>,
+    /// Fail-fast rule; `None` trains to the end whatever happens.
+    pub fail_fast: Option<FailFast>,
+    /// Called with each row as it is written (progress reporting).
+    pub on_row: Option<Box<dyn FnMut(&MetricRow)>>,
+    /// Print the optimizers' learning rates at start-up, as the seed does.
+    pub verbose: bool,
+}
+
+impl TrainOptions {
+    /// Options for a stand-alone run writing into `out_dir`.
+    pub fn new(out_dir: PathBuf) -> TrainOptions {
+        TrainOptions {
+            out_dir,
+            run_id: String::new(),
+            variant: "baseline".into(),
+            swept: BTreeMap::new(),
+            command: String::new(),
+            config_hash: String::new(),
+            stop: Arc::new(AtomicBool::new(false)),
+            fail_fast: None,
+            on_row: None,
+            verbose: true,
+        }
+    }
+}
+
+/// Picks the libtorch device for a config's `device` string.
+pub fn resolve_device(spec: &str) -> Result<Device, TrainError> {
+    let err = |m: &str| TrainError::Device(spec.to_string(), m.to_string());
+    match spec {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => {
+            if tch::Cuda::is_available() {
+                Ok(Device::Cuda(0))
+            } else {
+                Err(err("CUDA is not available on this machine (see `td3-sweep devices`)"))
+            }
+        }
+        s => {
+            let n: usize = s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| err("expected auto, cpu, cuda or cuda:N"))?;
+            let count = tch::Cuda::device_count() as usize;
+            if n < count {
+                Ok(Device::Cuda(n))
+            } else {
+                Err(err(&format!("only {count} CUDA device(s) visible")))
+            }
+        }
+    }
+}
+
+/// Human name of a device for `run.json` and reports.
+pub fn device_name(d: Device) -> String {
+    match d {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// Formats a float as Python's `repr` does (`1e-05`, `0.0001`), so start-up lines match the seed's.
+pub fn py_float(v: f64) -> String {
+    let a = v.abs();
+    if v != 0.0 && (a < 1e-4 || a >= 1e16) {
+        let s = format!("{v:e}");
+        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
+        let e: i32 = e.parse().unwrap_or(0);
+        format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+    } else if v.fract() == 0.0 && a < 1e16 {
+        format!("{v:.1}")
+    } else {
+        format!("{v}")
+    }
+}
+
+/// The git commit of the working directory, or "unknown".
+pub fn git_commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// libtorch's version, read at build time.
+pub const LIBTORCH_VERSION: &str = env!("TD3_LIBTORCH_VERSION");
+
+/// Max/mean aggregation of the steps since the last row.
+#[derive(Default)]
+struct Window {
+    n: u64,
+    n_actor: u64,
+    critic_cnn_gn: Option<f64>,
+    critic_head_gn: Option<f64>,
+    actor_cnn_gn: Option<f64>,
+    actor_head_gn: Option<f64>,
+    q_abs_max: Option<f64>,
+    q_sum: f64,
+    tq_sum: f64,
+    critic_loss_sum: f64,
+    actor_loss_sum: f64,
+    nonfinite: u64,
+}
+
+fn fmax(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        // NaN wins, so a non-finite value is never hidden by a max.
+        (Some(x), Some(y)) => Some(if x.is_nan() || y.is_nan() { f64::NAN } else { x.max(y) }),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+impl Window {
+    fn add(&mut self, s: &StepScalars) {
+        self.n += 1;
+        self.critic_cnn_gn = fmax(self.critic_cnn_gn, s.critic_cnn_gn);
+        self.critic_head_gn = fmax(self.critic_head_gn, Some(s.critic_head_gn));
+        self.q_abs_max = fmax(self.q_abs_max, Some(s.q_abs_max));
+        self.q_sum += s.q_mean;
+        self.tq_sum += s.target_q_mean;
+        self.critic_loss_sum += s.critic_loss;
+        if let Some(l) = s.actor_loss {
+            self.n_actor += 1;
+            self.actor_loss_sum += l;
+            self.actor_cnn_gn = fmax(self.actor_cnn_gn, s.actor_cnn_gn);
+            self.actor_head_gn = fmax(self.actor_head_gn, s.actor_head_gn);
+        }
+        self.nonfinite += s.nonfinite;
+    }
+
+    fn row(&self, train_step: u64, env_step: u64, wall_s: f64, ep: &Episodes) -> MetricRow {
+        let n = self.n.max(1) as f64;
+        MetricRow {
+            train_step,
+            env_step,
+            wall_s,
+            actor_cnn_grad_norm: self.actor_cnn_gn,
+            critic_cnn_grad_norm: self.critic_cnn_gn,
+            actor_head_grad_norm: self.actor_head_gn,
+            critic_head_grad_norm: self.critic_head_gn,
+            q_mean: (self.n > 0).then(|| self.q_sum / n),
+            q_abs_max: self.q_abs_max,
+            target_q_mean: (self.n > 0).then(|| self.tq_sum / n),
+            actor_loss: (self.n_actor > 0).then(|| self.actor_loss_sum / self.n_actor as f64),
+            critic_loss: (self.n > 0).then(|| self.critic_loss_sum / n),
+            episode_return: ep.last_return,
+            episodes: ep.count,
+            nonfinite: self.nonfinite,
+            eval_return: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Episodes {
+    count: u64,
+    last_return: Option<f64>,
+    current: f64,
+}
+
+fn obs_tensor(obs: &Observation, spec: &ObsSpec, device: Device) -> Tensor {
+    match (obs, spec) {
+        (Observation::Pixels(p), ObsSpec::Pixels { channels, height, width }) => {
+            Tensor::from_slice(p).view([1, *channels as i64, *height as i64, *width as i64]).to(device).to_kind(Kind::Float)
+                / 255.0
+        }
+        (Observation::State(s), _) => Tensor::from_slice(s).view([1, -1]).to(device),
+        _ => panic!("observation does not match its spec"),
+    }
+}
+
+fn obs_shape(spec: &ObsSpec) -> Vec<i64> {
+    match spec {
+        ObsSpec::Pixels { channels, height, width } => vec![*channels as i64, *height as i64, *width as i64],
+        ObsSpec::State { dim } => vec![*dim as i64],
+    }
+}
+
+/// Mean return of `episodes` deterministic episodes on a separately seeded env.
+fn evaluate(agent: &Td3, cfg: &AgentConfig) -> Result<f64, TrainError> {
+    let mut env = make_env(&cfg.env)?;
+    let spec = env.obs_spec();
+    let mut total = 0.0;
+    for i in 0..cfg.evaluation.episodes {
+        let mut obs = env.reset(Some(cfg.seed + cfg.evaluation.seed_offset + i as u64));
+        loop {
+            let a = agent.act(&obs_tensor(&obs, &spec, agent.device()));
+            let st = env.step(&a);
+            total += st.reward;
+            obs = st.obs;
+            if st.terminated || st.truncated {
+                break;
+            }
+        }
+    }
+    Ok(total / cfg.evaluation.episodes.max(1) as f64)
+}
+
+/// Trains one TD3 agent as `cfg` says, writing `metrics.csv` and `run.json` into `opts.out_dir`.
+pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, TrainError> {
+    let t0 = Instant::now();
+    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let out = opts.out_dir.clone();
+    std::fs::create_dir_all(&out).map_err(|source| TrainError::Io { path: out.clone(), source })?;
+    let device = resolve_device(&cfg.device)?;
+    tch::manual_seed(cfg.seed as i64);
+    if let Device::Cuda(_) = device {
+        tch::Cuda::manual_seed_all(cfg.seed);
+        // Autotuned conv algorithms differ run to run; deterministic runs must not autotune.
+        tch::Cuda::cudnn_set_benchmark(!cfg.deterministic);
+    }
+    let mut env = make_env(&cfg.env)?;
+    let spec = env.obs_spec();
+    let act_dim = env.action_dim();
+    let shape = obs_shape(&spec);
+    if let ObsSpec::Pixels { height, .. } = spec {
+        let side = crate::train::nets::EncoderShape {
+            in_channels: shape[0],
+            image_size: height as i64,
+            channels: cfg.networks.cnn.channels.clone(),
+            kernels: cfg.networks.cnn.kernels.clone(),
+            strides: cfg.networks.cnn.strides.clone(),
+            feature_dim: cfg.networks.cnn.feature_dim,
+        }
+        .conv_out_side();
+        if side.is_none() {
+            return Err(TrainError::Shape(format!(
+                "a {height}x{height} image is too small for kernels {:?} with strides {:?}",
+                cfg.networks.cnn.kernels, cfg.networks.cnn.strides
+            )));
+        }
+    }
+    let mut agent = Td3::new(cfg, &shape, act_dim as i64, device)?;
+    let lrs = cfg.resolved_lrs();
+    if opts.verbose {
+        let line = |name: &str, r: ResolvedLr| {
+            println!("  {name} optimizer initialized with lr={} ({})", py_float(r.lr), r.source.key())
+        };
+        if cfg.uses_pixels() && cfg.networks.cnn.actor_encoder == crate::config::ActorEncoder::Own {
+            line("Actor CNN", lrs.actor_cnn);
+        }
+        if cfg.uses_pixels() {
+            line("Critic CNN", lrs.critic_cnn);
+        }
+        line("Actor head", lrs.actor_head);
+        line("Critic head", lrs.critic_head);
+    }
+
+    let mut record = RunRecord {
+        run_id: opts.run_id.clone(),
+        variant: opts.variant.clone(),
+        swept: opts.swept.clone(),
+        command: opts.command.clone(),
+        outcome: Outcome::Crashed,
+        steps_planned: cfg.training.steps,
+        steps_done: 0,
+        train_steps_done: 0,
+        seed: cfg.seed,
+        device: device_name(device),
+        libtorch_version: LIBTORCH_VERSION.to_string(),
+        git_commit: git_commit(),
+        wall_s: 0.0,
+        started_at,
+        learning_rates: Some(lrs),
+        config_hash: opts.config_hash.clone(),
+        first_nonfinite_step: None,
+        reason: Some("the process ended before writing its final record".into()),
+        exit: None,
+        stderr_tail: None,
+        extra: BTreeMap::from([
+            ("threads".to_string(), tch::get_num_threads().to_string()),
+            ("env".to_string(), env.name().to_string()),
+        ]),
+    };
+    let run_json = out.join("run.json");
+    let save = |r: &RunRecord| {
+        let text = serde_json::to_string_pretty(r).unwrap_or_default();
+        write_atomic(&run_json, text.as_bytes()).map_err(|source| TrainError::Io { path: run_json.clone(), source })
+    };
+    // Written first as "crashed": if the process dies without a word, that is what it did.
+    save(&record)?;
+    let mut writer = MetricsWriter::create(&out.join("metrics.csv"))?;
+
+    let t = &cfg.training;
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED);
+    let noise = Normal::new(0.0, t.exploration_noise.max(0.0)).unwrap_or_else(|_| Normal::new(0.0, 0.0).unwrap());
+    let mut replay = Replay::new(t.buffer_size, shape.clone(), cfg.uses_pixels(), act_dim);
+    let mut obs = env.reset(Some(cfg.seed));
+    let mut ep = Episodes::default();
+    let mut win = Window::default();
+    let mut rows: Vec<MetricRow> = Vec::new();
+    let mut pending_eval: Option<f64> = None;
+    let mut outcome = Outcome::Completed;
+    let mut reason: Option<String> = None;
+    let mut env_step = 0u64;
+    let log_every = cfg.logging.log_every.max(1);
+
+    'outer: while env_step < t.steps {
+        if opts.stop.load(Ordering::Relaxed) {
+            outcome = Outcome::Interrupted;
+            reason = Some(format!("interrupted at env step {env_step}"));
+            break;
+        }
+        let action: Vec<f32> = if env_step < t.learning_starts {
+            (0..act_dim).map(|_| rng.gen_range(-1.0f32..=1.0)).collect()
+        } else {
+            let a = agent.act(&obs_tensor(&obs, &spec, device));
+            a.iter().map(|&x| (x + noise.sample(&mut rng) as f32).clamp(-1.0, 1.0)).collect()
+        };
+        let st = env.step(&action);
+        env_step += 1;
+        ep.current += st.reward;
+        // Truncation (time limit) is not terminal: TD3 bootstraps through it.
+        replay.push(&obs, &action, st.reward as f32, &st.obs, st.terminated);
+        obs = if st.terminated || st.truncated {
+            ep.count += 1;
+            ep.last_return = Some(ep.current);
+            ep.current = 0.0;
+            env.reset(None)
+        } else {
+            st.obs
+        };
+        if cfg.evaluation.every > 0 && env_step % cfg.evaluation.every == 0 {
+            pending_eval = Some(evaluate(&agent, cfg)?);
+        }
+        if env_step <= t.learning_starts || replay.len() < t.batch_size.min(replay.len().max(1)) {
+            continue;
+        }
+        let train_step = agent.total_it + 1;
+        if cfg.debug.abort_at_step == Some(train_step) {
+            eprintln!("debug.abort_at_step reached at training step {train_step}: aborting");
+            std::process::abort();
+        }
+        if cfg.debug.hang_at_step == Some(train_step) {
+            eprintln!("debug.hang_at_step reached at training step {train_step}: hanging");
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        let batch = replay.sample(t.batch_size, &mut rng, device);
+        let (stats, ok) = agent.update(&batch);
+        let s = stats.to_host(cfg.uses_pixels());
+        win.add(&s);
+        let diverged = !ok || s.nonfinite > 0;
+        if diverged {
+            record.first_nonfinite_step = Some(train_step);
+            win.nonfinite = win.nonfinite.max(1);
+        }
+        let at_row = train_step % log_every == 0 || diverged || env_step == t.steps;
+        if at_row {
+            let mut row = win.row(train_step, env_step, t0.elapsed().as_secs_f64(), &ep);
+            row.eval_return = pending_eval.take();
+            writer.write(&row)?;
+            if let Some(cb) = opts.on_row.as_mut() {
+                cb(&row);
+            }
+            rows.push(row);
+            win = Window::default();
+            if diverged {
+                outcome = Outcome::Diverged;
+                reason = Some(format!("non-finite loss, gradient or parameter at training step {train_step}"));
+                break 'outer;
+            }
+            if let Some(ff) = opts.fail_fast.as_ref() {
+                if let Some(why) = ff(&rows) {
+                    outcome = Outcome::Stopped;
+                    reason = Some(format!("FAIL, stopped at step {train_step}: {why}"));
+                    break 'outer;
+                }
+            }
+        }
+    }
+    // Steps after the last full window still get a row, so nothing measured is dropped.
+    if win.n > 0 {
+        let mut row = win.row(agent.total_it, env_step, t0.elapsed().as_secs_f64(), &ep);
+        row.eval_return = pending_eval.take();
+        writer.write(&row)?;
+        if let Some(cb) = opts.on_row.as_mut() {
+            cb(&row);
+        }
+    }
+    record.outcome = outcome;
+    record.reason = reason;
+    record.steps_done = env_step;
+    record.train_steps_done = agent.total_it;
+    record.wall_s = t0.elapsed().as_secs_f64();
+    save(&record)?;
+    Ok(record)
+}

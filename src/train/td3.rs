@@ -1,0 +1,400 @@
+//! TD3 (Fujimoto et al., 2018) with separate actor and critic CNN encoders, as in the seed.
+//!
+//! Four optimizers, as the seed has them: actor CNN, actor head, critic CNN, critic heads (both Q
+//! heads in one module, one optimizer, as sfujim/TD3 does). Targets for every network, CNNs included,
+//! are Polyak-averaged on the delayed steps only.
+
+use tch::nn::{self, Module, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+use super::nets::{clip_grads, grad_norm, param_norm, Encoder, EncoderShape, Mlp};
+use super::replay::Batch;
+use crate::config::{ActorEncoder, AgentConfig};
+
+/// One network group: its variables and, for online networks, an optimizer.
+struct Group {
+    vs: nn::VarStore,
+    vars: Vec<Tensor>,
+}
+
+impl Group {
+    fn new(device: Device) -> Group {
+        Group { vs: nn::VarStore::new(device), vars: Vec::new() }
+    }
+    fn seal(&mut self) {
+        self.vars = self.vs.trainable_variables();
+    }
+}
+
+struct Nets {
+    actor_cnn: Option<Encoder>,
+    actor_head: Mlp,
+    critic_cnn: Option<Encoder>,
+    q1: Mlp,
+    q2: Mlp,
+}
+
+/// Everything that has variables, built twice (online and target) with the same names.
+struct Stores {
+    actor_cnn: Option<Group>,
+    actor_head: Group,
+    critic_cnn: Option<Group>,
+    critic_head: Group,
+}
+
+fn build(cfg: &AgentConfig, obs_shape: &[i64], act_dim: i64, device: Device) -> (Nets, Stores) {
+    let pixels = obs_shape.len() == 3;
+    let cnn = &cfg.networks.cnn;
+    let shape = EncoderShape {
+        in_channels: obs_shape[0],
+        image_size: *obs_shape.last().unwrap_or(&1),
+        channels: cnn.channels.clone(),
+        kernels: cnn.kernels.clone(),
+        strides: cnn.strides.clone(),
+        feature_dim: cnn.feature_dim,
+    };
+    let own_actor_cnn = pixels && cnn.actor_encoder == ActorEncoder::Own;
+    let mut critic_cnn_g = pixels.then(|| Group::new(device));
+    let critic_cnn = critic_cnn_g.as_ref().map(|g| Encoder::new(&(g.vs.root() / "critic_cnn"), &shape));
+    let mut actor_cnn_g = own_actor_cnn.then(|| Group::new(device));
+    let actor_cnn = actor_cnn_g.as_ref().map(|g| Encoder::new(&(g.vs.root() / "actor_cnn"), &shape));
+    let feat = if pixels { cnn.feature_dim } else { obs_shape[0] };
+    let mut actor_head_g = Group::new(device);
+    let actor_head = Mlp::new(&(actor_head_g.vs.root() / "actor"), feat, &cfg.networks.actor.hidden, act_dim);
+    let mut critic_head_g = Group::new(device);
+    let q1 = Mlp::new(&(critic_head_g.vs.root() / "q1"), feat + act_dim, &cfg.networks.critic.hidden, 1);
+    let q2 = Mlp::new(&(critic_head_g.vs.root() / "q2"), feat + act_dim, &cfg.networks.critic.hidden, 1);
+    for g in [actor_cnn_g.as_mut(), critic_cnn_g.as_mut(), Some(&mut actor_head_g), Some(&mut critic_head_g)]
+        .into_iter()
+        .flatten()
+    {
+        g.seal();
+    }
+    (
+        Nets { actor_cnn, actor_head, critic_cnn, q1, q2 },
+        Stores { actor_cnn: actor_cnn_g, actor_head: actor_head_g, critic_cnn: critic_cnn_g, critic_head: critic_head_g },
+    )
+}
+
+/// Scalars of one update, still on the device. Read them together with [`UpdateStats::to_host`].
+pub struct UpdateStats {
+    /// [critic_cnn_gn, critic_head_gn, q_mean, q_abs_max, target_q_mean, critic_loss, actor_cnn_gn,
+    ///  actor_head_gn, actor_loss, params_norm]; actor entries are NaN-free zeros when the actor did not update.
+    values: Tensor,
+    /// Whether the delayed actor update ran on this step.
+    pub actor_updated: bool,
+}
+
+/// Host copy of one update's scalars. `None` where not measured on this step.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StepScalars {
+    pub critic_cnn_gn: Option<f64>,
+    pub critic_head_gn: f64,
+    pub q_mean: f64,
+    pub q_abs_max: f64,
+    pub target_q_mean: f64,
+    pub critic_loss: f64,
+    pub actor_cnn_gn: Option<f64>,
+    pub actor_head_gn: Option<f64>,
+    pub actor_loss: Option<f64>,
+    /// Count of non-finite values among losses, gradient norms and the parameter norm.
+    pub nonfinite: u64,
+}
+
+/// The TD3 agent.
+pub struct Td3 {
+    cfg: AgentConfig,
+    device: Device,
+    nets: Nets,
+    stores: Stores,
+    targets: (Nets, Stores),
+    opt_actor_cnn: Option<nn::Optimizer>,
+    opt_actor_head: nn::Optimizer,
+    opt_critic_cnn: Option<nn::Optimizer>,
+    opt_critic_head: nn::Optimizer,
+    /// Gradient updates done so far.
+    pub total_it: u64,
+    /// Test hook: multiply the critic loss by NaN at this update (1-based).
+    pub nan_at_step: Option<u64>,
+}
+
+impl Td3 {
+    /// Builds online and target networks and the four optimizers with the resolved learning rates.
+    pub fn new(cfg: &AgentConfig, obs_shape: &[i64], act_dim: i64, device: Device) -> Result<Td3, tch::TchError> {
+        let (nets, stores) = build(cfg, obs_shape, act_dim, device);
+        let (tnets, mut tstores) = build(cfg, obs_shape, act_dim, device);
+        copy_group(&mut tstores.actor_cnn, &stores.actor_cnn)?;
+        copy_group(&mut tstores.critic_cnn, &stores.critic_cnn)?;
+        tstores.actor_head.vs.copy(&stores.actor_head.vs)?;
+        tstores.critic_head.vs.copy(&stores.critic_head.vs)?;
+        // Targets never get gradients.
+        for g in [tstores.actor_cnn.as_mut(), tstores.critic_cnn.as_mut()].into_iter().flatten() {
+            g.vs.freeze();
+        }
+        tstores.actor_head.vs.freeze();
+        tstores.critic_head.vs.freeze();
+        let lrs = cfg.resolved_lrs();
+        let adam = |g: &Group, lr: f64| nn::Adam::default().build(&g.vs, lr);
+        let opt_actor_cnn = stores.actor_cnn.as_ref().map(|g| adam(g, lrs.actor_cnn.lr)).transpose()?;
+        let opt_critic_cnn = stores.critic_cnn.as_ref().map(|g| adam(g, lrs.critic_cnn.lr)).transpose()?;
+        let opt_actor_head = adam(&stores.actor_head, lrs.actor_head.lr)?;
+        let opt_critic_head = adam(&stores.critic_head, lrs.critic_head.lr)?;
+        Ok(Td3 {
+            cfg: cfg.clone(),
+            device,
+            nets,
+            stores,
+            targets: (tnets, tstores),
+            opt_actor_cnn,
+            opt_actor_head,
+            opt_critic_cnn,
+            opt_critic_head,
+            total_it: 0,
+            nan_at_step: cfg.debug.nan_at_step,
+        })
+    }
+
+    /// The device the networks live on.
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    /// Deterministic action in [-1, 1] for one observation tensor `[1, ...]`.
+    pub fn act(&self, obs: &Tensor) -> Vec<f32> {
+        tch::no_grad(|| {
+            let a = actor_forward(&self.nets, obs).to_device(Device::Cpu).view([-1]);
+            Vec::<f32>::try_from(a).unwrap_or_default()
+        })
+    }
+
+    /// One TD3 gradient update. Returns the step's scalars on the device, or `Err` with the
+    /// scalars when a non-finite loss or gradient appeared (nothing was applied then).
+    pub fn update(&mut self, b: &Batch) -> (UpdateStats, bool) {
+        self.total_it += 1;
+        let t = &self.cfg.training;
+        // ---- critic ------------------------------------------------------------------------
+        let target_q = tch::no_grad(|| {
+            let noise = (b.act.randn_like() * t.policy_noise).clamp(-t.noise_clip, t.noise_clip);
+            let next_a = (actor_forward(&self.targets.0, &b.next_obs) + noise).clamp(-1.0, 1.0);
+            let f = critic_features(&self.targets.0, &b.next_obs);
+            let sa = Tensor::cat(&[f, next_a], 1);
+            let tq = self.targets.0.q1.forward(&sa).minimum(&self.targets.0.q2.forward(&sa));
+            &b.rew + &b.not_done * t.discount * tq
+        });
+        let f = critic_features(&self.nets, &b.obs);
+        let sa = Tensor::cat(&[f, b.act.shallow_clone()], 1);
+        let q1 = self.nets.q1.forward(&sa);
+        let q2 = self.nets.q2.forward(&sa);
+        let mut critic_loss = q1.mse_loss(&target_q, tch::Reduction::Mean) + q2.mse_loss(&target_q, tch::Reduction::Mean);
+        if self.nan_at_step == Some(self.total_it) {
+            critic_loss = critic_loss * f64::NAN;
+        }
+        if let Some(o) = self.opt_critic_cnn.as_mut() {
+            o.zero_grad();
+        }
+        self.opt_critic_head.zero_grad();
+        critic_loss.backward();
+        // Norms are read right after the critic backward, before any clipping.
+        let critic_cnn_gn = self.stores.critic_cnn.as_ref().map(|g| grad_norm(&g.vars));
+        let critic_head_gn = grad_norm(&self.stores.critic_head.vars);
+        let (q_mean, q_abs_max, target_q_mean) = tch::no_grad(|| {
+            let q1d = q1.detach();
+            (q1d.mean(Kind::Float), q1d.abs().max().maximum(&q2.detach().abs().max()), target_q.mean(Kind::Float))
+        });
+        let zero = || Tensor::zeros([], (Kind::Float, self.device));
+        let critic_finite = Tensor::stack(
+            &[
+                critic_loss.detach(),
+                critic_cnn_gn.as_ref().map(|x| x.shallow_clone()).unwrap_or_else(zero),
+                critic_head_gn.shallow_clone(),
+            ],
+            0,
+        )
+        .isfinite()
+        .all();
+        // One host sync per step: the finiteness check must happen before the optimizer applies anything.
+        let critic_ok = bool::try_from(&critic_finite).unwrap_or(false);
+        let mut vals = vec![
+            critic_cnn_gn.as_ref().map(|x| x.shallow_clone()).unwrap_or_else(zero),
+            critic_head_gn,
+            q_mean,
+            q_abs_max,
+            target_q_mean,
+            critic_loss.detach(),
+        ];
+        if !critic_ok {
+            vals.extend([zero(), zero(), zero(), zero()]);
+            return (UpdateStats { values: Tensor::stack(&vals, 0), actor_updated: false }, false);
+        }
+        if let (Some(max), Some(g), Some(gn)) =
+            (t.critic_cnn_grad_clip.max_norm, self.stores.critic_cnn.as_ref(), critic_cnn_gn.as_ref())
+        {
+            clip_grads(&g.vars, gn, max);
+        }
+        if let Some(o) = self.opt_critic_cnn.as_mut() {
+            o.step();
+        }
+        self.opt_critic_head.step();
+
+        // ---- delayed actor + targets -------------------------------------------------------
+        let mut actor_ok = true;
+        let actor_updated = self.total_it % t.policy_delay == 0;
+        if actor_updated {
+            // Freeze the critic so the actor loss leaves no gradients in it that a later step
+            // could apply, and spends no compute on them (as Spinning Up does).
+            self.stores.critic_head.vs.freeze();
+            let a = actor_forward(&self.nets, &b.obs);
+            // The gradient only needs the action path: critic features under no_grad.
+            let f = tch::no_grad(|| critic_features(&self.nets, &b.obs));
+            let q = self.nets.q1.forward(&Tensor::cat(&[f, a], 1));
+            let actor_loss = if t.q_normalization { -normalized_q(&q).mean(Kind::Float) } else { -q.mean(Kind::Float) };
+            if let Some(o) = self.opt_actor_cnn.as_mut() {
+                o.zero_grad();
+            }
+            self.opt_actor_head.zero_grad();
+            actor_loss.backward();
+            self.stores.critic_head.vs.unfreeze();
+            let actor_cnn_gn = self.stores.actor_cnn.as_ref().map(|g| grad_norm(&g.vars));
+            let actor_head_gn = grad_norm(&self.stores.actor_head.vars);
+            let check = Tensor::stack(
+                &[
+                    actor_loss.detach(),
+                    actor_cnn_gn.as_ref().map(|x| x.shallow_clone()).unwrap_or_else(zero),
+                    actor_head_gn.shallow_clone(),
+                ],
+                0,
+            )
+            .isfinite()
+            .all();
+            actor_ok = bool::try_from(&check).unwrap_or(false);
+            vals.push(actor_cnn_gn.as_ref().map(|x| x.shallow_clone()).unwrap_or_else(zero));
+            vals.push(actor_head_gn);
+            vals.push(actor_loss.detach());
+            if actor_ok {
+                if let (Some(max), Some(g), Some(gn)) =
+                    (t.actor_cnn_grad_clip.max_norm, self.stores.actor_cnn.as_ref(), actor_cnn_gn.as_ref())
+                {
+                    clip_grads(&g.vars, gn, max);
+                }
+                if let Some(o) = self.opt_actor_cnn.as_mut() {
+                    o.step();
+                }
+                self.opt_actor_head.step();
+                self.soft_update();
+            }
+        } else {
+            vals.extend([zero(), zero(), zero()]);
+        }
+        vals.push(self.params_norm());
+        (UpdateStats { values: Tensor::stack(&vals, 0), actor_updated }, actor_ok)
+    }
+
+    fn params_norm(&self) -> Tensor {
+        let s = &self.stores;
+        let mut vars: Vec<Tensor> = Vec::new();
+        for g in [s.actor_cnn.as_ref(), s.critic_cnn.as_ref(), Some(&s.actor_head), Some(&s.critic_head)]
+            .into_iter()
+            .flatten()
+        {
+            vars.extend(g.vars.iter().map(|v| v.shallow_clone()));
+        }
+        param_norm(&vars)
+    }
+
+    fn soft_update(&mut self) {
+        let tau = self.cfg.training.tau;
+        let (_, ts) = &mut self.targets;
+        let s = &self.stores;
+        tch::no_grad(|| {
+            for (tg, g) in [
+                (ts.actor_cnn.as_mut(), s.actor_cnn.as_ref()),
+                (ts.critic_cnn.as_mut(), s.critic_cnn.as_ref()),
+                (Some(&mut ts.actor_head), Some(&s.actor_head)),
+                (Some(&mut ts.critic_head), Some(&s.critic_head)),
+            ] {
+                if let (Some(tg), Some(g)) = (tg, g) {
+                    // θ' ← τθ + (1−τ)θ'  ==  θ'.lerp_(θ, τ). Same creation order ⇒ same variable order.
+                    for (t, v) in tg.vars.iter_mut().zip(&g.vars) {
+                        let _ = t.lerp_(v, tau);
+                    }
+                }
+            }
+        });
+    }
+
+    /// The critic's current gradients (for tests: the actor step must leave none behind).
+    pub fn critic_grad_norm(&self) -> f64 {
+        let mut vars: Vec<Tensor> = self.stores.critic_head.vars.iter().map(|v| v.shallow_clone()).collect();
+        if let Some(g) = &self.stores.critic_cnn {
+            vars.extend(g.vars.iter().map(|v| v.shallow_clone()));
+        }
+        grad_norm(&vars).double_value(&[])
+    }
+
+    /// Critic loss on a batch without updating (for tests).
+    pub fn critic_loss(&self, b: &Batch) -> f64 {
+        tch::no_grad(|| {
+            let t = &self.cfg.training;
+            let f = critic_features(&self.targets.0, &b.next_obs);
+            let next_a = actor_forward(&self.targets.0, &b.next_obs);
+            let sa = Tensor::cat(&[f, next_a], 1);
+            let tq = self.targets.0.q1.forward(&sa).minimum(&self.targets.0.q2.forward(&sa));
+            let y = &b.rew + &b.not_done * t.discount * tq;
+            let f = critic_features(&self.nets, &b.obs);
+            let sa = Tensor::cat(&[f, b.act.shallow_clone()], 1);
+            (self.nets.q1.forward(&sa).mse_loss(&y, tch::Reduction::Mean)
+                + self.nets.q2.forward(&sa).mse_loss(&y, tch::Reduction::Mean))
+            .double_value(&[])
+        })
+    }
+}
+
+impl UpdateStats {
+    /// Copies the step's scalars to the host (one transfer).
+    pub fn to_host(&self, pixels: bool) -> StepScalars {
+        let v: Vec<f64> = Vec::try_from(self.values.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
+        let g = |i: usize| v.get(i).copied().unwrap_or(f64::NAN);
+        let nonfinite = v.iter().filter(|x| !x.is_finite()).count() as u64;
+        StepScalars {
+            critic_cnn_gn: pixels.then(|| g(0)),
+            critic_head_gn: g(1),
+            q_mean: g(2),
+            q_abs_max: g(3),
+            target_q_mean: g(4),
+            critic_loss: g(5),
+            actor_cnn_gn: (self.actor_updated && pixels).then(|| g(6)),
+            actor_head_gn: self.actor_updated.then(|| g(7)),
+            actor_loss: self.actor_updated.then(|| g(8)),
+            nonfinite,
+        }
+    }
+}
+
+/// Solution C: `(q − mean) / (std + 1e-8)`, as in the seed's rollback plan.
+pub fn normalized_q(q: &Tensor) -> Tensor {
+    (q - q.mean(Kind::Float)) / (q.std(true) + 1e-8)
+}
+
+fn copy_group(dst: &mut Option<Group>, src: &Option<Group>) -> Result<(), tch::TchError> {
+    if let (Some(d), Some(s)) = (dst.as_mut(), src.as_ref()) {
+        d.vs.copy(&s.vs)?;
+    }
+    Ok(())
+}
+
+fn critic_features(n: &Nets, obs: &Tensor) -> Tensor {
+    match &n.critic_cnn {
+        Some(e) => e.forward(obs),
+        None => obs.shallow_clone(),
+    }
+}
+
+fn actor_forward(n: &Nets, obs: &Tensor) -> Tensor {
+    let f = match (&n.actor_cnn, &n.critic_cnn) {
+        (Some(e), _) => e.forward(obs),
+        // shared_detached: the actor reads the critic encoder's features without training it.
+        (None, Some(c)) => c.forward(obs).detach(),
+        (None, None) => obs.shallow_clone(),
+    };
+    n.actor_head.forward(&f).tanh()
+}
