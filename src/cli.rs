@@ -1,1 +1,143 @@
-//! CLI types.
+//! Command-line types (clap derive only; the commands live in `commands/`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Declarative TD3 stability sweeps: train variants in parallel, classify PASS / INVESTIGATE / FAIL,
+/// and render a VALIDATION report.
+///
+/// Exit codes: 0 success (all PASS), 1 runtime error, 2 bad input (spec, config, arguments),
+/// 3 a `train` run diverged, 4 a `train` run was stopped by fail-fast, 10 some INVESTIGATE,
+/// 11 some FAIL or FLAKY, 130 interrupted.
+#[derive(Debug, Parser)]
+#[command(name = "td3-sweep", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the libtorch version, whether CUDA is available, and every GPU.
+    Devices,
+    /// Train one TD3 agent and write metrics.csv, run.json and config.yaml.
+    Train(TrainArgs),
+    /// Expand a sweep file into runs, train them in parallel, classify them and write the report.
+    Sweep(SweepArgs),
+    /// Check sweep files without running anything.
+    Validate(ValidateArgs),
+    /// Re-classify a results folder's stored CSVs and re-render its report (no training).
+    Report(ReportArgs),
+}
+
+/// `td3-sweep train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Agent config (YAML).
+    #[arg(long, default_value = "configs/td3.yaml")]
+    pub config: PathBuf,
+    /// Override a config key: `--set networks.cnn.actor_cnn_lr=1e-5` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Environment steps (overrides training.steps).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Seed (overrides seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// libtorch intra-op threads (default: libtorch's choice).
+    #[arg(long)]
+    pub threads: Option<i32>,
+    /// Criteria file for fail-fast: stop as soon as a FAIL is certain.
+    #[arg(long)]
+    pub criteria: Option<PathBuf>,
+    /// Identity and bookkeeping set by the sweep scheduler.
+    #[command(flatten)]
+    pub child: ChildArgs,
+}
+
+/// Flags the scheduler passes to its child processes. Hidden from users.
+#[derive(Debug, Args, Default)]
+pub struct ChildArgs {
+    #[arg(long, hide = true, default_value = "")]
+    pub run_id: String,
+    #[arg(long, hide = true, default_value = "baseline")]
+    pub variant: String,
+    /// `key=value` of each swept key.
+    #[arg(long = "swept", hide = true)]
+    pub swept: Vec<String>,
+    #[arg(long, hide = true, default_value = "")]
+    pub command_line: String,
+    /// Print machine-readable progress lines (`@@progress {json}`) on stdout.
+    #[arg(long, hide = true)]
+    pub progress: bool,
+    /// End the run (outcome interrupted) when stdin closes, i.e. when the parent sweep dies.
+    #[arg(long, hide = true)]
+    pub watch_stdin: bool,
+}
+
+/// What `--rerun` retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Rerun {
+    /// Crashed, timed-out, interrupted and diverged runs.
+    Failed,
+    /// Every run.
+    All,
+}
+
+/// `td3-sweep sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep file.
+    pub file: PathBuf,
+    /// Print the expanded plan (run ids, overrides, learning rates, slots) and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Parallel runs (overrides the slots computed from `resources`).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Retry runs that already ended.
+    #[arg(long, value_enum)]
+    pub rerun: Option<Rerun>,
+    /// Confirm sweeps with more than 1,000 runs.
+    #[arg(long)]
+    pub yes: bool,
+    /// Where results go (a folder per sweep name is created inside).
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Report template overriding the embedded one.
+    #[arg(long)]
+    pub template: Option<PathBuf>,
+    /// Also write JUnit XML here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}
+
+/// `td3-sweep validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Sweep files to check.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+/// `td3-sweep report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A sweep's results folder (`results/<name>`).
+    pub dir: PathBuf,
+    /// Report template overriding the embedded one.
+    #[arg(long)]
+    pub template: Option<PathBuf>,
+    /// Criteria file overriding the ones stored with the results.
+    #[arg(long)]
+    pub criteria: Option<PathBuf>,
+    /// Also write JUnit XML here.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+}

@@ -13,3 +13,4 @@ pub mod schedule;
 pub mod spec;
 pub mod train;
 pub mod verdict;
+pub mod commands;

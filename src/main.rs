@@ -1,4 +1,21 @@
-fn main() {
-    let t = tch::Tensor::from_slice(&[1.0f32, 2.0]);
-    println!("{} {} cuda={}", env!("TD3_LIBTORCH_VERSION"), t.sum(tch::Kind::Float).double_value(&[]), tch::Cuda::is_available());
+//! `td3-sweep`: parse arguments, run the command, print the error chain, exit with its code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use td3_sweep::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match td3_sweep::commands::run(cli) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(err) => {
+            let code = td3_sweep::commands::exit_code_for(&err);
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(code)
+        }
+    }
 }

@@ -1,1 +1,282 @@
-//! (module under construction)
+//! The VALIDATION report: re-classify a results folder's stored CSVs, render
+//! `VALIDATION_<name>.md` (minijinja, from view models whose numbers are already formatted), write
+//! SVG plots beside it, and optionally JUnit XML.
+//!
+//! Exit codes of [`ReportOutcome::exit_code`]: 0 every variant group PASS; 10 some group INVESTIGATE
+//! or FLAKY and none FAIL; 11 some group FAIL. (2 stays reserved for bad input, 1 for other errors.)
+
+mod junit;
+mod load;
+mod plot;
+mod recommend;
+mod view;
+
+pub use junit::junit_xml;
+pub use load::{group_runs, load_run, load_runs, GroupResult, RunResult};
+pub use recommend::{recommend, Recommendation, GRAD_CLIP_KEY, Q_NORM_KEY};
+
+use std::path::{Path, PathBuf};
+
+use crate::config::yaml;
+use crate::diag::{Diagnostics, Source};
+use crate::verdict::{load_criteria, Criteria};
+
+/// The embedded default template (`templates/validation.md.j2`).
+pub const DEFAULT_TEMPLATE: &str = include_str!("../../templates/validation.md.j2");
+
+/// The metrics plotted, in order.
+pub const PLOTTED: [&str; 3] = ["actor_cnn_grad_norm", "critic_cnn_grad_norm", "q_abs_max"];
+
+/// What `td3-sweep report` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
+    /// A template file to use instead of the embedded one.
+    pub template: Option<PathBuf>,
+    /// Also write JUnit XML here.
+    pub junit: Option<PathBuf>,
+    /// Criteria file overriding the results folder's `criteria.yaml`.
+    pub criteria: Option<PathBuf>,
+    /// The date printed in the header; `None` means now (local time). Tests pin it.
+    pub date: Option<String>,
+}
+
+/// Why no report could be written. A failed or corrupted *run* is not one of these: it is in the report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: not a results folder (no runs/ folder inside)")]
+    NotResults { path: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid criteria:\n{0}")]
+    Criteria(#[source] Diagnostics),
+    #[error("template {name}: {source:#}")]
+    Template {
+        name: String,
+        #[source]
+        source: minijinja::Error,
+    },
+}
+
+/// The overall status of a sweep: the worst variant group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Pass,
+    Investigate,
+    Fail,
+}
+
+/// What `generate` did, for the CLI to print and turn into an exit code.
+#[derive(Debug, Clone)]
+pub struct ReportOutcome {
+    pub sweep: String,
+    pub status: Status,
+    pub report_path: PathBuf,
+    pub plots: Vec<PathBuf>,
+    /// A plain-text table of variant groups × seeds, for the terminal.
+    pub overview: String,
+    /// Every unreadable file, `runs/<id>/<file>:line: message` (also printed to stderr).
+    pub load_errors: Vec<String>,
+    pub runs: Vec<RunResult>,
+    pub groups: Vec<GroupResult>,
+    pub recommendation: Recommendation,
+}
+
+impl ReportOutcome {
+    /// 0 when every variant group PASSes; 10 when some group is INVESTIGATE or FLAKY and none FAILs;
+    /// 11 when some group FAILs. Groups, not runs, decide, so a seeds quorum below `all` is honoured.
+    pub fn exit_code(&self) -> i32 {
+        match self.status {
+            Status::Pass => 0,
+            Status::Investigate => 10,
+            Status::Fail => 11,
+        }
+    }
+
+    /// The JUnit XML for these runs.
+    pub fn junit(&self) -> String {
+        junit_xml(&self.sweep, &self.runs)
+    }
+}
+
+/// Writes `text` to `path` through a temporary file in the same folder and a rename, so a reader never
+/// sees half a file.
+pub fn write_atomic(path: &Path, text: &str) -> Result<(), ReportError> {
+    let io = |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}
+
+/// Writes the JUnit XML of a report's runs to `path` (atomically).
+pub fn write_junit(outcome: &ReportOutcome, path: &Path) -> Result<(), ReportError> {
+    write_atomic(path, &outcome.junit())
+}
+
+/// The sweep's name from `sweep.yaml`'s `name:`, else the folder name.
+fn sweep_name(results_dir: &Path) -> String {
+    let from_yaml = Source::read(&results_dir.join("sweep.yaml"))
+        .ok()
+        .and_then(|src| yaml::parse(&src).ok())
+        .and_then(|n| n.get("name").and_then(|v| v.as_str().map(str::to_string)));
+    from_yaml.unwrap_or_else(|| {
+        results_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "sweep".into())
+    })
+}
+
+fn resolve_criteria(
+    results_dir: &Path,
+    opts: &ReportOptions,
+) -> Result<(Criteria, String), ReportError> {
+    if let Some(p) = &opts.criteria {
+        return Ok((
+            load_criteria(p).map_err(ReportError::Criteria)?,
+            p.display().to_string(),
+        ));
+    }
+    let stored = results_dir.join("criteria.yaml");
+    if stored.is_file() {
+        return Ok((
+            load_criteria(&stored).map_err(ReportError::Criteria)?,
+            "criteria.yaml".into(),
+        ));
+    }
+    Ok((
+        Criteria::default_set(),
+        "built-in default (criteria/default.yaml)".into(),
+    ))
+}
+
+/// Loads, classifies and renders a results folder: `VALIDATION_<name>.md`, `plots/*.svg` and, when
+/// asked, JUnit XML. Unreadable runs are reported (and printed to stderr), never fatal.
+pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcome, ReportError> {
+    if !results_dir.join("runs").is_dir() {
+        return Err(ReportError::NotResults {
+            path: results_dir.to_path_buf(),
+        });
+    }
+    let (criteria, criteria_source) = resolve_criteria(results_dir, opts)?;
+    let sweep = sweep_name(results_dir);
+    let runs = load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {
+        path: results_dir.join("runs"),
+        source,
+    })?;
+    let load_errors: Vec<String> = runs
+        .iter()
+        .flat_map(|r| r.load_errors.iter().cloned())
+        .collect();
+    for e in &load_errors {
+        eprintln!("warning: {}: {e}", results_dir.display());
+    }
+    let groups = group_runs(&runs, &criteria);
+    let recommendation = recommend(&groups, &runs);
+    let status = match groups
+        .iter()
+        .map(|g| g.verdict.severity())
+        .max()
+        .unwrap_or(0)
+    {
+        0 => Status::Pass,
+        1 => Status::Investigate,
+        _ => Status::Fail,
+    };
+
+    let plots_dir = results_dir.join("plots");
+    let mut plots = Vec::new();
+    let mut plot_views = Vec::new();
+    for metric in PLOTTED {
+        match view::plot_metric(metric, &criteria, &groups, &runs) {
+            Ok(None) => {}
+            Ok(Some(svg)) => {
+                std::fs::create_dir_all(&plots_dir).map_err(|source| ReportError::Io {
+                    path: plots_dir.clone(),
+                    source,
+                })?;
+                let path = plots_dir.join(format!("{metric}.svg"));
+                write_atomic(&path, &svg)?;
+                plots.push(path);
+                plot_views.push(view::PlotView::ok(metric));
+            }
+            Err(e) => {
+                eprintln!("warning: plot {metric}: {e}");
+                plot_views.push(view::PlotView::failed(metric, &e));
+            }
+        }
+    }
+
+    let date = opts
+        .date
+        .clone()
+        .unwrap_or_else(|| chrono::Local::now().format("%Y-%m-%d %H:%M").to_string());
+    let model = view::build(view::Input {
+        sweep: &sweep,
+        date,
+        criteria: &criteria,
+        criteria_source,
+        runs: &runs,
+        groups: &groups,
+        recommendation: &recommendation,
+        plots: plot_views,
+        load_errors: &load_errors,
+    });
+    let (name, text) = match &opts.template {
+        Some(p) => (
+            p.display().to_string(),
+            std::fs::read_to_string(p).map_err(|source| ReportError::Io {
+                path: p.clone(),
+                source,
+            })?,
+        ),
+        None => (
+            "validation.md.j2 (embedded)".to_string(),
+            DEFAULT_TEMPLATE.to_string(),
+        ),
+    };
+    let rendered =
+        render(&name, &text, &model).map_err(|source| ReportError::Template { name, source })?;
+    let report_path = results_dir.join(format!("VALIDATION_{sweep}.md"));
+    write_atomic(&report_path, &rendered)?;
+    let overview = view::overview_text(&groups, &runs);
+    let outcome = ReportOutcome {
+        sweep,
+        status,
+        report_path,
+        plots,
+        overview,
+        load_errors,
+        runs,
+        groups,
+        recommendation,
+    };
+    if let Some(j) = &opts.junit {
+        write_junit(&outcome, j)?;
+    }
+    Ok(outcome)
+}
+
+fn render(name: &str, text: &str, model: &view::ReportView) -> Result<String, minijinja::Error> {
+    let mut env = minijinja::Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_keep_trailing_newline(true);
+    // A typo in a custom template should fail loudly, not render an empty cell.
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_template_owned(name.to_string(), text.to_string())?;
+    env.get_template(name)?.render(model)
+}

@@ -1,1 +1,242 @@
-//! (module under construction)
+//! Criteria and classification: pure functions from a run's record and metric rows to a verdict with
+//! its evidence, and from a variant's seeds to a group verdict.
+//!
+//! Nothing here reads files except [`load_criteria`]; the report and the trainer feed it data.
+
+mod classify;
+mod criteria;
+
+pub use classify::{
+    certain_fail, classify_run, growth, log_linear_fit, Crossing, Finding, FindingKind, Growth,
+    LogFit, RunVerdict, EXPONENTIAL_MIN_FACTOR, EXPONENTIAL_MIN_POINTS, EXPONENTIAL_MIN_R2,
+};
+pub use criteria::{
+    load_criteria, parse_criteria, Aggregate, Criteria, Quorum, Rule, SpikeRule,
+    DEFAULT_CRITERIA_YAML,
+};
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// The verdict on one run. Ordered from best to worst, so `max()` combines findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Verdict {
+    Pass,
+    Investigate,
+    Fail,
+}
+
+impl Verdict {
+    /// "PASS", "INVESTIGATE" or "FAIL", as the seed's success criteria write them.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Investigate => "INVESTIGATE",
+            Verdict::Fail => "FAIL",
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The verdict on a variant group (the runs that differ only by seed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum GroupVerdict {
+    /// At least the quorum of seeds passed.
+    Pass,
+    /// Some seeds passed, fewer than the quorum.
+    Flaky { passed: usize, total: usize },
+    /// No seed passed and none failed.
+    Investigate,
+    /// No seed passed and at least one failed.
+    Fail,
+}
+
+impl GroupVerdict {
+    /// How bad it is, for sorting and for the overall status: Pass 0, Flaky and Investigate 1, Fail 2.
+    pub fn severity(self) -> u8 {
+        match self {
+            GroupVerdict::Pass => 0,
+            GroupVerdict::Flaky { .. } | GroupVerdict::Investigate => 1,
+            GroupVerdict::Fail => 2,
+        }
+    }
+}
+
+impl fmt::Display for GroupVerdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupVerdict::Pass => f.write_str("PASS"),
+            GroupVerdict::Flaky { passed, total } => {
+                write!(f, "FLAKY ({passed}/{total} seeds pass)")
+            }
+            GroupVerdict::Investigate => f.write_str("INVESTIGATE"),
+            GroupVerdict::Fail => f.write_str("FAIL"),
+        }
+    }
+}
+
+/// Combines the verdicts of one variant's seeds.
+///
+/// - at least `quorum.required(n)` seeds PASS → `Pass` (with the default quorum `all`: every seed);
+/// - some seeds PASS, fewer than the quorum → `Flaky { passed, total }`;
+/// - no seed PASSes: `Fail` if any seed FAILs, else `Investigate`;
+/// - no seeds at all → `Investigate` (nothing to vouch for, nothing proven wrong).
+pub fn aggregate_seeds(verdicts: &[Verdict], quorum: Quorum) -> GroupVerdict {
+    let total = verdicts.len();
+    if total == 0 {
+        return GroupVerdict::Investigate;
+    }
+    let passed = verdicts.iter().filter(|v| **v == Verdict::Pass).count();
+    if passed >= quorum.required(total) {
+        GroupVerdict::Pass
+    } else if passed > 0 {
+        GroupVerdict::Flaky { passed, total }
+    } else if verdicts.contains(&Verdict::Fail) {
+        GroupVerdict::Fail
+    } else {
+        GroupVerdict::Investigate
+    }
+}
+
+/// Formats a metric value for people: thousands separators from 1,000 up ("7,475,702"), a few
+/// significant digits below ("233.5", "0.0125", "1.2e-5"), and "NaN" / "inf" spelled out.
+pub fn fmt_num(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let a = v.abs();
+    if a >= 1000.0 {
+        let sign = if v < 0.0 { "-" } else { "" };
+        if a >= 1e15 {
+            return format!("{v:.3e}");
+        }
+        return format!("{sign}{}", group_thousands(a.round() as u64));
+    }
+    if a == 0.0 {
+        return "0".into();
+    }
+    let s = if a >= 1.0 {
+        format!("{v:.2}")
+    } else if a >= 1e-3 {
+        format!("{v:.4}")
+    } else {
+        return format!("{v:.1e}");
+    };
+    trim_zeros(&s)
+}
+
+/// Formats a growth factor the way the seed wrote it: "1,440x", "3.2x".
+pub fn fmt_factor(f: f64) -> String {
+    if !f.is_finite() {
+        return format!("{}x", fmt_num(f));
+    }
+    if f >= 100.0 {
+        format!("{}x", group_thousands(f.round() as u64))
+    } else {
+        format!("{}x", trim_zeros(&format!("{f:.1}")))
+    }
+}
+
+fn trim_zeros(s: &str) -> String {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Verdict::*;
+
+    #[test]
+    fn numbers_read_like_the_seed() {
+        let table = [
+            (7_475_702.0, "7,475,702"),
+            (5_191.0, "5,191"),
+            (1_000.0, "1,000"),
+            (233.5, "233.5"),
+            (-12.25, "-12.25"),
+            (0.0125, "0.0125"),
+            (0.00001, "1.0e-5"),
+            (0.0, "0"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "inf"),
+        ];
+        for (v, want) in table {
+            assert_eq!(fmt_num(v), want, "{v}");
+        }
+        assert_eq!(fmt_factor(7_475_702.0 / 5_191.0), "1,440x");
+        assert_eq!(fmt_factor(3.21), "3.2x");
+    }
+
+    #[test]
+    fn seeds_quorum_table() {
+        let table: [(&[Verdict], Quorum, GroupVerdict); 9] = [
+            (&[Pass, Pass, Pass], Quorum::All, GroupVerdict::Pass),
+            (
+                &[Pass, Fail],
+                Quorum::All,
+                GroupVerdict::Flaky {
+                    passed: 1,
+                    total: 2,
+                },
+            ),
+            (
+                &[Pass, Investigate],
+                Quorum::All,
+                GroupVerdict::Flaky {
+                    passed: 1,
+                    total: 2,
+                },
+            ),
+            (&[Fail, Fail], Quorum::All, GroupVerdict::Fail),
+            (&[Investigate, Fail], Quorum::All, GroupVerdict::Fail),
+            (
+                &[Investigate, Investigate],
+                Quorum::All,
+                GroupVerdict::Investigate,
+            ),
+            (
+                &[Pass, Pass, Fail],
+                Quorum::Fraction(0.6),
+                GroupVerdict::Pass,
+            ),
+            (
+                &[Pass, Fail, Fail],
+                Quorum::Fraction(0.6),
+                GroupVerdict::Flaky {
+                    passed: 1,
+                    total: 3,
+                },
+            ),
+            (&[Pass, Fail, Fail], Quorum::Count(1), GroupVerdict::Pass),
+        ];
+        for (seeds, q, want) in table {
+            assert_eq!(aggregate_seeds(seeds, q), want, "{seeds:?} {q:?}");
+        }
+        assert_eq!(aggregate_seeds(&[], Quorum::All), GroupVerdict::Investigate);
+    }
+}

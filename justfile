@@ -1,0 +1,50 @@
+# td3-sweep developer commands. `just --list` shows them all.
+
+# tch finds libtorch through the project's .venv (PyPI torch==2.13.0); see scripts/setup.sh.
+export LIBTORCH_USE_PYTORCH := "1"
+export PATH := justfile_directory() + "/.venv/bin:" + env_var('PATH')
+
+bin := justfile_directory() + "/target/release/td3-sweep"
+
+# List the recipes.
+default:
+    @just --list
+
+# Install torch==2.13.0 into .venv and build the release binary (idempotent, seconds when done).
+setup:
+    @scripts/setup.sh
+
+# Run a sweep end to end: train every run, classify, write the VALIDATION report.
+sweep FILE *ARGS: setup
+    {{bin}} sweep {{FILE}} {{ARGS}}
+
+# Show a sweep's expanded plan (runs, overrides, resolved learning rates, slots) without running it.
+plan FILE: setup
+    {{bin}} sweep {{FILE}} --dry-run
+
+# Check sweep files for mistakes.
+validate +FILES: setup
+    {{bin}} validate {{FILES}}
+
+# Train one run, e.g. `just train --steps 1000 --out /tmp/run --set networks.cnn.actor_cnn_lr=1e-5`.
+train *ARGS: setup
+    {{bin}} train {{ARGS}}
+
+# Re-classify a results folder and re-render its report without training.
+report DIR *ARGS: setup
+    {{bin}} report {{DIR}} {{ARGS}}
+
+# Print the libtorch version, CUDA availability and the GPUs.
+devices: setup
+    {{bin}} devices
+
+# Formatting, clippy with warnings denied, and every test (CI runs exactly this).
+test:
+    @SETUP_SKIP_BUILD=1 scripts/setup.sh
+    cargo fmt --check
+    cargo clippy --all-targets --quiet -- -D warnings
+    INSTA_UPDATE=no cargo test --quiet
+
+# Format the code.
+fmt:
+    cargo fmt

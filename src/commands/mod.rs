@@ -1,0 +1,40 @@
+//! The commands behind the CLI. Each takes validated arguments and returns an exit code.
+
+mod devices;
+mod report;
+mod sweep;
+mod train;
+mod validate;
+
+use crate::cli::{Cli, Command};
+use crate::diag::Diagnostics;
+
+/// Exit code for bad input: a spec, config or argument that fails validation.
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code for a runtime failure (I/O, libtorch, a held lock).
+pub const EXIT_ERROR: u8 = 1;
+
+/// Bad input that is not a located diagnostic (e.g. a huge sweep without `--yes`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Devices => devices::run(),
+        Command::Train(a) => train::run(a),
+        Command::Sweep(a) => sweep::run(a),
+        Command::Validate(a) => validate::run(a),
+        Command::Report(a) => report::run(a),
+    }
+}
+
+/// Maps an error to the documented exit code: 2 for bad input, 1 otherwise.
+pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<Diagnostics>().is_some() || err.downcast_ref::<BadInput>().is_some() {
+        EXIT_BAD_INPUT
+    } else {
+        EXIT_ERROR
+    }
+}

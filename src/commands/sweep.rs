@@ -1,0 +1,276 @@
+//! `td3-sweep sweep`: validate, plan, schedule child runs, summarise, report.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use super::BadInput;
+use crate::cli::{Rerun, SweepArgs};
+use crate::config::load::config_to_yaml;
+use crate::diag::{Diagnostics, Source};
+use crate::metrics::{write_atomic, Outcome, RunRecord};
+use crate::report::{generate, ReportOptions};
+use crate::schedule::lock::Lock;
+use crate::schedule::process::ProcessExecutor;
+use crate::schedule::progress::Display;
+use crate::schedule::summary::{write_summary, PlannedRun};
+use crate::schedule::{plan_slots, run_jobs, Control, DeviceRequest, Event, Job, Slot};
+use crate::spec::{load_sweep, CriteriaRef, Devices, RunPlan, SweepPlan, SweepSpec, CONFIRM_ABOVE};
+use crate::verdict::Criteria;
+
+/// Parses the sweep's criteria (default, inline or a file) with located errors.
+pub fn load_criteria(spec: &SweepSpec) -> Result<Criteria, Diagnostics> {
+    match &spec.criteria {
+        CriteriaRef::Default => Ok(Criteria::default_set()),
+        CriteriaRef::Inline { node, source } => crate::verdict::parse_criteria(source, node).map_err(Diagnostics),
+        CriteriaRef::Path(p) => crate::verdict::load_criteria(p),
+    }
+}
+
+/// The criteria as YAML text, stored with the results so `report` re-classifies with the same rules.
+fn criteria_text(spec: &SweepSpec) -> anyhow::Result<String> {
+    Ok(match &spec.criteria {
+        CriteriaRef::Default => crate::verdict::DEFAULT_CRITERIA_YAML.to_string(),
+        CriteriaRef::Inline { node, .. } => serde_yaml_ng::to_string(&node.to_json())?,
+        CriteriaRef::Path(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+    })
+}
+
+fn slots_for(spec: &SweepSpec, jobs: Option<usize>) -> Vec<Slot> {
+    let req = match &spec.resources.devices {
+        Devices::Auto => DeviceRequest::Auto,
+        Devices::Cpu => DeviceRequest::Cpu,
+        Devices::Gpus(g) => DeviceRequest::Gpus(g.clone()),
+    };
+    let gpus = tch::Cuda::device_count().max(0) as usize;
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    plan_slots(&req, spec.resources.runs_per_device, spec.resources.threads_per_run, jobs, gpus, cores)
+}
+
+fn shell_quote(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:+,".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The command that reproduces one run outside the sweep.
+fn reproduce_command(spec: &SweepSpec, run: &RunPlan, out: &Path) -> String {
+    let mut parts = vec!["td3-sweep".to_string(), "train".into(), "--config".into(), spec.base.display().to_string()];
+    for (k, v) in &run.overrides {
+        if k == "seed" || k == "training.steps" {
+            continue;
+        }
+        parts.push("--set".into());
+        parts.push(format!("{k}={v}"));
+    }
+    parts.extend(["--seed".into(), run.seed.to_string()]);
+    parts.extend(["--steps".into(), run.config.training.steps.to_string()]);
+    parts.extend(["--out".into(), out.display().to_string()]);
+    parts.iter().map(|p| shell_quote(p)).collect::<Vec<_>>().join(" ")
+}
+
+fn read_record(dir: &Path) -> Option<RunRecord> {
+    std::fs::read_to_string(dir.join("run.json")).ok().and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// Whether a run with this stored record must be trained (again).
+fn needs_run(rec: Option<&RunRecord>, hash: &str, rerun: Option<Rerun>) -> bool {
+    let Some(rec) = rec else { return true };
+    if rec.config_hash != hash || rerun == Some(Rerun::All) {
+        return true;
+    }
+    match rec.outcome {
+        Outcome::Completed | Outcome::Stopped => false,
+        // Never seen to end by a scheduler (the sweep itself was killed): partial, train again.
+        Outcome::Interrupted => true,
+        Outcome::Crashed if rec.exit.is_none() => true,
+        Outcome::Crashed | Outcome::Timeout | Outcome::Diverged => rerun == Some(Rerun::Failed),
+    }
+}
+
+fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
+    let spec = &plan.spec;
+    println!("sweep {} ({}): {} runs on {} slot(s)", spec.name, spec.source.display(), plan.runs.len(), slots.len());
+    println!("base config: {}", spec.base.display());
+    println!("results:     {}", results.display());
+    if let Some(t) = spec.timeout {
+        println!("timeout:     {} per run", crate::spec::format_duration(t));
+    }
+    println!("stop_on_fail: {}", spec.stop_on_fail);
+    println!();
+    for (i, run) in plan.runs.iter().enumerate() {
+        let slot = &slots[i % slots.len()];
+        println!("[{:>3}] {}", run.index, run.run_id);
+        println!("      variant {}  seed {}  steps {}  {}", run.variant, run.seed, run.config.training.steps, slot);
+        for (k, v) in &run.overrides {
+            println!("      set {k} = {v}");
+        }
+        let l = run.config.resolved_lrs();
+        let py = crate::train::run::py_float;
+        if run.config.uses_pixels() {
+            if run.config.networks.cnn.actor_encoder == crate::config::ActorEncoder::Own {
+                println!("      Actor CNN optimizer:   lr={} ({})", py(l.actor_cnn.lr), l.actor_cnn.source.key());
+            } else {
+                println!("      Actor CNN:             none (shared_detached: reads the critic CNN's features)");
+            }
+            println!("      Critic CNN optimizer:  lr={} ({})", py(l.critic_cnn.lr), l.critic_cnn.source.key());
+        }
+        println!("      Actor head optimizer:  lr={} ({})", py(l.actor_head.lr), l.actor_head.source.key());
+        println!("      Critic head optimizer: lr={} ({})", py(l.critic_head.lr), l.critic_head.source.key());
+    }
+}
+
+/// Runs a sweep end to end; the exit code is the report's (or 130 when interrupted).
+pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
+    let plan = load_sweep(&args.file)?;
+    let criteria = load_criteria(&plan.spec)?;
+    let spec = &plan.spec;
+    if plan.runs.len() > CONFIRM_ABOVE && !args.yes && !args.dry_run {
+        return Err(BadInput(format!(
+            "{}: the sweep expands to {} runs (more than {CONFIRM_ABOVE}); check the grid, then pass --yes to run it",
+            args.file.display(),
+            plan.runs.len()
+        ))
+        .into());
+    }
+    let slots = slots_for(spec, args.jobs);
+    let results = args.results.join(&spec.name);
+    if args.dry_run {
+        print_plan(&plan, &slots, &results);
+        return Ok(0);
+    }
+    let _ = criteria;
+    let runs_dir = results.join("runs");
+    std::fs::create_dir_all(&runs_dir).with_context(|| format!("creating {}", runs_dir.display()))?;
+    let invocation = std::env::args().collect::<Vec<_>>().join(" ");
+    let lock = Lock::acquire(&results.join(".lock"), &invocation)?;
+    if let Some(h) = &lock.took_over {
+        eprintln!("note: took over a stale lock of pid {} (started {}), which is no longer running", h.pid, h.started_at);
+    }
+    let spec_text = Source::read(&spec.source).map_err(Diagnostics::from)?.text;
+    write_atomic(&results.join("sweep.yaml"), spec_text.as_bytes())?;
+    write_atomic(&results.join("criteria.yaml"), criteria_text(spec)?.as_bytes())?;
+
+    let exe = std::env::current_exe().context("locating the td3-sweep binary")?;
+    let criteria_path = results.join("criteria.yaml");
+    let mut jobs = Vec::new();
+    let mut skipped = 0usize;
+    for run in &plan.runs {
+        let dir = runs_dir.join(&run.run_id);
+        if !needs_run(read_record(&dir).as_ref(), &run.config_hash, args.rerun) {
+            skipped += 1;
+            continue;
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let cfg_path = dir.join("config.yaml");
+        write_atomic(&cfg_path, config_to_yaml(&run.config).as_bytes())?;
+        let command = reproduce_command(spec, run, &dir);
+        let mut a: Vec<String> = vec![
+            "train".into(),
+            "--config".into(),
+            cfg_path.display().to_string(),
+            "--out".into(),
+            dir.display().to_string(),
+            "--run-id".into(),
+            run.run_id.clone(),
+            "--variant".into(),
+            run.variant.clone(),
+            "--command-line".into(),
+            command.clone(),
+        ];
+        for (k, v) in &run.swept {
+            a.push("--swept".into());
+            a.push(format!("{k}={v}"));
+        }
+        if spec.stop_on_fail {
+            a.push("--criteria".into());
+            a.push(criteria_path.display().to_string());
+        }
+        jobs.push(Job {
+            index: run.index,
+            run_id: run.run_id.clone(),
+            variant: run.variant.clone(),
+            seed: run.seed,
+            swept: run.swept.clone(),
+            steps: run.config.training.steps,
+            config_hash: run.config_hash.clone(),
+            run_dir: dir,
+            args: a,
+            command,
+            timeout: spec.timeout,
+        });
+    }
+    println!(
+        "sweep {}: {} runs, {} to train, {} already done; {} slot(s); results in {}",
+        spec.name,
+        plan.runs.len(),
+        jobs.len(),
+        skipped,
+        slots.len(),
+        results.display()
+    );
+    let planned: Vec<(RunPlan, PathBuf)> = plan.runs.iter().map(|r| (r.clone(), runs_dir.join(&r.run_id))).collect();
+    let summary_path = results.join("summary.csv");
+    let summarise = || {
+        let rows: Vec<PlannedRun> = planned
+            .iter()
+            .map(|(r, d)| PlannedRun {
+                run_id: &r.run_id,
+                variant: &r.variant,
+                seed: r.seed,
+                swept: &r.swept,
+                steps: r.config.training.steps,
+                run_dir: d,
+            })
+            .collect();
+        write_summary(&summary_path, &rows)
+    };
+    summarise().with_context(|| format!("writing {}", summary_path.display()))?;
+
+    let ctl = Control::default();
+    let c = ctl.clone();
+    let _ = ctrlc::set_handler(move || {
+        let level = c.escalate();
+        if level == 1 {
+            eprintln!("\ninterrupt: no new runs; ending running ones gracefully (Ctrl-C again to kill them)");
+        } else {
+            eprintln!("\ninterrupt: killing running runs");
+        }
+    });
+    let exec = ProcessExecutor { program: exe, grace: std::time::Duration::from_secs(10) };
+    let mut display = Display::new(&jobs, plan.runs.len());
+    let t0 = std::time::Instant::now();
+    let mut summary_err = None;
+    let done = run_jobs(jobs, &slots, &exec, &ctl, |ev| {
+        display.on_event(ev);
+        if let Event::Finished { .. } = ev {
+            if let Err(e) = summarise() {
+                summary_err = Some(e);
+            }
+        }
+    });
+    display.finish();
+    if let Some(e) = summary_err {
+        return Err(anyhow::Error::new(e).context(format!("writing {}", summary_path.display())));
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let run_sum: f64 = done.iter().map(|r| r.wall_s).sum();
+    println!(
+        "trained {} run(s) in {wall:.1} s wall ({run_sum:.1} s of run time, {:.2}x parallel)",
+        done.len(),
+        if wall > 0.0 { run_sum / wall } else { 0.0 }
+    );
+    let opts = ReportOptions { template: args.template.clone(), junit: args.junit.clone(), ..Default::default() };
+    let out = generate(&results, &opts)?;
+    drop(lock);
+    println!("{}", out.overview);
+    println!("report:  {}", out.report_path.display());
+    println!("summary: {}", summary_path.display());
+    if ctl.level() > 0 {
+        println!("interrupted: run the same command again to resume");
+        return Ok(130);
+    }
+    Ok(out.exit_code())
+}

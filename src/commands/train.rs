@@ -1,0 +1,136 @@
+//! `td3-sweep train`: one run, in this process.
+
+use std::io::{BufRead, Write};
+use std::sync::atomic::Ordering;
+
+use crate::cli::TrainArgs;
+use crate::config::load::{config_hash, config_to_yaml, load_agent_config, parse_set_arg, Override};
+use crate::config::yaml::Value;
+use crate::diag::{Diagnostics, Mark, Source};
+use crate::metrics::{write_atomic, Outcome};
+use crate::schedule::process::{exit, PROGRESS_PREFIX};
+use crate::schedule::Progress;
+use crate::train::run::{train, TrainOptions};
+
+fn arg_override(key: &str, value: u64, flag: &str) -> Override {
+    let text = format!("{key}={value}");
+    Override {
+        key: key.to_string(),
+        key_mark: Mark { line: 1, col: 1 },
+        value: crate::config::yaml::Node { value: Value::Int(value as i64), mark: Mark { line: 1, col: key.len() + 2 } },
+        origin: Source::inline(flag, text),
+    }
+}
+
+/// Loads the config with `--set`, `--steps` and `--seed` applied; every problem is reported at once.
+pub fn load_with_overrides(args: &TrainArgs) -> Result<crate::config::AgentConfig, Diagnostics> {
+    let mut overrides = Vec::new();
+    let mut diags = Diagnostics::default();
+    for s in &args.set {
+        match parse_set_arg(s) {
+            Ok(o) => overrides.push(o),
+            Err(d) => diags.push(d),
+        }
+    }
+    if let Some(steps) = args.steps {
+        overrides.push(arg_override("training.steps", steps, "--steps"));
+    }
+    if let Some(seed) = args.seed {
+        overrides.push(arg_override("seed", seed, "--seed"));
+    }
+    match load_agent_config(&args.config, &overrides) {
+        Ok(cfg) => diags.into_result(cfg),
+        Err(mut e) => {
+            e.0.splice(0..0, diags.0);
+            Err(e)
+        }
+    }
+}
+
+/// Trains one agent; the exit code encodes the outcome (0 completed, 3 diverged, 4 stopped, 130 interrupted).
+pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
+    let cfg = load_with_overrides(&args)?;
+    let criteria = match &args.criteria {
+        Some(p) => Some(crate::verdict::load_criteria(p)?),
+        None => None,
+    };
+    if let Some(t) = args.threads {
+        tch::set_num_threads(t.max(1));
+    }
+    std::fs::create_dir_all(&args.out)?;
+    write_atomic(&args.out.join("config.yaml"), config_to_yaml(&cfg).as_bytes())?;
+
+    let mut opts = TrainOptions::new(args.out.clone());
+    opts.run_id = args.child.run_id.clone();
+    opts.variant = args.child.variant.clone();
+    opts.swept = args.child.swept.iter().filter_map(|s| s.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
+    opts.command = if args.child.command_line.is_empty() {
+        std::env::args().collect::<Vec<_>>().join(" ")
+    } else {
+        args.child.command_line.clone()
+    };
+    opts.config_hash = config_hash(&cfg);
+    let stop = opts.stop.clone();
+    // SIGINT and SIGTERM end the run gracefully: the current step finishes, metrics are kept.
+    let s = stop.clone();
+    let _ = ctrlc::set_handler(move || s.store(true, Ordering::SeqCst));
+    if args.child.watch_stdin {
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            let stdin = std::io::stdin();
+            let mut line = String::new();
+            // Returns 0 bytes at EOF: the parent sweep is gone (possibly SIGKILLed). End the run.
+            while stdin.lock().read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                line.clear();
+            }
+            s.store(true, Ordering::SeqCst);
+        });
+    }
+    if let Some(c) = criteria {
+        opts.fail_fast = Some(Box::new(move |rows| crate::verdict::certain_fail(&c, rows)));
+    }
+    let steps = cfg.training.steps;
+    let machine = args.child.progress;
+    opts.on_row = Some(Box::new(move |r| {
+        if machine {
+            let p = Progress {
+                env_step: r.env_step,
+                steps,
+                train_step: r.train_step,
+                actor_cnn_grad_norm: r.actor_cnn_grad_norm,
+                critic_cnn_grad_norm: r.critic_cnn_grad_norm,
+                q_abs_max: r.q_abs_max,
+            };
+            println!("{PROGRESS_PREFIX}{}", serde_json::to_string(&p).unwrap_or_default());
+        } else {
+            let f = |v: Option<f64>| v.map(|x| format!("{x:.4e}")).unwrap_or_else(|| "-".into());
+            println!(
+                "step {:>6}/{steps} train {:>6}  actor_cnn_gn {}  critic_cnn_gn {}  |Q|max {}  critic_loss {}",
+                r.env_step,
+                r.train_step,
+                f(r.actor_cnn_grad_norm),
+                f(r.critic_cnn_grad_norm),
+                f(r.q_abs_max),
+                f(r.critic_loss)
+            );
+        }
+        let _ = std::io::stdout().flush();
+    }));
+    let rec = train(&cfg, opts)?;
+    println!(
+        "{}: {} after {}/{} env steps ({} updates) in {:.1} s{}",
+        args.out.display(),
+        rec.outcome,
+        rec.steps_done,
+        rec.steps_planned,
+        rec.train_steps_done,
+        rec.wall_s,
+        rec.reason.as_deref().map(|r| format!(" - {r}")).unwrap_or_default()
+    );
+    Ok(match rec.outcome {
+        Outcome::Completed => exit::COMPLETED,
+        Outcome::Diverged => exit::DIVERGED,
+        Outcome::Stopped => exit::STOPPED,
+        _ => exit::INTERRUPTED,
+    })
+}

@@ -1,0 +1,83 @@
+//! JUnit XML: one testcase per run, so CI dashboards show each run's verdict.
+//!
+//! A FAIL run is a `<failure type="FAIL">`; an INVESTIGATE run is a `<failure type="INVESTIGATE">`
+//! too, because a person has to look at it (the same reason the exit code is non-zero). The failure
+//! message is the headline evidence, its body every non-PASS finding.
+
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
+use quick_xml::Writer;
+
+use super::load::RunResult;
+use crate::verdict::Verdict;
+
+/// Renders the JUnit XML document for a sweep's runs.
+pub fn junit_xml(suite: &str, runs: &[RunResult]) -> String {
+    let failures = runs
+        .iter()
+        .filter(|r| r.verdict.verdict != Verdict::Pass)
+        .count();
+    let total_time: f64 = runs
+        .iter()
+        .filter_map(|r| r.record.as_ref().map(|x| x.wall_s))
+        .sum();
+    let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+    // Writing to a Vec cannot fail.
+    let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
+    let (tests, fails, time) = (
+        runs.len().to_string(),
+        failures.to_string(),
+        format!("{total_time:.3}"),
+    );
+    let mut suites = BytesStart::new("testsuites");
+    suites.push_attribute(("name", suite));
+    suites.push_attribute(("tests", tests.as_str()));
+    suites.push_attribute(("failures", fails.as_str()));
+    suites.push_attribute(("time", time.as_str()));
+    let _ = w.write_event(Event::Start(suites));
+    let mut s = BytesStart::new("testsuite");
+    s.push_attribute(("name", suite));
+    s.push_attribute(("tests", tests.as_str()));
+    s.push_attribute(("failures", fails.as_str()));
+    s.push_attribute(("errors", "0"));
+    s.push_attribute(("time", time.as_str()));
+    let _ = w.write_event(Event::Start(s));
+    for r in runs {
+        let class = r
+            .record
+            .as_ref()
+            .map(|x| x.variant.clone())
+            .unwrap_or_else(|| "unreadable".into());
+        let time = format!("{:.3}", r.record.as_ref().map(|x| x.wall_s).unwrap_or(0.0));
+        let mut tc = BytesStart::new("testcase");
+        tc.push_attribute(("name", r.run_id()));
+        tc.push_attribute(("classname", class.as_str()));
+        tc.push_attribute(("time", time.as_str()));
+        if r.verdict.verdict == Verdict::Pass {
+            let _ = w.write_event(Event::Empty(tc));
+            continue;
+        }
+        let _ = w.write_event(Event::Start(tc));
+        let mut f = BytesStart::new("failure");
+        let headline = r.verdict.headline();
+        f.push_attribute(("type", r.verdict.verdict.as_str()));
+        f.push_attribute(("message", headline.as_str()));
+        let _ = w.write_event(Event::Start(f));
+        let mut body = r.verdict.evidence();
+        if let Some(cmd) = r
+            .record
+            .as_ref()
+            .map(|x| x.command.as_str())
+            .filter(|c| !c.is_empty())
+        {
+            body.push_str(&format!("\nreproduce: {cmd}"));
+        }
+        let _ = w.write_event(Event::Text(BytesText::new(&body)));
+        let _ = w.write_event(Event::End(BytesEnd::new("failure")));
+        let _ = w.write_event(Event::End(BytesEnd::new("testcase")));
+    }
+    let _ = w.write_event(Event::End(BytesEnd::new("testsuite")));
+    let _ = w.write_event(Event::End(BytesEnd::new("testsuites")));
+    let mut out = String::from_utf8(w.into_inner()).unwrap_or_default();
+    out.push('\n');
+    out
+}

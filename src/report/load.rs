@@ -1,0 +1,215 @@
+//! Reading a results folder into classified runs and variant groups.
+//!
+//! A corrupted file is data about that run, not a reason to stop: the run is classified FAIL with the
+//! parse error (file:line) as its evidence, and every other run is still reported.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::metrics::{parse_metrics, MetricRow, RunRecord};
+use crate::verdict::{
+    aggregate_seeds, classify_run, Criteria, Finding, FindingKind, GroupVerdict, RunVerdict,
+    Verdict,
+};
+
+/// One run folder, loaded and classified.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    /// The folder name under `runs/` (the run id when run.json is unreadable).
+    pub dir_name: String,
+    /// `None` when run.json is missing or unreadable.
+    pub record: Option<RunRecord>,
+    pub rows: Vec<MetricRow>,
+    /// Problems reading this run's files, each `runs/<id>/<file>:line: message`.
+    pub load_errors: Vec<String>,
+    /// `runs/<id>/evidence.csv` relative to the results folder, when the run wrote one.
+    pub evidence_csv: Option<String>,
+    pub verdict: RunVerdict,
+}
+
+impl RunResult {
+    /// The run id (from run.json, else the folder name).
+    pub fn run_id(&self) -> &str {
+        self.record
+            .as_ref()
+            .map(|r| r.run_id.as_str())
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&self.dir_name)
+    }
+
+    /// The seed, when known.
+    pub fn seed(&self) -> Option<u64> {
+        self.record.as_ref().map(|r| r.seed)
+    }
+}
+
+/// Runs with the same variant and swept values: they differ only by seed.
+#[derive(Debug, Clone)]
+pub struct GroupResult {
+    pub variant: String,
+    pub swept: BTreeMap<String, String>,
+    /// Indices into the run list, by seed.
+    pub runs: Vec<usize>,
+    pub verdict: GroupVerdict,
+}
+
+impl GroupResult {
+    /// "lr-grid (actor_cnn_lr=1e-4)": the variant and the last segment of each swept key.
+    pub fn label(&self) -> String {
+        if self.swept.is_empty() {
+            return self.variant.clone();
+        }
+        let kv: Vec<String> = self
+            .swept
+            .iter()
+            .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
+            .collect();
+        format!("{} ({})", self.variant, kv.join(", "))
+    }
+}
+
+fn rel(dir_name: &str, file: &str) -> String {
+    format!("runs/{dir_name}/{file}")
+}
+
+fn unreadable(rule: &str, evidence: String) -> Finding {
+    Finding {
+        rule: rule.to_string(),
+        kind: FindingKind::Outcome,
+        metric: None,
+        aggregate: None,
+        verdict: Verdict::Fail,
+        value: None,
+        worst: None,
+        crossings: Vec::new(),
+        growth: None,
+        note: None,
+        evidence,
+        step: None,
+    }
+}
+
+/// Loads and classifies one run folder.
+pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunResult {
+    let run_dir = results_dir.join("runs").join(dir_name);
+    let mut load_errors = Vec::new();
+    let json_rel = rel(dir_name, "run.json");
+    let record = match std::fs::read_to_string(run_dir.join("run.json")) {
+        Err(e) => {
+            load_errors.push(format!("{json_rel}: cannot read: {e}"));
+            None
+        }
+        Ok(text) => match serde_json::from_str::<RunRecord>(&text) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                load_errors.push(format!("{json_rel}:{}:{}: {e}", e.line(), e.column()));
+                None
+            }
+        },
+    };
+    let csv_rel = rel(dir_name, "metrics.csv");
+    let csv_path = run_dir.join("metrics.csv");
+    // A run that crashed before its first row may have no metrics.csv: that is an empty run, not a
+    // corrupted one (its outcome already says what happened).
+    let rows = match std::fs::read_to_string(&csv_path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            load_errors.push(format!("{csv_rel}: cannot read: {e}"));
+            Vec::new()
+        }
+        Ok(text) => match parse_metrics(Path::new(&csv_rel), &text) {
+            Ok(rows) => rows,
+            Err(e) => {
+                load_errors.push(e.to_string());
+                Vec::new()
+            }
+        },
+    };
+    let evidence_csv = run_dir
+        .join("evidence.csv")
+        .is_file()
+        .then(|| rel(dir_name, "evidence.csv"));
+    let mut verdict = match &record {
+        Some(r) => classify_run(criteria, r, &rows),
+        None => RunVerdict {
+            verdict: Verdict::Fail,
+            findings: Vec::new(),
+        },
+    };
+    for e in &load_errors {
+        verdict
+            .findings
+            .insert(0, unreadable("unreadable", e.clone()));
+        verdict.verdict = Verdict::Fail;
+    }
+    RunResult {
+        dir_name: dir_name.to_string(),
+        record,
+        rows,
+        load_errors,
+        evidence_csv,
+        verdict,
+    }
+}
+
+/// Loads every folder under `runs/` (sorted by name, so the report is deterministic).
+pub fn load_runs(results_dir: &Path, criteria: &Criteria) -> std::io::Result<Vec<RunResult>> {
+    let runs_dir: PathBuf = results_dir.join("runs");
+    let mut names: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(&runs_dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    names.sort();
+    Ok(names
+        .iter()
+        .map(|n| load_run(results_dir, n, criteria))
+        .collect())
+}
+
+/// Groups runs by (variant, swept values) and aggregates each group's seeds with the quorum.
+/// Runs whose run.json is unreadable form a group of one, named after their folder.
+pub fn group_runs(runs: &[RunResult], criteria: &Criteria) -> Vec<GroupResult> {
+    let mut map: BTreeMap<(String, BTreeMap<String, String>), Vec<usize>> = BTreeMap::new();
+    for (i, r) in runs.iter().enumerate() {
+        let key = match &r.record {
+            Some(rec) => (rec.variant.clone(), rec.swept.clone()),
+            None => (format!("{} (unreadable)", r.dir_name), BTreeMap::new()),
+        };
+        map.entry(key).or_default().push(i);
+    }
+    let mut groups: Vec<GroupResult> = map
+        .into_iter()
+        .map(|((variant, swept), mut idx)| {
+            idx.sort_by_key(|i| (runs[*i].seed(), runs[*i].dir_name.clone()));
+            let verdicts: Vec<Verdict> = idx.iter().map(|i| runs[*i].verdict.verdict).collect();
+            GroupResult {
+                variant,
+                swept,
+                verdict: aggregate_seeds(&verdicts, criteria.quorum),
+                runs: idx,
+            }
+        })
+        .collect();
+    // Numeric swept values sort as numbers, highest first: a learning-rate grid then reads in the
+    // rollback plan's order (1e-4, 5e-5, ... 5e-6), not as strings.
+    groups.sort_by(|a, b| {
+        a.variant.cmp(&b.variant).then_with(|| {
+            for ((ka, va), (kb, vb)) in a.swept.iter().zip(b.swept.iter()) {
+                let o = ka
+                    .cmp(kb)
+                    .then_with(|| match (va.parse::<f64>(), vb.parse::<f64>()) {
+                        (Ok(x), Ok(y)) => y.total_cmp(&x),
+                        _ => va.cmp(vb),
+                    });
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+            a.swept.len().cmp(&b.swept.len())
+        })
+    });
+    groups
+}

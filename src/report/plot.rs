@@ -1,0 +1,219 @@
+//! SVG plots of a metric against the training step on a log y axis, drawn with plotters.
+//!
+//! Every piece of text is drawn as a plain `Text` element, which the SVG backend writes as an SVG
+//! `<text>` without measuring it. plotters' mesh labels, captions and legends measure text with a
+//! registered font file, which CI machines may not have; by placing labels ourselves the plots need
+//! no font file at all and are identical on every machine.
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::verdict::fmt_num;
+
+/// One line: a label and `(train_step, value)` points.
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A horizontal threshold line.
+pub struct Threshold {
+    pub label: String,
+    pub value: f64,
+    /// True for a FAIL threshold (red), false for INVESTIGATE (orange) or a band edge (grey).
+    pub color: RGBColor,
+}
+
+const W: u32 = 960;
+const H: u32 = 480;
+const LEGEND_W: i32 = 260;
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
+    RGBColor(127, 127, 127),
+];
+/// Colour of FAIL threshold lines.
+pub const FAIL_RED: RGBColor = RGBColor(214, 39, 40);
+/// Colour of INVESTIGATE threshold lines.
+pub const INVESTIGATE_ORANGE: RGBColor = RGBColor(255, 127, 14);
+/// Colour of expected-band lines.
+pub const BAND_GREY: RGBColor = RGBColor(160, 160, 160);
+
+fn text_style(size: f64, h: HPos, v: VPos) -> TextStyle<'static> {
+    TextStyle::from(("sans-serif", size).into_font()).pos(Pos::new(h, v))
+}
+
+fn nice_step(span: f64) -> f64 {
+    let raw = (span / 6.0).max(1.0);
+    let mag = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag)
+}
+
+/// Renders the plot to an SVG string. Non-positive and non-finite values are left out (a log axis
+/// has no place for them). `None` when there is nothing to draw.
+pub fn render_svg(
+    title: &str,
+    series: &[Series],
+    thresholds: &[Threshold],
+) -> Result<Option<String>, String> {
+    let pts = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| p.1.is_finite() && p.1 > 0.0)
+    };
+    if pts().next().is_none() {
+        return Ok(None);
+    }
+    let x_max = pts().map(|p| p.0).fold(0.0, f64::max).max(1.0);
+    let x_min = pts().map(|p| p.0).fold(f64::INFINITY, f64::min).min(0.0);
+    let ys = pts()
+        .map(|p| p.1)
+        .chain(thresholds.iter().map(|t| t.value).filter(|v| *v > 0.0));
+    let (lo, hi) = ys.fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    let (d_lo, d_hi) = (
+        lo.log10().floor() as i32,
+        (hi.log10().ceil() as i32).max(lo.log10().floor() as i32 + 1),
+    );
+    let (y_min, y_max) = (10f64.powi(d_lo), 10f64.powi(d_hi));
+    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin_top(36)
+            .margin_right(LEGEND_W)
+            .margin_left(10)
+            .x_label_area_size(44)
+            .y_label_area_size(90)
+            .build_cartesian_2d(x_min..x_max, (y_min..y_max).log_scale())
+            .map_err(err)?;
+        let grid = RGBColor(225, 225, 225);
+        let small = text_style(12.0, HPos::Right, VPos::Center);
+        for d in d_lo..=d_hi {
+            let y = 10f64.powi(d);
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x_min, y), (x_max, y)],
+                    grid,
+                )))
+                .map_err(err)?;
+            let (px, py) = chart.backend_coord(&(x_min, y));
+            root.draw(&Text::new(fmt_num(y), (px - 6, py), small.clone()))
+                .map_err(err)?;
+        }
+        let step = nice_step(x_max - x_min);
+        let below = text_style(12.0, HPos::Center, VPos::Top);
+        let mut x = (x_min / step).ceil() * step;
+        while x <= x_max + 1e-9 {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x, y_min), (x, y_max)],
+                    grid,
+                )))
+                .map_err(err)?;
+            let (px, py) = chart.backend_coord(&(x, y_min));
+            root.draw(&Text::new(fmt_num(x), (px, py + 6), below.clone()))
+                .map_err(err)?;
+            x += step;
+        }
+        let (ax0, ay0) = chart.backend_coord(&(x_min, y_min));
+        let (ax1, ay1) = chart.backend_coord(&(x_max, y_max));
+        root.draw(&PathElement::new(
+            vec![(ax0, ay1), (ax0, ay0), (ax1, ay0)],
+            BLACK,
+        ))
+        .map_err(err)?;
+        root.draw(&Text::new(
+            "training step",
+            ((ax0 + ax1) / 2, ay0 + 26),
+            below.clone(),
+        ))
+        .map_err(err)?;
+        root.draw(&Text::new(
+            title.to_string(),
+            (10, 10),
+            text_style(16.0, HPos::Left, VPos::Top),
+        ))
+        .map_err(err)?;
+
+        let legend = text_style(12.0, HPos::Left, VPos::Center);
+        let lx = (W as i32) - LEGEND_W + 16;
+        let mut ly = 50;
+        for t in thresholds
+            .iter()
+            .filter(|t| t.value >= y_min && t.value <= y_max)
+        {
+            let style = ShapeStyle::from(&t.color).stroke_width(2);
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x_min, t.value), (x_max, t.value)],
+                    style,
+                )))
+                .map_err(err)?;
+            root.draw(&PathElement::new(vec![(lx, ly), (lx + 24, ly)], style))
+                .map_err(err)?;
+            root.draw(&Text::new(t.label.clone(), (lx + 30, ly), legend.clone()))
+                .map_err(err)?;
+            ly += 20;
+        }
+        for (i, s) in series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let style = ShapeStyle::from(&color).stroke_width(2);
+            let line: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .copied()
+                .filter(|p| p.1.is_finite() && p.1 > 0.0)
+                .collect();
+            chart
+                .draw_series(LineSeries::new(line.clone(), style))
+                .map_err(err)?;
+            chart
+                .draw_series(line.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                .map_err(err)?;
+            root.draw(&PathElement::new(vec![(lx, ly), (lx + 24, ly)], style))
+                .map_err(err)?;
+            root.draw(&Text::new(s.label.clone(), (lx + 30, ly), legend.clone()))
+                .map_err(err)?;
+            ly += 20;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(Some(buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_without_fonts() {
+        let s = Series {
+            label: "lr=1e-4".into(),
+            points: vec![(100.0, 5191.0), (500.0, 7_475_702.0)],
+        };
+        let t = Threshold {
+            label: "FAIL > 50,000".into(),
+            value: 50_000.0,
+            color: FAIL_RED,
+        };
+        let svg = render_svg("actor_cnn_grad_norm", &[s], &[t])
+            .unwrap()
+            .unwrap();
+        assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
+        assert!(svg.contains(">lr=1e-4</text>") && svg.contains(">10,000,000</text>"));
+        assert_eq!(render_svg("empty", &[], &[]).unwrap(), None);
+    }
+}

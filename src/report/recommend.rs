@@ -1,0 +1,158 @@
+//! The recommendation, following the seed's rollback plan: (1) lower the actor CNN learning rate,
+//! (2) gradient clipping, (3) Q-value normalisation — from least to most intrusive.
+
+use super::load::{GroupResult, RunResult};
+use crate::verdict::{fmt_num, GroupVerdict};
+
+/// The sweep key that turns on gradient clipping of the actor CNN (rollback Option 2).
+pub const GRAD_CLIP_KEY: &str = "training.actor_cnn_grad_clip.max_norm";
+/// The sweep key that turns on Q normalisation in the actor loss (rollback Option 3).
+pub const Q_NORM_KEY: &str = "training.q_normalization";
+
+/// What to do next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recommendation {
+    /// One sentence.
+    pub headline: String,
+    /// Supporting lines (why, and the YAML to use).
+    pub details: Vec<String>,
+    /// The chosen group's index, when one passes.
+    pub group: Option<usize>,
+}
+
+fn enabled(v: &str) -> bool {
+    !matches!(
+        v.trim(),
+        "" | "false" | "null" | "~" | "0" | "0.0" | "none" | "off"
+    )
+}
+
+/// 0 = only learning-rate changes, 1 = gradient clipping, 2 = Q normalisation (the rollback order).
+fn intrusiveness(g: &GroupResult) -> u8 {
+    let on = |needle: &str| {
+        g.swept
+            .iter()
+            .any(|(k, v)| k.contains(needle) && enabled(v))
+    };
+    if on("q_normalization") {
+        2
+    } else if on("grad_clip") {
+        1
+    } else {
+        0
+    }
+}
+
+/// The group's actor CNN learning rate: resolved from run.json, else a swept `*_lr` value.
+fn actor_cnn_lr(g: &GroupResult, runs: &[RunResult]) -> Option<f64> {
+    let from_record = g.runs.iter().find_map(|i| {
+        runs[*i]
+            .record
+            .as_ref()?
+            .learning_rates
+            .map(|l| l.actor_cnn.lr)
+    });
+    from_record.or_else(|| {
+        g.swept
+            .iter()
+            .filter(|(k, _)| k.ends_with("actor_cnn_lr") || k.ends_with("learning_rate"))
+            .find_map(|(_, v)| v.parse::<f64>().ok())
+    })
+}
+
+fn lr_text(lr: f64) -> String {
+    if lr < 1e-3 {
+        format!("{lr:e}")
+    } else {
+        fmt_num(lr)
+    }
+}
+
+/// Picks the least intrusive group that passes on every seed (within the quorum): first by the
+/// rollback order, then the highest actor CNN learning rate (learning fastest while stable), then the
+/// fewest swept keys. If nothing passes, names the next rollback option that was not tried yet.
+pub fn recommend(groups: &[GroupResult], runs: &[RunResult]) -> Recommendation {
+    let mut passing: Vec<usize> = (0..groups.len())
+        .filter(|i| groups[*i].verdict == GroupVerdict::Pass)
+        .collect();
+    passing.sort_by(|a, b| {
+        let (ga, gb) = (&groups[*a], &groups[*b]);
+        intrusiveness(ga)
+            .cmp(&intrusiveness(gb))
+            .then_with(|| {
+                let (la, lb) = (actor_cnn_lr(ga, runs), actor_cnn_lr(gb, runs));
+                lb.unwrap_or(0.0).total_cmp(&la.unwrap_or(0.0))
+            })
+            .then_with(|| ga.swept.len().cmp(&gb.swept.len()))
+            .then_with(|| ga.label().cmp(&gb.label()))
+    });
+    if let Some(&best) = passing.first() {
+        let g = &groups[best];
+        let mut details = Vec::new();
+        let why = match (intrusiveness(g), actor_cnn_lr(g, runs)) {
+            (0, Some(lr)) if passing.len() > 1 => format!(
+                "It is the highest actor CNN learning rate that passes ({}), among {} passing variants; rollback Option 1 (learning rate only) is the least intrusive change.",
+                lr_text(lr),
+                passing.len()
+            ),
+            (0, Some(lr)) => format!(
+                "It is the only passing variant (actor CNN learning rate {}); rollback Option 1 (learning rate only) is the least intrusive change.",
+                lr_text(lr)
+            ),
+            (0, None) => "It changes only the learning rate or nothing at all: the least intrusive option.".into(),
+            (1, _) => "No learning-rate-only variant passes; this one uses gradient clipping (rollback Option 2).".into(),
+            _ => "No learning-rate or clipping variant passes; this one uses Q normalisation (rollback Option 3).".into(),
+        };
+        details.push(why);
+        if !g.swept.is_empty() {
+            let yaml: Vec<String> = g.swept.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            details.push(format!("Settings: `{}`", yaml.join("`, `")));
+        }
+        let seeds = g.runs.len();
+        return Recommendation {
+            headline: format!(
+                "Use **{}**: it passes on {seeds} of {seeds} seeds.",
+                g.label()
+            ),
+            details,
+            group: Some(best),
+        };
+    }
+    let tried = |level: u8| groups.iter().any(|g| intrusiveness(g) >= level);
+    let mut details = Vec::new();
+    let flaky: Vec<String> = groups
+        .iter()
+        .filter_map(|g| match g.verdict {
+            GroupVerdict::Flaky { passed, total } => {
+                Some(format!("{} ({passed}/{total})", g.label()))
+            }
+            _ => None,
+        })
+        .collect();
+    if !flaky.is_empty() {
+        details.push(format!(
+            "Flaky variants (not enough seeds pass): {}.",
+            flaky.join(", ")
+        ));
+    }
+    let headline = if !tried(1) {
+        details.push(format!(
+            "Add a variant with `{GRAD_CLIP_KEY}: 1.0` (the seed's Solution B: clip the actor CNN gradients after `actor_loss.backward()`)."
+        ));
+        "No variant passes on every seed: try gradient clipping next (rollback Option 2)."
+            .to_string()
+    } else if !tried(2) {
+        details.push(format!(
+            "Add a variant with `{Q_NORM_KEY}: true` (the seed's Solution C: normalise Q before the actor loss)."
+        ));
+        "No variant passes on every seed, gradient clipping included: try Q normalisation next (rollback Option 3).".to_string()
+    } else {
+        details.push("Learning rate, gradient clipping and Q normalisation were all tried; look at the evidence of the least-failing variant.".into());
+        "No variant passes on every seed, and the rollback plan is exhausted.".to_string()
+    };
+    Recommendation {
+        headline,
+        details,
+        group: None,
+    }
+}

@@ -1,0 +1,505 @@
+//! View models for the template: every number is formatted here, so templates only lay text out
+//! (criterion.rs style), and Markdown table cells are escaped once, here.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::load::{GroupResult, RunResult};
+use super::plot::{self, Series, Threshold};
+use super::recommend::Recommendation;
+use crate::verdict::{fmt_num, Criteria, GroupVerdict, Verdict};
+
+/// Everything `build` needs.
+pub struct Input<'a> {
+    pub sweep: &'a str,
+    pub date: String,
+    pub criteria: &'a Criteria,
+    pub criteria_source: String,
+    pub runs: &'a [RunResult],
+    pub groups: &'a [GroupResult],
+    pub recommendation: &'a Recommendation,
+    pub plots: Vec<PlotView>,
+    pub load_errors: &'a [String],
+}
+
+/// The whole report.
+#[derive(Debug, Serialize)]
+pub struct ReportView {
+    pub sweep: String,
+    pub date: String,
+    pub git_commit: String,
+    pub libtorch_version: String,
+    pub device: String,
+    pub status: String,
+    pub counts: String,
+    pub criteria_source: String,
+    pub quorum: String,
+    pub stop_on_fail: bool,
+    pub seeds: Vec<String>,
+    pub overview: Vec<GroupView>,
+    pub criteria: Vec<CriterionView>,
+    pub growth: Vec<GrowthView>,
+    pub exponential_rule: String,
+    pub plots: Vec<PlotView>,
+    pub plot_aggregation: String,
+    pub recommendation: RecommendationView,
+    pub runs: Vec<RunView>,
+    pub load_errors: Vec<String>,
+}
+
+/// One row of the overview: a variant group and its seeds.
+#[derive(Debug, Serialize)]
+pub struct GroupView {
+    pub label: String,
+    pub verdict: String,
+    /// One cell per seed column of the report (`—` where this group has no such seed).
+    pub seeds: Vec<String>,
+}
+
+/// A criterion and every run's result on it.
+#[derive(Debug, Serialize)]
+pub struct CriterionView {
+    pub name: String,
+    pub rule: String,
+    pub description: String,
+    pub rows: Vec<FindingView>,
+}
+
+/// One run's finding on one criterion.
+#[derive(Debug, Serialize)]
+pub struct FindingView {
+    pub run_id: String,
+    pub verdict: String,
+    pub worst: String,
+    pub evidence: String,
+}
+
+/// One run × metric line of the growth analysis.
+#[derive(Debug, Serialize)]
+pub struct GrowthView {
+    pub run_id: String,
+    pub metric: String,
+    pub growth: String,
+    pub fit: String,
+}
+
+/// A plot link (or why it is missing).
+#[derive(Debug, Serialize)]
+pub struct PlotView {
+    pub metric: String,
+    pub path: String,
+    pub error: String,
+}
+
+impl PlotView {
+    pub(super) fn ok(metric: &str) -> PlotView {
+        PlotView {
+            metric: metric.into(),
+            path: format!("plots/{metric}.svg"),
+            error: String::new(),
+        }
+    }
+    pub(super) fn failed(metric: &str, e: &str) -> PlotView {
+        PlotView {
+            metric: metric.into(),
+            path: String::new(),
+            error: e.into(),
+        }
+    }
+}
+
+/// The recommendation section.
+#[derive(Debug, Serialize)]
+pub struct RecommendationView {
+    pub headline: String,
+    pub details: Vec<String>,
+}
+
+/// Per-run detail: outcome, evidence, reproduction.
+#[derive(Debug, Serialize)]
+pub struct RunView {
+    pub run_id: String,
+    pub group: String,
+    pub seed: String,
+    pub outcome: String,
+    pub verdict: String,
+    pub steps: String,
+    pub wall: String,
+    pub headline: String,
+    pub problems: Vec<String>,
+    pub evidence_csv: String,
+    pub command: String,
+}
+
+/// Escapes text for a Markdown table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', "<br>")
+}
+
+pub(super) fn group_short(v: GroupVerdict) -> String {
+    match v {
+        GroupVerdict::Flaky { passed, total } => format!("FLAKY {passed}/{total}"),
+        other => other.to_string(),
+    }
+}
+
+fn unique<'a>(runs: &'a [RunResult], f: impl Fn(&'a RunResult) -> Option<&'a str>) -> String {
+    let set: BTreeSet<&str> = runs
+        .iter()
+        .filter_map(f)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if set.is_empty() {
+        "unknown".into()
+    } else {
+        set.into_iter().collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn seed_label(s: Option<u64>) -> String {
+    s.map(|s| s.to_string()).unwrap_or_else(|| "?".into())
+}
+
+fn group_of(groups: &[GroupResult], run: usize) -> String {
+    groups
+        .iter()
+        .find(|g| g.runs.contains(&run))
+        .map(|g| g.label())
+        .unwrap_or_default()
+}
+
+fn rule_text(c: &Criteria, name: &str) -> (String, String) {
+    if let Some(r) = c.rules.iter().find(|r| r.name == name) {
+        let mut parts = vec![format!("{} of `{}`", r.aggregate, r.metric)];
+        let th = [
+            ("INVESTIGATE ≥", r.investigate_above),
+            ("INVESTIGATE ≤", r.investigate_below),
+            ("FAIL >", r.fail_above),
+            ("FAIL <", r.fail_below),
+        ];
+        for (label, t) in th {
+            if let Some(t) = t {
+                parts.push(format!("{label} {}", fmt_num(t)));
+            }
+        }
+        if let Some((lo, hi)) = r.expected {
+            parts.push(format!("expected {}–{}", fmt_num(lo), fmt_num(hi)));
+        }
+        if r.from_step.is_some() || r.to_step.is_some() {
+            let from = r
+                .from_step
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "start".into());
+            let to = r
+                .to_step
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "end".into());
+            parts.push(format!("steps {from}–{to}"));
+        }
+        return (parts.join("; "), r.description.clone().unwrap_or_default());
+    }
+    let builtin = match name {
+        "completed" => (
+            "built in: the run completed all its planned steps, else FAIL".into(),
+            String::new(),
+        ),
+        "non-finite" => (
+            "built in: any non-finite value (NaN, inf) is FAIL".into(),
+            String::new(),
+        ),
+        "unreadable" => (
+            "built in: a run whose files cannot be read is FAIL".into(),
+            String::new(),
+        ),
+        _ => match &c.spike {
+            Some(s) => (
+                format!(
+                    "|{}| > {}x the median of the previous {} rows is a spike → {}",
+                    s.metric,
+                    fmt_num(s.factor),
+                    s.window,
+                    s.verdict
+                ),
+                "Actor loss: no sudden spikes".into(),
+            ),
+            None => (String::new(), String::new()),
+        },
+    };
+    builtin
+}
+
+/// Builds the report's view model.
+pub fn build(i: Input<'_>) -> ReportView {
+    let runs = i.runs;
+    let seeds: Vec<Option<u64>> = runs
+        .iter()
+        .map(|r| r.seed())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let overview = i
+        .groups
+        .iter()
+        .map(|g| GroupView {
+            label: cell(&g.label()),
+            verdict: group_short(g.verdict),
+            seeds: seeds
+                .iter()
+                .map(|s| {
+                    g.runs
+                        .iter()
+                        .filter(|ri| runs[**ri].seed() == *s)
+                        .map(|ri| runs[*ri].verdict.verdict.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .map(|c| if c.is_empty() { "—".into() } else { c })
+                .collect(),
+        })
+        .collect();
+
+    // Criteria in first-seen order across runs (built-ins, declared rules, spike; "unreadable" first).
+    let mut names: Vec<String> = Vec::new();
+    for r in runs {
+        for f in &r.verdict.findings {
+            if !names.contains(&f.rule) {
+                names.push(f.rule.clone());
+            }
+        }
+    }
+    let criteria = names
+        .iter()
+        .map(|name| {
+            let (rule, description) = rule_text(i.criteria, name);
+            let rows = runs
+                .iter()
+                .filter_map(|r| {
+                    let f = r.verdict.findings.iter().find(|f| &f.rule == name)?;
+                    let worst = f
+                        .worst
+                        .map(|(v, s)| format!("{} @ {s}", fmt_num(v)))
+                        .unwrap_or_else(|| "—".into());
+                    let evidence = match &f.note {
+                        Some(n) => format!("{}; {n}", f.evidence),
+                        None => f.evidence.clone(),
+                    };
+                    Some(FindingView {
+                        run_id: cell(r.run_id()),
+                        verdict: f.verdict.to_string(),
+                        worst,
+                        evidence: cell(&evidence),
+                    })
+                })
+                .collect();
+            CriterionView {
+                name: name.clone(),
+                rule: cell(&rule),
+                description: cell(&description),
+                rows,
+            }
+        })
+        .collect();
+
+    let mut growth = Vec::new();
+    for r in runs {
+        for f in &r.verdict.findings {
+            if let (Some(g), Some(m)) = (&f.growth, &f.metric) {
+                growth.push(GrowthView {
+                    run_id: cell(r.run_id()),
+                    metric: m.clone(),
+                    growth: g.describe(),
+                    fit: g.describe_fit(),
+                });
+            }
+        }
+    }
+
+    let run_views = runs
+        .iter()
+        .enumerate()
+        .map(|(idx, r)| {
+            let rec = r.record.as_ref();
+            RunView {
+                run_id: r.run_id().to_string(),
+                group: group_of(i.groups, idx),
+                seed: seed_label(r.seed()),
+                outcome: rec
+                    .map(|x| x.outcome.to_string())
+                    .unwrap_or_else(|| "unknown".into()),
+                verdict: r.verdict.verdict.to_string(),
+                steps: rec
+                    .map(|x| {
+                        format!(
+                            "{}/{}",
+                            fmt_num(x.steps_done as f64),
+                            fmt_num(x.steps_planned as f64)
+                        )
+                    })
+                    .unwrap_or_else(|| "?".into()),
+                wall: rec
+                    .map(|x| format!("{:.1} s", x.wall_s))
+                    .unwrap_or_else(|| "?".into()),
+                headline: r.verdict.headline(),
+                problems: r
+                    .verdict
+                    .problems()
+                    .iter()
+                    .map(|f| format!("{} ({}): {}", f.rule, f.verdict, f.evidence))
+                    .collect(),
+                evidence_csv: r.evidence_csv.clone().unwrap_or_default(),
+                command: rec.map(|x| x.command.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+
+    let count = |v: Verdict| runs.iter().filter(|r| r.verdict.verdict == v).count();
+    let worst = i
+        .groups
+        .iter()
+        .map(|g| g.verdict.severity())
+        .max()
+        .unwrap_or(0);
+    ReportView {
+        sweep: i.sweep.to_string(),
+        date: i.date,
+        git_commit: unique(runs, |r| r.record.as_ref().map(|x| x.git_commit.as_str())),
+        libtorch_version: unique(runs, |r| r.record.as_ref().map(|x| x.libtorch_version.as_str())),
+        device: unique(runs, |r| r.record.as_ref().map(|x| x.device.as_str())),
+        status: ["PASS", "INVESTIGATE", "FAIL"][worst as usize].into(),
+        counts: format!(
+            "{} runs in {} variant groups: {} PASS, {} INVESTIGATE, {} FAIL",
+            runs.len(),
+            i.groups.len(),
+            count(Verdict::Pass),
+            count(Verdict::Investigate),
+            count(Verdict::Fail)
+        ),
+        criteria_source: i.criteria_source,
+        quorum: i.criteria.quorum.to_string(),
+        stop_on_fail: i.criteria.stop_on_fail,
+        seeds: seeds.iter().map(|s| format!("seed {}", seed_label(*s))).collect(),
+        overview,
+        criteria,
+        growth,
+        exponential_rule: format!(
+            "\"exponential growth\" is said only when a least-squares fit of ln(value) against the training step over at least {} rows has a positive slope and R² ≥ {}, and the value grew at least {}x from its first row to its peak",
+            crate::verdict::EXPONENTIAL_MIN_POINTS,
+            crate::verdict::EXPONENTIAL_MIN_R2,
+            crate::verdict::EXPONENTIAL_MIN_FACTOR
+        ),
+        plots: i.plots,
+        plot_aggregation: "one line per variant group: the maximum over its seeds at each logged step (the worst seed shows)".into(),
+        recommendation: RecommendationView {
+            headline: i.recommendation.headline.clone(),
+            details: i.recommendation.details.clone(),
+        },
+        runs: run_views,
+        load_errors: i.load_errors.to_vec(),
+    }
+}
+
+/// The SVG plot of one metric: one line per variant group (max over its seeds at each step), with the
+/// criteria's threshold lines. `Ok(None)` when no run measured the metric.
+pub fn plot_metric(
+    metric: &str,
+    criteria: &Criteria,
+    groups: &[GroupResult],
+    runs: &[RunResult],
+) -> Result<Option<String>, String> {
+    let mut series = Vec::new();
+    for g in groups {
+        let mut by_step: std::collections::BTreeMap<u64, f64> = Default::default();
+        for ri in &g.runs {
+            for row in &runs[*ri].rows {
+                if let Some(v) = row.get(metric).filter(|v| v.is_finite()) {
+                    let e = by_step.entry(row.train_step).or_insert(v);
+                    *e = e.max(v);
+                }
+            }
+        }
+        if !by_step.is_empty() {
+            series.push(Series {
+                label: g.label(),
+                points: by_step.into_iter().map(|(s, v)| (s as f64, v)).collect(),
+            });
+        }
+    }
+    let mut thresholds = Vec::new();
+    for r in criteria.rules_for(metric) {
+        if let Some(t) = r.investigate_above {
+            thresholds.push(Threshold {
+                label: format!("INVESTIGATE ≥ {}", fmt_num(t)),
+                value: t,
+                color: plot::INVESTIGATE_ORANGE,
+            });
+        }
+        if let Some(t) = r.fail_above {
+            thresholds.push(Threshold {
+                label: format!("FAIL > {}", fmt_num(t)),
+                value: t,
+                color: plot::FAIL_RED,
+            });
+        }
+        if let Some((lo, hi)) = r.expected {
+            thresholds.push(Threshold {
+                label: format!("expected ≥ {}", fmt_num(lo)),
+                value: lo,
+                color: plot::BAND_GREY,
+            });
+            thresholds.push(Threshold {
+                label: format!("expected ≤ {}", fmt_num(hi)),
+                value: hi,
+                color: plot::BAND_GREY,
+            });
+        }
+    }
+    plot::render_svg(
+        &format!("{metric} (log scale, max over seeds)"),
+        &series,
+        &thresholds,
+    )
+}
+
+/// The plain-text overview for the terminal: one line per variant group with its seeds' verdicts.
+pub fn overview_text(groups: &[GroupResult], runs: &[RunResult]) -> String {
+    let rows: Vec<[String; 3]> = groups
+        .iter()
+        .map(|g| {
+            let seeds: Vec<String> = g
+                .runs
+                .iter()
+                .map(|ri| {
+                    format!(
+                        "{}:{}",
+                        seed_label(runs[*ri].seed()),
+                        runs[*ri].verdict.verdict
+                    )
+                })
+                .collect();
+            [g.label(), seeds.join(" "), group_short(g.verdict)]
+        })
+        .collect();
+    let header = [
+        "VARIANT".to_string(),
+        "SEEDS".to_string(),
+        "VERDICT".to_string(),
+    ];
+    let w0 = rows
+        .iter()
+        .map(|r| r[0].chars().count())
+        .chain([header[0].len()])
+        .max()
+        .unwrap_or(0);
+    let w1 = rows
+        .iter()
+        .map(|r| r[1].chars().count())
+        .chain([header[1].len()])
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for r in std::iter::once(&header).chain(rows.iter()) {
+        out.push_str(&format!("{:<w0$}  {:<w1$}  {}\n", r[0], r[1], r[2]));
+    }
+    out
+}

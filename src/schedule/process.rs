@@ -1,0 +1,181 @@
+//! The local executor: each run is a child process of this same binary (`td3-sweep train ...`).
+//!
+//! A panic, abort, segfault or OOM kill in the child is a `crashed` outcome here, never a crash of
+//! the sweep. The child's stdout goes to `stdout.log` (progress lines are also parsed), its stderr
+//! to `stderr.log`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use super::{Control, Event, Executor, Job, Progress, Slot, SlotDevice};
+use crate::metrics::{write_atomic, Outcome, RunRecord};
+
+/// Exit codes of `td3-sweep train`, documented in the CLI help.
+pub mod exit {
+    pub const COMPLETED: i32 = 0;
+    pub const DIVERGED: i32 = 3;
+    pub const STOPPED: i32 = 4;
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// Prefix of the machine-readable progress lines a child prints.
+pub const PROGRESS_PREFIX: &str = "@@progress ";
+
+/// Runs jobs as child processes of `program`.
+pub struct ProcessExecutor {
+    pub program: std::path::PathBuf,
+    /// Grace period between SIGTERM and SIGKILL.
+    pub grace: Duration,
+}
+
+fn signal(pid: u32, sig: &str) {
+    // `kill(1)` keeps this crate free of unsafe code; it runs only on timeouts and Ctrl-C.
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).stderr(Stdio::null()).status();
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Executor for ProcessExecutor {
+    fn execute(&self, job: &Job, slot: &Slot, ctl: &Control, tx: &Sender<Event>) -> RunRecord {
+        let dir = &job.run_dir;
+        let started = Instant::now();
+        let fail = |why: String| job.placeholder(Outcome::Crashed, Some(why), started.elapsed().as_secs_f64());
+        let stdout_log = match std::fs::File::create(dir.join("stdout.log")) {
+            Ok(f) => f,
+            Err(e) => return fail(format!("cannot create stdout.log: {e}")),
+        };
+        let stderr_log = match std::fs::File::create(dir.join("stderr.log")) {
+            Ok(f) => f,
+            Err(e) => return fail(format!("cannot create stderr.log: {e}")),
+        };
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&job.args)
+            .arg("--threads")
+            .arg(slot.threads.to_string())
+            .arg("--progress")
+            .arg("--watch-stdin")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr_log))
+            .env("OMP_NUM_THREADS", slot.threads.to_string());
+        match slot.device {
+            SlotDevice::Gpu(g) => cmd.env("CUDA_VISIBLE_DEVICES", g.to_string()),
+            // Hide GPUs from CPU slots so `device: auto` really means CPU there.
+            SlotDevice::Cpu => cmd.env("CUDA_VISIBLE_DEVICES", ""),
+        };
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return fail(format!("cannot start {}: {e}", self.program.display())),
+        };
+        let pid = child.id();
+        // Keep the child's stdin open: it ends the run when this pipe closes (we died).
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take();
+        let index = job.index;
+        let txp = tx.clone();
+        let reader = std::thread::spawn(move || {
+            let mut log = std::io::BufWriter::new(stdout_log);
+            if let Some(out) = stdout {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    let _ = writeln!(log, "{line}");
+                    if let Some(json) = line.strip_prefix(PROGRESS_PREFIX) {
+                        if let Ok(p) = serde_json::from_str::<Progress>(json) {
+                            let _ = txp.send(Event::Progress { index, progress: p });
+                        }
+                    } else {
+                        let _ = log.flush();
+                    }
+                }
+            }
+            let _ = log.flush();
+        });
+        let deadline = job.timeout.map(|t| started + t);
+        let mut termed_at: Option<Instant> = None;
+        let mut forced: Option<Outcome> = None;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break Ok(s),
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+            let level = ctl.level();
+            if forced.is_none() {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    forced = Some(Outcome::Timeout);
+                    signal(pid, "-TERM");
+                    termed_at = Some(Instant::now());
+                } else if level >= 1 {
+                    forced = Some(Outcome::Interrupted);
+                    signal(pid, "-TERM");
+                    termed_at = Some(Instant::now());
+                }
+            }
+            let grace_over = termed_at.is_some_and(|t| t.elapsed() >= self.grace);
+            if grace_over || level >= 2 {
+                let _ = child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        drop(stdin);
+        let _ = reader.join();
+        let wall = started.elapsed().as_secs_f64();
+        let status = match status {
+            Ok(s) => s,
+            Err(e) => return fail(format!("waiting for the child failed: {e}")),
+        };
+        let exit = match (status.code(), status.signal()) {
+            (Some(c), _) => format!("exit code {c}"),
+            (None, Some(s)) => format!("killed by signal {s}{}", signal_name(s)),
+            _ => "unknown".into(),
+        };
+        let child_record: Option<RunRecord> =
+            std::fs::read_to_string(dir.join("run.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+        let mut rec = child_record.unwrap_or_else(|| job.placeholder(Outcome::Crashed, None, wall));
+        let stderr_tail = tail(&dir.join("stderr.log"), 20);
+        let outcome = match (forced, status.code()) {
+            (Some(Outcome::Timeout), _) => Outcome::Timeout,
+            (Some(Outcome::Interrupted), _) => Outcome::Interrupted,
+            (_, Some(exit::COMPLETED)) if rec.outcome == Outcome::Completed => Outcome::Completed,
+            (_, Some(exit::DIVERGED)) => Outcome::Diverged,
+            (_, Some(exit::STOPPED)) => Outcome::Stopped,
+            (_, Some(exit::INTERRUPTED)) => Outcome::Interrupted,
+            _ => Outcome::Crashed,
+        };
+        rec.outcome = outcome;
+        rec.exit = Some(exit.clone());
+        rec.wall_s = wall;
+        match outcome {
+            Outcome::Timeout => {
+                rec.reason = Some(format!("timed out after {:.0} s", job.timeout.unwrap_or_default().as_secs_f64()))
+            }
+            Outcome::Crashed => {
+                rec.reason = Some(format!("process {exit}"));
+                rec.stderr_tail = Some(stderr_tail);
+            }
+            Outcome::Interrupted if rec.reason.is_none() => rec.reason = Some("interrupted".into()),
+            _ => {}
+        }
+        if let Ok(text) = serde_json::to_string_pretty(&rec) {
+            let _ = write_atomic(&dir.join("run.json"), text.as_bytes());
+        }
+        rec
+    }
+}
+
+fn signal_name(s: i32) -> &'static str {
+    match s {
+        6 => " (SIGABRT)",
+        9 => " (SIGKILL)",
+        11 => " (SIGSEGV)",
+        15 => " (SIGTERM)",
+        _ => "",
+    }
+}

@@ -1,0 +1,89 @@
+//! `summary.csv`: one row per planned run, rewritten atomically each time a run ends.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::metrics::{read_metrics, write_atomic, MetricRow, RunRecord};
+
+/// One planned run's identity, for rows of runs that have not produced a record yet.
+pub struct PlannedRun<'a> {
+    pub run_id: &'a str,
+    pub variant: &'a str,
+    pub seed: u64,
+    pub swept: &'a std::collections::BTreeMap<String, String>,
+    pub steps: u64,
+    pub run_dir: &'a Path,
+}
+
+fn max_of(rows: &[MetricRow], col: &str) -> String {
+    let mut best: Option<f64> = None;
+    for r in rows {
+        if let Some(v) = r.get(col) {
+            best = Some(match best {
+                // A NaN is the most important value to surface.
+                Some(b) if b.is_nan() => b,
+                Some(_) if v.is_nan() => v,
+                Some(b) => b.max(v),
+                None => v,
+            });
+        }
+    }
+    best.map(|v| format!("{v}")).unwrap_or_default()
+}
+
+fn last_of(rows: &[MetricRow], col: &str) -> String {
+    rows.iter().rev().find_map(|r| r.get(col)).map(|v| format!("{v}")).unwrap_or_default()
+}
+
+/// Writes `summary.csv` for `runs`, reading each run's `run.json` and `metrics.csv` from its folder.
+/// Runs without a record yet get outcome `pending`.
+pub fn write_summary(path: &Path, runs: &[PlannedRun<'_>]) -> std::io::Result<()> {
+    let keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.swept.keys()).collect();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = vec!["run_id".into(), "variant".into(), "seed".into()];
+    header.extend(keys.iter().map(|k| k.to_string()));
+    header.extend(
+        [
+            "outcome",
+            "steps_done",
+            "steps_planned",
+            "wall_s",
+            "max_actor_cnn_grad_norm",
+            "max_critic_cnn_grad_norm",
+            "max_q_abs",
+            "last_episode_return",
+            "last_eval_return",
+            "reason",
+        ]
+        .map(String::from),
+    );
+    w.write_record(&header)?;
+    for r in runs {
+        let rec: Option<RunRecord> = std::fs::read_to_string(r.run_dir.join("run.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let rows = read_metrics(&r.run_dir.join("metrics.csv")).unwrap_or_default();
+        let mut line: Vec<String> = vec![r.run_id.into(), r.variant.into(), r.seed.to_string()];
+        line.extend(keys.iter().map(|k| r.swept.get(*k).cloned().unwrap_or_default()));
+        match &rec {
+            Some(rec) => line.extend([
+                rec.outcome.to_string(),
+                rec.steps_done.to_string(),
+                rec.steps_planned.to_string(),
+                format!("{:.1}", rec.wall_s),
+            ]),
+            None => line.extend(["pending".into(), "0".into(), r.steps.to_string(), String::new()]),
+        }
+        line.extend([
+            max_of(&rows, "actor_cnn_grad_norm"),
+            max_of(&rows, "critic_cnn_grad_norm"),
+            max_of(&rows, "q_abs_max"),
+            last_of(&rows, "episode_return"),
+            last_of(&rows, "eval_return"),
+            rec.and_then(|r| r.reason).unwrap_or_default(),
+        ]);
+        w.write_record(&line)?;
+    }
+    let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
+    write_atomic(path, &bytes)
+}

@@ -1,0 +1,93 @@
+//! Durations written as `90s`, `30m`, `1h30m`, `1.5h`.
+
+use std::time::Duration;
+
+/// Parses one or more `<number><unit>` parts (units `h`, `m`, `s`), e.g. `1h30m`. The total must
+/// be positive.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = 0.0f64;
+    let mut rest = s;
+    let mut seen = String::new();
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_len == 0 {
+            return Err(format!("expected a number at `{rest}`"));
+        }
+        let n: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("bad number `{}`", &rest[..num_len]))?;
+        rest = &rest[num_len..];
+        let unit = rest
+            .chars()
+            .next()
+            .ok_or_else(|| format!("`{}` has no unit", &s))?;
+        let secs = match unit {
+            'h' => 3600.0,
+            'm' => 60.0,
+            's' => 1.0,
+            other => return Err(format!("unknown unit `{other}`")),
+        };
+        if seen.contains(unit) {
+            return Err(format!("unit `{unit}` appears twice"));
+        }
+        seen.push(unit);
+        total += n * secs;
+        rest = &rest[unit.len_utf8()..];
+    }
+    if total <= 0.0 || !total.is_finite() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// The inverse of [`parse_duration`] for whole seconds: `1h30m`, `90s` → `1m30s`, `10m`.
+pub fn format_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out += &format!("{h}h");
+    }
+    if m > 0 {
+        out += &format!("{m}m");
+    }
+    if s > 0 || out.is_empty() {
+        out += &format!("{s}s");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        for (text, secs) in [
+            ("90s", 90),
+            ("30m", 1800),
+            ("1h30m", 5400),
+            ("1.5h", 5400),
+            ("2m30s", 150),
+            ("1h", 3600),
+        ] {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for bad in ["", "30", "10x", "m", "0s", "1m1m", "-5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(format_duration(Duration::from_secs(600)), "10m");
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+    }
+}

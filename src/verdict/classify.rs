@@ -1,0 +1,681 @@
+//! The classifier: one run's record and metric rows → a [`RunVerdict`] with evidence.
+//!
+//! Everything here is a pure function of its arguments, so the report can re-classify stored CSVs
+//! after the criteria change, and the trainer can ask [`certain_fail`] at every log row.
+
+use serde::Serialize;
+
+use super::criteria::{Aggregate, Criteria, Rule, SpikeRule};
+use super::{fmt_factor, fmt_num, Verdict};
+use crate::metrics::{MetricRow, Outcome, RunRecord, COLUMNS};
+
+/// "Exponential growth" needs a log-linear fit with at least this R²...
+pub const EXPONENTIAL_MIN_R2: f64 = 0.9;
+/// ...over at least this many positive points (fewer fit almost anything)...
+pub const EXPONENTIAL_MIN_POINTS: usize = 4;
+/// ...and a first-to-peak growth of at least this factor, so a well-fitting drift from 1.0 to 1.5 is
+/// not called an explosion.
+pub const EXPONENTIAL_MIN_FACTOR: f64 = 10.0;
+
+/// A least-squares fit of `ln(value) = a + slope × train_step`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LogFit {
+    /// Natural-log growth per training step.
+    pub slope: f64,
+    /// Coefficient of determination of the fit in log space (1 for an exact exponential).
+    pub r2: f64,
+    /// Points used (positive, finite values only).
+    pub points: usize,
+}
+
+impl LogFit {
+    /// Training steps for the value to double (`ln 2 / slope`); `None` unless it grows.
+    pub fn doubling_steps(&self) -> Option<f64> {
+        (self.slope > 0.0).then(|| std::f64::consts::LN_2 / self.slope)
+    }
+}
+
+/// Fits `ln(value)` against `step` by least squares. Non-positive and non-finite values are skipped
+/// (they have no logarithm); `None` with fewer than two usable points or a single step.
+///
+/// R² is `1 - SS_res / SS_tot` in log space; a perfectly flat series (SS_tot = 0) gets R² = 0, since a
+/// flat line explains no growth.
+pub fn log_linear_fit(points: &[(u64, f64)]) -> Option<LogFit> {
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|(_, v)| v.is_finite() && *v > 0.0)
+        .map(|(s, v)| (*s as f64, v.ln()))
+        .collect();
+    let n = pts.len();
+    if n < 2 {
+        return None;
+    }
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n as f64;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n as f64;
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx == 0.0 {
+        return None;
+    }
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let ss_tot: f64 = pts.iter().map(|p| (p.1 - my).powi(2)).sum();
+    let ss_res: f64 = pts
+        .iter()
+        .map(|p| (p.1 - (intercept + slope * p.0)).powi(2))
+        .sum();
+    // Relative tolerance: float noise on an exactly flat series must not become a tiny SS_tot.
+    let r2 = if ss_tot <= 1e-12 * (1.0 + my * my) * n as f64 {
+        0.0
+    } else {
+        (1.0 - ss_res / ss_tot).max(0.0)
+    };
+    Some(LogFit {
+        slope,
+        r2,
+        points: n,
+    })
+}
+
+/// Growth of a metric from its first row to its peak, with the log-linear fit over all its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Growth {
+    pub first: f64,
+    pub first_step: u64,
+    pub peak: f64,
+    pub peak_step: u64,
+    /// `peak / first`.
+    pub factor: f64,
+    pub fit: Option<LogFit>,
+}
+
+impl Growth {
+    /// The report says "exponential growth" only when this holds: a fit over at least
+    /// [`EXPONENTIAL_MIN_POINTS`] points with a positive slope and R² ≥ [`EXPONENTIAL_MIN_R2`], and a
+    /// first-to-peak factor of at least [`EXPONENTIAL_MIN_FACTOR`].
+    pub fn is_exponential(&self) -> bool {
+        self.factor >= EXPONENTIAL_MIN_FACTOR
+            && self.fit.is_some_and(|f| {
+                f.points >= EXPONENTIAL_MIN_POINTS && f.slope > 0.0 && f.r2 >= EXPONENTIAL_MIN_R2
+            })
+    }
+
+    /// "5,191 → 7,475,702, 1,440x (steps 100–500)".
+    pub fn describe(&self) -> String {
+        format!(
+            "{} → {}, {} (steps {}–{})",
+            fmt_num(self.first),
+            fmt_num(self.peak),
+            fmt_factor(self.factor),
+            self.first_step,
+            self.peak_step
+        )
+    }
+
+    /// "exponential growth: doubling every 38 steps (R² 0.998)", or a description of why not.
+    pub fn describe_fit(&self) -> String {
+        match self.fit {
+            None => "too few points to fit".into(),
+            Some(f) if self.is_exponential() => format!(
+                "exponential growth: doubling every {} steps (R² {:.3})",
+                fmt_num(f.doubling_steps().unwrap_or(f64::INFINITY).round()),
+                f.r2
+            ),
+            Some(f) => {
+                let doubling = match f.doubling_steps() {
+                    Some(d) => format!("doubling every {} steps", fmt_num(d.round())),
+                    None => "not growing".into(),
+                };
+                format!(
+                    "not exponential: {doubling}, R² {:.3}, {} points",
+                    f.r2, f.points
+                )
+            }
+        }
+    }
+}
+
+/// First row to peak for `(train_step, value)` points; `None` without a positive first value.
+pub fn growth(points: &[(u64, f64)]) -> Option<Growth> {
+    let finite: Vec<(u64, f64)> = points
+        .iter()
+        .copied()
+        .filter(|(_, v)| v.is_finite())
+        .collect();
+    let &(first_step, first) = finite.first()?;
+    if first <= 0.0 {
+        return None;
+    }
+    let (peak_step, peak) = finite
+        .iter()
+        .copied()
+        .fold(finite[0], |m, p| if p.1 > m.1 { p } else { m });
+    Some(Growth {
+        first,
+        first_step,
+        peak,
+        peak_step,
+        factor: peak / first,
+        fit: log_linear_fit(&finite),
+    })
+}
+
+/// The first training step at which a threshold was crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Crossing {
+    /// The verdict the threshold gives.
+    pub level: Verdict,
+    /// "≥ 10,000", "> 50,000", "≤ -5", "< -100".
+    pub op: &'static str,
+    pub threshold: f64,
+    pub step: u64,
+    pub value: f64,
+}
+
+/// What a finding is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum FindingKind {
+    /// Built in: the run completed all its planned steps.
+    Outcome,
+    /// Built in: no non-finite value anywhere.
+    NonFinite,
+    /// A declared rule.
+    Threshold,
+    /// The spike rule.
+    Spike,
+}
+
+/// One rule's result on one run, with the evidence behind it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// The rule's name ("actor_cnn_grad_norm", "completed", "non-finite", "actor_loss spikes").
+    pub rule: String,
+    pub kind: FindingKind,
+    pub metric: Option<String>,
+    pub aggregate: Option<Aggregate>,
+    pub verdict: Verdict,
+    /// The aggregated value the thresholds were compared with.
+    pub value: Option<f64>,
+    /// The worst row (largest, or smallest for higher-is-better rules) and its training step.
+    pub worst: Option<(f64, u64)>,
+    /// The first step each threshold was crossed, INVESTIGATE before FAIL.
+    pub crossings: Vec<Crossing>,
+    pub growth: Option<Growth>,
+    /// Informational: the expected band and whether the run stayed in it.
+    pub note: Option<String>,
+    /// The human-readable evidence, one line.
+    pub evidence: String,
+    /// The training step the problem starts at, when there is one.
+    pub step: Option<u64>,
+}
+
+impl Finding {
+    fn builtin(
+        rule: &str,
+        kind: FindingKind,
+        verdict: Verdict,
+        evidence: String,
+        step: Option<u64>,
+    ) -> Finding {
+        Finding {
+            rule: rule.into(),
+            kind,
+            metric: None,
+            aggregate: None,
+            verdict,
+            value: None,
+            worst: None,
+            crossings: Vec::new(),
+            growth: None,
+            note: None,
+            evidence,
+            step,
+        }
+    }
+}
+
+/// A run's verdict: the worst of its findings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunVerdict {
+    pub verdict: Verdict,
+    /// One per built-in rule, declared rule and the spike rule, in that order.
+    pub findings: Vec<Finding>,
+}
+
+impl RunVerdict {
+    /// The findings that are not PASS, worst first (stable within a level).
+    pub fn problems(&self) -> Vec<&Finding> {
+        let mut v: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|f| f.verdict != Verdict::Pass)
+            .collect();
+        v.sort_by(|a, b| b.verdict.cmp(&a.verdict));
+        v
+    }
+
+    /// The evidence of every non-PASS finding, one per line (`rule: evidence`); the JUnit failure text.
+    pub fn evidence(&self) -> String {
+        self.problems()
+            .iter()
+            .map(|f| format!("{}: {}", f.rule, f.evidence))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The single most important reason, for one-line summaries.
+    pub fn headline(&self) -> String {
+        match self.problems().first() {
+            Some(f) => format!("{}: {}", f.rule, f.evidence),
+            None => "all criteria met".into(),
+        }
+    }
+}
+
+/// Classifies one run. The built-in rules come first: the run must have completed all its planned
+/// steps, and no value may be non-finite; then every declared rule and the spike rule.
+pub fn classify_run(criteria: &Criteria, record: &RunRecord, rows: &[MetricRow]) -> RunVerdict {
+    let mut findings = vec![
+        outcome_finding(record, rows),
+        nonfinite_finding(record, rows),
+    ];
+    findings.extend(criteria.rules.iter().map(|r| rule_finding(r, rows)));
+    if let Some(s) = &criteria.spike {
+        findings.push(spike_finding(s, rows));
+    }
+    let verdict = findings
+        .iter()
+        .map(|f| f.verdict)
+        .max()
+        .unwrap_or(Verdict::Pass);
+    RunVerdict { verdict, findings }
+}
+
+fn outcome_finding(record: &RunRecord, rows: &[MetricRow]) -> Finding {
+    let steps = format!(
+        "{}/{} steps",
+        fmt_num(record.steps_done as f64),
+        fmt_num(record.steps_planned as f64)
+    );
+    let last_step = rows
+        .last()
+        .map(|r| r.train_step)
+        .unwrap_or(record.train_steps_done);
+    let reason = record
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    let exit = record
+        .exit
+        .as_deref()
+        .map(|e| format!(" (exit: {e})"))
+        .unwrap_or_default();
+    let (verdict, evidence, step) = match record.outcome {
+        Outcome::Completed if record.steps_done >= record.steps_planned => {
+            (Verdict::Pass, format!("completed {steps}"), None)
+        }
+        Outcome::Completed => (
+            Verdict::Fail,
+            format!("completed only {steps}{reason}"),
+            Some(last_step),
+        ),
+        Outcome::Stopped => (
+            Verdict::Fail,
+            format!("FAIL, stopped at training step {last_step} ({steps}){reason}"),
+            Some(last_step),
+        ),
+        Outcome::Diverged => {
+            let at = record.first_nonfinite_step.unwrap_or(last_step);
+            (
+                Verdict::Fail,
+                format!("diverged at training step {at} ({steps}){reason}"),
+                Some(at),
+            )
+        }
+        other => (
+            Verdict::Fail,
+            format!("{other} at {steps}{exit}{reason}"),
+            Some(last_step),
+        ),
+    };
+    Finding::builtin("completed", FindingKind::Outcome, verdict, evidence, step)
+}
+
+fn nonfinite_finding(record: &RunRecord, rows: &[MetricRow]) -> Finding {
+    let first_row = rows
+        .iter()
+        .find_map(|r| row_nonfinite(r).map(|what| (r.train_step, what)));
+    let total: u64 = rows.iter().map(|r| r.nonfinite).sum();
+    // run.json's step is exact; a row only says "somewhere in the steps up to this row".
+    let step = record
+        .first_nonfinite_step
+        .or(first_row.as_ref().map(|(s, _)| *s));
+    let (verdict, evidence) = match step {
+        None => (Verdict::Pass, "no non-finite values".to_string()),
+        Some(k) => {
+            let what = first_row
+                .map(|(_, w)| w)
+                .unwrap_or_else(|| "a non-finite value".into());
+            let count = if total > 0 {
+                format!("; {total} non-finite values in all")
+            } else {
+                String::new()
+            };
+            (
+                Verdict::Fail,
+                format!("first non-finite value at training step {k} ({what}){count}"),
+            )
+        }
+    };
+    Finding::builtin(
+        "non-finite",
+        FindingKind::NonFinite,
+        verdict,
+        evidence,
+        step,
+    )
+}
+
+/// Describes why a row counts as non-finite, if it does.
+fn row_nonfinite(r: &MetricRow) -> Option<String> {
+    let bad: Vec<&str> = COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| r.get(c).is_some_and(|v| !v.is_finite()))
+        .collect();
+    if !bad.is_empty() {
+        Some(format!("{} is non-finite", bad.join(", ")))
+    } else if r.nonfinite > 0 {
+        Some(format!("{} non-finite values counted", r.nonfinite))
+    } else {
+        None
+    }
+}
+
+fn rule_points(rule: &Rule, rows: &[MetricRow]) -> Vec<(u64, f64)> {
+    rows.iter()
+        .filter(|r| rule.in_window(r.train_step))
+        .filter_map(|r| {
+            r.get(&rule.metric)
+                .filter(|v| v.is_finite())
+                .map(|v| (r.train_step, v))
+        })
+        .collect()
+}
+
+fn crosses(level: Verdict, above: bool, t: f64, v: f64) -> bool {
+    // INVESTIGATE is crossed at the threshold, FAIL strictly beyond it (see `Rule`).
+    match (level, above) {
+        (Verdict::Fail, true) => v > t,
+        (Verdict::Fail, false) => v < t,
+        (_, true) => v >= t,
+        (_, false) => v <= t,
+    }
+}
+
+fn op(level: Verdict, above: bool) -> &'static str {
+    match (level, above) {
+        (Verdict::Fail, true) => ">",
+        (Verdict::Fail, false) => "<",
+        (_, true) => "≥",
+        (_, false) => "≤",
+    }
+}
+
+/// The thresholds of a rule as (level, above?, value), INVESTIGATE first.
+fn thresholds(rule: &Rule) -> Vec<(Verdict, bool, f64)> {
+    [
+        (Verdict::Investigate, true, rule.investigate_above),
+        (Verdict::Investigate, false, rule.investigate_below),
+        (Verdict::Fail, true, rule.fail_above),
+        (Verdict::Fail, false, rule.fail_below),
+    ]
+    .into_iter()
+    .filter_map(|(l, a, t)| t.map(|t| (l, a, t)))
+    .collect()
+}
+
+fn aggregate(
+    agg: Aggregate,
+    pts: &[(u64, f64)],
+    growth: Option<&Growth>,
+) -> Option<(f64, Option<u64>)> {
+    let pick = |better: fn(f64, f64) -> bool| {
+        pts.iter()
+            .copied()
+            .reduce(|m, p| if better(p.1, m.1) { p } else { m })
+            .map(|(s, v)| (v, Some(s)))
+    };
+    match agg {
+        Aggregate::Max => pick(|a, b| a > b),
+        Aggregate::Min => pick(|a, b| a < b),
+        Aggregate::Last => pts.last().map(|(s, v)| (*v, Some(*s))),
+        Aggregate::Mean => (!pts.is_empty()).then(|| {
+            (
+                pts.iter().map(|p| p.1).sum::<f64>() / pts.len() as f64,
+                None,
+            )
+        }),
+        Aggregate::Growth => growth.map(|g| (g.factor, Some(g.peak_step))),
+        Aggregate::LogSlope => log_linear_fit(pts).map(|f| (f.slope, None)),
+    }
+}
+
+fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
+    let pts = rule_points(rule, rows);
+    let g = growth(&pts);
+    let mut f = Finding {
+        rule: rule.name.clone(),
+        kind: FindingKind::Threshold,
+        metric: Some(rule.metric.clone()),
+        aggregate: Some(rule.aggregate),
+        verdict: Verdict::Pass,
+        value: None,
+        worst: None,
+        crossings: Vec::new(),
+        growth: g,
+        note: None,
+        evidence: String::new(),
+        step: None,
+    };
+    let Some((value, at)) = aggregate(rule.aggregate, &pts, g.as_ref()) else {
+        f.evidence = if pts.is_empty() {
+            "not measured in this run (no values in the window)".into()
+        } else {
+            format!(
+                "{} needs more points than the {} logged",
+                rule.aggregate,
+                pts.len()
+            )
+        };
+        return f;
+    };
+    f.value = Some(value);
+    let worse: fn(f64, f64) -> bool = if rule.lower_is_worse() {
+        |a, b| a < b
+    } else {
+        |a, b| a > b
+    };
+    f.worst = pts
+        .iter()
+        .copied()
+        .reduce(|m, p| if worse(p.1, m.1) { p } else { m })
+        .map(|(s, v)| (v, s));
+
+    let mut parts = vec![match at {
+        Some(s) if rule.aggregate != Aggregate::Growth => {
+            format!("{} {} at step {s}", rule.aggregate, fmt_num(value))
+        }
+        _ => format!("{} {}", rule.aggregate, fmt_num(value)),
+    }];
+    let ths = thresholds(rule);
+    for &(level, above, t) in &ths {
+        if crosses(level, above, t, value) {
+            f.verdict = f.verdict.max(level);
+        }
+        // Per-row crossings are the "first step it went wrong"; for max/min aggregates they coincide
+        // with the verdict, for the others they are context.
+        if let Some(&(step, v)) = pts.iter().find(|p| crosses(level, above, t, p.1)) {
+            f.crossings.push(Crossing {
+                level,
+                op: op(level, above),
+                threshold: t,
+                step,
+                value: v,
+            });
+        }
+    }
+    for c in &f.crossings {
+        parts.push(format!(
+            "{} {} {} first crossed at step {}",
+            c.level,
+            c.op,
+            fmt_num(c.threshold),
+            c.step
+        ));
+    }
+    if f.crossings.is_empty() && !ths.is_empty() {
+        let limits: Vec<String> = ths
+            .iter()
+            .map(|&(l, a, t)| format!("{l} {} {}", op(l, a), fmt_num(t)))
+            .collect();
+        parts.push(format!("within limits ({})", limits.join(", ")));
+    }
+    f.step = f.crossings.iter().map(|c| c.step).min();
+    if let Some((lo, hi)) = rule.expected {
+        let (min, max) = pts
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+                (a.min(p.1), b.max(p.1))
+            });
+        let band = format!("{}–{}", fmt_num(lo), fmt_num(hi));
+        let range = format!("{}–{}", fmt_num(min), fmt_num(max));
+        f.note = Some(if min >= lo && max <= hi {
+            format!("stayed in the expected band {band} (range {range})")
+        } else {
+            format!("outside the expected band {band} (range {range})")
+        });
+    }
+    if let Some(g) = &g {
+        if g.factor >= EXPONENTIAL_MIN_FACTOR || g.is_exponential() {
+            parts.push(format!("growth {}", g.describe()));
+        }
+        if g.is_exponential() {
+            parts.push(g.describe_fit());
+        }
+    }
+    f.evidence = parts.join("; ");
+    f
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn spike_finding(spike: &SpikeRule, rows: &[MetricRow]) -> Finding {
+    let vals: Vec<(u64, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            r.get(&spike.metric)
+                .filter(|v| v.is_finite())
+                .map(|v| (r.train_step, v.abs()))
+        })
+        .collect();
+    // (step, |value|, median, ratio)
+    let mut spikes: Vec<(u64, f64, f64, f64)> = Vec::new();
+    for i in spike.window..vals.len() {
+        let mut prev: Vec<f64> = vals[i - spike.window..i].iter().map(|p| p.1).collect();
+        let m = median(&mut prev);
+        let (step, v) = vals[i];
+        if m > 0.0 && v > spike.factor * m {
+            spikes.push((step, v, m, v / m));
+        }
+    }
+    let rule = format!("{} spikes", spike.metric);
+    let definition = format!(
+        "a spike is |{}| > {}x the median of the previous {} rows",
+        spike.metric,
+        fmt_num(spike.factor),
+        spike.window
+    );
+    let mut f = Finding::builtin(
+        &rule,
+        FindingKind::Spike,
+        Verdict::Pass,
+        String::new(),
+        None,
+    );
+    f.metric = Some(spike.metric.clone());
+    let Some(&(step, v, m, ratio)) = spikes.first() else {
+        f.evidence = format!("no spikes ({definition})");
+        return f;
+    };
+    f.verdict = spike.verdict;
+    f.step = Some(step);
+    f.worst = spikes
+        .iter()
+        .max_by(|a, b| a.3.total_cmp(&b.3))
+        .map(|s| (s.1, s.0));
+    f.value = Some(spikes.len() as f64);
+    let more = if spikes.len() > 1 {
+        format!("; {} spikes in all", spikes.len())
+    } else {
+        String::new()
+    };
+    f.evidence = format!(
+        "spike at step {step}: |{}| {} = {} the median {} of the previous {} rows ({definition}){more}",
+        spike.metric,
+        fmt_num(v),
+        fmt_factor(ratio),
+        fmt_num(m),
+        spike.window
+    );
+    f
+}
+
+/// Fail-fast check for the trainer, called with every row logged so far: `Some(reason)` when the run's
+/// FAIL is already certain, whatever comes next. That is a non-finite value (the built-in rule), or
+/// a `fail_above` threshold crossed on a `max` rule (a `fail_below` on a `min` rule), because later
+/// rows can only make those aggregates worse. Rows outside a rule's window are ignored. The earliest
+/// such row wins.
+pub fn certain_fail(criteria: &Criteria, rows_so_far: &[MetricRow]) -> Option<String> {
+    for row in rows_so_far {
+        if let Some(what) = row_nonfinite(row) {
+            return Some(format!(
+                "non-finite value at training step {} ({what})",
+                row.train_step
+            ));
+        }
+        for rule in criteria
+            .rules
+            .iter()
+            .filter(|r| r.in_window(row.train_step))
+        {
+            let Some(v) = row.get(&rule.metric) else {
+                continue;
+            };
+            let hit = match (rule.aggregate, rule.fail_above, rule.fail_below) {
+                (Aggregate::Max, Some(t), _) if v > t => Some((">", t)),
+                (Aggregate::Min, _, Some(t)) if v < t => Some(("<", t)),
+                _ => None,
+            };
+            if let Some((op, t)) = hit {
+                return Some(format!(
+                    "{} = {} {op} {} (FAIL) at training step {}",
+                    rule.metric,
+                    fmt_num(v),
+                    fmt_num(t),
+                    row.train_step
+                ));
+            }
+        }
+    }
+    None
+}

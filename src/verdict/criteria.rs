@@ -1,0 +1,711 @@
+//! The criteria schema: which metrics to watch, how to aggregate them and where the thresholds lie.
+//!
+//! Criteria are parsed from the located YAML tree so that every problem (an unknown metric, a typo'd
+//! key, a threshold of the wrong type) is reported at once with `file:line:col` and a hint.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::config::yaml::{self, Node, Value};
+use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
+use crate::metrics::COLUMNS;
+
+/// The default criteria (the seed's monitoring plan), embedded so the binary works from any directory.
+pub const DEFAULT_CRITERIA_YAML: &str = include_str!("../../criteria/default.yaml");
+
+/// How a rule reduces a metric's rows (inside its step window) to one number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    /// The largest value.
+    Max,
+    /// The smallest value.
+    Min,
+    /// The value of the last row.
+    Last,
+    /// The arithmetic mean.
+    Mean,
+    /// Factor from the first row's value to the peak (`peak / first`; needs a positive first value).
+    Growth,
+    /// Slope of the least-squares fit of ln(value) against the training step, per training step.
+    LogSlope,
+}
+
+impl Aggregate {
+    /// Every aggregate name, as written in YAML.
+    pub const NAMES: [&'static str; 6] = ["max", "min", "last", "mean", "growth", "log_slope"];
+
+    /// The YAML name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Aggregate::Max => "max",
+            Aggregate::Min => "min",
+            Aggregate::Last => "last",
+            Aggregate::Mean => "mean",
+            Aggregate::Growth => "growth",
+            Aggregate::LogSlope => "log_slope",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Aggregate> {
+        Some(match s {
+            "max" => Aggregate::Max,
+            "min" => Aggregate::Min,
+            "last" => Aggregate::Last,
+            "mean" => Aggregate::Mean,
+            "growth" => Aggregate::Growth,
+            "log_slope" => Aggregate::LogSlope,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Aggregate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One declarative rule on one metric.
+///
+/// `investigate_*` thresholds are crossed at the value (`>=` / `<=`), `fail_*` thresholds strictly
+/// beyond it (`>` / `<`): the seed's PASS target is "< 10,000" and its FAIL is "> 50,000".
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// Display name; defaults to the metric (plus the aggregate when it is not `max`).
+    pub name: String,
+    /// A `metrics.csv` column.
+    pub metric: String,
+    pub aggregate: Aggregate,
+    pub investigate_above: Option<f64>,
+    pub fail_above: Option<f64>,
+    /// For metrics where higher is better (`eval_return`).
+    pub investigate_below: Option<f64>,
+    pub fail_below: Option<f64>,
+    /// The band healthy runs stay in; shown as a note, it never changes the verdict.
+    pub expected: Option<(f64, f64)>,
+    /// Inclusive window on `train_step`.
+    pub from_step: Option<u64>,
+    pub to_step: Option<u64>,
+    pub description: Option<String>,
+}
+
+impl Rule {
+    /// A rule on `metric` with no thresholds (add them with struct update syntax in tests).
+    pub fn new(metric: &str, aggregate: Aggregate) -> Rule {
+        Rule {
+            name: default_name(metric, aggregate),
+            metric: metric.to_string(),
+            aggregate,
+            investigate_above: None,
+            fail_above: None,
+            investigate_below: None,
+            fail_below: None,
+            expected: None,
+            from_step: None,
+            to_step: None,
+            description: None,
+        }
+    }
+
+    /// Whether a training step lies inside the rule's window.
+    pub fn in_window(&self, step: u64) -> bool {
+        self.from_step.map_or(true, |f| step >= f) && self.to_step.map_or(true, |t| step <= t)
+    }
+
+    /// Whether lower values are the bad direction (only `_below` thresholds are set).
+    pub fn lower_is_worse(&self) -> bool {
+        (self.investigate_below.is_some() || self.fail_below.is_some())
+            && self.investigate_above.is_none()
+            && self.fail_above.is_none()
+    }
+}
+
+fn default_name(metric: &str, aggregate: Aggregate) -> String {
+    if aggregate == Aggregate::Max {
+        metric.to_string()
+    } else {
+        format!("{metric} ({aggregate})")
+    }
+}
+
+/// The actor-loss spike rule: row `i` is a spike when `|v_i| > factor × median(|v_{i-window}|..|v_{i-1}|)`.
+///
+/// Only rows with a full window of `window` finite previous values are tested, so the first rows of a
+/// run (where the loss legitimately moves fast) are never spikes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpikeRule {
+    pub metric: String,
+    pub factor: f64,
+    pub window: usize,
+    /// The verdict a spike gives (INVESTIGATE by default).
+    pub verdict: super::Verdict,
+}
+
+impl Default for SpikeRule {
+    fn default() -> Self {
+        SpikeRule {
+            metric: "actor_loss".into(),
+            factor: 10.0,
+            window: 5,
+            verdict: super::Verdict::Investigate,
+        }
+    }
+}
+
+/// How many seeds of a variant group must PASS for the group to PASS.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quorum {
+    /// Every seed.
+    All,
+    /// At least this fraction of the seeds (rounded up), in (0, 1].
+    Fraction(f64),
+    /// At least this many seeds (capped at the number of seeds).
+    Count(usize),
+}
+
+impl Quorum {
+    /// The number of passing seeds required out of `total`.
+    pub fn required(self, total: usize) -> usize {
+        match self {
+            Quorum::All => total,
+            Quorum::Fraction(f) => ((f * total as f64) - 1e-9).ceil().max(1.0) as usize,
+            Quorum::Count(n) => n.min(total),
+        }
+        .max(1)
+    }
+}
+
+impl fmt::Display for Quorum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quorum::All => f.write_str("all seeds"),
+            Quorum::Fraction(x) => write!(f, "{}% of seeds", (x * 100.0).round()),
+            Quorum::Count(n) => write!(f, "{n} seed{}", if *n == 1 { "" } else { "s" }),
+        }
+    }
+}
+
+/// A validated set of criteria. The non-finite and incomplete-run rules are built in and always apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Criteria {
+    pub rules: Vec<Rule>,
+    /// `None` when disabled with `spike: false`.
+    pub spike: Option<SpikeRule>,
+    pub quorum: Quorum,
+    /// End a run early once its FAIL is certain (see [`super::certain_fail`]).
+    pub stop_on_fail: bool,
+}
+
+impl Criteria {
+    /// The embedded `criteria/default.yaml`: the seed's monitoring plan.
+    pub fn default_set() -> Criteria {
+        let src = Source::inline("criteria/default.yaml", DEFAULT_CRITERIA_YAML);
+        let node = yaml::parse(&src).expect("embedded default criteria are valid YAML");
+        parse_criteria(&src, &node).expect("embedded default criteria are valid")
+    }
+
+    /// The rules on one metric.
+    pub fn rules_for<'a>(&'a self, metric: &'a str) -> impl Iterator<Item = &'a Rule> + 'a {
+        self.rules.iter().filter(move |r| r.metric == metric)
+    }
+}
+
+impl Default for Criteria {
+    fn default() -> Self {
+        Criteria::default_set()
+    }
+}
+
+/// Reads and validates a criteria file; every problem is reported at once.
+pub fn load_criteria(path: &Path) -> Result<Criteria, Diagnostics> {
+    let src = Source::read(path)?;
+    let node = yaml::parse(&src).map_err(Diagnostics)?;
+    parse_criteria(&src, &node).map_err(Diagnostics)
+}
+
+const TOP_KEYS: [&str; 4] = ["stop_on_fail", "seeds", "spike", "rules"];
+const RULE_KEYS: [&str; 11] = [
+    "name",
+    "metric",
+    "aggregate",
+    "investigate_above",
+    "fail_above",
+    "investigate_below",
+    "fail_below",
+    "expected",
+    "from_step",
+    "to_step",
+    "description",
+];
+const SPIKE_KEYS: [&str; 4] = ["metric", "factor", "window", "verdict"];
+const SEEDS_KEYS: [&str; 1] = ["quorum"];
+
+/// Validates a criteria mapping (a whole file, or a sweep's inline `criteria:`). Missing keys take the
+/// defaults of `criteria/default.yaml`'s top level; `rules` absent means the default rules.
+pub fn parse_criteria(src: &Source, node: &Node) -> Result<Criteria, Vec<Diagnostic>> {
+    let mut p = Parser {
+        src,
+        errors: Vec::new(),
+    };
+    let criteria = p.criteria(node);
+    if p.errors.is_empty() {
+        Ok(criteria)
+    } else {
+        Err(p.errors)
+    }
+}
+
+struct Parser<'s> {
+    src: &'s Source,
+    errors: Vec<Diagnostic>,
+}
+
+impl Parser<'_> {
+    fn err(
+        &mut self,
+        node_mark: crate::diag::Mark,
+        key: &str,
+        msg: impl Into<String>,
+        hint: Option<String>,
+    ) {
+        let mut d = Diagnostic::new(self.src, node_mark, msg).key(key);
+        if let Some(h) = hint {
+            d = d.hint(h);
+        }
+        self.errors.push(d);
+    }
+
+    fn check_keys(&mut self, node: &Node, path: &str, allowed: &[&str]) {
+        for (k, _) in node.entries() {
+            if !allowed.contains(&k.name.as_str()) {
+                let hint = match did_you_mean(&k.name, allowed.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("allowed keys: {}", allowed.join(", ")),
+                };
+                let key = join(path, &k.name);
+                self.err(
+                    k.mark,
+                    &key,
+                    format!("unknown key `{}`", k.name),
+                    Some(hint),
+                );
+            }
+        }
+    }
+
+    fn mapping(&mut self, node: &Node, path: &str) -> bool {
+        if matches!(node.value, Value::Map(_)) {
+            true
+        } else {
+            let msg = format!("expected a mapping, found {}", node.value.type_name());
+            self.err(node.mark, path, msg, None);
+            false
+        }
+    }
+
+    fn criteria(&mut self, node: &Node) -> Criteria {
+        let defaults = Criteria {
+            rules: Vec::new(),
+            spike: Some(SpikeRule::default()),
+            quorum: Quorum::All,
+            stop_on_fail: true,
+        };
+        if !self.mapping(node, "criteria") {
+            return defaults;
+        }
+        self.check_keys(node, "", &TOP_KEYS);
+        let stop_on_fail = match node.get("stop_on_fail") {
+            None => true,
+            Some(n) => match n.value {
+                Value::Bool(b) => b,
+                _ => {
+                    let msg = format!("expected true or false, found {}", n.value.type_name());
+                    self.err(n.mark, "stop_on_fail", msg, None);
+                    true
+                }
+            },
+        };
+        let quorum = node
+            .get("seeds")
+            .map(|s| self.seeds(s))
+            .unwrap_or(Quorum::All);
+        let spike = match node.get("spike") {
+            None => Some(SpikeRule::default()),
+            Some(n) => self.spike(n),
+        };
+        let rules = match node.get("rules") {
+            None => Criteria::default_set().rules,
+            Some(n) => match &n.value {
+                Value::Seq(items) => items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| self.rule(r, i))
+                    .collect(),
+                Value::Null => Vec::new(),
+                other => {
+                    let msg = format!("expected a list of rules, found {}", other.type_name());
+                    self.err(n.mark, "rules", msg, None);
+                    Vec::new()
+                }
+            },
+        };
+        Criteria {
+            rules,
+            spike,
+            quorum,
+            stop_on_fail,
+        }
+    }
+
+    fn seeds(&mut self, node: &Node) -> Quorum {
+        if !self.mapping(node, "seeds") {
+            return Quorum::All;
+        }
+        self.check_keys(node, "seeds", &SEEDS_KEYS);
+        let Some(q) = node.get("quorum") else {
+            return Quorum::All;
+        };
+        let hint = Some(
+            "write `all`, a fraction in (0, 1] such as 0.5, or a whole number of seeds".to_string(),
+        );
+        match &q.value {
+            Value::Str(s) if s == "all" => Quorum::All,
+            Value::Int(n) if *n >= 1 => Quorum::Count(*n as usize),
+            Value::Float(f) if *f > 0.0 && *f <= 1.0 => Quorum::Fraction(*f),
+            other => {
+                self.err(
+                    q.mark,
+                    "seeds.quorum",
+                    format!("invalid quorum `{other}`"),
+                    hint,
+                );
+                Quorum::All
+            }
+        }
+    }
+
+    fn spike(&mut self, node: &Node) -> Option<SpikeRule> {
+        match node.value {
+            Value::Bool(false) | Value::Null => return None,
+            Value::Bool(true) => return Some(SpikeRule::default()),
+            _ => {}
+        }
+        if !self.mapping(node, "spike") {
+            return None;
+        }
+        self.check_keys(node, "spike", &SPIKE_KEYS);
+        let mut s = SpikeRule::default();
+        if let Some(m) = node.get("metric") {
+            if let Some(name) = self.metric(m, "spike.metric") {
+                s.metric = name;
+            }
+        }
+        if let Some(f) = node.get("factor") {
+            match f.as_f64() {
+                Some(x) if x > 1.0 => s.factor = x,
+                _ => self.err(f.mark, "spike.factor", "expected a number above 1", None),
+            }
+        }
+        if let Some(w) = node.get("window") {
+            match w.value {
+                Value::Int(n) if n >= 1 => s.window = n as usize,
+                _ => self.err(
+                    w.mark,
+                    "spike.window",
+                    "expected a whole number of rows, at least 1",
+                    None,
+                ),
+            }
+        }
+        if let Some(v) = node.get("verdict") {
+            match v.as_str() {
+                Some("investigate") => s.verdict = super::Verdict::Investigate,
+                Some("fail") => s.verdict = super::Verdict::Fail,
+                _ => self.err(
+                    v.mark,
+                    "spike.verdict",
+                    "expected `investigate` or `fail`",
+                    None,
+                ),
+            }
+        }
+        Some(s)
+    }
+
+    fn metric(&mut self, node: &Node, key: &str) -> Option<String> {
+        let Some(name) = node.as_str() else {
+            let msg = format!("expected a metric name, found {}", node.value.type_name());
+            self.err(node.mark, key, msg, None);
+            return None;
+        };
+        if COLUMNS.contains(&name) && name != "train_step" {
+            return Some(name.to_string());
+        }
+        let hint = match did_you_mean(name, COLUMNS.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!(
+                "metrics are the columns of metrics.csv: {}",
+                COLUMNS[1..].join(", ")
+            ),
+        };
+        self.err(
+            node.mark,
+            key,
+            format!("unknown metric `{name}`"),
+            Some(hint),
+        );
+        None
+    }
+
+    fn number(&mut self, node: &Node, key: &str) -> Option<f64> {
+        match node.as_f64() {
+            Some(x) if x.is_finite() => Some(x),
+            _ => {
+                let msg = format!("expected a number, found {}", node.value.type_name());
+                self.err(node.mark, key, msg, None);
+                None
+            }
+        }
+    }
+
+    fn step(&mut self, node: &Node, key: &str) -> Option<u64> {
+        match node.value {
+            Value::Int(n) if n >= 0 => Some(n as u64),
+            _ => {
+                self.err(
+                    node.mark,
+                    key,
+                    "expected a training step (a whole number, 0 or more)",
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn rule(&mut self, node: &Node, i: usize) -> Option<Rule> {
+        let path = format!("rules[{i}]");
+        if !self.mapping(node, &path) {
+            return None;
+        }
+        self.check_keys(node, &path, &RULE_KEYS);
+        let errors_before = self.errors.len();
+        let metric = match node.get("metric") {
+            Some(m) => self.metric(m, &format!("{path}.metric")),
+            None => {
+                self.err(
+                    node.mark,
+                    &path,
+                    "a rule needs a `metric`",
+                    Some("add `metric: actor_cnn_grad_norm`".into()),
+                );
+                None
+            }
+        };
+        let aggregate = match node.get("aggregate") {
+            None => Aggregate::Max,
+            Some(a) => match a.as_str().and_then(Aggregate::parse) {
+                Some(agg) => agg,
+                None => {
+                    let word = a.value.to_string();
+                    let hint = match did_you_mean(&word, Aggregate::NAMES) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("aggregates: {}", Aggregate::NAMES.join(", ")),
+                    };
+                    self.err(
+                        a.mark,
+                        &format!("{path}.aggregate"),
+                        format!("unknown aggregate `{word}`"),
+                        Some(hint),
+                    );
+                    Aggregate::Max
+                }
+            },
+        };
+        let num = |p: &mut Self, k: &str| {
+            node.get(k)
+                .and_then(|n| p.number(n, &format!("{path}.{k}")))
+        };
+        let investigate_above = num(self, "investigate_above");
+        let fail_above = num(self, "fail_above");
+        let investigate_below = num(self, "investigate_below");
+        let fail_below = num(self, "fail_below");
+        if let (Some(inv), Some(fail), Some(n)) =
+            (investigate_above, fail_above, node.get("fail_above"))
+        {
+            if fail < inv {
+                let msg = format!("fail_above ({fail}) is below investigate_above ({inv})");
+                self.err(n.mark, &format!("{path}.fail_above"), msg, None);
+            }
+        }
+        if let (Some(inv), Some(fail), Some(n)) =
+            (investigate_below, fail_below, node.get("fail_below"))
+        {
+            if fail > inv {
+                let msg = format!("fail_below ({fail}) is above investigate_below ({inv})");
+                self.err(n.mark, &format!("{path}.fail_below"), msg, None);
+            }
+        }
+        let expected = node.get("expected").and_then(|e| {
+            let pair = match &e.value {
+                Value::Seq(v) if v.len() == 2 => v[0].as_f64().zip(v[1].as_f64()),
+                _ => None,
+            };
+            match pair {
+                Some((lo, hi)) if lo <= hi => Some((lo, hi)),
+                _ => {
+                    let key = format!("{path}.expected");
+                    self.err(
+                        e.mark,
+                        &key,
+                        "expected a band `[low, high]` with low <= high",
+                        None,
+                    );
+                    None
+                }
+            }
+        });
+        let from_step = node
+            .get("from_step")
+            .and_then(|n| self.step(n, &format!("{path}.from_step")));
+        let to_step = node
+            .get("to_step")
+            .and_then(|n| self.step(n, &format!("{path}.to_step")));
+        if let (Some(f), Some(t), Some(n)) = (from_step, to_step, node.get("to_step")) {
+            if t < f {
+                self.err(
+                    n.mark,
+                    &format!("{path}.to_step"),
+                    format!("to_step ({t}) is before from_step ({f})"),
+                    None,
+                );
+            }
+        }
+        let text = |p: &mut Self, k: &str| match node.get(k) {
+            None => None,
+            Some(n) => match n.as_str() {
+                Some(s) => Some(s.to_string()),
+                None => {
+                    p.err(
+                        n.mark,
+                        &format!("{path}.{k}"),
+                        format!("expected a string, found {}", n.value.type_name()),
+                        None,
+                    );
+                    None
+                }
+            },
+        };
+        let name = text(self, "name");
+        let description = text(self, "description");
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let metric = metric?;
+        Some(Rule {
+            name: name.unwrap_or_else(|| default_name(&metric, aggregate)),
+            metric,
+            aggregate,
+            investigate_above,
+            fail_above,
+            investigate_below,
+            fail_below,
+            expected,
+            from_step,
+            to_step,
+            description,
+        })
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Criteria, Vec<Diagnostic>> {
+        let src = Source::inline("c.yaml", text);
+        parse_criteria(&src, &yaml::parse(&src).unwrap())
+    }
+
+    #[test]
+    fn default_set_is_the_seed_plan() {
+        let c = Criteria::default_set();
+        assert!(c.stop_on_fail);
+        assert_eq!(c.quorum, Quorum::All);
+        let actor = c.rules_for("actor_cnn_grad_norm").next().unwrap();
+        assert_eq!(
+            (actor.investigate_above, actor.fail_above),
+            (Some(10_000.0), Some(50_000.0))
+        );
+        let critic = c.rules_for("critic_cnn_grad_norm").next().unwrap();
+        assert_eq!(critic.expected, Some((200.0, 2_000.0)));
+        assert_eq!(critic.investigate_above, Some(5_000.0));
+        let q = c.rules_for("q_abs_max").next().unwrap();
+        assert_eq!((q.investigate_above, q.fail_above), (Some(1e6), Some(1e7)));
+        assert_eq!(c.spike, Some(SpikeRule::default()));
+    }
+
+    #[test]
+    fn unknown_metric_has_location_and_suggestion() {
+        let errs =
+            parse_str("rules:\n  - metric: actor_cnn_grad_nrom\n    fail_above: 5\n").unwrap_err();
+        assert_eq!(errs.len(), 1);
+        let text = errs[0].to_string();
+        assert!(
+            text.starts_with("c.yaml:2:13: error: `rules[0].metric`: unknown metric"),
+            "{text}"
+        );
+        assert!(
+            text.contains("did you mean `actor_cnn_grad_norm`?"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let text = "stop_on_fial: true\nseeds: {quorum: 0}\nrules:\n  - metric: q_abs_max\n    aggregate: maxx\n    fail_above: big\n    from_step: 10\n    to_step: 5\n";
+        let errs = parse_str(text).unwrap_err();
+        let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 5, "{all:#?}");
+        assert!(all[0].contains("did you mean `stop_on_fail`?"));
+        assert!(all.iter().any(|e| e.contains("did you mean `max`?")));
+    }
+
+    #[test]
+    fn quorum_forms() {
+        assert_eq!(
+            parse_str("seeds: {quorum: 2}\n").unwrap().quorum,
+            Quorum::Count(2)
+        );
+        assert_eq!(
+            parse_str("seeds: {quorum: 0.5}\n").unwrap().quorum,
+            Quorum::Fraction(0.5)
+        );
+        assert_eq!(Quorum::Fraction(0.5).required(3), 2);
+        assert_eq!(Quorum::Fraction(0.5).required(4), 2);
+        assert_eq!(Quorum::All.required(3), 3);
+        assert_eq!(Quorum::Count(5).required(3), 3);
+    }
+
+    #[test]
+    fn windows_and_below_thresholds() {
+        let c = parse_str(
+            "spike: false\nrules:\n  - metric: eval_return\n    aggregate: last\n    fail_below: -100\n    from_step: 200\n",
+        )
+        .unwrap();
+        assert_eq!(c.spike, None);
+        let r = &c.rules[0];
+        assert_eq!(r.name, "eval_return (last)");
+        assert!(r.lower_is_worse());
+        assert!(!r.in_window(100) && r.in_window(200) && r.in_window(10_000));
+    }
+}

@@ -1,0 +1,185 @@
+//! Renders each fixture results folder (hand-written run.json and metrics.csv files) into a temporary
+//! copy and snapshots the VALIDATION report and the JUnit XML.
+
+use std::path::{Path, PathBuf};
+
+use td3_sweep::report::{generate, ReportOptions, Status};
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A fresh copy of `tests/fixtures/results/<name>`, so rendering never touches the committed files.
+fn fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/results")
+            .join(name),
+        &dir,
+    );
+    (tmp, dir)
+}
+
+fn opts() -> ReportOptions {
+    ReportOptions {
+        date: Some("2025-11-12 09:00".into()),
+        ..Default::default()
+    }
+}
+
+/// Dates, temp paths, commit hashes and durations vary between machines and runs.
+fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?", "[date]"),
+        (r"/tmp/[^\s)`]*", "[path]"),
+        (r"\b[0-9a-f]{40}\b", "[commit]"),
+        (r#"time="[0-9.]+""#, r#"time="[duration]""#),
+        (r"\d+\.\d s\b", "[duration]"),
+    ]
+}
+
+#[test]
+fn snapshot_every_fixture() {
+    insta::glob!("fixtures/results/*/sweep.yaml", |path| {
+        let name = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let (_tmp, dir) = fixture(name);
+        let junit = dir.join("junit.xml");
+        let out = generate(
+            &dir,
+            &ReportOptions {
+                junit: Some(junit.clone()),
+                ..opts()
+            },
+        )
+        .unwrap();
+        let md = std::fs::read_to_string(&out.report_path).unwrap();
+        let xml = std::fs::read_to_string(&junit).unwrap();
+        insta::with_settings!({ filters => filters() }, {
+            insta::assert_snapshot!("report", md);
+            insta::assert_snapshot!("junit", xml);
+            insta::assert_snapshot!("overview", format!("exit code {}\n{}", out.exit_code(), out.overview));
+        });
+    });
+}
+
+#[test]
+fn lr_grid_verdicts_and_recommendation() {
+    let (_tmp, dir) = fixture("lr-grid");
+    let out = generate(&dir, &opts()).unwrap();
+    assert_eq!(out.status, Status::Fail);
+    assert_eq!(out.exit_code(), 11);
+    assert!(
+        out.recommendation.headline.contains("actor_cnn_lr=1e-5"),
+        "{}",
+        out.recommendation.headline
+    );
+    let md = std::fs::read_to_string(dir.join("VALIDATION_lr-grid.md")).unwrap();
+    assert!(
+        md.contains("5,191 → 7,475,702, 1,440x"),
+        "growth is in the report"
+    );
+    assert!(md.contains("exponential growth: doubling every"));
+    assert!(md.contains("FLAKY 1/2"));
+    assert!(md.contains(
+        "[runs/actor_cnn_lr=1e-4-s1/evidence.csv](runs/actor_cnn_lr=1e-4-s1/evidence.csv)"
+    ));
+    for p in ["actor_cnn_grad_norm", "critic_cnn_grad_norm", "q_abs_max"] {
+        let svg = std::fs::read_to_string(dir.join(format!("plots/{p}.svg"))).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("FAIL") || p == "critic_cnn_grad_norm",
+            "{p}"
+        );
+        assert!(md.contains(&format!("](plots/{p}.svg)")));
+    }
+    // No temporary files are left beside the report.
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn corrupted_metrics_are_reported_not_fatal() {
+    let (_tmp, dir) = fixture("no-pass");
+    let out = generate(&dir, &opts()).unwrap();
+    assert_eq!(out.runs.len(), 2, "the other run is still reported");
+    assert_eq!(out.load_errors.len(), 1);
+    assert!(
+        out.load_errors[0]
+            .starts_with("runs/actor_cnn_lr=5e-5-s0/metrics.csv:3: column `actor_cnn_grad_norm`"),
+        "{}",
+        out.load_errors[0]
+    );
+    assert!(
+        out.recommendation.headline.contains("gradient clipping"),
+        "{}",
+        out.recommendation.headline
+    );
+}
+
+#[test]
+fn criteria_override_and_custom_template() {
+    let (tmp, dir) = fixture("lr-grid");
+    let crit = tmp.path().join("lenient.yaml");
+    std::fs::write(
+        &crit,
+        "rules:\n  - metric: actor_cnn_grad_norm\n    fail_above: 100000000\n",
+    )
+    .unwrap();
+    let tpl = tmp.path().join("t.j2");
+    std::fs::write(&tpl, "{{ sweep }}: {{ status }}\n{% for g in overview %}{{ g.label }}={{ g.verdict }}\n{% endfor %}").unwrap();
+    let o = ReportOptions {
+        criteria: Some(crit),
+        template: Some(tpl),
+        ..opts()
+    };
+    let out = generate(&dir, &o).unwrap();
+    let text = std::fs::read_to_string(out.report_path).unwrap();
+    // The NaN and crashed runs still fail through the built-in rules; the 20k and seed-number runs now pass.
+    assert!(text.starts_with("lr-grid: INVESTIGATE\n"), "{text}");
+    assert!(text.contains("lr (actor_cnn_lr=1e-4)=FLAKY 1/2"), "{text}");
+    assert!(text.contains("lr (actor_cnn_lr=5e-5)=PASS"), "{text}");
+
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(&bad, "rules:\n  - metric: q_abs_mx\n").unwrap();
+    let err = generate(
+        &dir,
+        &ReportOptions {
+            criteria: Some(bad),
+            ..opts()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("bad.yaml:2:13: error: `rules[0].metric`: unknown metric `q_abs_mx`"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `q_abs_max`?"), "{err}");
+}
+
+#[test]
+fn not_a_results_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = generate(tmp.path(), &opts()).unwrap_err().to_string();
+    assert!(err.contains("not a results folder"), "{err}");
+}

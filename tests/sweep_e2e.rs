@@ -1,0 +1,183 @@
+//! End-to-end sweeps through the real binary: real child processes training through tch on the CPU.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_td3-sweep"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("sweep")
+        .arg(spec)
+        .arg("--results")
+        .arg(results)
+        .args(extra)
+        .current_dir(repo())
+        .output()
+        .expect("run td3-sweep")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn summary(results: &Path, name: &str) -> Vec<csv::StringRecord> {
+    let mut r = csv::Reader::from_path(results.join(name).join("summary.csv")).unwrap();
+    r.records().map(|x| x.unwrap()).collect()
+}
+
+fn col(results: &Path, name: &str, column: &str) -> Vec<String> {
+    let mut r = csv::Reader::from_path(results.join(name).join("summary.csv")).unwrap();
+    let i = r.headers().unwrap().iter().position(|h| h == column).unwrap();
+    r.records().map(|x| x.unwrap()[i].to_string()).collect()
+}
+
+/// A copy of smoke.yaml in a temp folder with extra YAML appended (variants, knobs).
+fn smoke_variant(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let smoke = std::fs::read_to_string(repo().join("sweeps/smoke.yaml")).unwrap();
+    let base = repo().join("configs/td3.yaml");
+    let mut out = String::new();
+    for line in smoke.lines() {
+        if line.starts_with("name:") {
+            out.push_str(&format!("name: {name}\n"));
+        } else if line.starts_with("base:") {
+            out.push_str(&format!("base: {}\n", base.display()));
+        } else if line.starts_with("variants:") || line.starts_with("  - name") || line.starts_with("    set:") {
+            // replaced by `extra` when it defines variants
+            if extra.contains("variants:") {
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str(extra);
+    let p = dir.join(format!("{name}.yaml"));
+    std::fs::write(&p, out).unwrap();
+    p
+}
+
+#[test]
+fn smoke_sweep_trains_in_parallel_then_resumes_without_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let out = sweep(&repo().join("sweeps/smoke.yaml"), &res, &["--jobs", "2"]);
+    let log = text(&out);
+    assert!(matches!(out.status.code(), Some(0 | 10 | 11)), "{log}");
+    let rows = summary(&res, "smoke");
+    assert!(rows.len() >= 2, "{log}");
+    assert!(col(&res, "smoke", "outcome").iter().all(|o| o == "completed"), "{log}");
+    let runs = res.join("smoke/runs");
+    let mut metrics = Vec::new();
+    for e in std::fs::read_dir(&runs).unwrap() {
+        let d = e.unwrap().path();
+        for f in ["config.yaml", "metrics.csv", "run.json", "stdout.log", "stderr.log"] {
+            assert!(d.join(f).exists(), "{} missing in {}", f, d.display());
+        }
+        metrics.push((d.join("metrics.csv"), std::fs::read(d.join("metrics.csv")).unwrap()));
+    }
+    assert!(res.join("smoke/sweep.yaml").exists());
+    assert!(res.join("smoke/VALIDATION_smoke.md").exists(), "{log}");
+    // Both slots were really used at once: the two runs' time spans overlap.
+    assert!(log.contains("slot 0") || log.contains("slot(s)"), "{log}");
+
+    let again = sweep(&repo().join("sweeps/smoke.yaml"), &res, &["--jobs", "2"]);
+    let log2 = text(&again);
+    assert!(log2.contains("0 to train"), "{log2}");
+    for (p, bytes) in metrics {
+        assert_eq!(std::fs::read(&p).unwrap(), bytes, "{} changed on resume", p.display());
+    }
+}
+
+#[test]
+fn a_crashing_run_is_recorded_and_the_others_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = smoke_variant(
+        tmp.path(),
+        "crashy",
+        "variants:\n  - name: ok\n  - name: boom\n    set: { debug.abort_at_step: 5 }\n",
+    );
+    let res = tmp.path().join("results");
+    let out = sweep(&spec, &res, &["--jobs", "2"]);
+    let log = text(&out);
+    let outcomes = col(&res, "crashy", "outcome");
+    let variants = col(&res, "crashy", "variant");
+    for (o, v) in outcomes.iter().zip(&variants) {
+        let want = if v == "boom" { "crashed" } else { "completed" };
+        assert_eq!(o, want, "{v}: {log}");
+    }
+    assert!(variants.iter().any(|v| v == "boom") && variants.iter().any(|v| v == "ok"));
+    let boom = std::fs::read_dir(res.join("crashy/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("boom"))
+        .unwrap();
+    let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(boom.join("run.json")).unwrap()).unwrap();
+    assert_eq!(rec["outcome"], "crashed");
+    assert!(rec["exit"].as_str().unwrap().contains("SIGABRT"), "{rec}");
+    assert!(rec["stderr_tail"].as_str().unwrap().contains("abort_at_step"), "{rec}");
+    assert_eq!(out.status.code(), Some(11), "a crashed run is a FAIL: {log}");
+}
+
+#[test]
+fn a_second_sweep_on_the_same_results_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    std::fs::create_dir_all(res.join("smoke")).unwrap();
+    // A live holder: this test process.
+    let holder = serde_json::json!({
+        "pid": std::process::id(),
+        "host": std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim(),
+        "started_at": "2026-01-01T00:00:00Z",
+        "command": "td3-sweep sweep sweeps/smoke.yaml (the first one)"
+    });
+    std::fs::write(res.join("smoke/.lock"), holder.to_string()).unwrap();
+    let out = sweep(&repo().join("sweeps/smoke.yaml"), &res, &[]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains(&format!("pid {}", std::process::id())) && log.contains("(the first one)"), "{log}");
+    assert!(!res.join("smoke/runs").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false));
+}
+
+#[test]
+fn same_config_and_seed_give_identical_metrics_on_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("cfg.yaml");
+    std::fs::write(
+        &cfg,
+        "device: cpu\nenv: { image_size: 24, frame_stack: 2 }\nnetworks:\n  cnn: { channels: [8, 8], kernels: [3, 3], strides: [2, 1], feature_dim: 16 }\n  actor: { hidden: [32, 32], learning_rate: 3.0e-4 }\n  critic: { hidden: [32, 32], learning_rate: 3.0e-4 }\ntraining: { batch_size: 16, steps: 120, learning_starts: 20 }\nlogging: { log_every: 10 }\n",
+    )
+    .unwrap();
+    let run = |out: &str| {
+        let o = Command::new(bin())
+            .args(["train", "--config"])
+            .arg(&cfg)
+            .args(["--seed", "3", "--threads", "1", "--out"])
+            .arg(tmp.path().join(out))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        let t = std::fs::read_to_string(tmp.path().join(out).join("metrics.csv")).unwrap();
+        // wall_s (third column) is the only column allowed to differ.
+        t.lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f[2] = "";
+                f.join(",")
+            })
+            .collect::<Vec<_>>()
+    };
+    let a = run("a");
+    let b = run("b");
+    assert!(a.len() > 5);
+    assert_eq!(a, b);
+}

@@ -1,0 +1,324 @@
+//! Table tests for the classifier, the growth fit and fail-fast, on hand-built rows.
+
+use td3_sweep::metrics::{MetricRow, Outcome, RunRecord};
+use td3_sweep::verdict::{
+    certain_fail, classify_run, growth, log_linear_fit, Aggregate, Criteria, Rule, Verdict,
+};
+
+fn record(outcome: Outcome, done: u64, planned: u64) -> RunRecord {
+    RunRecord {
+        run_id: "r".into(),
+        variant: "v".into(),
+        swept: Default::default(),
+        command: String::new(),
+        outcome,
+        steps_planned: planned,
+        steps_done: done,
+        train_steps_done: done,
+        seed: 0,
+        device: "cpu".into(),
+        libtorch_version: "2.x".into(),
+        git_commit: "abc".into(),
+        wall_s: 1.0,
+        started_at: String::new(),
+        learning_rates: None,
+        config_hash: String::new(),
+        first_nonfinite_step: None,
+        reason: None,
+        exit: None,
+        stderr_tail: None,
+        extra: Default::default(),
+    }
+}
+
+/// Rows every 100 training steps with the given actor CNN grad norms and a calm everything else.
+fn rows(actor: &[f64]) -> Vec<MetricRow> {
+    actor
+        .iter()
+        .enumerate()
+        .map(|(i, a)| MetricRow {
+            train_step: 100 * (i as u64 + 1),
+            env_step: 100 * (i as u64 + 1),
+            actor_cnn_grad_norm: Some(*a),
+            critic_cnn_grad_norm: Some(800.0),
+            q_abs_max: Some(50.0),
+            actor_loss: Some(-1.0 - i as f64 * 0.01),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// The seed's Day-11 numbers: 5,191 → 7,475,702 over steps 100–500, Q at ~11M by step 500.
+fn seed_rows() -> Vec<MetricRow> {
+    let mut r = rows(&[5_191.0, 31_560.0, 201_000.0, 1_220_000.0, 7_475_702.0]);
+    for (row, q) in r
+        .iter_mut()
+        .zip([9_000.0, 80_000.0, 600_000.0, 2_400_000.0, 11_000_000.0])
+    {
+        row.q_abs_max = Some(q);
+    }
+    r
+}
+
+fn finding<'a>(
+    v: &'a td3_sweep::verdict::RunVerdict,
+    rule: &str,
+) -> &'a td3_sweep::verdict::Finding {
+    v.findings
+        .iter()
+        .find(|f| f.rule == rule)
+        .unwrap_or_else(|| panic!("no finding {rule}"))
+}
+
+#[test]
+fn classifier_table() {
+    let c = Criteria::default_set();
+    let done = record(Outcome::Completed, 1000, 1000);
+    let mut nan = rows(&[900.0, 1_000.0, 1_100.0]);
+    nan[2].nonfinite = 2;
+    nan[2].actor_loss = Some(f64::NAN);
+    let mut spiky = rows(&[900.0; 8]);
+    spiky[6].actor_loss = Some(-40.0);
+    let mut diverged = record(Outcome::Diverged, 280, 1000);
+    diverged.first_nonfinite_step = Some(287);
+    let table: Vec<(&str, RunRecord, Vec<MetricRow>, Verdict)> = vec![
+        (
+            "clean",
+            done.clone(),
+            rows(&[900.0, 1_200.0, 1_100.0]),
+            Verdict::Pass,
+        ),
+        ("seed numbers", done.clone(), seed_rows(), Verdict::Fail),
+        (
+            "20k grad norm",
+            done.clone(),
+            rows(&[9_000.0, 20_000.0, 15_000.0]),
+            Verdict::Investigate,
+        ),
+        (
+            "exactly 10k is not < 10k",
+            done.clone(),
+            rows(&[10_000.0]),
+            Verdict::Investigate,
+        ),
+        (
+            "exactly 50k is not > 50k",
+            done.clone(),
+            rows(&[50_000.0]),
+            Verdict::Investigate,
+        ),
+        ("NaN", diverged, nan, Verdict::Fail),
+        (
+            "crashed at 300/1000",
+            record(Outcome::Crashed, 300, 1000),
+            rows(&[900.0; 3]),
+            Verdict::Fail,
+        ),
+        (
+            "completed but short",
+            record(Outcome::Completed, 900, 1000),
+            rows(&[900.0; 9]),
+            Verdict::Fail,
+        ),
+        (
+            "stopped early",
+            record(Outcome::Stopped, 300, 1000),
+            rows(&[900.0; 3]),
+            Verdict::Fail,
+        ),
+        (
+            "actor loss spike",
+            done.clone(),
+            spiky,
+            Verdict::Investigate,
+        ),
+        ("no rows at all", done, Vec::new(), Verdict::Pass),
+    ];
+    for (name, rec, rs, want) in table {
+        let v = classify_run(&c, &rec, &rs);
+        assert_eq!(v.verdict, want, "{name}: {}", v.evidence());
+    }
+}
+
+#[test]
+fn seed_numbers_carry_their_evidence() {
+    let v = classify_run(
+        &Criteria::default_set(),
+        &record(Outcome::Completed, 1000, 1000),
+        &seed_rows(),
+    );
+    let a = finding(&v, "actor_cnn_grad_norm");
+    assert_eq!(a.verdict, Verdict::Fail);
+    assert_eq!(a.worst, Some((7_475_702.0, 500)));
+    let firsts: Vec<(Verdict, u64)> = a.crossings.iter().map(|c| (c.level, c.step)).collect();
+    assert_eq!(firsts, [(Verdict::Investigate, 200), (Verdict::Fail, 300)]);
+    let g = a.growth.unwrap();
+    assert_eq!(g.describe(), "5,191 → 7,475,702, 1,440x (steps 100–500)");
+    assert!(g.is_exponential(), "{}", g.describe_fit());
+    assert!(
+        a.evidence.contains("exponential growth: doubling every"),
+        "{}",
+        a.evidence
+    );
+    assert_eq!(finding(&v, "q_abs_max").verdict, Verdict::Fail);
+    assert_eq!(finding(&v, "critic_cnn_grad_norm").verdict, Verdict::Pass);
+}
+
+#[test]
+fn nan_and_incomplete_name_the_step() {
+    let c = Criteria::default_set();
+    let mut rec = record(Outcome::Diverged, 280, 1000);
+    rec.first_nonfinite_step = Some(287);
+    let mut rs = rows(&[900.0, 1_000.0, 1_100.0]);
+    rs[2].nonfinite = 1;
+    let v = classify_run(&c, &rec, &rs);
+    assert!(
+        finding(&v, "non-finite")
+            .evidence
+            .contains("training step 287"),
+        "{}",
+        v.evidence()
+    );
+    assert!(finding(&v, "completed")
+        .evidence
+        .contains("diverged at training step 287"));
+
+    let v = classify_run(&c, &record(Outcome::Crashed, 300, 1000), &rows(&[900.0; 3]));
+    assert_eq!(
+        finding(&v, "completed").evidence,
+        "crashed at 300/1,000 steps"
+    );
+}
+
+#[test]
+fn step_window_limits_a_rule() {
+    let rule = Rule {
+        from_step: Some(300),
+        investigate_above: Some(10_000.0),
+        fail_above: Some(50_000.0),
+        ..Rule::new("actor_cnn_grad_norm", Aggregate::Max)
+    };
+    let c = Criteria {
+        rules: vec![rule],
+        ..Criteria::default_set()
+    };
+    let done = record(Outcome::Completed, 1000, 1000);
+    // A warm-up burst at step 100 is outside the window.
+    let v = classify_run(&c, &done, &rows(&[90_000.0, 900.0, 900.0, 900.0]));
+    assert_eq!(v.verdict, Verdict::Pass, "{}", v.evidence());
+    let v = classify_run(&c, &done, &rows(&[900.0, 900.0, 90_000.0]));
+    assert_eq!(v.verdict, Verdict::Fail);
+    assert_eq!(certain_fail(&c, &rows(&[90_000.0, 900.0])), None);
+}
+
+#[test]
+fn other_aggregates() {
+    let done = record(Outcome::Completed, 1000, 1000);
+    let mut eval = rows(&[900.0; 4]);
+    for (r, e) in eval.iter_mut().zip([-50.0, -20.0, -10.0, -150.0]) {
+        r.eval_return = Some(e);
+    }
+    let table = [
+        (
+            Rule {
+                fail_below: Some(-100.0),
+                ..Rule::new("eval_return", Aggregate::Last)
+            },
+            Verdict::Fail,
+        ),
+        (
+            Rule {
+                fail_below: Some(-100.0),
+                ..Rule::new("eval_return", Aggregate::Mean)
+            },
+            Verdict::Pass,
+        ),
+        (
+            Rule {
+                investigate_below: Some(-100.0),
+                ..Rule::new("eval_return", Aggregate::Min)
+            },
+            Verdict::Investigate,
+        ),
+    ];
+    for (rule, want) in table {
+        let name = rule.name.clone();
+        let c = Criteria {
+            rules: vec![rule],
+            spike: None,
+            ..Criteria::default_set()
+        };
+        assert_eq!(classify_run(&c, &done, &eval).verdict, want, "{name}");
+    }
+    let grow = Rule {
+        fail_above: Some(100.0),
+        ..Rule::new("actor_cnn_grad_norm", Aggregate::Growth)
+    };
+    let c = Criteria {
+        rules: vec![grow],
+        spike: None,
+        ..Criteria::default_set()
+    };
+    assert_eq!(classify_run(&c, &done, &seed_rows()).verdict, Verdict::Fail);
+}
+
+#[test]
+fn exact_exponential_fits_perfectly() {
+    // Doubling every 50 steps: v = 1000 × 2^(step/50).
+    let pts: Vec<(u64, f64)> = (1..=6)
+        .map(|i| (i * 100, 1000.0 * 2f64.powf(i as f64 * 2.0)))
+        .collect();
+    let fit = log_linear_fit(&pts).unwrap();
+    assert!((fit.r2 - 1.0).abs() < 1e-12, "{fit:?}");
+    assert!(
+        (fit.doubling_steps().unwrap() - 50.0).abs() < 1e-9,
+        "{fit:?}"
+    );
+    assert!(growth(&pts).unwrap().is_exponential());
+}
+
+#[test]
+fn noise_and_flat_are_not_exponential() {
+    let flat: Vec<(u64, f64)> = (1..=10).map(|i| (i * 100, 800.0)).collect();
+    let g = growth(&flat).unwrap();
+    assert_eq!(g.fit.unwrap().r2, 0.0);
+    assert!(!g.is_exponential());
+    let noisy: Vec<(u64, f64)> = [233.0, 1_256.0, 410.0, 980.0, 300.0, 1_100.0, 650.0, 240.0]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as u64 * 100, *v))
+        .collect();
+    assert!(!growth(&noisy).unwrap().is_exponential());
+    // A clean fit that only grows 1.5x is not an explosion.
+    let slow: Vec<(u64, f64)> = (0..6)
+        .map(|i| (i * 100, 1000.0 * 1.08f64.powi(i as i32)))
+        .collect();
+    assert!(!growth(&slow).unwrap().is_exponential());
+    // Three points fit anything.
+    assert!(!growth(&[(100, 1.0), (200, 100.0), (300, 10_000.0)])
+        .unwrap()
+        .is_exponential());
+}
+
+#[test]
+fn certain_fail_table() {
+    let c = Criteria::default_set();
+    assert_eq!(
+        certain_fail(&c, &rows(&[900.0, 20_000.0])),
+        None,
+        "INVESTIGATE is not a certain FAIL"
+    );
+    let reason = certain_fail(&c, &seed_rows()).unwrap();
+    assert_eq!(
+        reason,
+        "actor_cnn_grad_norm = 201,000 > 50,000 (FAIL) at training step 300"
+    );
+    let mut nan = rows(&[900.0, 900.0]);
+    nan[1].critic_loss = Some(f64::INFINITY);
+    let reason = certain_fail(&c, &nan).unwrap();
+    assert!(
+        reason.starts_with("non-finite value at training step 200"),
+        "{reason}"
+    );
+    assert_eq!(certain_fail(&c, &[]), None);
+}
