@@ -30,6 +30,9 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Re-classify a results folder's stored CSVs and re-render its report (no training).
     Report(ReportArgs),
+    /// Run one planned run of a sweep (what each Slurm array task executes).
+    #[command(hide = true)]
+    RunOne(RunOneArgs),
 }
 
 /// `td3-sweep train`.
@@ -116,6 +119,65 @@ pub struct SweepArgs {
     /// Also write JUnit XML here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Where runs execute: child processes here, or Slurm job arrays (see docs/slurm.md).
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    pub backend: Backend,
+    /// With `--backend slurm`: write the sbatch scripts under `results/<name>/slurm/` but submit nothing.
+    #[arg(long)]
+    pub no_submit: bool,
+    /// Slurm options (`--backend slurm` only).
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
+}
+
+/// Where a sweep's runs execute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Backend {
+    /// Child processes on this machine's device slots.
+    #[default]
+    Local,
+    /// Slurm job arrays, one array task per run.
+    Slurm,
+}
+
+/// `--slurm-*` flags; each overrides the same key of the spec's `slurm:` section.
+#[derive(Debug, Args, Default, Clone)]
+pub struct SlurmArgs {
+    /// sbatch `--partition`.
+    #[arg(long, value_name = "NAME")]
+    pub slurm_partition: Option<String>,
+    /// sbatch `--account`.
+    #[arg(long, value_name = "NAME")]
+    pub slurm_account: Option<String>,
+    /// sbatch `--time` per array task, e.g. `30` (minutes), `2:00:00`, `1-00:00:00`.
+    #[arg(long, value_name = "TIME")]
+    pub slurm_time: Option<String>,
+    /// sbatch `--gres`, e.g. `gpu:1`.
+    #[arg(long, value_name = "GRES")]
+    pub slurm_gres: Option<String>,
+    /// sbatch `--cpus-per-task` (also the run's libtorch threads).
+    #[arg(long, value_name = "N")]
+    pub slurm_cpus_per_task: Option<u32>,
+    /// sbatch `--mem`, e.g. `4G`.
+    #[arg(long, value_name = "MEM")]
+    pub slurm_mem: Option<String>,
+    /// At most this many array tasks of a chunk run at once (`--array=...%N`).
+    #[arg(long, value_name = "N")]
+    pub slurm_max_parallel: Option<u32>,
+    /// An extra `#SBATCH` line, e.g. `--qos=short` (repeatable).
+    #[arg(long, value_name = "SBATCH_OPTION")]
+    pub slurm_extra: Vec<String>,
+}
+
+/// `td3-sweep run-one` (hidden): the body of one Slurm array task.
+#[derive(Debug, Args)]
+pub struct RunOneArgs {
+    /// The sweep's stored copy, `results/<name>/sweep.yaml` (`plan.json` beside it says what to run).
+    #[arg(long)]
+    pub sweep: PathBuf,
+    /// The run's index in the plan (global; the array script maps its chunk-local task id to it).
+    #[arg(long)]
+    pub index: usize,
 }
 
 /// `td3-sweep validate`.

@@ -2,6 +2,7 @@
 
 mod devices;
 mod report;
+mod run_one;
 mod sweep;
 mod train;
 mod validate;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Sweep(a) => sweep::run(a),
         Command::Validate(a) => validate::run(a),
         Command::Report(a) => report::run(a),
+        Command::RunOne(a) => run_one::run(a),
     }
 }
 

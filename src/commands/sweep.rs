@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::BadInput;
-use crate::cli::{Rerun, SweepArgs};
+use crate::cli::{Backend, Rerun, SweepArgs};
 use crate::config::load::config_to_yaml;
 use crate::diag::{Diagnostics, Source};
 use crate::metrics::{write_atomic, Outcome, RunRecord};
@@ -14,6 +14,7 @@ use crate::schedule::lock::Lock;
 use crate::schedule::process::ProcessExecutor;
 use crate::schedule::progress::Display;
 use crate::schedule::summary::{write_summary, PlannedRun};
+use crate::schedule::slurm::{self, default_time, SlurmEnd, SlurmOptions, SlurmSweep};
 use crate::schedule::{plan_slots, run_jobs, Control, DeviceRequest, Event, Job, Slot};
 use crate::spec::{load_sweep, CriteriaRef, Devices, RunPlan, SweepPlan, SweepSpec, CONFIRM_ABOVE};
 use crate::verdict::Criteria;
@@ -122,8 +123,63 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
     }
 }
 
-/// Runs a sweep end to end; the exit code is the report's (or 130 when interrupted).
-pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
+/// The local backend's job for one run: the `train` child's arguments and bookkeeping (no files written).
+fn job_for(spec: &SweepSpec, run: &RunPlan, runs_dir: &Path, criteria_path: &Path) -> Job {
+    let dir = runs_dir.join(&run.run_id);
+    let cfg_path = dir.join("config.yaml");
+    let command = reproduce_command(spec, run, &dir);
+    let mut a: Vec<String> = vec![
+        "train".into(),
+        "--config".into(),
+        cfg_path.display().to_string(),
+        "--out".into(),
+        dir.display().to_string(),
+        "--run-id".into(),
+        run.run_id.clone(),
+        "--variant".into(),
+        run.variant.clone(),
+        "--command-line".into(),
+        command.clone(),
+    ];
+    for (k, v) in &run.swept {
+        a.push("--swept".into());
+        a.push(format!("{k}={v}"));
+    }
+    if spec.stop_on_fail {
+        a.push("--criteria".into());
+        a.push(criteria_path.display().to_string());
+    }
+    Job {
+        index: run.index,
+        run_id: run.run_id.clone(),
+        variant: run.variant.clone(),
+        seed: run.seed,
+        swept: run.swept.clone(),
+        steps: run.config.training.steps,
+        config_hash: run.config_hash.clone(),
+        run_dir: dir,
+        args: a,
+        command,
+        timeout: spec.timeout,
+    }
+}
+
+/// What both backends share once the results folder is locked and set up.
+struct Prepared {
+    plan: SweepPlan,
+    slots: Vec<Slot>,
+    results: PathBuf,
+    runs_dir: PathBuf,
+    /// Every run's job, in plan order.
+    all: Vec<Job>,
+    /// Plan indices to train (resume applied); their folders hold a fresh `config.yaml`.
+    to_run: Vec<usize>,
+    lock: Lock,
+}
+
+/// Loads and checks the sweep, takes the lock, stores `sweep.yaml` / `criteria.yaml` and each
+/// pending run's `config.yaml`. `None` after `--dry-run` printed the plan.
+fn prepare(args: &SweepArgs) -> anyhow::Result<Option<Prepared>> {
     let plan = load_sweep(&args.file)?;
     let criteria = load_criteria(&plan.spec)?;
     let spec = &plan.spec;
@@ -139,7 +195,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
     let results = args.results.join(&spec.name);
     if args.dry_run {
         print_plan(&plan, &slots, &results);
-        return Ok(0);
+        return Ok(None);
     }
     let _ = criteria;
     let runs_dir = results.join("runs");
@@ -153,55 +209,66 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
     write_atomic(&results.join("sweep.yaml"), spec_text.as_bytes())?;
     write_atomic(&results.join("criteria.yaml"), criteria_text(spec)?.as_bytes())?;
 
-    let exe = std::env::current_exe().context("locating the td3-sweep binary")?;
     let criteria_path = results.join("criteria.yaml");
-    let mut jobs = Vec::new();
-    let mut skipped = 0usize;
-    for run in &plan.runs {
-        let dir = runs_dir.join(&run.run_id);
-        if !needs_run(read_record(&dir).as_ref(), &run.config_hash, args.rerun) {
-            skipped += 1;
+    let all: Vec<Job> = plan.runs.iter().map(|r| job_for(spec, r, &runs_dir, &criteria_path)).collect();
+    let mut to_run = Vec::new();
+    for (run, job) in plan.runs.iter().zip(&all) {
+        let dir = &job.run_dir;
+        if !needs_run(read_record(dir).as_ref(), &run.config_hash, args.rerun) {
             continue;
         }
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let cfg_path = dir.join("config.yaml");
-        write_atomic(&cfg_path, config_to_yaml(&run.config).as_bytes())?;
-        let command = reproduce_command(spec, run, &dir);
-        let mut a: Vec<String> = vec![
-            "train".into(),
-            "--config".into(),
-            cfg_path.display().to_string(),
-            "--out".into(),
-            dir.display().to_string(),
-            "--run-id".into(),
-            run.run_id.clone(),
-            "--variant".into(),
-            run.variant.clone(),
-            "--command-line".into(),
-            command.clone(),
-        ];
-        for (k, v) in &run.swept {
-            a.push("--swept".into());
-            a.push(format!("{k}={v}"));
-        }
-        if spec.stop_on_fail {
-            a.push("--criteria".into());
-            a.push(criteria_path.display().to_string());
-        }
-        jobs.push(Job {
-            index: run.index,
-            run_id: run.run_id.clone(),
-            variant: run.variant.clone(),
-            seed: run.seed,
-            swept: run.swept.clone(),
-            steps: run.config.training.steps,
-            config_hash: run.config_hash.clone(),
-            run_dir: dir,
-            args: a,
-            command,
-            timeout: spec.timeout,
-        });
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        write_atomic(&dir.join("config.yaml"), config_to_yaml(&run.config).as_bytes())?;
+        to_run.push(run.index);
     }
+    Ok(Some(Prepared { plan, slots, results, runs_dir, all, to_run, lock }))
+}
+
+/// Rewrites `summary.csv` from every planned run's folder.
+fn summarise(plan: &SweepPlan, runs_dir: &Path, summary_path: &Path) -> std::io::Result<()> {
+    let planned: Vec<(&RunPlan, PathBuf)> = plan.runs.iter().map(|r| (r, runs_dir.join(&r.run_id))).collect();
+    let rows: Vec<PlannedRun> = planned
+        .iter()
+        .map(|(r, d)| PlannedRun {
+            run_id: &r.run_id,
+            variant: &r.variant,
+            seed: r.seed,
+            swept: &r.swept,
+            steps: r.config.training.steps,
+            run_dir: d,
+        })
+        .collect();
+    write_summary(summary_path, &rows)
+}
+
+/// Classifies, renders the report and prints where things are; the exit code is the report's
+/// (or 130 when interrupted).
+fn finish(args: &SweepArgs, results: &Path, lock: Lock, interrupted: bool) -> anyhow::Result<i32> {
+    let opts = ReportOptions { template: args.template.clone(), junit: args.junit.clone(), ..Default::default() };
+    let out = generate(results, &opts)?;
+    drop(lock);
+    println!("{}", out.overview);
+    println!("report:  {}", out.report_path.display());
+    println!("summary: {}", results.join("summary.csv").display());
+    if interrupted {
+        println!("interrupted: run the same command again to resume");
+        return Ok(130);
+    }
+    Ok(out.exit_code())
+}
+
+/// Runs a sweep end to end; the exit code is the report's (or 130 when interrupted).
+pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
+    let slurm_opts = slurm_options(&args)?;
+    let Some(p) = prepare(&args)? else { return Ok(0) };
+    if args.backend == Backend::Slurm {
+        return run_slurm(&args, p, slurm_opts);
+    }
+    let Prepared { plan, slots, results, runs_dir, all, to_run, lock } = p;
+    let spec = &plan.spec;
+    let exe = std::env::current_exe().context("locating the td3-sweep binary")?;
+    let jobs: Vec<Job> = all.into_iter().filter(|j| to_run.contains(&j.index)).collect();
+    let skipped = plan.runs.len() - jobs.len();
     println!(
         "sweep {}: {} runs, {} to train, {} already done; {} slot(s); results in {}",
         spec.name,
@@ -211,22 +278,8 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
         slots.len(),
         results.display()
     );
-    let planned: Vec<(RunPlan, PathBuf)> = plan.runs.iter().map(|r| (r.clone(), runs_dir.join(&r.run_id))).collect();
     let summary_path = results.join("summary.csv");
-    let summarise = || {
-        let rows: Vec<PlannedRun> = planned
-            .iter()
-            .map(|(r, d)| PlannedRun {
-                run_id: &r.run_id,
-                variant: &r.variant,
-                seed: r.seed,
-                swept: &r.swept,
-                steps: r.config.training.steps,
-                run_dir: d,
-            })
-            .collect();
-        write_summary(&summary_path, &rows)
-    };
+    let summarise = || summarise(&plan, &runs_dir, &summary_path);
     summarise().with_context(|| format!("writing {}", summary_path.display()))?;
 
     let ctl = Control::default();
@@ -262,15 +315,102 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
         done.len(),
         if wall > 0.0 { run_sum / wall } else { 0.0 }
     );
-    let opts = ReportOptions { template: args.template.clone(), junit: args.junit.clone(), ..Default::default() };
-    let out = generate(&results, &opts)?;
-    drop(lock);
-    println!("{}", out.overview);
-    println!("report:  {}", out.report_path.display());
-    println!("summary: {}", summary_path.display());
-    if ctl.level() > 0 {
-        println!("interrupted: run the same command again to resume");
-        return Ok(130);
+    finish(&args, &results, lock, ctl.level() > 0)
+}
+
+/// The effective Slurm options: the `--slurm-*` flags (the spec's `slurm:` section goes underneath
+/// once the spec parses one). Flags without `--backend slurm` are bad input.
+fn slurm_options(args: &SweepArgs) -> anyhow::Result<SlurmOptions> {
+    let a = &args.slurm;
+    let cli = SlurmOptions {
+        partition: a.slurm_partition.clone(),
+        account: a.slurm_account.clone(),
+        time: a.slurm_time.clone(),
+        gres: a.slurm_gres.clone(),
+        cpus_per_task: a.slurm_cpus_per_task,
+        mem: a.slurm_mem.clone(),
+        max_parallel: a.slurm_max_parallel,
+        extra: a.slurm_extra.clone(),
+    };
+    if args.backend != Backend::Slurm && (cli != SlurmOptions::default() || args.no_submit) {
+        return Err(BadInput("--no-submit and the --slurm-* flags need --backend slurm".into()).into());
     }
-    Ok(out.exit_code())
+    let opts = SlurmOptions::default().overridden_by(&cli);
+    let problems = opts.problems();
+    if !problems.is_empty() {
+        return Err(BadInput(format!("invalid Slurm options:\n  {}", problems.join("\n  "))).into());
+    }
+    Ok(opts)
+}
+
+/// `--backend slurm`: the same prepared runs as sbatch arrays, then the same summary and report.
+fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Result<i32> {
+    let Prepared { plan, results, runs_dir, all, to_run, lock, .. } = p;
+    let spec = &plan.spec;
+    let summary_path = results.join("summary.csv");
+    let summarise = || summarise(&plan, &runs_dir, &summary_path);
+    summarise().with_context(|| format!("writing {}", summary_path.display()))?;
+    println!(
+        "sweep {}: {} runs, {} to train, {} already done; backend slurm; results in {}",
+        spec.name,
+        plan.runs.len(),
+        to_run.len(),
+        plan.runs.len() - to_run.len(),
+        results.display()
+    );
+    let threads = spec.resources.threads_per_run;
+    let mut options = opts;
+    options.cpus_per_task = options.cpus_per_task.or(Some(threads as u32));
+    options.time = options.time.or_else(|| default_time(spec.timeout));
+    let ctl = Control::default();
+    let c = ctl.clone();
+    let _ = ctrlc::set_handler(move || {
+        c.escalate();
+        eprintln!("\ninterrupt: no longer waiting; queued and running tasks stay in Slurm");
+    });
+    let sweep = SlurmSweep {
+        name: &spec.name,
+        results: &results,
+        all: &all,
+        to_run: to_run.iter().copied().collect(),
+        program: std::env::current_exe().context("locating the td3-sweep binary")?,
+        options,
+        threads,
+        cpu_only: spec.resources.devices == Devices::Cpu,
+        submit: !args.no_submit,
+    };
+    let t0 = std::time::Instant::now();
+    let mut summary_err = None;
+    let end = slurm::run_sweep(sweep, &ctl, || {
+        if let Err(e) = summarise() {
+            summary_err = Some(e);
+        }
+    })?;
+    if let Some(e) = summary_err {
+        return Err(anyhow::Error::new(e).context(format!("writing {}", summary_path.display())));
+    }
+    summarise().with_context(|| format!("writing {}", summary_path.display()))?;
+    match end {
+        SlurmEnd::Written(scripts) => {
+            drop(lock);
+            println!("--no-submit: wrote {} script(s); submit them with:", scripts.len());
+            for s in &scripts {
+                println!("  sbatch {}", s.display());
+            }
+            println!("then, once the tasks ended: td3-sweep report {}", results.display());
+            Ok(0)
+        }
+        SlurmEnd::Finished { submitted } => {
+            println!("slurm: {submitted} task(s) submitted, all ended after {:.1} s", t0.elapsed().as_secs_f64());
+            finish(args, &results, lock, false)
+        }
+        SlurmEnd::Interrupted { jobs } => {
+            println!(
+                "slurm jobs {} keep running; run the same command again to wait for them (nothing is submitted twice), or `scancel {}`",
+                jobs.join(","),
+                jobs.join(" ")
+            );
+            finish(args, &results, lock, true)
+        }
+    }
 }

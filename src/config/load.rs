@@ -217,17 +217,24 @@ impl ConfigDoc {
         })?;
         let mut errs = Diagnostics::default();
         for c in schema::check_cross(&cfg) {
-            let at = std::iter::once(c.key)
+            // Point at what the user changed: an override of any involved key before the base file.
+            let involved: Vec<(&str, &Loc)> = std::iter::once(c.key)
                 .chain(c.related.iter().copied())
-                .find_map(|k| self.origins.get(k));
+                .filter_map(|k| self.origins.get(k).map(|loc| (k, loc)))
+                .collect();
+            let at = involved
+                .iter()
+                .find(|(_, loc)| loc.file != self.path)
+                .or(involved.first());
             let d = match at {
-                Some(loc) => loc.diagnostic(c.problem.message),
+                Some((k, loc)) => loc.diagnostic(c.problem.message).key(*k),
                 None => Diagnostic::file_level(
                     &self.path,
-                    format!("{} (default value)", c.problem.message),
-                ),
+                    format!("{} (default values)", c.problem.message),
+                )
+                .key(c.key),
             };
-            errs.push(d.key(c.key).hint(c.problem.hint));
+            errs.push(d.hint(c.problem.hint));
         }
         errs.into_result(cfg)
     }
@@ -267,7 +274,10 @@ pub fn load_agent_config(path: &Path, overrides: &[Override]) -> Result<AgentCon
 
 /// Parses a `--set KEY=VALUE` argument; the value follows YAML's scalar rules (`1e-5`, `true`,
 /// `null`, `[8, 8]`). The key is checked later, by [`load_agent_config`].
-#[expect(clippy::result_large_err, reason = "a `--set` argument has one problem at most, and it is built once")]
+#[expect(
+    clippy::result_large_err,
+    reason = "a `--set` argument has one problem at most, and it is built once"
+)]
 pub fn parse_set_arg(arg: &str) -> Result<Override, Diagnostic> {
     let origin = Source::inline("--set", arg);
     let Some((key, value)) = arg.split_once('=') else {

@@ -695,6 +695,10 @@ fn check_int(spec: &KeySpec, v: &Value, min: i64) -> Result<(), Problem> {
             format!("must be {what}, got {got}"),
             format!("write it without a decimal point, e.g. {}", spec.example),
         )),
+        Value::Str(s) if s.trim().parse::<i64>().is_ok() => Err(Problem::new(
+            format!("must be {what}, got {got}"),
+            format!("e.g. {} (numbers are written without quotes)", spec.example),
+        )),
         _ => Err(Problem::new(
             format!("must be {what}, got {got}"),
             format!("e.g. {}", spec.example),
@@ -728,7 +732,7 @@ pub fn check_cross(cfg: &AgentConfig) -> Vec<CrossProblem> {
                 key,
                 related: &["networks.cnn.channels"],
                 problem: Problem::new(
-                    format!("has {len} entries but `networks.cnn.channels` has {n}"),
+                    format!("{key} has {len} entries but networks.cnn.channels has {n}"),
                     "channels, kernels and strides describe the same conv layers: give them equal lengths",
                 ),
             });
@@ -743,7 +747,7 @@ pub fn check_cross(cfg: &AgentConfig) -> Vec<CrossProblem> {
                     related: &["networks.cnn.kernels", "networks.cnn.strides", "env.obs"],
                     problem: Problem::new(
                         format!(
-                            "{} px images are too small for the CNN: conv layer {i} (kernel {k}) sees a {side} px map",
+                            "env.image_size {} is too small for the CNN: conv layer {i} (kernel {k}) sees a {side} px map",
                             cfg.env.image_size
                         ),
                         "raise env.image_size, or use smaller kernels / strides in networks.cnn",
@@ -760,7 +764,7 @@ pub fn check_cross(cfg: &AgentConfig) -> Vec<CrossProblem> {
             related: &["training.batch_size"],
             problem: Problem::new(
                 format!(
-                    "{} is smaller than training.batch_size ({})",
+                    "training.buffer_size ({}) is smaller than training.batch_size ({})",
                     cfg.training.buffer_size, cfg.training.batch_size
                 ),
                 "the replay buffer must hold at least one batch",

@@ -213,7 +213,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
-        assert!(svg.contains(">lr=1e-4</text>") && svg.contains(">10,000,000</text>"));
+        assert!(svg.contains("lr=1e-4") && svg.contains("10,000,000"), "{svg}");
         assert_eq!(render_svg("empty", &[], &[]).unwrap(), None);
     }
 }

@@ -8,6 +8,7 @@ pub mod lock;
 pub mod process;
 pub mod progress;
 pub mod slots;
+pub mod slurm;
 pub mod summary;
 
 use std::collections::{BTreeMap, VecDeque};

@@ -23,22 +23,26 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             .parse()
             .map_err(|_| format!("bad number `{}`", &rest[..num_len]))?;
         rest = &rest[num_len..];
-        let unit = rest
-            .chars()
-            .next()
-            .ok_or_else(|| format!("`{}` has no unit", &s))?;
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let unit = rest[..unit_len].trim();
         let secs = match unit {
-            'h' => 3600.0,
-            'm' => 60.0,
-            's' => 1.0,
-            other => return Err(format!("unknown unit `{other}`")),
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "" => return Err(format!("`{s}` has no unit")),
+            other => return Err(format!("unknown unit `{other}` (use h, m or s)")),
         };
+        if rest[..unit_len] != *unit {
+            return Err("spaces are not allowed".into());
+        }
         if seen.contains(unit) {
             return Err(format!("unit `{unit}` appears twice"));
         }
-        seen.push(unit);
+        seen.push_str(unit);
         total += n * secs;
-        rest = &rest[unit.len_utf8()..];
+        rest = &rest[unit_len..];
     }
     if total <= 0.0 || !total.is_finite() {
         return Err("must be longer than zero".into());
@@ -83,7 +87,18 @@ mod tests {
                 "{text}"
             );
         }
-        for bad in ["", "30", "10x", "m", "0s", "1m1m", "-5s"] {
+        for bad in [
+            "",
+            "30",
+            "10x",
+            "m",
+            "0s",
+            "1m1m",
+            "-5s",
+            "10 m",
+            "10 minutes",
+            "5min",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");

@@ -132,6 +132,8 @@ pub(super) fn expand(p: &Parsed) -> Result<Vec<RunPlan>, Diagnostics> {
 
     let mut errs = Diagnostics::default();
     let mut reported: HashSet<String> = HashSet::new();
+    let mut same_place: HashMap<(std::path::PathBuf, usize, usize), (usize, usize)> =
+        HashMap::new();
     let mut by_hash: HashMap<String, usize> = HashMap::new();
     let mut origins: Vec<Origin> = Vec::new();
     let mut runs: Vec<RunPlan> = Vec::new();
@@ -213,8 +215,14 @@ pub(super) fn expand(p: &Parsed) -> Result<Vec<RunPlan>, Diagnostics> {
                         ..here
                     }
                     .hint("every run must differ from the others: remove the repeated value or variant, or give it a `set:` that changes something");
-                    if reported.insert(d.to_string()) {
-                        errs.push(d);
+                    // One message per place: the same cause repeats for every seed and grid point.
+                    let place = (d.file.clone(), d.mark.line, d.mark.col);
+                    match same_place.get_mut(&place) {
+                        Some((_, more)) => *more += 1,
+                        None => {
+                            same_place.insert(place, (errs.0.len(), 0));
+                            errs.push(d);
+                        }
                     }
                     continue;
                 }
@@ -234,6 +242,12 @@ pub(super) fn expand(p: &Parsed) -> Result<Vec<RunPlan>, Diagnostics> {
                     config_hash: hash,
                 });
             }
+        }
+    }
+    for (i, more) in same_place.into_values() {
+        if more > 0 {
+            let s = if more == 1 { "" } else { "s" };
+            errs.0[i].message += &format!(", and {more} more pair{s} of runs for the same reason");
         }
     }
     errs.into_result(runs)

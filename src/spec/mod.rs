@@ -171,7 +171,7 @@ impl SweepPlan {
             .unwrap_or_else(|| Diagnostic::file_level(&self.spec.source, ""));
         Err(Diagnostic {
             message: format!(
-                "this sweep expands to {} runs ({} variants × {} grid points × {} seeds), more than {CONFIRM_ABOVE}",
+                "this sweep expands to {} runs (variants × grid points × seeds = {} × {} × {}), more than {CONFIRM_ABOVE}",
                 self.runs.len(),
                 self.spec.variants.len(),
                 self.spec.grid.iter().map(|(_, v)| v.len()).product::<usize>(),
@@ -274,12 +274,30 @@ impl SweepSpec {
 /// Reads, validates and expands a sweep file. Every problem in the sweep, the files it extends and
 /// its base config is reported together. Only reads files.
 pub fn load_sweep(path: &Path) -> Result<SweepPlan, Diagnostics> {
-    let parsed = parse::parse(path)?;
-    let runs = expand::expand(&parsed)?;
+    let parsed = parse::parse(path).map_err(in_file_order)?;
+    let runs = expand::expand(&parsed).map_err(in_file_order)?;
     Ok(SweepPlan {
         spec: parsed.spec,
         runs,
     })
+}
+
+/// Sorts problems by position, files in order of first mention, so they read top to bottom.
+fn in_file_order(mut d: Diagnostics) -> Diagnostics {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for x in &d.0 {
+        if !files.contains(&x.file) {
+            files.push(x.file.clone());
+        }
+    }
+    d.0.sort_by_key(|x| {
+        (
+            files.iter().position(|f| *f == x.file),
+            x.mark.line,
+            x.mark.col,
+        )
+    });
+    d
 }
 
 /// Removes `.` and `a/..` pairs without touching the file system, so paths in messages read

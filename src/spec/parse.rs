@@ -314,7 +314,14 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
         if TOP_KEYS.contains(&e.key.name.as_str()) {
             by_key.insert(e.key.name.as_str(), e);
         } else {
-            errs.push(unknown(&e.src, &e.key, &e.key.name, TOP_KEYS));
+            let mut d = unknown(&e.src, &e.key, &e.key.name, TOP_KEYS);
+            if schema::lookup(&e.key.name).is_some() && e.key.name != "seed" {
+                d = d.hint(format!(
+                    "`{}` is an agent config key: put it under `set:` (or sweep it under `grid:`)",
+                    e.key.name
+                ));
+            }
+            errs.push(d);
         }
     }
     let get = |k: &str| {
@@ -848,15 +855,22 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
                     .hint(hint),
                 ),
             },
-            Value::Int(n) => errs.push(
-                at(
-                    &e.src,
-                    e.node.mark,
-                    "timeout",
-                    format!("the duration {n} has no unit"),
+            Value::Int(n) => {
+                let hint = if *n > 0 && n % 60 == 0 {
+                    format!("write `{n}s` (or `{}m`)", n / 60)
+                } else {
+                    format!("write `{n}s` for seconds or `{n}m` for minutes")
+                };
+                errs.push(
+                    at(
+                        &e.src,
+                        e.node.mark,
+                        "timeout",
+                        format!("the duration {n} has no unit"),
+                    )
+                    .hint(hint),
                 )
-                .hint(format!("write `{n}s` or `{n}m`")),
-            ),
+            }
             other => errs.push(
                 at(
                     &e.src,

@@ -250,7 +250,7 @@ impl RunVerdict {
             .iter()
             .filter(|f| f.verdict != Verdict::Pass)
             .collect();
-        v.sort_by(|a, b| b.verdict.cmp(&a.verdict));
+        v.sort_by_key(|f| std::cmp::Reverse(f.verdict));
         v
     }
 

@@ -9,7 +9,10 @@
 //! - Car: kinematic bicycle (rear-axle reference point), state x, y (m), heading (rad), speed
 //!   (m/s). `action[0]` steers (±`MAX_STEER` rad), `action[1]` accelerates or brakes
 //!   (±`MAX_ACCEL` m/s²). It starts on the centreline at `START_S`, aligned, at `START_SPEED`.
-//! - Reward per step: metres of progress along the centreline minus `LATERAL_PENALTY * offset²`;
+//! - Reward per step: metres of progress along the centreline minus `LATERAL_PENALTY * offset²`
+//!   minus `SPEED_PENALTY * ((v - TARGET_SPEED) / TARGET_SPEED)²` (a speed limit, so the best
+//!   throttle is inside (-1, 1) rather than pinned at full: a policy that saturates its tanh stops
+//!   receiving gradient, which would make gradient-stability sweeps meaningless);
 //!   leaving the road (`|offset| > LANE_HALF_WIDTH`) instead gives `OFFROAD_PENALTY` and
 //!   terminates. Then times `reward_scale`.
 //! - Observation: an ego-centred top-down grayscale image (heading up) or a small state vector
@@ -56,6 +59,16 @@ pub const V_MAX: f64 = 20.0;
 pub const START_SPEED: f64 = 8.0;
 /// Control period (s).
 pub const DT: f64 = 0.1;
+
+/// Speed the reward prefers to hold (m/s). With `SPEED_PENALTY` the best constant speed is 12.5 m/s.
+pub const TARGET_SPEED: f64 = 10.0;
+/// Weight of the squared relative speed error, subtracted every step.
+pub const SPEED_PENALTY: f64 = 2.0;
+
+/// The speed term of the reward at speed `v` (m/s).
+pub fn speed_penalty(v: f64) -> f64 {
+    SPEED_PENALTY * ((v - TARGET_SPEED) / TARGET_SPEED).powi(2)
+}
 
 /// Reward per squared metre of lateral offset, subtracted every step.
 pub const LATERAL_PENALTY: f64 = 0.1;
@@ -511,7 +524,7 @@ impl Env for LaneKeep {
         let raw = if terminated {
             OFFROAD_PENALTY
         } else {
-            (self.proj.s - s_before) - LATERAL_PENALTY * self.proj.offset.powi(2)
+            (self.proj.s - s_before) - LATERAL_PENALTY * self.proj.offset.powi(2) - speed_penalty(car.v)
         };
         self.steps += 1;
         Step {
@@ -641,20 +654,23 @@ mod tests {
             let s = env.step(&[0.0, 0.0]);
             assert!(!s.terminated, "step {t}");
             assert_eq!(env.lateral_offset(), 0.0);
-            // Progress = v * dt = 0.8 m at the constant start speed, no offset penalty.
-            assert!((s.reward - START_SPEED * DT).abs() < 1e-9, "{}", s.reward);
+            // Progress = v * dt = 0.8 m at the constant start speed, no offset penalty,
+            // minus 2 * ((8 - 10) / 10)^2 = 0.08 for being under the target speed.
+            assert!((s.reward - 0.72).abs() < 1e-9, "{}", s.reward);
         }
         // Full throttle saturates at V_MAX (2 m per step), full brake stops the car (0 progress).
         for _ in 0..60 {
             env.step(&[0.0, 1.0]);
         }
         assert_eq!(env.speed(), V_MAX);
-        assert!((env.step(&[0.0, 1.0]).reward - V_MAX * DT).abs() < 1e-9);
+        // 2 m of progress minus 2 * ((20 - 10) / 10)^2 = 2: flat out earns nothing.
+        assert!(env.step(&[0.0, 1.0]).reward.abs() < 1e-9);
         for _ in 0..60 {
             env.step(&[0.0, -1.0]);
         }
         assert_eq!(env.speed(), 0.0);
-        assert_eq!(env.step(&[0.0, -1.0]).reward, 0.0);
+        // Standing still: no progress, and the full speed penalty 2 * 1^2.
+        assert_eq!(env.step(&[0.0, -1.0]).reward, -2.0);
     }
 
     #[test]
@@ -680,7 +696,7 @@ mod tests {
                 ended = Some(t);
                 break;
             }
-            let expect = (env.proj.s - prev_s) - LATERAL_PENALTY * off * off;
+            let expect = (env.proj.s - prev_s) - LATERAL_PENALTY * off * off - speed_penalty(env.speed());
             assert!((s.reward - expect).abs() < 1e-12);
             assert!(
                 off <= 1e-12,
@@ -725,7 +741,7 @@ mod tests {
             let s0 = env.proj.s;
             let mut total = 0.0;
             for t in 1..=400 {
-                let a = follow(&env, 0.3);
+                let a = follow(&env, ((12.0 - env.speed()) / 4.0).clamp(-1.0, 1.0) as f32);
                 let s = env.step(&a);
                 assert!(!s.terminated, "seed {seed}: off the road at step {t}");
                 assert!(s.reward > 0.0, "seed {seed} step {t}: reward {}", s.reward);
@@ -737,11 +753,12 @@ mod tests {
                 );
                 total += s.reward;
             }
-            // The rewards add up to the distance covered along the road (minus tiny penalties).
+            // The rewards add up to the distance covered along the road minus the penalties:
+            // offsets stay tiny, and the speed term is 2 * ((8 - 10) / 10)^2 per step at most here.
             let dist = env.proj.s - s0;
             assert!(dist > 400.0, "seed {seed}: only {dist} m");
             assert!(
-                total <= dist && total > 0.99 * dist,
+                total <= dist && total > dist - 400.0 * 0.08 - 0.01 * dist,
                 "seed {seed}: {total} vs {dist}"
             );
         }
@@ -923,6 +940,6 @@ mod tests {
         // ~12 km at 2 m per step = ~24k samples generated, only a bounded window kept.
         assert!(env.proj.s > 11_000.0);
         assert!(env.road.first > 0 && env.road.pts.len() < KEEP_BEHIND + TRIM_BACKLOG + 100);
-        assert!((env.step(&[0.0, 1.0]).reward - V_MAX * DT).abs() < 1e-6);
+        assert!(env.step(&[0.0, 1.0]).reward.abs() < 1e-6);
     }
 }

@@ -8,15 +8,13 @@
 //!
 //! Both take actions in `[-1, 1]^action_dim`, multiply rewards by `reward_scale`, truncate (never
 //! terminate) at `max_episode_steps`, and stack the `frame_stack` most recent grayscale frames
-//! (one shared [`stack::PixelObs`]) when observing pixels. All randomness comes from the env's own
+//! (one shared `stack::PixelObs`) when observing pixels. All randomness comes from the env's own
 //! seeded RNG, so an env is fully reproducible from its reset seed.
 
 pub mod lane_keep;
 pub mod pendulum;
 mod raster;
 mod stack;
-#[cfg(test)]
-mod bench_tmp;
 
 pub use lane_keep::LaneKeep;
 pub use pendulum::Pendulum;

@@ -1,0 +1,74 @@
+//! `td3-sweep run-one` (hidden): the body of one Slurm array task.
+//!
+//! It looks the run up in `plan.json` beside the stored `sweep.yaml` and runs exactly the `train`
+//! child the local backend would, through the same [`ProcessExecutor`], so the run folder gets the
+//! same files: `stdout.log`, `stderr.log`, `metrics.csv` and a final `run.json` (crashed, with the
+//! stderr tail, when the child dies).
+
+use std::sync::mpsc::channel;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::BadInput;
+use crate::cli::RunOneArgs;
+use crate::metrics::Outcome;
+use crate::schedule::process::{exit, ProcessExecutor};
+use crate::schedule::slurm::{file_sha256, read_plan};
+use crate::schedule::{Control, Executor, Slot, SlotDevice};
+
+/// Where the run goes: the first GPU Slurm granted (`CUDA_VISIBLE_DEVICES`), else the CPU.
+fn device(cpu_only: bool) -> SlotDevice {
+    if cpu_only {
+        return SlotDevice::Cpu;
+    }
+    std::env::var("CUDA_VISIBLE_DEVICES")
+        .ok()
+        .and_then(|v| v.split(',').next().and_then(|g| g.trim().parse().ok()))
+        .map(SlotDevice::Gpu)
+        .unwrap_or(SlotDevice::Cpu)
+}
+
+/// Runs plan entry `--index`; the exit code is the `train` child's convention (0 completed,
+/// 3 diverged, 4 stopped, 130 interrupted, 1 crashed or timed out) so Slurm's job state is telling.
+pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
+    let dir = args.sweep.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let plan_path = dir.join("plan.json");
+    let plan = read_plan(&plan_path)?;
+    if file_sha256(&args.sweep)? != plan.sweep_sha256 {
+        return Err(BadInput(format!(
+            "{} changed since {} was written; run `td3-sweep sweep ... --backend slurm` again",
+            args.sweep.display(),
+            plan_path.display()
+        ))
+        .into());
+    }
+    let Some(task) = plan.runs.iter().find(|r| r.index == args.index) else {
+        return Err(BadInput(format!("{}: no run with index {}", plan_path.display(), args.index)).into());
+    };
+    let job = task.to_job();
+    std::fs::create_dir_all(&job.run_dir).with_context(|| format!("creating {}", job.run_dir.display()))?;
+    let threads = std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.parse().ok()).unwrap_or(plan.threads).max(1);
+    let slot = Slot { index: 0, device: device(plan.cpu_only), threads };
+    let ctl = Control::default();
+    let c = ctl.clone();
+    // Slurm ends a task with SIGTERM (scancel, time limit, preemption): end the run gracefully.
+    let _ = ctrlc::set_handler(move || {
+        c.escalate();
+    });
+    let exe = std::env::current_exe().context("locating the td3-sweep binary")?;
+    let exec = ProcessExecutor { program: exe, grace: Duration::from_secs(10) };
+    // Progress lines still go to stdout.log; nobody here displays them live.
+    let (tx, rx) = channel();
+    drop(rx);
+    println!("run-one: index {} = {} on {slot}", job.index, job.run_id);
+    let rec = exec.execute(&job, &slot, &ctl, &tx);
+    println!("run-one: {} {}{}", rec.run_id, rec.outcome, rec.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default());
+    Ok(match rec.outcome {
+        Outcome::Completed => exit::COMPLETED,
+        Outcome::Diverged => exit::DIVERGED,
+        Outcome::Stopped => exit::STOPPED,
+        Outcome::Interrupted => exit::INTERRUPTED,
+        Outcome::Crashed | Outcome::Timeout => 1,
+    })
+}

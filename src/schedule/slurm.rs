@@ -1,0 +1,504 @@
+//! The Slurm backend: the same runs as the local backend, as sbatch job arrays.
+//!
+//! Files under `results/<name>/`:
+//! - `plan.json`: every run of the plan (index → run id, folder, the exact `train` child args), so
+//!   `td3-sweep run-one --index N` needs neither the original sweep file nor its relative `base:`.
+//! - `slurm/array-<submission>-<chunk>.sbatch`: one array script per chunk of at most
+//!   [`MAX_ARRAY_TASKS`] runs; `slurm/slurm-<job>_<task>.out`: each task's Slurm output.
+//! - `slurm/jobs.json`: every submission's job id and the plan indices of its tasks.
+//!
+//! Progress comes from the runs' own `run.json` files; `squeue` only says which tasks are still
+//! queued or running. A task that left the queue while its `run.json` still says "never seen to
+//! end" (`exit: null`) is recorded as crashed (or timeout, when Slurm's time limit killed it), so
+//! every planned run ends with a row. `sbatch --wait` is never used: it can report success after
+//! Slurm has forgotten a failed task.
+
+pub mod queue;
+pub mod script;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use queue::{classify_gone, SlurmCommandError};
+pub use script::{default_time, render, ArrayScript, SlurmOptions, MAX_ARRAY_TASKS};
+
+use super::{Control, Job};
+use crate::metrics::{write_atomic, RunRecord};
+
+/// Failures of the backend itself (not of runs, which are data).
+#[derive(Debug, thiserror::Error)]
+pub enum SlurmError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file is not what this version writes.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// sbatch refused a script.
+    #[error("submitting {script}")]
+    Submit {
+        /// The script.
+        script: PathBuf,
+        /// sbatch's complaint.
+        #[source]
+        source: SlurmCommandError,
+    },
+    /// Bad `slurm:` options, every problem listed.
+    #[error("invalid Slurm options:\n  {}", .0.join("\n  "))]
+    Options(Vec<String>),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SlurmError + '_ {
+    move |source| SlurmError::Io { path: path.to_path_buf(), source }
+}
+
+/// One run as `run-one` needs it: a serialisable [`Job`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedTask {
+    /// Position in the sweep's plan (the `--index` of `run-one`).
+    pub index: usize,
+    /// The run id.
+    pub run_id: String,
+    /// The variant's name.
+    pub variant: String,
+    /// The seed.
+    pub seed: u64,
+    /// Swept key → value.
+    pub swept: BTreeMap<String, String>,
+    /// Planned environment steps.
+    pub steps: u64,
+    /// Hash of the resolved config.
+    pub config_hash: String,
+    /// The run's folder (relative to the sweep's working directory, as locally).
+    pub run_dir: PathBuf,
+    /// The `train` child's arguments, exactly as the local backend passes them.
+    pub args: Vec<String>,
+    /// The command that reproduces the run.
+    pub command: String,
+    /// Per-run timeout in seconds.
+    pub timeout_s: Option<f64>,
+}
+
+impl From<&Job> for PlannedTask {
+    fn from(j: &Job) -> Self {
+        PlannedTask {
+            index: j.index,
+            run_id: j.run_id.clone(),
+            variant: j.variant.clone(),
+            seed: j.seed,
+            swept: j.swept.clone(),
+            steps: j.steps,
+            config_hash: j.config_hash.clone(),
+            run_dir: j.run_dir.clone(),
+            args: j.args.clone(),
+            command: j.command.clone(),
+            timeout_s: j.timeout.map(|t| t.as_secs_f64()),
+        }
+    }
+}
+
+impl PlannedTask {
+    /// The scheduler job for this run.
+    pub fn to_job(&self) -> Job {
+        Job {
+            index: self.index,
+            run_id: self.run_id.clone(),
+            variant: self.variant.clone(),
+            seed: self.seed,
+            swept: self.swept.clone(),
+            steps: self.steps,
+            config_hash: self.config_hash.clone(),
+            run_dir: self.run_dir.clone(),
+            args: self.args.clone(),
+            command: self.command.clone(),
+            timeout: self.timeout_s.map(Duration::from_secs_f64),
+        }
+    }
+}
+
+/// `results/<name>/plan.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanFile {
+    /// The sweep's name.
+    pub sweep: String,
+    /// sha256 (hex) of `sweep.yaml` when this plan was written; `run-one` refuses a mismatch.
+    pub sweep_sha256: String,
+    /// libtorch threads per run when Slurm does not say (`SLURM_CPUS_PER_TASK`).
+    pub threads: usize,
+    /// `resources.devices: cpu`: hide GPUs from the run even where Slurm grants some.
+    pub cpu_only: bool,
+    /// Every run of the plan, in plan order.
+    pub runs: Vec<PlannedTask>,
+}
+
+/// sha256 of a file's bytes, hex.
+pub fn file_sha256(path: &Path) -> Result<String, SlurmError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SlurmError> {
+    let text = std::fs::read_to_string(path).map_err(io(path))?;
+    serde_json::from_str(&text).map_err(|e| SlurmError::Format { path: path.to_path_buf(), message: e.to_string() })
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SlurmError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| SlurmError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_atomic(path, text.as_bytes()).map_err(io(path))
+}
+
+/// Reads `plan.json`.
+pub fn read_plan(path: &Path) -> Result<PlanFile, SlurmError> {
+    read_json(path)
+}
+
+/// One `sbatch` of one array script.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    /// Slurm's job id of the array.
+    pub job_id: String,
+    /// The script submitted.
+    pub script: PathBuf,
+    /// Array task `i` ran the plan's run `indices[i]`.
+    pub indices: Vec<usize>,
+    /// RFC 3339.
+    pub submitted_at: String,
+}
+
+impl Submission {
+    /// `<job>_<task>` for each task, with its plan index.
+    fn tasks(&self) -> impl Iterator<Item = (String, usize)> + '_ {
+        self.indices.iter().enumerate().map(|(t, &i)| (format!("{}_{t}", self.job_id), i))
+    }
+}
+
+/// `results/<name>/slurm/jobs.json`: every submission, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobsFile {
+    /// The submissions.
+    pub submissions: Vec<Submission>,
+}
+
+/// Everything the backend needs for one `sweep --backend slurm`.
+pub struct SlurmSweep<'a> {
+    /// The sweep's name (job names).
+    pub name: &'a str,
+    /// `results/<name>` (relative paths resolve against the current directory).
+    pub results: &'a Path,
+    /// Every run of the plan, in order.
+    pub all: &'a [Job],
+    /// Plan indices that need a run (resume already applied).
+    pub to_run: BTreeSet<usize>,
+    /// The `td3-sweep` binary the tasks run.
+    pub program: PathBuf,
+    /// Effective options (see [`SlurmOptions::overridden_by`]).
+    pub options: SlurmOptions,
+    /// `resources.threads_per_run`.
+    pub threads: usize,
+    /// `resources.devices: cpu`.
+    pub cpu_only: bool,
+    /// `false` for `--no-submit`.
+    pub submit: bool,
+}
+
+/// How [`run_sweep`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SlurmEnd {
+    /// `--no-submit`: these scripts were written.
+    Written(Vec<PathBuf>),
+    /// Every waited-for task ended; `submitted` tasks were submitted now (others were already queued).
+    Finished {
+        /// Tasks submitted by this call.
+        submitted: usize,
+    },
+    /// Ctrl-C: stopped waiting; these jobs still have tasks in Slurm.
+    Interrupted {
+        /// Job ids still queued or running.
+        jobs: Vec<String>,
+    },
+}
+
+struct Waiting<'a> {
+    job: &'a Job,
+    task: String,
+    out: PathBuf,
+    misses: u32,
+    state: Option<String>,
+}
+
+/// After this many consecutive polls without the task in `squeue` and without a final `run.json`,
+/// the task is recorded as killed (two polls tolerate a file written just as the task ended).
+const GONE_AFTER_POLLS: u32 = 2;
+
+fn absolute(p: &Path) -> Result<PathBuf, SlurmError> {
+    std::path::absolute(p).map_err(io(p))
+}
+
+fn read_record(dir: &Path) -> Option<RunRecord> {
+    std::fs::read_to_string(dir.join("run.json")).ok().and_then(|t| serde_json::from_str(&t).ok())
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let v: Vec<&str> = text.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Writes the scripts, submits them (unless `--no-submit`), then waits until every task ended,
+/// calling `on_end` after each run's final `run.json` is in place.
+pub fn run_sweep(s: SlurmSweep<'_>, ctl: &Control, mut on_end: impl FnMut()) -> Result<SlurmEnd, SlurmError> {
+    let problems = s.options.problems();
+    if !problems.is_empty() {
+        return Err(SlurmError::Options(problems));
+    }
+    let slurm_dir = s.results.join("slurm");
+    std::fs::create_dir_all(&slurm_dir).map_err(io(&slurm_dir))?;
+    let sweep_file = s.results.join("sweep.yaml");
+    let plan = PlanFile {
+        sweep: s.name.to_string(),
+        sweep_sha256: file_sha256(&sweep_file)?,
+        threads: s.threads,
+        cpu_only: s.cpu_only,
+        runs: s.all.iter().map(PlannedTask::from).collect(),
+    };
+    write_json(&s.results.join("plan.json"), &plan)?;
+    let jobs_path = slurm_dir.join("jobs.json");
+    let mut jobs_file: JobsFile = if jobs_path.exists() { read_json(&jobs_path)? } else { JobsFile::default() };
+
+    // Tasks of earlier submissions still in the queue are waited for, not submitted twice.
+    let mut active: BTreeMap<usize, String> = BTreeMap::new();
+    if s.submit && !jobs_file.submissions.is_empty() {
+        if let Ok(q) = queue::squeue() {
+            for sub in &jobs_file.submissions {
+                for (task, index) in sub.tasks() {
+                    if q.contains_key(&task) {
+                        active.insert(index, task);
+                    }
+                }
+            }
+        }
+    }
+    let to_submit: Vec<usize> = s.to_run.iter().copied().filter(|i| !active.contains_key(i)).collect();
+
+    let workdir = absolute(Path::new("."))?;
+    let out_dir = absolute(&slurm_dir)?;
+    let submission = jobs_file.submissions.iter().map(|x| x.script.clone()).collect::<BTreeSet<_>>().len();
+    let mut scripts = Vec::new();
+    for (k, chunk) in to_submit.chunks(MAX_ARRAY_TASKS).enumerate() {
+        let path = slurm_dir.join(format!("array-{submission:03}-{k:03}.sbatch"));
+        let job_name = format!("td3-{}", s.name);
+        let text = render(&ArrayScript {
+            job_name: &job_name,
+            indices: chunk,
+            out_dir: &out_dir,
+            workdir: &workdir,
+            program: &s.program,
+            sweep_file: &sweep_file,
+            options: &s.options,
+        });
+        write_atomic(&path, text.as_bytes()).map_err(io(&path))?;
+        scripts.push((path, chunk.to_vec()));
+    }
+    if !s.submit {
+        return Ok(SlurmEnd::Written(scripts.into_iter().map(|(p, _)| p).collect()));
+    }
+
+    let by_index: BTreeMap<usize, &Job> = s.all.iter().map(|j| (j.index, j)).collect();
+    for &i in &to_submit {
+        // A final record from an earlier attempt would read as this attempt's result.
+        if let Some(j) = by_index.get(&i) {
+            let _ = std::fs::remove_file(j.run_dir.join("run.json"));
+        }
+    }
+    let mut waiting: Vec<Waiting<'_>> = Vec::new();
+    let waiter = |index: usize, task: String| {
+        by_index.get(&index).map(|job| Waiting {
+            job,
+            out: slurm_dir.join(format!("slurm-{task}.out")),
+            task,
+            misses: 0,
+            state: None,
+        })
+    };
+    for (index, task) in &active {
+        waiting.extend(waiter(*index, task.clone()));
+    }
+    for (path, indices) in &scripts {
+        let job_id = queue::sbatch(path).map_err(|source| SlurmError::Submit { script: path.clone(), source })?;
+        let sub = Submission {
+            job_id,
+            script: path.clone(),
+            indices: indices.clone(),
+            submitted_at: chrono::Utc::now().to_rfc3339(),
+        };
+        println!("submitted {} ({} task(s)) as job {}", path.display(), indices.len(), sub.job_id);
+        for (task, index) in sub.tasks() {
+            waiting.extend(waiter(index, task));
+        }
+        jobs_file.submissions.push(sub);
+        write_json(&jobs_path, &jobs_file)?;
+    }
+    if !active.is_empty() {
+        println!("waiting for {} task(s) already in Slurm from an earlier submission", active.len());
+    }
+    let submitted = to_submit.len();
+    let total = waiting.len();
+    let mut ended = 0usize;
+    let mut interval = Duration::from_millis(500);
+    let mut last_line = String::new();
+    let mut queue_warned: Option<Instant> = None;
+    while !waiting.is_empty() {
+        if ctl.level() > 0 {
+            let jobs: BTreeSet<String> =
+                waiting.iter().filter_map(|w| w.task.split('_').next().map(String::from)).collect();
+            return Ok(SlurmEnd::Interrupted { jobs: jobs.into_iter().collect() });
+        }
+        let q = match queue::squeue() {
+            Ok(q) => Some(q),
+            Err(e) => {
+                if queue_warned.map(|t| t.elapsed() > Duration::from_secs(60)).unwrap_or(true) {
+                    eprintln!("warning: {e}; still waiting (deciding from run.json files only)");
+                    queue_warned = Some(Instant::now());
+                }
+                None
+            }
+        };
+        let mut changed = false;
+        let mut still = Vec::new();
+        for mut w in waiting.drain(..) {
+            let rec = read_record(&w.job.run_dir);
+            let listed = q.as_ref().map(|q| q.get(&w.task).cloned());
+            if let Some(Some(state)) = &listed {
+                w.state = Some(state.clone());
+                w.misses = 0;
+            }
+            let final_rec = rec.as_ref().filter(|r| r.exit.is_some());
+            let ended_rec = if let Some(r) = final_rec {
+                Some(settle_final(r.clone(), &w))
+            } else if matches!(listed, Some(None)) {
+                w.misses += 1;
+                (w.misses >= GONE_AFTER_POLLS).then(|| record_gone(rec, &w))
+            } else {
+                None
+            };
+            match ended_rec {
+                Some(r) => {
+                    ended += 1;
+                    changed = true;
+                    let reason = r.reason.as_deref().map(|x| format!(" ({x})")).unwrap_or_default();
+                    println!("[{ended:>3}/{total}] {} {}{reason}  [task {}]", r.run_id, r.outcome, w.task);
+                    on_end();
+                }
+                None => still.push(w),
+            }
+        }
+        waiting = still;
+        let running = waiting.iter().filter(|w| matches!(w.state.as_deref(), Some("RUNNING" | "COMPLETING"))).count();
+        let line = format!("slurm: {ended}/{total} ended, {running} running, {} queued", waiting.len() - running);
+        if line != last_line && !waiting.is_empty() {
+            println!("{line}");
+            last_line = line;
+        }
+        if waiting.is_empty() {
+            break;
+        }
+        // Poll often while things happen, back off to 10 s on a quiet cluster.
+        interval = if changed { Duration::from_millis(500) } else { (interval * 3 / 2).min(Duration::from_secs(10)) };
+        let until = Instant::now() + interval;
+        while Instant::now() < until && ctl.level() == 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Ok(SlurmEnd::Finished { submitted })
+}
+
+/// A final record as `run-one` wrote it, corrected when Slurm ended the run (time limit → timeout;
+/// cancel, preemption, OOM kill → crashed with Slurm's reason).
+fn settle_final(mut rec: RunRecord, w: &Waiting<'_>) -> RunRecord {
+    let out = std::fs::read_to_string(&w.out).ok();
+    if let Some((outcome, reason)) = queue::slurm_ended(rec.outcome, out.as_deref()) {
+        rec.outcome = outcome;
+        rec.reason = Some(format!("{reason} (task {})", w.task));
+        if let Err(e) = write_record(&w.job.run_dir, &rec) {
+            eprintln!("warning: {}: {e}", w.job.run_dir.join("run.json").display());
+        }
+    }
+    rec
+}
+
+/// The record of a task that left the queue with no final `run.json`.
+fn record_gone(rec: Option<RunRecord>, w: &Waiting<'_>) -> RunRecord {
+    let out = std::fs::read_to_string(&w.out).ok();
+    let state = queue::ended_state(&w.task);
+    let (outcome, reason) = classify_gone(out.as_deref(), state.as_deref());
+    let mut rec = rec.unwrap_or_else(|| w.job.placeholder(outcome, None, 0.0));
+    rec.outcome = outcome;
+    rec.reason = Some(format!("{reason} (task {})", w.task));
+    rec.exit = Some(format!("slurm task {} {}", w.task, state.as_deref().unwrap_or("left the queue")));
+    let stderr = std::fs::read_to_string(w.job.run_dir.join("stderr.log")).unwrap_or_default();
+    let mut t = tail(&stderr, 20);
+    if let Some(o) = &out {
+        t.push_str(&format!("\n--- {} ---\n{}", w.out.display(), tail(o, 10)));
+    }
+    rec.stderr_tail = Some(t.trim().to_string());
+    if let Err(e) = write_record(&w.job.run_dir, &rec) {
+        eprintln!("warning: {}: {e}", w.job.run_dir.join("run.json").display());
+    }
+    rec
+}
+
+fn write_record(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let text = serde_json::to_string_pretty(rec).map_err(std::io::Error::other)?;
+    write_atomic(&dir.join("run.json"), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planned_tasks_round_trip_to_jobs() {
+        let job = Job {
+            index: 3,
+            run_id: "a__s0__abc".into(),
+            variant: "a".into(),
+            seed: 0,
+            swept: BTreeMap::from([("k".into(), "1".into())]),
+            steps: 60,
+            config_hash: "h".into(),
+            run_dir: "results/x/runs/a".into(),
+            args: vec!["train".into(), "--config".into(), "c.yaml".into()],
+            command: "td3-sweep train".into(),
+            timeout: Some(Duration::from_secs(120)),
+        };
+        let t = PlannedTask::from(&job);
+        let back: PlannedTask = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        let j = back.to_job();
+        assert_eq!((j.index, j.args, j.timeout, j.swept), (3, job.args.clone(), job.timeout, job.swept.clone()));
+    }
+
+    #[test]
+    fn submissions_name_tasks_by_chunk_local_ids() {
+        let s = Submission { job_id: "42".into(), script: "x".into(), indices: vec![1000, 1003], submitted_at: String::new() };
+        let tasks: Vec<_> = s.tasks().collect();
+        assert_eq!(tasks, vec![("42_0".to_string(), 1000), ("42_1".to_string(), 1003)]);
+    }
+}
