@@ -56,9 +56,12 @@ pub struct TrainArgs {
     /// libtorch intra-op threads (default: libtorch's choice).
     #[arg(long)]
     pub threads: Option<i32>,
-    /// Criteria file for fail-fast: stop as soon as a FAIL is certain.
+    /// Criteria file: when a FAIL becomes certain, write `evidence.csv` (and stop with `--stop-on-fail`).
     #[arg(long)]
     pub criteria: Option<PathBuf>,
+    /// With `--criteria`: end the run as soon as its FAIL is certain (outcome `stopped`).
+    #[arg(long, requires = "criteria")]
+    pub stop_on_fail: bool,
     /// Identity and bookkeeping set by the sweep scheduler.
     #[command(flatten)]
     pub child: ChildArgs,

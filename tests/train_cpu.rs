@@ -164,4 +164,14 @@ fn injected_nan_diverges_at_that_step() {
     let last = rows.last().unwrap();
     assert_eq!(last.train_step, 25);
     assert!(last.nonfinite > 0);
+    // evidence.csv holds the steps up to the bad one, per layer, with step 25 marked.
+    let mut ev = csv::Reader::from_path(dir.path().join("evidence.csv")).unwrap();
+    let header = ev.headers().unwrap().clone();
+    assert!(header.iter().any(|h| h.starts_with("grad_norm:actor_cnn.conv0")), "{header:?}");
+    assert!(header.iter().any(|h| h.starts_with("grad_norm:q1.")), "{header:?}");
+    let recs: Vec<csv::StringRecord> = ev.records().map(|r| r.unwrap()).collect();
+    assert_eq!(recs.len(), 25, "all 25 training steps fit in the 50-step window");
+    let marked: Vec<&str> = recs.iter().filter(|r| &r[2] != "").map(|r| &r[0]).collect();
+    assert_eq!(marked, vec!["25"]);
+    assert_eq!(&recs.last().unwrap()[2], "first_nonfinite");
 }

@@ -63,7 +63,12 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
     drop(rx);
     println!("run-one: index {} = {} on {slot}", job.index, job.run_id);
     let rec = exec.execute(&job, &slot, &ctl, &tx);
-    println!("run-one: {} {}{}", rec.run_id, rec.outcome, rec.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default());
+    println!(
+        "run-one: {} {}{}",
+        rec.run_id,
+        rec.outcome,
+        rec.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+    );
     Ok(match rec.outcome {
         Outcome::Completed => exit::COMPLETED,
         Outcome::Diverged => exit::DIVERGED,

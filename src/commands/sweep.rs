@@ -13,8 +13,8 @@ use crate::report::{generate, ReportOptions};
 use crate::schedule::lock::Lock;
 use crate::schedule::process::ProcessExecutor;
 use crate::schedule::progress::Display;
-use crate::schedule::summary::{write_summary, PlannedRun};
 use crate::schedule::slurm::{self, default_time, SlurmEnd, SlurmOptions, SlurmSweep};
+use crate::schedule::summary::{write_summary, PlannedRun};
 use crate::schedule::{plan_slots, run_jobs, Control, DeviceRequest, Event, Job, Slot};
 use crate::spec::{load_sweep, CriteriaRef, Devices, RunPlan, SweepPlan, SweepSpec, CONFIRM_ABOVE};
 use crate::verdict::Criteria;
@@ -203,7 +203,10 @@ fn prepare(args: &SweepArgs) -> anyhow::Result<Option<Prepared>> {
     let invocation = std::env::args().collect::<Vec<_>>().join(" ");
     let lock = Lock::acquire(&results.join(".lock"), &invocation)?;
     if let Some(h) = &lock.took_over {
-        eprintln!("note: took over a stale lock of pid {} (started {}), which is no longer running", h.pid, h.started_at);
+        eprintln!(
+            "note: took over a stale lock of pid {} (started {}), which is no longer running",
+            h.pid, h.started_at
+        );
     }
     let spec_text = Source::read(&spec.source).map_err(Diagnostics::from)?.text;
     write_atomic(&results.join("sweep.yaml"), spec_text.as_bytes())?;

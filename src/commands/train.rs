@@ -17,7 +17,10 @@ fn arg_override(key: &str, value: u64, flag: &str) -> Override {
     Override {
         key: key.to_string(),
         key_mark: Mark { line: 1, col: 1 },
-        value: crate::config::yaml::Node { value: Value::Int(value as i64), mark: Mark { line: 1, col: key.len() + 2 } },
+        value: crate::config::yaml::Node {
+            value: Value::Int(value as i64),
+            mark: Mark { line: 1, col: key.len() + 2 },
+        },
         origin: Source::inline(flag, text),
     }
 }
@@ -89,6 +92,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
     if let Some(c) = criteria {
         opts.fail_fast = Some(Box::new(move |rows| crate::verdict::certain_fail(&c, rows)));
     }
+    opts.stop_on_fail = args.stop_on_fail;
     let steps = cfg.training.steps;
     let machine = args.child.progress;
     opts.on_row = Some(Box::new(move |r| {

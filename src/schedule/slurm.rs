@@ -158,10 +158,8 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SlurmError>
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SlurmError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| SlurmError::Format {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| SlurmError::Format { path: path.to_path_buf(), message: e.to_string() })?;
     write_atomic(path, text.as_bytes()).map_err(io(path))
 }
 
@@ -497,7 +495,12 @@ mod tests {
 
     #[test]
     fn submissions_name_tasks_by_chunk_local_ids() {
-        let s = Submission { job_id: "42".into(), script: "x".into(), indices: vec![1000, 1003], submitted_at: String::new() };
+        let s = Submission {
+            job_id: "42".into(),
+            script: "x".into(),
+            indices: vec![1000, 1003],
+            submitted_at: String::new(),
+        };
         let tasks: Vec<_> = s.tasks().collect();
         assert_eq!(tasks, vec![("42_0".to_string(), 1000), ("42_1".to_string(), 1003)]);
     }

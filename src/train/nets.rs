@@ -118,20 +118,31 @@ impl Module for Mlp {
     }
 }
 
-/// L2 norm over all gradients of `vars` as one scalar tensor (stays on device; no host sync).
-/// Variables without a gradient are skipped; with none at all the result is 0.
-pub fn grad_norm(vars: &[Tensor]) -> Tensor {
+/// The L2 norm of each variable's gradient, as one vector tensor (0 where a variable has no
+/// gradient). Stays on the device: no host sync.
+pub fn grad_norms(vars: &[Tensor]) -> Tensor {
+    let device = vars.first().map(|v| v.device()).unwrap_or(tch::Device::Cpu);
     let norms: Vec<Tensor> = vars
         .iter()
-        .filter_map(|v| {
+        .map(|v| {
             let g = v.grad();
-            g.defined().then(|| g.norm())
+            if g.defined() {
+                g.norm()
+            } else {
+                Tensor::zeros([], (Kind::Float, device))
+            }
         })
         .collect();
     if norms.is_empty() {
-        return Tensor::zeros([], (Kind::Float, vars.first().map(|v| v.device()).unwrap_or(tch::Device::Cpu)));
+        return Tensor::zeros([0], (Kind::Float, device));
     }
-    Tensor::stack(&norms, 0).norm()
+    Tensor::stack(&norms, 0)
+}
+
+/// L2 norm over all gradients of `vars` as one scalar tensor (stays on device; no host sync).
+/// Variables without a gradient count as zero; with no variables at all the result is 0.
+pub fn grad_norm(vars: &[Tensor]) -> Tensor {
+    grad_norms(vars).norm()
 }
 
 /// Scales gradients so their joint L2 norm is at most `max_norm` (PyTorch's `clip_grad_norm_`),

@@ -18,8 +18,16 @@ pub struct Batch {
 }
 
 enum Store {
-    Pixels { obs: Vec<u8>, next: Vec<u8>, scratch: Vec<u8> },
-    State { obs: Vec<f32>, next: Vec<f32>, scratch: Vec<f32> },
+    Pixels {
+        obs: Vec<u8>,
+        next: Vec<u8>,
+        scratch: Vec<u8>,
+    },
+    State {
+        obs: Vec<f32>,
+        next: Vec<f32>,
+        scratch: Vec<f32>,
+    },
 }
 
 /// A ring buffer of transitions; memory grows with use up to `capacity`.
@@ -44,9 +52,17 @@ impl Replay {
     pub fn new(capacity: usize, obs_shape: Vec<i64>, pixels: bool, act_dim: usize) -> Replay {
         let obs_len = obs_shape.iter().product::<i64>() as usize;
         let store = if pixels {
-            Store::Pixels { obs: Vec::new(), next: Vec::new(), scratch: Vec::new() }
+            Store::Pixels {
+                obs: Vec::new(),
+                next: Vec::new(),
+                scratch: Vec::new(),
+            }
         } else {
-            Store::State { obs: Vec::new(), next: Vec::new(), scratch: Vec::new() }
+            Store::State {
+                obs: Vec::new(),
+                next: Vec::new(),
+                scratch: Vec::new(),
+            }
         };
         Replay {
             capacity,
@@ -74,15 +90,34 @@ impl Replay {
     }
 
     /// Stores one transition, overwriting the oldest when full.
-    pub fn push(&mut self, obs: &Observation, act: &[f32], rew: f32, next: &Observation, terminated: bool) {
+    pub fn push(
+        &mut self,
+        obs: &Observation,
+        act: &[f32],
+        rew: f32,
+        next: &Observation,
+        terminated: bool,
+    ) {
         let (p, n) = (self.pos, self.obs_len);
         let append = self.len < self.capacity && p == self.len;
         match (&mut self.store, obs, next) {
-            (Store::Pixels { obs: o, next: nx, .. }, Observation::Pixels(a), Observation::Pixels(b)) => {
+            (
+                Store::Pixels {
+                    obs: o, next: nx, ..
+                },
+                Observation::Pixels(a),
+                Observation::Pixels(b),
+            ) => {
                 put(o, p, n, a, append);
                 put(nx, p, n, b, append);
             }
-            (Store::State { obs: o, next: nx, .. }, Observation::State(a), Observation::State(b)) => {
+            (
+                Store::State {
+                    obs: o, next: nx, ..
+                },
+                Observation::State(a),
+                Observation::State(b),
+            ) => {
                 put(o, p, n, a, append);
                 put(nx, p, n, b, append);
             }
@@ -90,7 +125,13 @@ impl Replay {
         }
         put(&mut self.act, p, self.act_dim, act, append);
         put(&mut self.rew, p, 1, &[rew], append);
-        put(&mut self.not_done, p, 1, &[if terminated { 0.0 } else { 1.0 }], append);
+        put(
+            &mut self.not_done,
+            p,
+            1,
+            &[if terminated { 0.0 } else { 1.0 }],
+            append,
+        );
         self.pos = (self.pos + 1) % self.capacity;
         self.len = (self.len + 1).min(self.capacity);
     }
@@ -114,8 +155,12 @@ impl Replay {
                 (o, to_pixels(x, &shape, device))
             }
             Store::State { obs, next, scratch } => {
-                let o = Tensor::from_slice(gather(obs, &self.idx, n, scratch)).view(shape.as_slice()).to(device);
-                let x = Tensor::from_slice(gather(next, &self.idx, n, scratch)).view(shape.as_slice()).to(device);
+                let o = Tensor::from_slice(gather(obs, &self.idx, n, scratch))
+                    .view(shape.as_slice())
+                    .to(device);
+                let x = Tensor::from_slice(gather(next, &self.idx, n, scratch))
+                    .view(shape.as_slice())
+                    .to(device);
                 (o, x)
             }
         };
@@ -123,14 +168,22 @@ impl Replay {
         for &i in &self.idx {
             fs.extend_from_slice(&self.act[i * self.act_dim..(i + 1) * self.act_dim]);
         }
-        let act = Tensor::from_slice(&fs).view([b, self.act_dim as i64]).to(device);
+        let act = Tensor::from_slice(&fs)
+            .view([b, self.act_dim as i64])
+            .to(device);
         let col = |v: &[f32]| {
             let c: Vec<f32> = self.idx.iter().map(|&i| v[i]).collect();
             Tensor::from_slice(&c).view([b, 1]).to(device)
         };
         let rew = col(&self.rew);
         let not_done = col(&self.not_done);
-        Batch { obs, act, rew, next_obs, not_done }
+        Batch {
+            obs,
+            act,
+            rew,
+            next_obs,
+            not_done,
+        }
     }
 }
 
@@ -153,7 +206,11 @@ fn gather<'a, T: Copy>(src: &[T], idx: &[usize], n: usize, scratch: &'a mut Vec<
 
 fn to_pixels(bytes: &[u8], shape: &[i64], device: Device) -> Tensor {
     // Move u8 to the device first (4× less traffic), then convert.
-    Tensor::from_slice(bytes).view(shape).to(device).to_kind(Kind::Float) / 255.0
+    Tensor::from_slice(bytes)
+        .view(shape)
+        .to(device)
+        .to_kind(Kind::Float)
+        / 255.0
 }
 
 #[cfg(test)]
@@ -173,7 +230,10 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let b = r.sample(64, &mut rng, Device::Cpu);
         let obs: Vec<f32> = Vec::try_from(b.obs.select(1, 0)).unwrap();
-        assert!(obs.iter().all(|&x| (2.0..=4.0).contains(&x)), "old transitions must be gone: {obs:?}");
+        assert!(
+            obs.iter().all(|&x| (2.0..=4.0).contains(&x)),
+            "old transitions must be gone: {obs:?}"
+        );
         let rew: Vec<f32> = Vec::try_from(b.rew.view([-1])).unwrap();
         let nd: Vec<f32> = Vec::try_from(b.not_done.view([-1])).unwrap();
         let next: Vec<f32> = Vec::try_from(b.next_obs.select(1, 0)).unwrap();

@@ -56,8 +56,10 @@ pub struct TrainOptions {
     pub config_hash: String,
     /// Set from outside (Ctrl-C, parent gone) to end the run early with outcome `interrupted`.
     pub stop: Arc<AtomicBool>,
-    /// Fail-fast rule; `None` trains to the end whatever happens.
+    /// The criteria's "FAIL is certain" check, run at each row. Its first hit writes `evidence.csv`.
     pub fail_fast: Option<FailFast>,
+    /// End the run (outcome `stopped`) when `fail_fast` hits; otherwise only record the evidence.
+    pub stop_on_fail: bool,
     /// Called with each row as it is written (progress reporting).
     pub on_row: Option<Box<dyn FnMut(&MetricRow)>>,
     /// Print the optimizers' learning rates at start-up, as the seed does.
@@ -76,6 +78,7 @@ impl TrainOptions {
             config_hash: String::new(),
             stop: Arc::new(AtomicBool::new(false)),
             fail_fast: None,
+            stop_on_fail: true,
             on_row: None,
             verbose: true,
         }
@@ -225,7 +228,10 @@ struct Episodes {
 fn obs_tensor(obs: &Observation, spec: &ObsSpec, device: Device) -> Tensor {
     match (obs, spec) {
         (Observation::Pixels(p), ObsSpec::Pixels { channels, height, width }) => {
-            Tensor::from_slice(p).view([1, *channels as i64, *height as i64, *width as i64]).to(device).to_kind(Kind::Float)
+            Tensor::from_slice(p)
+                .view([1, *channels as i64, *height as i64, *width as i64])
+                .to(device)
+                .to_kind(Kind::Float)
                 / 255.0
         }
         (Observation::State(s), _) => Tensor::from_slice(s).view([1, -1]).to(device),
@@ -258,6 +264,85 @@ fn evaluate(agent: &Td3, cfg: &AgentConfig) -> Result<f64, TrainError> {
         }
     }
     Ok(total / cfg.evaluation.episodes.max(1) as f64)
+}
+
+/// How many training steps `evidence.csv` keeps before the first bad step.
+pub const EVIDENCE_STEPS: usize = 50;
+
+/// The last [`EVIDENCE_STEPS`] training steps at full resolution (per-layer gradient norms, losses,
+/// Q statistics), written to `evidence.csv` when a run diverges or its FAIL becomes certain. This is
+/// what tells "exploding actor CNN" from "exploding Q".
+struct Evidence {
+    layer_names: Vec<String>,
+    steps: std::collections::VecDeque<(u64, u64, StepScalars)>,
+    written: bool,
+}
+
+impl Evidence {
+    fn new(layer_names: Vec<String>) -> Evidence {
+        Evidence { layer_names, steps: Default::default(), written: false }
+    }
+
+    fn push(&mut self, train_step: u64, env_step: u64, s: StepScalars) {
+        if self.steps.len() == EVIDENCE_STEPS {
+            self.steps.pop_front();
+        }
+        self.steps.push_back((train_step, env_step, s));
+    }
+
+    /// Writes the window once; `marker` labels `bad_step` (the first non-finite step, or the step
+    /// at which the FAIL was detected).
+    fn write(&mut self, dir: &std::path::Path, bad_step: u64, marker: &str) -> Result<(), TrainError> {
+        if self.written {
+            return Ok(());
+        }
+        self.written = true;
+        let path = dir.join("evidence.csv");
+        let io = |e: std::io::Error| TrainError::Io { path: path.clone(), source: e };
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header: Vec<String> = [
+            "train_step",
+            "env_step",
+            "marker",
+            "actor_loss",
+            "critic_loss",
+            "q_mean",
+            "q_abs_max",
+            "target_q_mean",
+            "actor_cnn_grad_norm",
+            "critic_cnn_grad_norm",
+            "actor_head_grad_norm",
+            "critic_head_grad_norm",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        header.extend(self.layer_names.iter().map(|n| format!("grad_norm:{n}")));
+        w.write_record(&header).map_err(|e| io(e.into()))?;
+        let o = |v: Option<f64>| v.map(|x| format!("{x:?}")).unwrap_or_default();
+        let first_bad = self.steps.iter().find(|(_, _, s)| s.nonfinite > 0).map(|(t, _, _)| *t).unwrap_or(bad_step);
+        for (t, e, s) in &self.steps {
+            let mark = if *t == first_bad { marker } else { "" };
+            let mut rec = vec![
+                t.to_string(),
+                e.to_string(),
+                mark.to_string(),
+                o(s.actor_loss),
+                o(Some(s.critic_loss)),
+                o(Some(s.q_mean)),
+                o(Some(s.q_abs_max)),
+                o(Some(s.target_q_mean)),
+                o(s.actor_cnn_gn),
+                o(s.critic_cnn_gn),
+                o(s.actor_head_gn),
+                o(Some(s.critic_head_gn)),
+            ];
+            rec.extend(s.layers.iter().map(|v| format!("{v:?}")));
+            w.write_record(&rec).map_err(|e| io(e.into()))?;
+        }
+        let bytes = w.into_inner().map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        write_atomic(&path, &bytes).map_err(io)
+    }
 }
 
 /// Trains one TD3 agent as `cfg` says, writing `metrics.csv` and `run.json` into `opts.out_dir`.
@@ -358,6 +443,7 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     let mut reason: Option<String> = None;
     let mut env_step = 0u64;
     let log_every = cfg.logging.log_every.max(1);
+    let mut evidence = Evidence::new(agent.layer_names());
 
     'outer: while env_step < t.steps {
         if opts.stop.load(Ordering::Relaxed) {
@@ -406,9 +492,11 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
         let s = stats.to_host(cfg.uses_pixels());
         win.add(&s);
         let diverged = !ok || s.nonfinite > 0;
+        evidence.push(train_step, env_step, s);
         if diverged {
             record.first_nonfinite_step = Some(train_step);
             win.nonfinite = win.nonfinite.max(1);
+            evidence.write(&out, train_step, "first_nonfinite")?;
         }
         let at_row = train_step % log_every == 0 || diverged || env_step == t.steps;
         if at_row {
@@ -425,11 +513,14 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
                 reason = Some(format!("non-finite loss, gradient or parameter at training step {train_step}"));
                 break 'outer;
             }
-            if let Some(ff) = opts.fail_fast.as_ref() {
+            if let Some(ff) = opts.fail_fast.as_ref().filter(|_| !evidence.written) {
                 if let Some(why) = ff(&rows) {
-                    outcome = Outcome::Stopped;
-                    reason = Some(format!("FAIL, stopped at step {train_step}: {why}"));
-                    break 'outer;
+                    evidence.write(&out, train_step, "fail_detected")?;
+                    if opts.stop_on_fail {
+                        outcome = Outcome::Stopped;
+                        reason = Some(format!("FAIL, stopped at step {train_step}: {why}"));
+                        break 'outer;
+                    }
                 }
             }
         }

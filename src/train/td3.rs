@@ -7,22 +7,27 @@
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
-use super::nets::{clip_grads, grad_norm, param_norm, Encoder, EncoderShape, Mlp};
+use super::nets::{clip_grads, grad_norm, grad_norms, param_norm, Encoder, EncoderShape, Mlp};
 use super::replay::Batch;
 use crate::config::{ActorEncoder, AgentConfig};
 
 /// One network group: its variables and, for online networks, an optimizer.
 struct Group {
     vs: nn::VarStore,
+    /// Variables sorted by name, so online and target groups pair up by position.
     vars: Vec<Tensor>,
+    names: Vec<String>,
 }
 
 impl Group {
     fn new(device: Device) -> Group {
-        Group { vs: nn::VarStore::new(device), vars: Vec::new() }
+        Group { vs: nn::VarStore::new(device), vars: Vec::new(), names: Vec::new() }
     }
     fn seal(&mut self) {
-        self.vars = self.vs.trainable_variables();
+        let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        self.names = v.iter().map(|(n, _)| n.clone()).collect();
+        self.vars = v.into_iter().map(|(_, t)| t).collect();
     }
 }
 
@@ -72,7 +77,12 @@ fn build(cfg: &AgentConfig, obs_shape: &[i64], act_dim: i64, device: Device) -> 
     }
     (
         Nets { actor_cnn, actor_head, critic_cnn, q1, q2 },
-        Stores { actor_cnn: actor_cnn_g, actor_head: actor_head_g, critic_cnn: critic_cnn_g, critic_head: critic_head_g },
+        Stores {
+            actor_cnn: actor_cnn_g,
+            actor_head: actor_head_g,
+            critic_cnn: critic_cnn_g,
+            critic_head: critic_head_g,
+        },
     )
 }
 
@@ -81,12 +91,14 @@ pub struct UpdateStats {
     /// [critic_cnn_gn, critic_head_gn, q_mean, q_abs_max, target_q_mean, critic_loss, actor_cnn_gn,
     ///  actor_head_gn, actor_loss, params_norm]; actor entries are NaN-free zeros when the actor did not update.
     values: Tensor,
+    /// Per-variable gradient norms in [`Td3::layer_names`] order (actor entries 0 without an actor update).
+    layers: Tensor,
     /// Whether the delayed actor update ran on this step.
     pub actor_updated: bool,
 }
 
 /// Host copy of one update's scalars. `None` where not measured on this step.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct StepScalars {
     pub critic_cnn_gn: Option<f64>,
     pub critic_head_gn: f64,
@@ -99,6 +111,8 @@ pub struct StepScalars {
     pub actor_loss: Option<f64>,
     /// Count of non-finite values among losses, gradient norms and the parameter norm.
     pub nonfinite: u64,
+    /// Per-variable gradient norms before clipping, in [`Td3::layer_names`] order.
+    pub layers: Vec<f64>,
 }
 
 /// The TD3 agent.
@@ -185,7 +199,8 @@ impl Td3 {
         let sa = Tensor::cat(&[f, b.act.shallow_clone()], 1);
         let q1 = self.nets.q1.forward(&sa);
         let q2 = self.nets.q2.forward(&sa);
-        let mut critic_loss = q1.mse_loss(&target_q, tch::Reduction::Mean) + q2.mse_loss(&target_q, tch::Reduction::Mean);
+        let mut critic_loss =
+            q1.mse_loss(&target_q, tch::Reduction::Mean) + q2.mse_loss(&target_q, tch::Reduction::Mean);
         if self.nan_at_step == Some(self.total_it) {
             critic_loss = critic_loss * f64::NAN;
         }
@@ -195,8 +210,10 @@ impl Td3 {
         self.opt_critic_head.zero_grad();
         critic_loss.backward();
         // Norms are read right after the critic backward, before any clipping.
-        let critic_cnn_gn = self.stores.critic_cnn.as_ref().map(|g| grad_norm(&g.vars));
-        let critic_head_gn = grad_norm(&self.stores.critic_head.vars);
+        let critic_cnn_per = self.stores.critic_cnn.as_ref().map(|g| grad_norms(&g.vars));
+        let critic_head_per = grad_norms(&self.stores.critic_head.vars);
+        let critic_cnn_gn = critic_cnn_per.as_ref().map(|x| x.norm());
+        let critic_head_gn = critic_head_per.norm();
         let (q_mean, q_abs_max, target_q_mean) = tch::no_grad(|| {
             let q1d = q1.detach();
             (q1d.mean(Kind::Float), q1d.abs().max().maximum(&q2.detach().abs().max()), target_q.mean(Kind::Float))
@@ -222,9 +239,20 @@ impl Td3 {
             target_q_mean,
             critic_loss.detach(),
         ];
+        let actor_zeros = || {
+            let n =
+                self.stores.actor_cnn.as_ref().map(|g| g.vars.len()).unwrap_or(0) + self.stores.actor_head.vars.len();
+            Tensor::zeros([n as i64], (Kind::Float, self.device))
+        };
+        let critic_layers = || {
+            let mut v: Vec<Tensor> = critic_cnn_per.iter().map(|x| x.shallow_clone()).collect();
+            v.push(critic_head_per.shallow_clone());
+            Tensor::cat(&v, 0)
+        };
         if !critic_ok {
             vals.extend([zero(), zero(), zero(), zero()]);
-            return (UpdateStats { values: Tensor::stack(&vals, 0), actor_updated: false }, false);
+            let layers = Tensor::cat(&[actor_zeros(), critic_layers()], 0);
+            return (UpdateStats { values: Tensor::stack(&vals, 0), layers, actor_updated: false }, false);
         }
         if let (Some(max), Some(g), Some(gn)) =
             (t.critic_cnn_grad_clip.max_norm, self.stores.critic_cnn.as_ref(), critic_cnn_gn.as_ref())
@@ -238,6 +266,7 @@ impl Td3 {
 
         // ---- delayed actor + targets -------------------------------------------------------
         let mut actor_ok = true;
+        let mut actor_layers = actor_zeros();
         let actor_updated = self.total_it % t.policy_delay == 0;
         if actor_updated {
             // Freeze the critic so the actor loss leaves no gradients in it that a later step
@@ -254,8 +283,13 @@ impl Td3 {
             self.opt_actor_head.zero_grad();
             actor_loss.backward();
             self.stores.critic_head.vs.unfreeze();
-            let actor_cnn_gn = self.stores.actor_cnn.as_ref().map(|g| grad_norm(&g.vars));
-            let actor_head_gn = grad_norm(&self.stores.actor_head.vars);
+            let actor_cnn_per = self.stores.actor_cnn.as_ref().map(|g| grad_norms(&g.vars));
+            let actor_head_per = grad_norms(&self.stores.actor_head.vars);
+            let actor_cnn_gn = actor_cnn_per.as_ref().map(|x| x.norm());
+            let actor_head_gn = actor_head_per.norm();
+            let mut al: Vec<Tensor> = actor_cnn_per.iter().map(|x| x.shallow_clone()).collect();
+            al.push(actor_head_per);
+            actor_layers = Tensor::cat(&al, 0);
             let check = Tensor::stack(
                 &[
                     actor_loss.detach(),
@@ -286,7 +320,8 @@ impl Td3 {
             vals.extend([zero(), zero(), zero()]);
         }
         vals.push(self.params_norm());
-        (UpdateStats { values: Tensor::stack(&vals, 0), actor_updated }, actor_ok)
+        let layers = Tensor::cat(&[actor_layers, critic_layers()], 0);
+        (UpdateStats { values: Tensor::stack(&vals, 0), layers, actor_updated }, actor_ok)
     }
 
     fn params_norm(&self) -> Tensor {
@@ -322,6 +357,16 @@ impl Td3 {
         });
     }
 
+    /// Names of the per-variable gradient norms in [`StepScalars::layers`], e.g. `actor_cnn/conv0.weight`.
+    pub fn layer_names(&self) -> Vec<String> {
+        let s = &self.stores;
+        [s.actor_cnn.as_ref(), Some(&s.actor_head), s.critic_cnn.as_ref(), Some(&s.critic_head)]
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g.names.iter().cloned())
+            .collect()
+    }
+
     /// The critic's current gradients (for tests: the actor step must leave none behind).
     pub fn critic_grad_norm(&self) -> f64 {
         let mut vars: Vec<Tensor> = self.stores.critic_head.vars.iter().map(|v| v.shallow_clone()).collect();
@@ -352,7 +397,10 @@ impl Td3 {
 impl UpdateStats {
     /// Copies the step's scalars to the host (one transfer).
     pub fn to_host(&self, pixels: bool) -> StepScalars {
-        let v: Vec<f64> = Vec::try_from(self.values.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
+        let all = Tensor::cat(&[self.values.view([-1]), self.layers.view([-1])], 0);
+        let all: Vec<f64> = Vec::try_from(all.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
+        let n = (self.values.numel()).min(all.len());
+        let (v, layers) = all.split_at(n);
         let g = |i: usize| v.get(i).copied().unwrap_or(f64::NAN);
         let nonfinite = v.iter().filter(|x| !x.is_finite()).count() as u64;
         StepScalars {
@@ -366,6 +414,7 @@ impl UpdateStats {
             actor_head_gn: self.actor_updated.then(|| g(7)),
             actor_loss: self.actor_updated.then(|| g(8)),
             nonfinite,
+            layers: layers.to_vec(),
         }
     }
 }

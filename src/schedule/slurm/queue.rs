@@ -33,7 +33,10 @@ pub fn sbatch(script: &Path) -> Result<String, SlurmCommandError> {
     let out = run("sbatch", &["--parsable", &path])?;
     let id = out.trim().split(';').next().unwrap_or("").trim().to_string();
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
-        return Err(SlurmCommandError { command: format!("sbatch --parsable {path}"), message: format!("unexpected output {out:?}") });
+        return Err(SlurmCommandError {
+            command: format!("sbatch --parsable {path}"),
+            message: format!("unexpected output {out:?}"),
+        });
     }
     Ok(id)
 }
@@ -103,7 +106,12 @@ mod tests {
     #[test]
     fn gone_tasks_are_classified_from_the_out_file_and_state() {
         let table: &[(Option<&str>, Option<&str>, Outcome, &str)] = &[
-            (Some("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026 DUE TO TIME LIMIT ***"), None, Outcome::Timeout, "time limit"),
+            (
+                Some("slurmstepd: error: *** JOB 7 ON n1 CANCELLED AT 2026 DUE TO TIME LIMIT ***"),
+                None,
+                Outcome::Timeout,
+                "time limit",
+            ),
             (None, Some("TIMEOUT"), Outcome::Timeout, "time limit"),
             (Some("*** JOB 7 ON n1 CANCELLED AT 2026 DUE TO PREEMPTION ***"), None, Outcome::Crashed, "preempted"),
             (Some("slurmstepd: error: Detected 1 oom-kill event(s)"), None, Outcome::Crashed, "out of memory"),

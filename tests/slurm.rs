@@ -1,0 +1,248 @@
+//! The Slurm backend against a real Slurm (`scripts/slurm-local.sh` starts a single-node one).
+//!
+//! Without a reachable controller these tests SKIP loudly, unless `TD3_REQUIRE_SLURM` is set (CI
+//! sets it): then a missing Slurm is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_td3-sweep"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether to run: Slurm answers, or (panics) it does not and `TD3_REQUIRE_SLURM` is set.
+fn slurm_or_skip(test: &str) -> bool {
+    let up = Command::new("scontrol")
+        .arg("ping")
+        .output()
+        .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("UP"))
+        .unwrap_or(false);
+    if up {
+        return true;
+    }
+    if std::env::var_os("TD3_REQUIRE_SLURM").is_some_and(|v| !v.is_empty()) {
+        panic!("TD3_REQUIRE_SLURM is set but `scontrol ping` fails: start Slurm with scripts/slurm-local.sh");
+    }
+    eprintln!("\n{}\nSKIPPED {test}: no Slurm (`scontrol ping` fails). Start one with `sudo scripts/slurm-local.sh`;\nset TD3_REQUIRE_SLURM=1 to make this a failure.\n{}\n", "!".repeat(78), "!".repeat(78));
+    false
+}
+
+fn sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
+    Command::new(bin())
+        .arg("sweep")
+        .arg(spec)
+        .arg("--results")
+        .arg(results)
+        .args(extra)
+        .current_dir(repo())
+        .output()
+        .expect("run td3-sweep")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// sweeps/smoke.yaml under another name, with an absolute `base:` and `extra` YAML appended.
+fn smoke_copy(dir: &Path, name: &str, extra: &str, replace: &[(&str, &str)]) -> PathBuf {
+    let smoke = std::fs::read_to_string(repo().join("sweeps/smoke.yaml")).unwrap();
+    let mut out = String::new();
+    for line in smoke.lines() {
+        let line = if line.starts_with("name:") {
+            format!("name: {name}")
+        } else if line.starts_with("base:") {
+            format!("base: {}", repo().join("configs/td3.yaml").display())
+        } else {
+            replace.iter().find(|(k, _)| line.starts_with(k)).map(|(_, v)| v.to_string()).unwrap_or(line.to_string())
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out.push_str(extra);
+    let p = dir.join(format!("{name}.yaml"));
+    std::fs::write(&p, out).unwrap();
+    p
+}
+
+/// summary.csv without the timing column, sorted by run id.
+fn summary_rows(dir: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(dir.join("summary.csv")).unwrap();
+    let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let keep = ["run_id", "variant", "seed", "outcome", "steps_done", "steps_planned", "reason"];
+    let idx: Vec<usize> = keep.iter().map(|k| h.iter().position(|x| x == k).unwrap()).collect();
+    let mut rows: Vec<Vec<String>> =
+        r.records().map(|rec| idx.iter().map(|&i| rec.as_ref().unwrap()[i].to_string()).collect()).collect();
+    rows.sort();
+    rows
+}
+
+/// Each JUnit testcase's name and failure type ("" for PASS): the report's per-run verdicts.
+fn verdicts(junit: &Path) -> Vec<(String, String)> {
+    let xml = std::fs::read_to_string(junit).unwrap();
+    let attr = |s: &str, a: &str| -> String {
+        let key = format!("{a}=\"");
+        s.find(&key).map(|i| s[i + key.len()..].split('"').next().unwrap_or("").to_string()).unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for case in xml.split("<testcase").skip(1) {
+        let body = case.split("</testcase>").next().unwrap_or(case);
+        let failure = body.find("<failure").map(|i| attr(&body[i..], "type")).unwrap_or_default();
+        out.push((attr(case, "name"), failure));
+    }
+    out.sort();
+    out
+}
+
+/// The terminal overview (variant × seeds × verdict table) from a sweep's output.
+fn overview(o: &Output) -> String {
+    let s = String::from_utf8_lossy(&o.stdout);
+    let from = s.find("VARIANT").expect("overview table");
+    let to = s[from..].find("report:").map(|i| from + i).unwrap_or(s.len());
+    s[from..to].trim().to_string()
+}
+
+fn jobs_json(res: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(res.join("slurm/jobs.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn smoke_sweep_on_slurm_matches_the_local_backend_and_records_the_crash() {
+    if !slurm_or_skip("smoke_sweep_on_slurm_matches_the_local_backend_and_records_the_crash") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = smoke_copy(
+        tmp.path(),
+        "slurmsmoke",
+        "variants:\n  - name: ok\n  - name: boom\n    set: { debug.abort_at_step: 5 }\n",
+        &[],
+    );
+    let (local, slurm) = (tmp.path().join("local"), tmp.path().join("slurm"));
+    let (jl, js) = (tmp.path().join("local.xml"), tmp.path().join("slurm.xml"));
+    let lo = sweep(&spec, &local, &["--junit", jl.to_str().unwrap()]);
+    let so =
+        sweep(&spec, &slurm, &["--backend", "slurm", "--slurm-max-parallel", "2", "--junit", js.to_str().unwrap()]);
+    let (llog, slog) = (text(&lo), text(&so));
+    assert_eq!(lo.status.code(), Some(11), "a crashed run is a FAIL: {llog}");
+    assert_eq!(so.status.code(), lo.status.code(), "same exit code as local: {slog}");
+
+    let res = slurm.join("slurmsmoke");
+    // Every array task ran: one submission of 4 tasks, each with its Slurm output and run files.
+    let jobs = jobs_json(&res);
+    let subs = jobs["submissions"].as_array().unwrap();
+    assert_eq!(subs.len(), 1, "{jobs}");
+    let job_id = subs[0]["job_id"].as_str().unwrap();
+    let indices: Vec<u64> = subs[0]["indices"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(indices, vec![0, 1, 2, 3], "{jobs}");
+    let script = std::fs::read_to_string(subs[0]["script"].as_str().unwrap()).unwrap();
+    assert!(script.contains("#SBATCH --array=0-3%2"), "{script}");
+    for t in 0..indices.len() {
+        let out = std::fs::read_to_string(res.join(format!("slurm/slurm-{job_id}_{t}.out")))
+            .unwrap_or_else(|e| panic!("task {job_id}_{t} left no output ({e}): {slog}"));
+        assert!(out.contains(&format!("run-one: index {t} = ")), "{out}");
+    }
+    for e in std::fs::read_dir(res.join("runs")).unwrap() {
+        let d = e.unwrap().path();
+        for f in ["config.yaml", "run.json", "stdout.log", "stderr.log"] {
+            assert!(d.join(f).exists(), "{f} missing in {}", d.display());
+        }
+        let rec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("run.json")).unwrap()).unwrap();
+        assert!(rec["exit"].is_string(), "every run.json is final: {rec}");
+        if d.to_string_lossy().contains("boom") {
+            assert_eq!(rec["outcome"], "crashed", "{rec}");
+            assert!(rec["exit"].as_str().unwrap().contains("SIGABRT"), "{rec}");
+            assert!(rec["stderr_tail"].as_str().unwrap().contains("abort_at_step"), "{rec}");
+        } else {
+            assert_eq!(rec["outcome"], "completed", "{rec}");
+        }
+    }
+
+    // Same runs and verdicts as the local backend, timings aside.
+    assert_eq!(summary_rows(&res), summary_rows(&local.join("slurmsmoke")), "{slog}");
+    assert_eq!(summary_rows(&res).len(), 4);
+    assert_eq!(verdicts(&js), verdicts(&jl));
+    assert_eq!(verdicts(&js).len(), 4);
+    assert_eq!(overview(&so), overview(&lo));
+    assert!(res.join("VALIDATION_slurmsmoke.md").exists());
+
+    // Resume: nothing completed or crashed is resubmitted ...
+    let again = sweep(&spec, &slurm, &["--backend", "slurm"]);
+    let log = text(&again);
+    assert!(log.contains("0 to train"), "{log}");
+    assert_eq!(jobs_json(&res)["submissions"].as_array().unwrap().len(), 1, "{log}");
+    // ... and `--rerun failed` resubmits exactly the crashed runs.
+    let rerun = sweep(&spec, &slurm, &["--backend", "slurm", "--rerun", "failed"]);
+    let log = text(&rerun);
+    assert!(log.contains("2 to train"), "{log}");
+    let jobs = jobs_json(&res);
+    let second = &jobs["submissions"][1];
+    let runs: Vec<String> = second["indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            std::fs::read_to_string(res.join("plan.json"))
+                .map(|p| {
+                    let plan: serde_json::Value = serde_json::from_str(&p).unwrap();
+                    plan["runs"][i.as_u64().unwrap() as usize]["variant"].as_str().unwrap().to_string()
+                })
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(runs, vec!["boom", "boom"], "{jobs}");
+    assert_eq!(summary_rows(&res), summary_rows(&local.join("slurmsmoke")), "{log}");
+}
+
+#[test]
+fn a_task_killed_by_slurm_is_a_crashed_row_not_a_missing_one() {
+    if !slurm_or_skip("a_task_killed_by_slurm_is_a_crashed_row_not_a_missing_one") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // One run long enough to be killed mid-way.
+    let spec = smoke_copy(tmp.path(), "slurmkill", "", &[("steps:", "steps: 500000"), ("seeds:", "seeds: [0]")]);
+    let res = tmp.path().join("results");
+    let child = Command::new(bin())
+        .arg("sweep")
+        .arg(&spec)
+        .arg("--results")
+        .arg(&res)
+        .args(["--backend", "slurm"])
+        .current_dir(repo())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = res.join("slurmkill");
+    let t0 = Instant::now();
+    // Wait until the run is really training (its run.json exists), then SIGKILL the task's batch
+    // step: run-one dies without writing a final record, as on an OOM kill or node loss.
+    let job_id = loop {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the task never started");
+        let started = std::fs::read_dir(dir.join("runs"))
+            .map(|rd| rd.flatten().any(|e| e.path().join("run.json").exists()))
+            .unwrap_or(false);
+        if started {
+            break jobs_json(&dir)["submissions"][0]["job_id"].as_str().unwrap().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let st = Command::new("scancel").args(["--batch", "--signal=KILL", &job_id]).status().unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(11), "{log}");
+    let mut r = csv::Reader::from_path(dir.join("summary.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{log}");
+    let get = |k: &str| rows[0][h.iter().position(|x| x == k).unwrap()].to_string();
+    assert_eq!(get("outcome"), "crashed", "{log}");
+    assert!(get("reason").contains("Slurm"), "{}", get("reason"));
+}
