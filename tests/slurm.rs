@@ -3,6 +3,7 @@
 //! Without a reachable controller these tests SKIP loudly, unless `TD3_REQUIRE_SLURM` is set (CI
 //! sets it): then a missing Slurm is a failure.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -28,7 +29,12 @@ fn slurm_or_skip(test: &str) -> bool {
     if std::env::var_os("TD3_REQUIRE_SLURM").is_some_and(|v| !v.is_empty()) {
         panic!("TD3_REQUIRE_SLURM is set but `scontrol ping` fails: start Slurm with scripts/slurm-local.sh");
     }
-    eprintln!("\n{}\nSKIPPED {test}: no Slurm (`scontrol ping` fails). Start one with `sudo scripts/slurm-local.sh`;\nset TD3_REQUIRE_SLURM=1 to make this a failure.\n{}\n", "!".repeat(78), "!".repeat(78));
+    // Straight to stderr, not eprintln!: the test harness would swallow a passing test's output.
+    let bar = "!".repeat(78);
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n{bar}\nSKIPPED {test}: no Slurm (`scontrol ping` fails). Start one with `sudo scripts/slurm-local.sh`;\nset TD3_REQUIRE_SLURM=1 to make this a failure.\n{bar}"
+    );
     false
 }
 

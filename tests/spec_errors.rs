@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use td3_sweep::config::load_agent_config;
 use td3_sweep::diag::Diagnostics;
-use td3_sweep::spec::load_sweep;
+use td3_sweep::commands::load_checked;
 
 /// The fixture's path relative to the crate root (tests run there), so messages don't depend on
 /// where the checkout lives.
@@ -46,10 +46,10 @@ fn bad_specs() {
     settings().bind(|| {
         insta::glob!("fixtures/bad_specs/*.yaml", |path| {
             let rel = relative("bad_specs", path);
-            let diags = match load_sweep(&rel) {
+            let diags = match load_checked(&rel) {
                 Err(d) => d,
                 // The only fixture that loads is one too big to run without --yes.
-                Ok(plan) => plan.confirm(false).expect_err("fixture should be rejected"),
+                Ok((plan, _)) => plan.confirm(false).expect_err("fixture should be rejected"),
             };
             assert_located(&diags);
             insta::assert_snapshot!(diags.to_string());
@@ -85,7 +85,7 @@ fn load_sweep_creates_nothing() {
     )
     .unwrap();
     let before: Vec<_> = walk(dir.path());
-    assert!(load_sweep(&dir.path().join("s.yaml")).is_err());
+    assert!(load_checked(&dir.path().join("s.yaml")).is_err());
     assert_eq!(walk(dir.path()), before);
 }
 

@@ -340,7 +340,7 @@ fn huge_sweeps_need_confirmation() {
 #[test]
 fn every_shipped_sweep_loads() {
     let want = [
-        ("actor_lr", 8),
+        ("actor_lr", 12),
         ("clipping", 6),
         ("encoder", 4),
         ("q_norm", 4),
@@ -381,7 +381,7 @@ fn actor_lr_is_the_seeds_solution_a() {
         .iter()
         .map(|r| r.config.resolved_lrs().actor_cnn.lr)
         .collect();
-    assert_eq!(lrs, [1e-3, 1e-3, 1e-4, 1e-4, 1e-5, 1e-5, 1e-6, 1e-6]);
+    assert_eq!(lrs, [1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5, 1e-6, 1e-6, 1e-6]);
     assert!(plan
         .runs
         .iter()

@@ -20,6 +20,15 @@ pub const EXIT_ERROR: u8 = 1;
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// Loads a sweep and parses its criteria: every check that runs before anything is created.
+pub fn load_checked(
+    path: &std::path::Path,
+) -> Result<(crate::spec::SweepPlan, crate::verdict::Criteria), Diagnostics> {
+    let plan = crate::spec::load_sweep(path)?;
+    let criteria = sweep::load_criteria(&plan.spec)?;
+    Ok((plan, criteria))
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {

@@ -19,6 +19,13 @@ use crate::schedule::{plan_slots, run_jobs, Control, DeviceRequest, Event, Job, 
 use crate::spec::{load_sweep, CriteriaRef, Devices, RunPlan, SweepPlan, SweepSpec, CONFIRM_ABOVE};
 use crate::verdict::Criteria;
 
+/// Time between SIGTERM and SIGKILL for a run that times out or is interrupted: 10 s, or
+/// `TD3_SWEEP_KILL_GRACE_S` seconds.
+fn kill_grace() -> std::time::Duration {
+    let s = std::env::var("TD3_SWEEP_KILL_GRACE_S").ok().and_then(|v| v.parse::<f64>().ok());
+    std::time::Duration::from_secs_f64(s.unwrap_or(10.0).max(0.0))
+}
+
 /// Parses the sweep's criteria (default, inline or a file) with located errors.
 pub fn load_criteria(spec: &SweepSpec) -> Result<Criteria, Diagnostics> {
     match &spec.criteria {
@@ -295,7 +302,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
             eprintln!("\ninterrupt: killing running runs");
         }
     });
-    let exec = ProcessExecutor { program: exe, grace: std::time::Duration::from_secs(10) };
+    let exec = ProcessExecutor { program: exe, grace: kill_grace() };
     let mut display = Display::new(&jobs, plan.runs.len());
     let t0 = std::time::Instant::now();
     let mut summary_err = None;

@@ -50,7 +50,8 @@ pub fn load_with_overrides(args: &TrainArgs) -> Result<crate::config::AgentConfi
     }
 }
 
-/// Trains one agent; the exit code encodes the outcome (0 completed, 3 diverged, 4 stopped, 130 interrupted).
+/// Trains one agent; the exit code encodes the outcome (0 completed, 1 crashed, 3 diverged, 4 stopped,
+/// 130 interrupted).
 pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
     let cfg = load_with_overrides(&args)?;
     let criteria = match &args.criteria {
@@ -131,8 +132,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         rec.wall_s,
         rec.reason.as_deref().map(|r| format!(" - {r}")).unwrap_or_default()
     );
+    if rec.outcome == Outcome::Crashed {
+        // Last on stderr, so the scheduler's stderr tail (run.json `stderr_tail`) holds the cause,
+        // e.g. a Gymnasium env's Python traceback.
+        eprintln!("{}", rec.reason.as_deref().unwrap_or("crashed"));
+    }
     Ok(match rec.outcome {
         Outcome::Completed => exit::COMPLETED,
+        // A run that crashed without dying (a Gymnasium env raised): exit 1, a runtime error.
+        Outcome::Crashed => 1,
         Outcome::Diverged => exit::DIVERGED,
         Outcome::Stopped => exit::STOPPED,
         _ => exit::INTERRUPTED,

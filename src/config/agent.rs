@@ -53,6 +53,8 @@ pub enum EnvKind {
     LaneKeep,
     /// Gymnasium's Pendulum-v1, same equations and constants.
     Pendulum,
+    /// Any Gymnasium env with a Box action space, run by `python/gym_bridge.py` (`env.id`, `env.kwargs`).
+    Gymnasium,
 }
 
 /// Observation type.
@@ -79,6 +81,10 @@ pub struct EnvConfig {
     pub max_episode_steps: usize,
     /// Multiplies every reward. The seed's Q of 11M suggests large raw rewards; this reproduces that regime.
     pub reward_scale: f64,
+    /// Gymnasium env id (`CarRacing-v3`); required for, and only used by, `kind: gymnasium`.
+    pub id: Option<String>,
+    /// Keyword arguments for `gymnasium.make(id, **kwargs)`, passed through as JSON.
+    pub kwargs: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for EnvConfig {
@@ -90,6 +96,8 @@ impl Default for EnvConfig {
             frame_stack: 3,
             max_episode_steps: 200,
             reward_scale: 1.0,
+            id: None,
+            kwargs: Default::default(),
         }
     }
 }

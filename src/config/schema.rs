@@ -51,6 +51,10 @@ pub enum Kind {
         /// Inclusive lower bound of every element.
         min: i64,
     },
+    /// `null`, or a non-empty string.
+    OptStr,
+    /// A free-form mapping passed through as it is (`env.kwargs`): a leaf, its entries unchecked.
+    Mapping,
 }
 
 /// One dotted key of the agent configuration.
@@ -172,7 +176,7 @@ static LEAVES: &[KeySpec] = &[
     ),
     k(
         "env.kind",
-        Kind::Enum(&["lane-keep", "pendulum"]),
+        Kind::Enum(&["lane-keep", "pendulum", "gymnasium"]),
         "which environment",
         "lane-keep",
     ),
@@ -201,6 +205,18 @@ static LEAVES: &[KeySpec] = &[
         "200",
     ),
     k("env.reward_scale", POS, "multiplies every reward", "1.0"),
+    k(
+        "env.id",
+        Kind::OptStr,
+        "Gymnasium env id (required for kind `gymnasium`)",
+        "CarRacing-v3",
+    ),
+    k(
+        "env.kwargs",
+        Kind::Mapping,
+        "keyword arguments for gymnasium.make (kind `gymnasium`)",
+        "{continuous: true}",
+    ),
     k(
         "networks.cnn.channels",
         Kind::IntList { min: 1 },
@@ -604,6 +620,21 @@ pub fn check_value(spec: &KeySpec, node: &Node) -> Result<(), Problem> {
                 "use `auto`, `cpu`, `cuda` or `cuda:N` (N a GPU index)",
             )),
         },
+        Kind::OptStr => match v {
+            Value::Null => Ok(()),
+            Value::Str(s) if !s.trim().is_empty() => Ok(()),
+            _ => Err(Problem::new(
+                format!("must be a non-empty string or null, got {got}"),
+                format!("e.g. {example}"),
+            )),
+        },
+        Kind::Mapping => match v {
+            Value::Map(_) => Ok(()),
+            _ => Err(Problem::new(
+                format!("must be a mapping, got {got}"),
+                format!("e.g. {example}, or {{}} for none"),
+            )),
+        },
         Kind::IntList { min } => {
             let Value::Seq(items) = v else {
                 return Err(Problem::new(
@@ -758,6 +789,27 @@ pub fn check_cross(cfg: &AgentConfig) -> Vec<CrossProblem> {
             side = (side - k) / s + 1;
         }
     }
+    let gym = cfg.env.kind == crate::config::EnvKind::Gymnasium;
+    if gym && cfg.env.id.is_none() {
+        out.push(CrossProblem {
+            key: "env.id",
+            related: &["env.kind"],
+            problem: Problem::new(
+                "env.kind `gymnasium` needs env.id",
+                "name the Gymnasium env, e.g. `env.id: CarRacing-v3`",
+            ),
+        });
+    }
+    if !gym && (cfg.env.id.is_some() || !cfg.env.kwargs.is_empty()) {
+        out.push(CrossProblem {
+            key: "env.id",
+            related: &["env.kwargs", "env.kind"],
+            problem: Problem::new(
+                "env.id and env.kwargs only apply to env.kind `gymnasium`",
+                "set `env.kind: gymnasium`, or remove env.id / env.kwargs",
+            ),
+        });
+    }
     if cfg.training.buffer_size < cfg.training.batch_size {
         out.push(CrossProblem {
             key: "training.buffer_size",
@@ -786,8 +838,10 @@ mod tests {
         out: &mut BTreeSet<String>,
         groups: &mut BTreeSet<String>,
     ) {
+        // A free-form mapping (`env.kwargs`) is one leaf, not a group.
+        let free = lookup(prefix).is_some_and(|s| s.kind == Kind::Mapping);
         match v {
-            serde_json::Value::Object(m) => {
+            serde_json::Value::Object(m) if !free => {
                 groups.insert(prefix.to_string());
                 for (k, x) in m {
                     leaves(&join(prefix, k), x, out, groups);

@@ -5,7 +5,7 @@ mod record;
 pub use record::{Outcome, RunRecord};
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -99,9 +99,14 @@ pub enum MetricsError {
 }
 
 /// Appends rows to `metrics.csv`, flushing each one so a crash loses nothing already logged.
+///
+/// Each row goes to the OS as one complete line. If a write fails (disk full), the file is cut
+/// back to its last complete row, so a reader never sees half a row.
 pub struct MetricsWriter {
     path: PathBuf,
-    out: csv::Writer<BufWriter<File>>,
+    file: File,
+    /// Length of the file up to its last complete line.
+    len: u64,
 }
 
 impl MetricsWriter {
@@ -117,25 +122,36 @@ impl MetricsWriter {
 
     fn open(path: &Path, append: bool) -> Result<Self, MetricsError> {
         let io = |source| MetricsError::Io { path: path.to_path_buf(), source };
-        let exists = append && path.metadata().map(|m| m.len() > 0).unwrap_or(false);
         let file = if append {
             OpenOptions::new().create(true).append(true).open(path).map_err(io)?
         } else {
             File::create(path).map_err(io)?
         };
-        let mut out = csv::WriterBuilder::new().has_headers(false).from_writer(BufWriter::new(file));
-        if !exists {
-            out.write_record(COLUMNS).map_err(|e| io(e.into()))?;
-            out.flush().map_err(io)?;
+        let len = file.metadata().map_err(io)?.len();
+        let mut w = Self { path: path.to_path_buf(), file, len };
+        if len == 0 {
+            w.write_line(&COLUMNS.map(String::from))?;
         }
-        Ok(Self { path: path.to_path_buf(), out })
+        Ok(w)
     }
 
-    /// Writes one row and flushes it to the OS.
-    pub fn write(&mut self, row: &MetricRow) -> Result<(), MetricsError> {
+    fn write_line(&mut self, fields: &[String]) -> Result<(), MetricsError> {
         let io = |source| MetricsError::Io { path: self.path.clone(), source };
-        self.out.write_record(row_fields(row)).map_err(|e| io(e.into()))?;
-        self.out.flush().map_err(io)
+        let mut line = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+        line.write_record(fields).map_err(|e| io(e.into()))?;
+        let bytes = line.into_inner().map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        if let Err(e) = self.file.write_all(&bytes) {
+            // Disk full or similar: drop the partial line so the file stays a valid CSV.
+            let _ = self.file.set_len(self.len);
+            return Err(io(e));
+        }
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes one row and hands it to the OS.
+    pub fn write(&mut self, row: &MetricRow) -> Result<(), MetricsError> {
+        self.write_line(&row_fields(row))
     }
 }
 

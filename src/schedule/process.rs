@@ -141,14 +141,22 @@ impl Executor for ProcessExecutor {
         let mut rec = child_record.unwrap_or_else(|| job.placeholder(Outcome::Crashed, None, wall));
         let stderr_tail = tail(&dir.join("stderr.log"), 20);
         let outcome = match (forced, status.code()) {
+            // A run that finished just as the deadline or the interrupt arrived is complete.
+            (_, Some(exit::COMPLETED)) if rec.outcome == Outcome::Completed => Outcome::Completed,
             (Some(Outcome::Timeout), _) => Outcome::Timeout,
             (Some(Outcome::Interrupted), _) => Outcome::Interrupted,
-            (_, Some(exit::COMPLETED)) if rec.outcome == Outcome::Completed => Outcome::Completed,
             (_, Some(exit::DIVERGED)) => Outcome::Diverged,
             (_, Some(exit::STOPPED)) => Outcome::Stopped,
             (_, Some(exit::INTERRUPTED)) => Outcome::Interrupted,
             _ => Outcome::Crashed,
         };
+        if rec.steps_done == 0 {
+            // The child died before its final record: its metrics say how far it got.
+            if let Some(last) = crate::metrics::read_metrics(&dir.join("metrics.csv")).ok().and_then(|r| r.last().cloned()) {
+                rec.steps_done = last.env_step;
+                rec.train_steps_done = last.train_step;
+            }
+        }
         rec.outcome = outcome;
         rec.exit = Some(exit.clone());
         rec.wall_s = wall;

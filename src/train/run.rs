@@ -39,6 +39,10 @@ pub enum TrainError {
     Device(String, String),
     #[error("network shape: {0}")]
     Shape(String),
+    /// A running env stopped working (a Gymnasium bridge died or its env raised); carries the
+    /// traceback. [`train`] records it as a `crashed` run rather than returning it.
+    #[error("environment failed: {0}")]
+    EnvFailed(String),
 }
 
 /// Called at each metrics row with all rows so far; returns a reason when a FAIL is already certain.
@@ -254,6 +258,9 @@ fn evaluate(agent: &Td3, cfg: &AgentConfig) -> Result<f64, TrainError> {
     for i in 0..cfg.evaluation.episodes {
         let mut obs = env.reset(Some(cfg.seed + cfg.evaluation.seed_offset + i as u64));
         loop {
+            if let Some(why) = env.failure() {
+                return Err(TrainError::EnvFailed(format!("evaluation env: {why}")));
+            }
             let a = agent.act(&obs_tensor(&obs, &spec, agent.device()));
             let st = env.step(&a);
             total += st.reward;
@@ -470,8 +477,25 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
         } else {
             st.obs
         };
-        if cfg.evaluation.every > 0 && env_step % cfg.evaluation.every == 0 {
-            pending_eval = Some(evaluate(&agent, cfg)?);
+        // A bridged env that died or raised: the run is `crashed`, with the traceback as its reason.
+        let env_failure = env.failure().map(|why| format!("at env step {env_step}: {why}"));
+        let eval_failure = if env_failure.is_none() && cfg.evaluation.every > 0 && env_step % cfg.evaluation.every == 0 {
+            match evaluate(&agent, cfg) {
+                Ok(v) => {
+                    pending_eval = Some(v);
+                    None
+                }
+                Err(TrainError::EnvFailed(why)) => Some(format!("at env step {env_step}: {why}")),
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
+        };
+        if let Some(why) = env_failure.or(eval_failure) {
+            outcome = Outcome::Crashed;
+            record.stderr_tail = Some(why.clone());
+            reason = Some(format!("environment failed {why}"));
+            break;
         }
         if env_step <= t.learning_starts || replay.len() < t.batch_size.min(replay.len().max(1)) {
             continue;

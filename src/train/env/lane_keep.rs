@@ -553,6 +553,7 @@ mod tests {
             frame_stack: 3,
             max_episode_steps: 1000,
             reward_scale: 1.0,
+            ..EnvConfig::default()
         }
     }
 

@@ -6,16 +6,21 @@
 //! - [`LaneKeep`]: a top-down lane-keeping task with a kinematic bicycle model on a procedurally
 //!   curving road, the small stand-in for a driving simulator.
 //!
-//! Both take actions in `[-1, 1]^action_dim`, multiply rewards by `reward_scale`, truncate (never
+//! A third kind, [`GymEnv`], runs any Gymnasium env with a Box action space in a Python child
+//! process (`python/gym_bridge.py`); see `docs/gymnasium.md`.
+//!
+//! Both built-in envs take actions in `[-1, 1]^action_dim`, multiply rewards by `reward_scale`, truncate (never
 //! terminate) at `max_episode_steps`, and stack the `frame_stack` most recent grayscale frames
 //! (one shared `stack::PixelObs`) when observing pixels. All randomness comes from the env's own
 //! seeded RNG, so an env is fully reproducible from its reset seed.
 
+pub mod gym;
 pub mod lane_keep;
 pub mod pendulum;
 mod raster;
 mod stack;
 
+pub use gym::GymEnv;
 pub use lane_keep::LaneKeep;
 pub use pendulum::Pendulum;
 
@@ -112,6 +117,11 @@ pub trait Env: Send {
     fn step(&mut self, action: &[f32]) -> Step;
     /// Short name for logs ("lane-keep", "pendulum").
     fn name(&self) -> &'static str;
+    /// Why the env can no longer be stepped (a bridged env whose process died or whose env
+    /// raised), with the Python traceback; `None` while it works. The built-in envs never fail.
+    fn failure(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Invalid environment settings.
@@ -129,6 +139,9 @@ pub enum EnvError {
     /// `reward_scale` NaN or infinite.
     #[error("env.reward_scale must be finite, got {0}")]
     RewardScale(f64),
+    /// A Gymnasium env could not be started: gymnasium missing, unknown id, unsupported spaces.
+    #[error("gymnasium env `{id}`: {message}")]
+    Gym { id: String, message: String },
 }
 
 /// Checks the settings both envs share; pixel settings only matter for pixel observations.
@@ -173,6 +186,7 @@ pub fn make_env(cfg: &EnvConfig) -> Result<Box<dyn Env>, EnvError> {
     Ok(match cfg.kind {
         EnvKind::Pendulum => Box::new(Pendulum::new(cfg)?),
         EnvKind::LaneKeep => Box::new(LaneKeep::new(cfg)?),
+        EnvKind::Gymnasium => Box::new(GymEnv::new(cfg)?),
     })
 }
 
@@ -190,6 +204,7 @@ mod tests {
             frame_stack: 3,
             max_episode_steps: 60,
             reward_scale: 1.0,
+            ..EnvConfig::default()
         }
     }
 

@@ -205,6 +205,7 @@ mod tests {
             frame_stack: 3,
             max_episode_steps: 200,
             reward_scale: 1.0,
+            ..EnvConfig::default()
         }
     }
 
