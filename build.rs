@@ -17,7 +17,10 @@ fn main() {
     println!("cargo:rustc-link-arg=-ltorch");
     // PyPI's torch ships `torch/version.py` next to `torch/lib`; a plain libtorch
     // zip ships `build-version`. Either gives the version `devices` prints.
-    let root = Path::new(&lib).parent().map(Path::to_path_buf).unwrap_or_default();
+    let root = Path::new(&lib)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let version = std::fs::read_to_string(root.join("version.py"))
         .ok()
         .and_then(|s| {

@@ -70,7 +70,13 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: error: ", self.file.display(), self.mark.line, self.mark.col)?;
+        write!(
+            f,
+            "{}:{}:{}: error: ",
+            self.file.display(),
+            self.mark.line,
+            self.mark.col
+        )?;
         if let Some(k) = &self.key {
             write!(f, "`{k}`: ")?;
         }
@@ -78,7 +84,11 @@ impl fmt::Display for Diagnostic {
         if let Some(line) = &self.snippet {
             let n = self.mark.line.to_string();
             let pad = " ".repeat(n.len());
-            write!(f, "\n {pad} |\n {n} | {line}\n {pad} | {}^", " ".repeat(self.mark.col.saturating_sub(1)))?;
+            write!(
+                f,
+                "\n {pad} |\n {n} | {line}\n {pad} | {}^",
+                " ".repeat(self.mark.col.saturating_sub(1))
+            )?;
         }
         if let Some(h) = &self.hint {
             write!(f, "\n  = hint: {h}")?;
@@ -144,13 +154,19 @@ impl Source {
     /// Reads a file; a missing or unreadable file is a diagnostic.
     pub fn read(path: &Path) -> Result<Source, Diagnostic> {
         std::fs::read_to_string(path)
-            .map(|text| Source { path: path.to_path_buf(), text })
+            .map(|text| Source {
+                path: path.to_path_buf(),
+                text,
+            })
             .map_err(|e| Diagnostic::file_level(path, format!("cannot read file: {e}")))
     }
 
     /// Wraps text that did not come from a file (a `--set` argument, a test string).
     pub fn inline(label: &str, text: impl Into<String>) -> Source {
-        Source { path: PathBuf::from(label), text: text.into() }
+        Source {
+            path: PathBuf::from(label),
+            text: text.into(),
+        }
     }
 
     /// The 1-based line `n`, without its newline.
@@ -160,7 +176,10 @@ impl Source {
 }
 
 /// The closest candidate to `word` by edit distance, if it is close enough to be a plausible typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
@@ -176,9 +195,14 @@ mod tests {
     #[test]
     fn renders_caret_under_column() {
         let src = Source::inline("s.yaml", "a: 1\nsteps: -3\n");
-        let d = Diagnostic::new(&src, Mark { line: 2, col: 8 }, "must be positive").key("steps").hint("use 1000");
+        let d = Diagnostic::new(&src, Mark { line: 2, col: 8 }, "must be positive")
+            .key("steps")
+            .hint("use 1000");
         let text = d.to_string();
-        assert!(text.starts_with("s.yaml:2:8: error: `steps`: must be positive"), "{text}");
+        assert!(
+            text.starts_with("s.yaml:2:8: error: `steps`: must be positive"),
+            "{text}"
+        );
         assert!(text.contains(" 2 | steps: -3\n   |        ^"), "{text}");
         assert!(text.ends_with("= hint: use 1000"));
     }

@@ -5,6 +5,7 @@
 //! → `report` (VALIDATION markdown, plots, JUnit).
 
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod diag;
 pub mod metrics;
@@ -13,4 +14,3 @@ pub mod schedule;
 pub mod spec;
 pub mod train;
 pub mod verdict;
-pub mod commands;

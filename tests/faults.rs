@@ -26,7 +26,11 @@ fn spec(dir: &Path, name: &str, steps: u64, seeds: &str, extra: &str) -> PathBuf
 
 fn sweep_cmd(spec: &Path, results: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(bin());
-    c.arg("sweep").arg(spec).arg("--results").arg(results).args(extra);
+    c.arg("sweep")
+        .arg(spec)
+        .arg("--results")
+        .arg(results)
+        .args(extra);
     c.env("TD3_SWEEP_KILL_GRACE_S", "2");
     c
 }
@@ -36,26 +40,48 @@ fn run(mut c: Command) -> Output {
 }
 
 fn spawn(mut c: Command) -> Child {
-    c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn td3-sweep")
+    c.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn td3-sweep")
 }
 
 fn text(o: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn signal(pid: u32, sig: &str) {
-    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success());
 }
 
 /// PIDs of live processes whose command line contains `needle`.
 fn pids_with(needle: &str) -> Vec<u32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let zombie = stat.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z'));
-        if !zombie && String::from_utf8_lossy(&cmd).replace('\0', " ").contains(needle) {
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'));
+        if !zombie
+            && String::from_utf8_lossy(&cmd)
+                .replace('\0', " ")
+                .contains(needle)
+        {
             out.push(pid);
         }
     }
@@ -72,9 +98,19 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 
 /// (run_id, column value) pairs of summary.csv.
 fn summary(results: &Path, name: &str, column: &str) -> Vec<(String, String)> {
-    let Ok(mut r) = csv::Reader::from_path(results.join(name).join("summary.csv")) else { return vec![] };
-    let i = r.headers().unwrap().iter().position(|h| h == column).unwrap();
-    r.records().map(|x| x.unwrap()).map(|x| (x[0].to_string(), x[i].to_string())).collect()
+    let Ok(mut r) = csv::Reader::from_path(results.join(name).join("summary.csv")) else {
+        return vec![];
+    };
+    let i = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == column)
+        .unwrap();
+    r.records()
+        .map(|x| x.unwrap())
+        .map(|x| (x[0].to_string(), x[i].to_string()))
+        .collect()
 }
 
 fn outcomes(results: &Path, name: &str) -> Vec<(String, String)> {
@@ -82,9 +118,15 @@ fn outcomes(results: &Path, name: &str) -> Vec<(String, String)> {
 }
 
 fn metrics_rows(results: &Path, name: &str, run_id: &str) -> usize {
-    std::fs::read_to_string(results.join(name).join("runs").join(run_id).join("metrics.csv"))
-        .map(|t| t.lines().count().saturating_sub(1))
-        .unwrap_or(0)
+    std::fs::read_to_string(
+        results
+            .join(name)
+            .join("runs")
+            .join(run_id)
+            .join("metrics.csv"),
+    )
+    .map(|t| t.lines().count().saturating_sub(1))
+    .unwrap_or(0)
 }
 
 /// metrics.csv without the wall-clock column, for value-for-value comparisons.
@@ -105,12 +147,15 @@ fn sigkill_of_one_training_child_is_a_crash_and_the_rest_finish() {
     let tmp = tempfile::tempdir().unwrap();
     let res = tmp.path().join("results");
     let s = spec(tmp.path(), "kill_child", 300, "3", "");
-    let mut sweep = spawn(sweep_cmd(&s, &res, &["--jobs", "3"]));
+    let sweep = spawn(sweep_cmd(&s, &res, &["--jobs", "3"]));
     let runs = res.join("kill_child/runs");
     // Pick seed 1's run once it has logged a few rows, and SIGKILL its process.
     let mut victim = String::new();
     wait_for("seed 1 to make progress", Duration::from_secs(120), || {
-        if let Some((id, _)) = outcomes(&res, "kill_child").into_iter().find(|(id, _)| id.contains("__s1__")) {
+        if let Some((id, _)) = outcomes(&res, "kill_child")
+            .into_iter()
+            .find(|(id, _)| id.contains("__s1__"))
+        {
             victim = id;
         }
         !victim.is_empty() && metrics_rows(&res, "kill_child", &victim) >= 3
@@ -122,17 +167,29 @@ fn sigkill_of_one_training_child_is_a_crash_and_the_rest_finish() {
     let out = sweep.wait_with_output().unwrap();
     let log = text(&out);
     for (id, o) in outcomes(&res, "kill_child") {
-        assert_eq!(o, if id == victim { "crashed" } else { "completed" }, "{id}: {log}");
+        assert_eq!(
+            o,
+            if id == victim { "crashed" } else { "completed" },
+            "{id}: {log}"
+        );
     }
-    let rec: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(runs.join(&victim).join("run.json")).unwrap()).unwrap();
+    let rec: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(runs.join(&victim).join("run.json")).unwrap(),
+    )
+    .unwrap();
     assert!(rec["exit"].as_str().unwrap().contains("signal 9"), "{rec}");
     let report = std::fs::read_to_string(res.join("kill_child/VALIDATION_kill_child.md")).unwrap();
-    assert!(report.contains(&victim) && report.contains("crashed"), "the report names the crashed run");
+    assert!(
+        report.contains(&victim) && report.contains("crashed"),
+        "the report names the crashed run"
+    );
     // One seed of three crashed: the variant is FLAKY (exit 10), the run itself FAIL.
     assert_eq!(out.status.code(), Some(10), "{log}");
     assert!(report.contains("FLAKY"), "{report}");
-    assert!(rec["steps_done"].as_u64().unwrap() > 0, "the crash keeps how far it got: {rec}");
+    assert!(
+        rec["steps_done"].as_u64().unwrap() > 0,
+        "the crash keeps how far it got: {rec}"
+    );
 }
 
 #[test]
@@ -140,38 +197,70 @@ fn sigint_then_resume_trains_nothing_twice_and_matches_an_uninterrupted_sweep() 
     let tmp = tempfile::tempdir().unwrap();
     let res = tmp.path().join("results");
     let s = spec(tmp.path(), "interrupt", 150, "4", "");
-    let mut sweep = spawn(sweep_cmd(&s, &res, &["--jobs", "2"]));
+    let sweep = spawn(sweep_cmd(&s, &res, &["--jobs", "2"]));
     wait_for("two completed runs", Duration::from_secs(180), || {
-        outcomes(&res, "interrupt").iter().filter(|(_, o)| o == "completed").count() >= 2
+        outcomes(&res, "interrupt")
+            .iter()
+            .filter(|(_, o)| o == "completed")
+            .count()
+            >= 2
     });
     signal(sweep.id(), "-INT");
     let out = sweep.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", text(&out));
     let first = outcomes(&res, "interrupt");
-    let done: Vec<String> = first.iter().filter(|(_, o)| o == "completed").map(|(id, _)| id.clone()).collect();
+    let done: Vec<String> = first
+        .iter()
+        .filter(|(_, o)| o == "completed")
+        .map(|(id, _)| id.clone())
+        .collect();
     assert!(done.len() >= 2 && done.len() < 4, "{first:?}");
     let runs = res.join("interrupt/runs");
-    let before: Vec<(String, Vec<u8>)> =
-        done.iter().map(|id| (id.clone(), std::fs::read(runs.join(id).join("metrics.csv")).unwrap())).collect();
+    let before: Vec<(String, Vec<u8>)> = done
+        .iter()
+        .map(|id| {
+            (
+                id.clone(),
+                std::fs::read(runs.join(id).join("metrics.csv")).unwrap(),
+            )
+        })
+        .collect();
 
     let again = run(sweep_cmd(&s, &res, &["--jobs", "2"]));
     let log = text(&again);
-    assert!(log.contains(&format!("{} already done", done.len())), "{log}");
+    assert!(
+        log.contains(&format!("{} already done", done.len())),
+        "{log}"
+    );
     for (id, bytes) in &before {
-        assert_eq!(&std::fs::read(runs.join(id).join("metrics.csv")).unwrap(), bytes, "{id} was trained again");
+        assert_eq!(
+            &std::fs::read(runs.join(id).join("metrics.csv")).unwrap(),
+            bytes,
+            "{id} was trained again"
+        );
     }
     // The same runs and verdicts as a sweep nobody interrupted, and the same numbers.
     let clean = tmp.path().join("clean");
     let whole = run(sweep_cmd(&s, &clean, &["--jobs", "2"]));
     assert_eq!(outcomes(&res, "interrupt"), outcomes(&clean, "interrupt"));
-    assert!(outcomes(&clean, "interrupt").iter().all(|(_, o)| o == "completed"));
+    assert!(outcomes(&clean, "interrupt")
+        .iter()
+        .all(|(_, o)| o == "completed"));
     assert_eq!(again.status.code(), whole.status.code());
     let verdict_lines = |o: &Output| -> Vec<String> {
-        String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.contains("PASS") || l.contains("FAIL")).map(String::from).collect()
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains("PASS") || l.contains("FAIL"))
+            .map(String::from)
+            .collect()
     };
     assert_eq!(verdict_lines(&again), verdict_lines(&whole));
     for (id, _) in outcomes(&clean, "interrupt") {
-        assert_eq!(metrics_values(&runs.join(&id)), metrics_values(&clean.join("interrupt/runs").join(&id)), "{id}");
+        assert_eq!(
+            metrics_values(&runs.join(&id)),
+            metrics_values(&clean.join("interrupt/runs").join(&id)),
+            "{id}"
+        );
     }
 }
 
@@ -183,21 +272,36 @@ fn sigkill_of_the_sweep_leaves_no_orphans_and_resume_takes_over_the_lock() {
     let mut sweep = spawn(sweep_cmd(&s, &res, &["--jobs", "2"]));
     let needle = res.join("kill_sweep/runs").display().to_string();
     wait_for("both children to train", Duration::from_secs(120), || {
-        outcomes(&res, "kill_sweep").iter().all(|(id, _)| metrics_rows(&res, "kill_sweep", id) >= 2)
+        outcomes(&res, "kill_sweep")
+            .iter()
+            .all(|(id, _)| metrics_rows(&res, "kill_sweep", id) >= 2)
             && outcomes(&res, "kill_sweep").len() == 2
     });
     assert_eq!(pids_with(&needle).len(), 2);
     signal(sweep.id(), "-KILL");
     let _ = sweep.wait();
     // The children notice their parent is gone (stdin closes) and end themselves.
-    wait_for("orphaned children to exit", Duration::from_secs(20), || pids_with(&needle).is_empty());
-    assert!(res.join("kill_sweep/.lock").exists(), "a SIGKILLed sweep cannot remove its lock");
+    wait_for("orphaned children to exit", Duration::from_secs(20), || {
+        pids_with(&needle).is_empty()
+    });
+    assert!(
+        res.join("kill_sweep/.lock").exists(),
+        "a SIGKILLed sweep cannot remove its lock"
+    );
 
     let again = run(sweep_cmd(&s, &res, &["--jobs", "2"]));
     let log = text(&again);
     assert!(log.contains("took over a stale lock"), "{log}");
-    assert!(log.contains("2 to train"), "partial runs are trained again: {log}");
-    assert!(outcomes(&res, "kill_sweep").iter().all(|(_, o)| o == "completed"), "{log}");
+    assert!(
+        log.contains("2 to train"),
+        "partial runs are trained again: {log}"
+    );
+    assert!(
+        outcomes(&res, "kill_sweep")
+            .iter()
+            .all(|(_, o)| o == "completed"),
+        "{log}"
+    );
     assert!(!res.join("kill_sweep/.lock").exists());
 }
 
@@ -216,31 +320,55 @@ fn a_hanging_run_is_killed_by_its_timeout() {
     let out = run(sweep_cmd(&s, &res, &["--jobs", "2"]));
     let log = text(&out);
     for (id, o) in outcomes(&res, "hang") {
-        assert_eq!(o, if id.starts_with("stuck") { "timeout" } else { "completed" }, "{log}");
+        assert_eq!(
+            o,
+            if id.starts_with("stuck") {
+                "timeout"
+            } else {
+                "completed"
+            },
+            "{log}"
+        );
     }
     assert!(t.elapsed() < Duration::from_secs(60), "{log}");
-    assert!(pids_with(&res.display().to_string()).is_empty(), "the hung child was killed");
+    assert!(
+        pids_with(&res.display().to_string()).is_empty(),
+        "the hung child was killed"
+    );
 }
 
 #[test]
 fn injected_nan_is_diverged_fail_with_evidence_at_that_step() {
     let tmp = tempfile::tempdir().unwrap();
     let res = tmp.path().join("results");
-    let s = spec(tmp.path(), "nan", 80, "[0]", "variants:\n  - name: poisoned\n    set: { debug.nan_at_step: 17 }\n");
+    let s = spec(
+        tmp.path(),
+        "nan",
+        80,
+        "[0]",
+        "variants:\n  - name: poisoned\n    set: { debug.nan_at_step: 17 }\n",
+    );
     let out = run(sweep_cmd(&s, &res, &[]));
     let log = text(&out);
     assert_eq!(out.status.code(), Some(11), "{log}");
     let (id, o) = outcomes(&res, "nan").remove(0);
     assert_eq!(o, "diverged");
     let dir = res.join("nan/runs").join(&id);
-    let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(rec["first_nonfinite_step"], 17);
     let ev = std::fs::read_to_string(dir.join("evidence.csv")).unwrap();
-    let marked: Vec<&str> = ev.lines().filter(|l| l.contains("first_nonfinite")).collect();
+    let marked: Vec<&str> = ev
+        .lines()
+        .filter(|l| l.contains("first_nonfinite"))
+        .collect();
     assert_eq!(marked.len(), 1);
     assert!(marked[0].starts_with("17,"), "{}", marked[0]);
     let report = std::fs::read_to_string(res.join("nan/VALIDATION_nan.md")).unwrap();
-    assert!(report.contains("evidence.csv"), "the report links the evidence");
+    assert!(
+        report.contains("evidence.csv"),
+        "the report links the evidence"
+    );
     assert!(report.contains("17"), "the report names step 17");
 }
 
@@ -250,8 +378,14 @@ fn a_full_disk_gives_a_clear_error_and_no_half_written_file() {
     let mnt = tmp.path().join("small");
     std::fs::create_dir_all(&mnt).unwrap();
     // A real full disk: a 48 KiB tmpfs (CI runs as root, like this test's machines).
-    let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", "size=48k", "tmpfs"]).arg(&mnt).status();
-    assert!(mounted.map(|s| s.success()).unwrap_or(false), "mounting a small tmpfs needs root");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48k", "tmpfs"])
+        .arg(&mnt)
+        .status();
+    assert!(
+        mounted.map(|s| s.success()).unwrap_or(false),
+        "mounting a small tmpfs needs root"
+    );
     struct Unmount(PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
@@ -263,7 +397,10 @@ fn a_full_disk_gives_a_clear_error_and_no_half_written_file() {
     let out = run(sweep_cmd(&s, &mnt, &["--jobs", "2"]));
     let log = text(&out);
     assert_ne!(out.status.code(), Some(0), "{log}");
-    assert!(log.contains("No space left on device"), "the error says why: {log}");
+    assert!(
+        log.contains("No space left on device"),
+        "the error says why: {log}"
+    );
     // Nothing half written: every CSV parses whole, no temporary files are left behind.
     let mut seen = 0;
     let mut stack = vec![mnt.clone()];
@@ -271,7 +408,11 @@ fn a_full_disk_gives_a_clear_error_and_no_half_written_file() {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
             let p = e.path();
             let name = p.file_name().unwrap().to_string_lossy().to_string();
-            assert!(!name.contains(".tmp-"), "temporary file left: {}", p.display());
+            assert!(
+                !name.contains(".tmp-"),
+                "temporary file left: {}",
+                p.display()
+            );
             if p.is_dir() {
                 stack.push(p);
             } else if name == "metrics.csv" {
@@ -284,7 +425,8 @@ fn a_full_disk_gives_a_clear_error_and_no_half_written_file() {
                 }
             } else if name == "run.json" {
                 let t = std::fs::read_to_string(&p).unwrap();
-                serde_json::from_str::<serde_json::Value>(&t).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                serde_json::from_str::<serde_json::Value>(&t)
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             }
         }
     }
@@ -298,7 +440,10 @@ fn report_on_a_corrupted_metrics_csv_names_the_line_and_reports_the_rest() {
     let s = spec(tmp.path(), "corrupt", 60, "2", "");
     let out = run(sweep_cmd(&s, &res, &[]));
     assert!(matches!(out.status.code(), Some(0 | 10)), "{}", text(&out));
-    let ids: Vec<String> = outcomes(&res, "corrupt").into_iter().map(|(id, _)| id).collect();
+    let ids: Vec<String> = outcomes(&res, "corrupt")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     let bad = res.join("corrupt/runs").join(&ids[0]).join("metrics.csv");
     let t = std::fs::read_to_string(&bad).unwrap();
     let mut lines: Vec<String> = t.lines().map(String::from).collect();
@@ -310,10 +455,16 @@ fn report_on_a_corrupted_metrics_csv_names_the_line_and_reports_the_rest() {
         c
     });
     let log = text(&rep);
-    assert!(log.contains(&format!("{}:3", bad.display())) || log.contains("metrics.csv:3"), "{log}");
+    assert!(
+        log.contains(&format!("{}:3", bad.display())) || log.contains("metrics.csv:3"),
+        "{log}"
+    );
     let report = std::fs::read_to_string(res.join("corrupt/VALIDATION_corrupt.md")).unwrap();
     assert!(report.contains(&ids[1]), "the intact run is still reported");
-    assert!(report.contains("metrics.csv:3"), "the report names the bad line");
+    assert!(
+        report.contains("metrics.csv:3"),
+        "the report names the bad line"
+    );
 }
 
 #[test]
@@ -322,11 +473,16 @@ fn a_second_sweep_on_a_busy_results_folder_is_refused() {
     let res = tmp.path().join("results");
     let s = spec(tmp.path(), "busy", 400, "2", "");
     let mut first = spawn(sweep_cmd(&s, &res, &["--jobs", "2"]));
-    wait_for("the first sweep's lock", Duration::from_secs(60), || res.join("busy/.lock").exists());
+    wait_for("the first sweep's lock", Duration::from_secs(60), || {
+        res.join("busy/.lock").exists()
+    });
     let second = run(sweep_cmd(&s, &res, &[]));
     let log = text(&second);
     assert_eq!(second.status.code(), Some(1), "{log}");
-    assert!(log.contains(&format!("pid {}", first.id())), "the message names the holder: {log}");
+    assert!(
+        log.contains(&format!("pid {}", first.id())),
+        "the message names the holder: {log}"
+    );
     signal(first.id(), "-INT");
     let _ = first.wait();
 }
@@ -348,7 +504,10 @@ fn every_malformed_spec_exits_2_and_creates_nothing() {
         assert_eq!(out.status.code(), Some(2), "{}: {log}", p.display());
         assert!(!res.exists(), "{}: created {}", p.display(), res.display());
         let name = p.file_name().unwrap().to_string_lossy().to_string();
-        assert!(log.contains("tests/fixtures/bad_"), "{name}: the message names the file: {log}");
+        assert!(
+            log.contains("tests/fixtures/bad_"),
+            "{name}: the message names the file: {log}"
+        );
     }
     assert!(n >= 20, "only {n} fixtures");
 }

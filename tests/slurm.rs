@@ -51,7 +51,11 @@ fn sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// sweeps/smoke.yaml under another name, with an absolute `base:` and `extra` YAML appended.
@@ -64,7 +68,11 @@ fn smoke_copy(dir: &Path, name: &str, extra: &str, replace: &[(&str, &str)]) -> 
         } else if line.starts_with("base:") {
             format!("base: {}", repo().join("configs/td3.yaml").display())
         } else {
-            replace.iter().find(|(k, _)| line.starts_with(k)).map(|(_, v)| v.to_string()).unwrap_or(line.to_string())
+            replace
+                .iter()
+                .find(|(k, _)| line.starts_with(k))
+                .map(|(_, v)| v.to_string())
+                .unwrap_or(line.to_string())
         };
         out.push_str(&line);
         out.push('\n');
@@ -79,10 +87,27 @@ fn smoke_copy(dir: &Path, name: &str, extra: &str, replace: &[(&str, &str)]) -> 
 fn summary_rows(dir: &Path) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_path(dir.join("summary.csv")).unwrap();
     let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    let keep = ["run_id", "variant", "seed", "outcome", "steps_done", "steps_planned", "reason"];
-    let idx: Vec<usize> = keep.iter().map(|k| h.iter().position(|x| x == k).unwrap()).collect();
-    let mut rows: Vec<Vec<String>> =
-        r.records().map(|rec| idx.iter().map(|&i| rec.as_ref().unwrap()[i].to_string()).collect()).collect();
+    let keep = [
+        "run_id",
+        "variant",
+        "seed",
+        "outcome",
+        "steps_done",
+        "steps_planned",
+        "reason",
+    ];
+    let idx: Vec<usize> = keep
+        .iter()
+        .map(|k| h.iter().position(|x| x == k).unwrap())
+        .collect();
+    let mut rows: Vec<Vec<String>> = r
+        .records()
+        .map(|rec| {
+            idx.iter()
+                .map(|&i| rec.as_ref().unwrap()[i].to_string())
+                .collect()
+        })
+        .collect();
     rows.sort();
     rows
 }
@@ -92,12 +117,23 @@ fn verdicts(junit: &Path) -> Vec<(String, String)> {
     let xml = std::fs::read_to_string(junit).unwrap();
     let attr = |s: &str, a: &str| -> String {
         let key = format!("{a}=\"");
-        s.find(&key).map(|i| s[i + key.len()..].split('"').next().unwrap_or("").to_string()).unwrap_or_default()
+        s.find(&key)
+            .map(|i| {
+                s[i + key.len()..]
+                    .split('"')
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_default()
     };
     let mut out = Vec::new();
     for case in xml.split("<testcase").skip(1) {
         let body = case.split("</testcase>").next().unwrap_or(case);
-        let failure = body.find("<failure").map(|i| attr(&body[i..], "type")).unwrap_or_default();
+        let failure = body
+            .find("<failure")
+            .map(|i| attr(&body[i..], "type"))
+            .unwrap_or_default();
         out.push((attr(case, "name"), failure));
     }
     out.sort();
@@ -108,7 +144,10 @@ fn verdicts(junit: &Path) -> Vec<(String, String)> {
 fn overview(o: &Output) -> String {
     let s = String::from_utf8_lossy(&o.stdout);
     let from = s.find("VARIANT").expect("overview table");
-    let to = s[from..].find("report:").map(|i| from + i).unwrap_or(s.len());
+    let to = s[from..]
+        .find("report:")
+        .map(|i| from + i)
+        .unwrap_or(s.len());
     s[from..to].trim().to_string()
 }
 
@@ -131,11 +170,29 @@ fn smoke_sweep_on_slurm_matches_the_local_backend_and_records_the_crash() {
     let (local, slurm) = (tmp.path().join("local"), tmp.path().join("slurm"));
     let (jl, js) = (tmp.path().join("local.xml"), tmp.path().join("slurm.xml"));
     let lo = sweep(&spec, &local, &["--junit", jl.to_str().unwrap()]);
-    let so =
-        sweep(&spec, &slurm, &["--backend", "slurm", "--slurm-max-parallel", "2", "--junit", js.to_str().unwrap()]);
+    let so = sweep(
+        &spec,
+        &slurm,
+        &[
+            "--backend",
+            "slurm",
+            "--slurm-max-parallel",
+            "2",
+            "--junit",
+            js.to_str().unwrap(),
+        ],
+    );
     let (llog, slog) = (text(&lo), text(&so));
-    assert_eq!(lo.status.code(), Some(11), "a crashed run is a FAIL: {llog}");
-    assert_eq!(so.status.code(), lo.status.code(), "same exit code as local: {slog}");
+    assert_eq!(
+        lo.status.code(),
+        Some(11),
+        "a crashed run is a FAIL: {llog}"
+    );
+    assert_eq!(
+        so.status.code(),
+        lo.status.code(),
+        "same exit code as local: {slog}"
+    );
 
     let res = slurm.join("slurmsmoke");
     // Every array task ran: one submission of 4 tasks, each with its Slurm output and run files.
@@ -143,7 +200,12 @@ fn smoke_sweep_on_slurm_matches_the_local_backend_and_records_the_crash() {
     let subs = jobs["submissions"].as_array().unwrap();
     assert_eq!(subs.len(), 1, "{jobs}");
     let job_id = subs[0]["job_id"].as_str().unwrap();
-    let indices: Vec<u64> = subs[0]["indices"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let indices: Vec<u64> = subs[0]["indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
     assert_eq!(indices, vec![0, 1, 2, 3], "{jobs}");
     let script = std::fs::read_to_string(subs[0]["script"].as_str().unwrap()).unwrap();
     assert!(script.contains("#SBATCH --array=0-3%2"), "{script}");
@@ -163,14 +225,24 @@ fn smoke_sweep_on_slurm_matches_the_local_backend_and_records_the_crash() {
         if d.to_string_lossy().contains("boom") {
             assert_eq!(rec["outcome"], "crashed", "{rec}");
             assert!(rec["exit"].as_str().unwrap().contains("SIGABRT"), "{rec}");
-            assert!(rec["stderr_tail"].as_str().unwrap().contains("abort_at_step"), "{rec}");
+            assert!(
+                rec["stderr_tail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("abort_at_step"),
+                "{rec}"
+            );
         } else {
             assert_eq!(rec["outcome"], "completed", "{rec}");
         }
     }
 
     // Same runs and verdicts as the local backend, timings aside.
-    assert_eq!(summary_rows(&res), summary_rows(&local.join("slurmsmoke")), "{slog}");
+    assert_eq!(
+        summary_rows(&res),
+        summary_rows(&local.join("slurmsmoke")),
+        "{slog}"
+    );
     assert_eq!(summary_rows(&res).len(), 4);
     assert_eq!(verdicts(&js), verdicts(&jl));
     assert_eq!(verdicts(&js).len(), 4);
@@ -181,7 +253,11 @@ fn smoke_sweep_on_slurm_matches_the_local_backend_and_records_the_crash() {
     let again = sweep(&spec, &slurm, &["--backend", "slurm"]);
     let log = text(&again);
     assert!(log.contains("0 to train"), "{log}");
-    assert_eq!(jobs_json(&res)["submissions"].as_array().unwrap().len(), 1, "{log}");
+    assert_eq!(
+        jobs_json(&res)["submissions"].as_array().unwrap().len(),
+        1,
+        "{log}"
+    );
     // ... and `--rerun failed` resubmits exactly the crashed runs.
     let rerun = sweep(&spec, &slurm, &["--backend", "slurm", "--rerun", "failed"]);
     let log = text(&rerun);
@@ -196,13 +272,20 @@ fn smoke_sweep_on_slurm_matches_the_local_backend_and_records_the_crash() {
             std::fs::read_to_string(res.join("plan.json"))
                 .map(|p| {
                     let plan: serde_json::Value = serde_json::from_str(&p).unwrap();
-                    plan["runs"][i.as_u64().unwrap() as usize]["variant"].as_str().unwrap().to_string()
+                    plan["runs"][i.as_u64().unwrap() as usize]["variant"]
+                        .as_str()
+                        .unwrap()
+                        .to_string()
                 })
                 .unwrap()
         })
         .collect();
     assert_eq!(runs, vec!["boom", "boom"], "{jobs}");
-    assert_eq!(summary_rows(&res), summary_rows(&local.join("slurmsmoke")), "{log}");
+    assert_eq!(
+        summary_rows(&res),
+        summary_rows(&local.join("slurmsmoke")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -212,7 +295,12 @@ fn a_task_killed_by_slurm_is_a_crashed_row_not_a_missing_one() {
     }
     let tmp = tempfile::tempdir().unwrap();
     // One run long enough to be killed mid-way.
-    let spec = smoke_copy(tmp.path(), "slurmkill", "", &[("steps:", "steps: 500000"), ("seeds:", "seeds: [0]")]);
+    let spec = smoke_copy(
+        tmp.path(),
+        "slurmkill",
+        "",
+        &[("steps:", "steps: 500000"), ("seeds:", "seeds: [0]")],
+    );
     let res = tmp.path().join("results");
     let child = Command::new(bin())
         .arg("sweep")
@@ -230,16 +318,25 @@ fn a_task_killed_by_slurm_is_a_crashed_row_not_a_missing_one() {
     // Wait until the run is really training (its run.json exists), then SIGKILL the task's batch
     // step: run-one dies without writing a final record, as on an OOM kill or node loss.
     let job_id = loop {
-        assert!(t0.elapsed() < Duration::from_secs(60), "the task never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the task never started"
+        );
         let started = std::fs::read_dir(dir.join("runs"))
             .map(|rd| rd.flatten().any(|e| e.path().join("run.json").exists()))
             .unwrap_or(false);
         if started {
-            break jobs_json(&dir)["submissions"][0]["job_id"].as_str().unwrap().to_string();
+            break jobs_json(&dir)["submissions"][0]["job_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    let st = Command::new("scancel").args(["--batch", "--signal=KILL", &job_id]).status().unwrap();
+    let st = Command::new("scancel")
+        .args(["--batch", "--signal=KILL", &job_id])
+        .status()
+        .unwrap();
     assert!(st.success());
     let out = child.wait_with_output().unwrap();
     let log = text(&out);

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use td3_sweep::commands::load_checked;
 use td3_sweep::config::load_agent_config;
 use td3_sweep::diag::Diagnostics;
-use td3_sweep::commands::load_checked;
 
 /// The fixture's path relative to the crate root (tests run there), so messages don't depend on
 /// where the checkout lives.

@@ -381,7 +381,10 @@ fn actor_lr_is_the_seeds_solution_a() {
         .iter()
         .map(|r| r.config.resolved_lrs().actor_cnn.lr)
         .collect();
-    assert_eq!(lrs, [1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5, 1e-6, 1e-6, 1e-6]);
+    assert_eq!(
+        lrs,
+        [1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5, 1e-6, 1e-6, 1e-6]
+    );
     assert!(plan
         .runs
         .iter()

@@ -24,7 +24,11 @@ fn sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn summary(results: &Path, name: &str) -> Vec<csv::StringRecord> {
@@ -34,7 +38,12 @@ fn summary(results: &Path, name: &str) -> Vec<csv::StringRecord> {
 
 fn col(results: &Path, name: &str, column: &str) -> Vec<String> {
     let mut r = csv::Reader::from_path(results.join(name).join("summary.csv")).unwrap();
-    let i = r.headers().unwrap().iter().position(|h| h == column).unwrap();
+    let i = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == column)
+        .unwrap();
     r.records().map(|x| x.unwrap()[i].to_string()).collect()
 }
 
@@ -48,7 +57,10 @@ fn smoke_variant(dir: &Path, name: &str, extra: &str) -> PathBuf {
             out.push_str(&format!("name: {name}\n"));
         } else if line.starts_with("base:") {
             out.push_str(&format!("base: {}\n", base.display()));
-        } else if line.starts_with("variants:") || line.starts_with("  - name") || line.starts_with("    set:") {
+        } else if line.starts_with("variants:")
+            || line.starts_with("  - name")
+            || line.starts_with("    set:")
+        {
             // replaced by `extra` when it defines variants
             if extra.contains("variants:") {
                 continue;
@@ -75,15 +87,29 @@ fn smoke_sweep_trains_in_parallel_then_resumes_without_training() {
     assert!(matches!(out.status.code(), Some(0 | 10 | 11)), "{log}");
     let rows = summary(&res, "smoke");
     assert!(rows.len() >= 2, "{log}");
-    assert!(col(&res, "smoke", "outcome").iter().all(|o| o == "completed"), "{log}");
+    assert!(
+        col(&res, "smoke", "outcome")
+            .iter()
+            .all(|o| o == "completed"),
+        "{log}"
+    );
     let runs = res.join("smoke/runs");
     let mut metrics = Vec::new();
     for e in std::fs::read_dir(&runs).unwrap() {
         let d = e.unwrap().path();
-        for f in ["config.yaml", "metrics.csv", "run.json", "stdout.log", "stderr.log"] {
+        for f in [
+            "config.yaml",
+            "metrics.csv",
+            "run.json",
+            "stdout.log",
+            "stderr.log",
+        ] {
             assert!(d.join(f).exists(), "{} missing in {}", f, d.display());
         }
-        metrics.push((d.join("metrics.csv"), std::fs::read(d.join("metrics.csv")).unwrap()));
+        metrics.push((
+            d.join("metrics.csv"),
+            std::fs::read(d.join("metrics.csv")).unwrap(),
+        ));
     }
     assert!(res.join("smoke/sweep.yaml").exists());
     assert!(res.join("smoke/VALIDATION_smoke.md").exists(), "{log}");
@@ -94,7 +120,12 @@ fn smoke_sweep_trains_in_parallel_then_resumes_without_training() {
     let log2 = text(&again);
     assert!(log2.contains("0 to train"), "{log2}");
     for (p, bytes) in metrics {
-        assert_eq!(std::fs::read(&p).unwrap(), bytes, "{} changed on resume", p.display());
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            bytes,
+            "{} changed on resume",
+            p.display()
+        );
     }
 }
 
@@ -121,11 +152,22 @@ fn a_crashing_run_is_recorded_and_the_others_finish() {
         .map(|e| e.unwrap().path())
         .find(|p| p.to_string_lossy().contains("boom"))
         .unwrap();
-    let rec: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(boom.join("run.json")).unwrap()).unwrap();
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(boom.join("run.json")).unwrap()).unwrap();
     assert_eq!(rec["outcome"], "crashed");
     assert!(rec["exit"].as_str().unwrap().contains("SIGABRT"), "{rec}");
-    assert!(rec["stderr_tail"].as_str().unwrap().contains("abort_at_step"), "{rec}");
-    assert_eq!(out.status.code(), Some(11), "a crashed run is a FAIL: {log}");
+    assert!(
+        rec["stderr_tail"]
+            .as_str()
+            .unwrap()
+            .contains("abort_at_step"),
+        "{rec}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(11),
+        "a crashed run is a FAIL: {log}"
+    );
 }
 
 #[test]
@@ -144,8 +186,15 @@ fn a_second_sweep_on_the_same_results_is_refused() {
     let out = sweep(&repo().join("sweeps/smoke.yaml"), &res, &[]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
-    assert!(log.contains(&format!("pid {}", std::process::id())) && log.contains("(the first one)"), "{log}");
-    assert!(!res.join("smoke/runs").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false));
+    assert!(
+        log.contains(&format!("pid {}", std::process::id())) && log.contains("(the first one)"),
+        "{log}"
+    );
+    assert!(!res
+        .join("smoke/runs")
+        .read_dir()
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false));
 }
 
 #[test]

@@ -10,8 +10,10 @@ use td3_sweep::train::run::{train, TrainOptions};
 use td3_sweep::train::td3::{normalized_q, Td3};
 
 fn tiny_pixels() -> AgentConfig {
-    let mut c = AgentConfig::default();
-    c.device = "cpu".into();
+    let mut c = AgentConfig {
+        device: "cpu".into(),
+        ..Default::default()
+    };
     c.env.image_size = 24;
     c.env.frame_stack = 2;
     c.networks.cnn.channels = vec![8, 8];
@@ -30,7 +32,11 @@ fn tiny_pixels() -> AgentConfig {
 fn filled_replay(cfg: &AgentConfig, n: usize) -> Replay {
     let mut env = td3_sweep::train::env::make_env(&cfg.env).unwrap();
     let shape: Vec<i64> = match env.obs_spec() {
-        td3_sweep::train::env::ObsSpec::Pixels { channels, height, width } => {
+        td3_sweep::train::env::ObsSpec::Pixels {
+            channels,
+            height,
+            width,
+        } => {
             vec![channels as i64, height as i64, width as i64]
         }
         td3_sweep::train::env::ObsSpec::State { dim } => vec![dim as i64],
@@ -40,10 +46,16 @@ fn filled_replay(cfg: &AgentConfig, n: usize) -> Replay {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for _ in 0..n {
         use rand::Rng;
-        let a: Vec<f32> = (0..env.action_dim()).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let a: Vec<f32> = (0..env.action_dim())
+            .map(|_| rng.gen_range(-1.0..1.0))
+            .collect();
         let st = env.step(&a);
         r.push(&obs, &a, st.reward as f32, &st.obs, st.terminated);
-        obs = if st.terminated || st.truncated { env.reset(None) } else { st.obs };
+        obs = if st.terminated || st.truncated {
+            env.reset(None)
+        } else {
+            st.obs
+        };
     }
     r
 }
@@ -72,7 +84,10 @@ fn critic_loss_decreases_on_a_fixed_batch() {
         agent.update(&batch);
     }
     let after = agent.critic_loss(&batch);
-    assert!(after < 0.5 * before, "critic loss should fall on a fixed batch: {before} -> {after}");
+    assert!(
+        after < 0.5 * before,
+        "critic loss should fall on a fixed batch: {before} -> {after}"
+    );
 }
 
 #[test]
@@ -91,7 +106,10 @@ fn actor_step_leaves_no_gradient_in_the_critic() {
         // measured right after it: the actor backward added nothing a later step could apply.
         let own = (s.critic_head_gn.powi(2) + s.critic_cnn_gn.unwrap().powi(2)).sqrt();
         let now = agent.critic_grad_norm();
-        assert!((now - own).abs() <= 1e-5 * own.max(1.0), "critic grads changed by the actor step: {own} -> {now}");
+        assert!(
+            (now - own).abs() <= 1e-5 * own.max(1.0),
+            "critic grads changed by the actor step: {own} -> {now}"
+        );
         assert!(s.actor_cnn_gn.unwrap() > 0.0 && s.actor_head_gn.unwrap() > 0.0);
     }
 }
@@ -121,16 +139,28 @@ fn short_pixel_run_writes_exact_header_and_finite_values() {
     let text = std::fs::read_to_string(dir.path().join("metrics.csv")).unwrap();
     assert_eq!(text.lines().next().unwrap(), COLUMNS.join(","));
     let rows = read_metrics(&dir.path().join("metrics.csv")).unwrap();
-    assert_eq!(rows.iter().map(|r| r.train_step).collect::<Vec<_>>(), vec![10, 20, 30, 40, 50, 60]);
+    assert_eq!(
+        rows.iter().map(|r| r.train_step).collect::<Vec<_>>(),
+        vec![10, 20, 30, 40, 50, 60]
+    );
     for r in &rows {
-        for c in ["actor_cnn_grad_norm", "critic_cnn_grad_norm", "q_abs_max", "critic_loss", "actor_loss"] {
-            let v = r.get(c).unwrap_or_else(|| panic!("{c} empty at {}", r.train_step));
+        for c in [
+            "actor_cnn_grad_norm",
+            "critic_cnn_grad_norm",
+            "q_abs_max",
+            "critic_loss",
+            "actor_loss",
+        ] {
+            let v = r
+                .get(c)
+                .unwrap_or_else(|| panic!("{c} empty at {}", r.train_step));
             assert!(v.is_finite(), "{c} = {v}");
         }
         assert_eq!(r.nonfinite, 0);
     }
     let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("run.json")).unwrap())
+            .unwrap();
     assert_eq!(json["learning_rates"]["actor_cnn"]["source"], "default");
     assert_eq!(json["outcome"], "completed");
 }
@@ -146,8 +176,12 @@ fn state_run_leaves_cnn_columns_empty() {
     train(&cfg, opts).unwrap();
     let rows = read_metrics(&dir.path().join("metrics.csv")).unwrap();
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|r| r.actor_cnn_grad_norm.is_none() && r.critic_cnn_grad_norm.is_none()));
-    assert!(rows.iter().all(|r| r.actor_head_grad_norm.unwrap().is_finite()));
+    assert!(rows
+        .iter()
+        .all(|r| r.actor_cnn_grad_norm.is_none() && r.critic_cnn_grad_norm.is_none()));
+    assert!(rows
+        .iter()
+        .all(|r| r.actor_head_grad_norm.unwrap().is_finite()));
 }
 
 #[test]
@@ -167,11 +201,27 @@ fn injected_nan_diverges_at_that_step() {
     // evidence.csv holds the steps up to the bad one, per layer, with step 25 marked.
     let mut ev = csv::Reader::from_path(dir.path().join("evidence.csv")).unwrap();
     let header = ev.headers().unwrap().clone();
-    assert!(header.iter().any(|h| h.starts_with("grad_norm:actor_cnn.conv0")), "{header:?}");
-    assert!(header.iter().any(|h| h.starts_with("grad_norm:q1.")), "{header:?}");
+    assert!(
+        header
+            .iter()
+            .any(|h| h.starts_with("grad_norm:actor_cnn.conv0")),
+        "{header:?}"
+    );
+    assert!(
+        header.iter().any(|h| h.starts_with("grad_norm:q1.")),
+        "{header:?}"
+    );
     let recs: Vec<csv::StringRecord> = ev.records().map(|r| r.unwrap()).collect();
-    assert_eq!(recs.len(), 25, "all 25 training steps fit in the 50-step window");
-    let marked: Vec<&str> = recs.iter().filter(|r| &r[2] != "").map(|r| &r[0]).collect();
+    assert_eq!(
+        recs.len(),
+        25,
+        "all 25 training steps fit in the 50-step window"
+    );
+    let marked: Vec<&str> = recs
+        .iter()
+        .filter(|r| !r[2].is_empty())
+        .map(|r| &r[0])
+        .collect();
     assert_eq!(marked, vec!["25"]);
     assert_eq!(&recs.last().unwrap()[2], "first_nonfinite");
 }

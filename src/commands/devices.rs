@@ -6,8 +6,22 @@ use crate::train::run::LIBTORCH_VERSION;
 pub fn run() -> anyhow::Result<i32> {
     let n = tch::Cuda::device_count();
     println!("libtorch      {LIBTORCH_VERSION}");
-    println!("cuda          {}", if tch::Cuda::is_available() { "available" } else { "not available" });
-    println!("cudnn         {}", if tch::Cuda::cudnn_is_available() { "available" } else { "not available" });
+    println!(
+        "cuda          {}",
+        if tch::Cuda::is_available() {
+            "available"
+        } else {
+            "not available"
+        }
+    );
+    println!(
+        "cudnn         {}",
+        if tch::Cuda::cudnn_is_available() {
+            "available"
+        } else {
+            "not available"
+        }
+    );
     println!("cpu threads   {}", tch::get_num_threads());
     println!("gpus          {n}");
     for i in 0..n {
@@ -19,7 +33,12 @@ pub fn run() -> anyhow::Result<i32> {
 fn gpu_name(i: usize) -> String {
     // libtorch's C API in tch exposes no device-property call; nvidia-smi, when present, names the card.
     std::process::Command::new("nvidia-smi")
-        .args(["--query-gpu=name,memory.total", "--format=csv,noheader", "-i", &i.to_string()])
+        .args([
+            "--query-gpu=name,memory.total",
+            "--format=csv,noheader",
+            "-i",
+            &i.to_string(),
+        ])
         .output()
         .ok()
         .filter(|o| o.status.success())

@@ -32,7 +32,11 @@ fn device(cpu_only: bool) -> SlotDevice {
 /// Runs plan entry `--index`; the exit code is the `train` child's convention (0 completed,
 /// 3 diverged, 4 stopped, 130 interrupted, 1 crashed or timed out) so Slurm's job state is telling.
 pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
-    let dir = args.sweep.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let dir = args
+        .sweep
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     let plan_path = dir.join("plan.json");
     let plan = read_plan(&plan_path)?;
     if file_sha256(&args.sweep)? != plan.sweep_sha256 {
@@ -44,12 +48,26 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
         .into());
     }
     let Some(task) = plan.runs.iter().find(|r| r.index == args.index) else {
-        return Err(BadInput(format!("{}: no run with index {}", plan_path.display(), args.index)).into());
+        return Err(BadInput(format!(
+            "{}: no run with index {}",
+            plan_path.display(),
+            args.index
+        ))
+        .into());
     };
     let job = task.to_job();
-    std::fs::create_dir_all(&job.run_dir).with_context(|| format!("creating {}", job.run_dir.display()))?;
-    let threads = std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.parse().ok()).unwrap_or(plan.threads).max(1);
-    let slot = Slot { index: 0, device: device(plan.cpu_only), threads };
+    std::fs::create_dir_all(&job.run_dir)
+        .with_context(|| format!("creating {}", job.run_dir.display()))?;
+    let threads = std::env::var("SLURM_CPUS_PER_TASK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(plan.threads)
+        .max(1);
+    let slot = Slot {
+        index: 0,
+        device: device(plan.cpu_only),
+        threads,
+    };
     let ctl = Control::default();
     let c = ctl.clone();
     // Slurm ends a task with SIGTERM (scancel, time limit, preemption): end the run gracefully.
@@ -57,7 +75,10 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
         c.escalate();
     });
     let exe = std::env::current_exe().context("locating the td3-sweep binary")?;
-    let exec = ProcessExecutor { program: exe, grace: Duration::from_secs(10) };
+    let exec = ProcessExecutor {
+        program: exe,
+        grace: Duration::from_secs(10),
+    };
     // Progress lines still go to stdout.log; nobody here displays them live.
     let (tx, rx) = channel();
     drop(rx);
@@ -67,7 +88,10 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
         "run-one: {} {}{}",
         rec.run_id,
         rec.outcome,
-        rec.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+        rec.reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
     );
     Ok(match rec.outcome {
         Outcome::Completed => exit::COMPLETED,

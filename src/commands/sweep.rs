@@ -22,7 +22,9 @@ use crate::verdict::Criteria;
 /// Time between SIGTERM and SIGKILL for a run that times out or is interrupted: 10 s, or
 /// `TD3_SWEEP_KILL_GRACE_S` seconds.
 fn kill_grace() -> std::time::Duration {
-    let s = std::env::var("TD3_SWEEP_KILL_GRACE_S").ok().and_then(|v| v.parse::<f64>().ok());
+    let s = std::env::var("TD3_SWEEP_KILL_GRACE_S")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok());
     std::time::Duration::from_secs_f64(s.unwrap_or(10.0).max(0.0))
 }
 
@@ -30,7 +32,9 @@ fn kill_grace() -> std::time::Duration {
 pub fn load_criteria(spec: &SweepSpec) -> Result<Criteria, Diagnostics> {
     match &spec.criteria {
         CriteriaRef::Default => Ok(Criteria::default_set()),
-        CriteriaRef::Inline { node, source } => crate::verdict::parse_criteria(source, node).map_err(Diagnostics),
+        CriteriaRef::Inline { node, source } => {
+            crate::verdict::parse_criteria(source, node).map_err(Diagnostics)
+        }
         CriteriaRef::Path(p) => crate::verdict::load_criteria(p),
     }
 }
@@ -40,7 +44,9 @@ fn criteria_text(spec: &SweepSpec) -> anyhow::Result<String> {
     Ok(match &spec.criteria {
         CriteriaRef::Default => crate::verdict::DEFAULT_CRITERIA_YAML.to_string(),
         CriteriaRef::Inline { node, .. } => serde_yaml_ng::to_string(&node.to_json())?,
-        CriteriaRef::Path(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        CriteriaRef::Path(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
     })
 }
 
@@ -51,12 +57,23 @@ fn slots_for(spec: &SweepSpec, jobs: Option<usize>) -> Vec<Slot> {
         Devices::Gpus(g) => DeviceRequest::Gpus(g.clone()),
     };
     let gpus = tch::Cuda::device_count().max(0) as usize;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    plan_slots(&req, spec.resources.runs_per_device, spec.resources.threads_per_run, jobs, gpus, cores)
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    plan_slots(
+        &req,
+        spec.resources.runs_per_device,
+        spec.resources.threads_per_run,
+        jobs,
+        gpus,
+        cores,
+    )
 }
 
 fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:+,".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./=:+,".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -65,7 +82,12 @@ fn shell_quote(s: &str) -> String {
 
 /// The command that reproduces one run outside the sweep.
 fn reproduce_command(spec: &SweepSpec, run: &RunPlan, out: &Path) -> String {
-    let mut parts = vec!["td3-sweep".to_string(), "train".into(), "--config".into(), spec.base.display().to_string()];
+    let mut parts = vec![
+        "td3-sweep".to_string(),
+        "train".into(),
+        "--config".into(),
+        spec.base.display().to_string(),
+    ];
     for (k, v) in &run.overrides {
         if k == "seed" || k == "training.steps" {
             continue;
@@ -76,11 +98,17 @@ fn reproduce_command(spec: &SweepSpec, run: &RunPlan, out: &Path) -> String {
     parts.extend(["--seed".into(), run.seed.to_string()]);
     parts.extend(["--steps".into(), run.config.training.steps.to_string()]);
     parts.extend(["--out".into(), out.display().to_string()]);
-    parts.iter().map(|p| shell_quote(p)).collect::<Vec<_>>().join(" ")
+    parts
+        .iter()
+        .map(|p| shell_quote(p))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn read_record(dir: &Path) -> Option<RunRecord> {
-    std::fs::read_to_string(dir.join("run.json")).ok().and_then(|t| serde_json::from_str(&t).ok())
+    std::fs::read_to_string(dir.join("run.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
 }
 
 /// Whether a run with this stored record must be trained (again).
@@ -100,7 +128,13 @@ fn needs_run(rec: Option<&RunRecord>, hash: &str, rerun: Option<Rerun>) -> bool 
 
 fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
     let spec = &plan.spec;
-    println!("sweep {} ({}): {} runs on {} slot(s)", spec.name, spec.source.display(), plan.runs.len(), slots.len());
+    println!(
+        "sweep {} ({}): {} runs on {} slot(s)",
+        spec.name,
+        spec.source.display(),
+        plan.runs.len(),
+        slots.len()
+    );
     println!("base config: {}", spec.base.display());
     println!("results:     {}", results.display());
     if let Some(t) = spec.timeout {
@@ -111,7 +145,10 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
     for (i, run) in plan.runs.iter().enumerate() {
         let slot = &slots[i % slots.len()];
         println!("[{:>3}] {}", run.index, run.run_id);
-        println!("      variant {}  seed {}  steps {}  {}", run.variant, run.seed, run.config.training.steps, slot);
+        println!(
+            "      variant {}  seed {}  steps {}  {}",
+            run.variant, run.seed, run.config.training.steps, slot
+        );
         for (k, v) in &run.overrides {
             println!("      set {k} = {v}");
         }
@@ -119,14 +156,30 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
         let py = crate::train::run::py_float;
         if run.config.uses_pixels() {
             if run.config.networks.cnn.actor_encoder == crate::config::ActorEncoder::Own {
-                println!("      Actor CNN optimizer:   lr={} ({})", py(l.actor_cnn.lr), l.actor_cnn.source.key());
+                println!(
+                    "      Actor CNN optimizer:   lr={} ({})",
+                    py(l.actor_cnn.lr),
+                    l.actor_cnn.source.key()
+                );
             } else {
                 println!("      Actor CNN:             none (shared_detached: reads the critic CNN's features)");
             }
-            println!("      Critic CNN optimizer:  lr={} ({})", py(l.critic_cnn.lr), l.critic_cnn.source.key());
+            println!(
+                "      Critic CNN optimizer:  lr={} ({})",
+                py(l.critic_cnn.lr),
+                l.critic_cnn.source.key()
+            );
         }
-        println!("      Actor head optimizer:  lr={} ({})", py(l.actor_head.lr), l.actor_head.source.key());
-        println!("      Critic head optimizer: lr={} ({})", py(l.critic_head.lr), l.critic_head.source.key());
+        println!(
+            "      Actor head optimizer:  lr={} ({})",
+            py(l.actor_head.lr),
+            l.actor_head.source.key()
+        );
+        println!(
+            "      Critic head optimizer: lr={} ({})",
+            py(l.critic_head.lr),
+            l.critic_head.source.key()
+        );
     }
 }
 
@@ -206,7 +259,8 @@ fn prepare(args: &SweepArgs) -> anyhow::Result<Option<Prepared>> {
     }
     let _ = criteria;
     let runs_dir = results.join("runs");
-    std::fs::create_dir_all(&runs_dir).with_context(|| format!("creating {}", runs_dir.display()))?;
+    std::fs::create_dir_all(&runs_dir)
+        .with_context(|| format!("creating {}", runs_dir.display()))?;
     let invocation = std::env::args().collect::<Vec<_>>().join(" ");
     let lock = Lock::acquire(&results.join(".lock"), &invocation)?;
     if let Some(h) = &lock.took_over {
@@ -217,10 +271,17 @@ fn prepare(args: &SweepArgs) -> anyhow::Result<Option<Prepared>> {
     }
     let spec_text = Source::read(&spec.source).map_err(Diagnostics::from)?.text;
     write_atomic(&results.join("sweep.yaml"), spec_text.as_bytes())?;
-    write_atomic(&results.join("criteria.yaml"), criteria_text(spec)?.as_bytes())?;
+    write_atomic(
+        &results.join("criteria.yaml"),
+        criteria_text(spec)?.as_bytes(),
+    )?;
 
     let criteria_path = results.join("criteria.yaml");
-    let all: Vec<Job> = plan.runs.iter().map(|r| job_for(spec, r, &runs_dir, &criteria_path)).collect();
+    let all: Vec<Job> = plan
+        .runs
+        .iter()
+        .map(|r| job_for(spec, r, &runs_dir, &criteria_path))
+        .collect();
     let mut to_run = Vec::new();
     for (run, job) in plan.runs.iter().zip(&all) {
         let dir = &job.run_dir;
@@ -228,15 +289,30 @@ fn prepare(args: &SweepArgs) -> anyhow::Result<Option<Prepared>> {
             continue;
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        write_atomic(&dir.join("config.yaml"), config_to_yaml(&run.config).as_bytes())?;
+        write_atomic(
+            &dir.join("config.yaml"),
+            config_to_yaml(&run.config).as_bytes(),
+        )?;
         to_run.push(run.index);
     }
-    Ok(Some(Prepared { plan, slots, results, runs_dir, all, to_run, lock }))
+    Ok(Some(Prepared {
+        plan,
+        slots,
+        results,
+        runs_dir,
+        all,
+        to_run,
+        lock,
+    }))
 }
 
 /// Rewrites `summary.csv` from every planned run's folder.
 fn summarise(plan: &SweepPlan, runs_dir: &Path, summary_path: &Path) -> std::io::Result<()> {
-    let planned: Vec<(&RunPlan, PathBuf)> = plan.runs.iter().map(|r| (r, runs_dir.join(&r.run_id))).collect();
+    let planned: Vec<(&RunPlan, PathBuf)> = plan
+        .runs
+        .iter()
+        .map(|r| (r, runs_dir.join(&r.run_id)))
+        .collect();
     let rows: Vec<PlannedRun> = planned
         .iter()
         .map(|(r, d)| PlannedRun {
@@ -254,7 +330,11 @@ fn summarise(plan: &SweepPlan, runs_dir: &Path, summary_path: &Path) -> std::io:
 /// Classifies, renders the report and prints where things are; the exit code is the report's
 /// (or 130 when interrupted).
 fn finish(args: &SweepArgs, results: &Path, lock: Lock, interrupted: bool) -> anyhow::Result<i32> {
-    let opts = ReportOptions { template: args.template.clone(), junit: args.junit.clone(), ..Default::default() };
+    let opts = ReportOptions {
+        template: args.template.clone(),
+        junit: args.junit.clone(),
+        ..Default::default()
+    };
     let out = generate(results, &opts)?;
     drop(lock);
     println!("{}", out.overview);
@@ -270,14 +350,27 @@ fn finish(args: &SweepArgs, results: &Path, lock: Lock, interrupted: bool) -> an
 /// Runs a sweep end to end; the exit code is the report's (or 130 when interrupted).
 pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
     let slurm_opts = slurm_options(&args)?;
-    let Some(p) = prepare(&args)? else { return Ok(0) };
+    let Some(p) = prepare(&args)? else {
+        return Ok(0);
+    };
     if args.backend == Backend::Slurm {
         return run_slurm(&args, p, slurm_opts);
     }
-    let Prepared { plan, slots, results, runs_dir, all, to_run, lock } = p;
+    let Prepared {
+        plan,
+        slots,
+        results,
+        runs_dir,
+        all,
+        to_run,
+        lock,
+    } = p;
     let spec = &plan.spec;
     let exe = std::env::current_exe().context("locating the td3-sweep binary")?;
-    let jobs: Vec<Job> = all.into_iter().filter(|j| to_run.contains(&j.index)).collect();
+    let jobs: Vec<Job> = all
+        .into_iter()
+        .filter(|j| to_run.contains(&j.index))
+        .collect();
     let skipped = plan.runs.len() - jobs.len();
     println!(
         "sweep {}: {} runs, {} to train, {} already done; {} slot(s); results in {}",
@@ -302,7 +395,10 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
             eprintln!("\ninterrupt: killing running runs");
         }
     });
-    let exec = ProcessExecutor { program: exe, grace: kill_grace() };
+    let exec = ProcessExecutor {
+        program: exe,
+        grace: kill_grace(),
+    };
     let mut display = Display::new(&jobs, plan.runs.len());
     let t0 = std::time::Instant::now();
     let mut summary_err = None;
@@ -343,19 +439,33 @@ fn slurm_options(args: &SweepArgs) -> anyhow::Result<SlurmOptions> {
         extra: a.slurm_extra.clone(),
     };
     if args.backend != Backend::Slurm && (cli != SlurmOptions::default() || args.no_submit) {
-        return Err(BadInput("--no-submit and the --slurm-* flags need --backend slurm".into()).into());
+        return Err(
+            BadInput("--no-submit and the --slurm-* flags need --backend slurm".into()).into(),
+        );
     }
     let opts = SlurmOptions::default().overridden_by(&cli);
     let problems = opts.problems();
     if !problems.is_empty() {
-        return Err(BadInput(format!("invalid Slurm options:\n  {}", problems.join("\n  "))).into());
+        return Err(BadInput(format!(
+            "invalid Slurm options:\n  {}",
+            problems.join("\n  ")
+        ))
+        .into());
     }
     Ok(opts)
 }
 
 /// `--backend slurm`: the same prepared runs as sbatch arrays, then the same summary and report.
 fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Result<i32> {
-    let Prepared { plan, results, runs_dir, all, to_run, lock, .. } = p;
+    let Prepared {
+        plan,
+        results,
+        runs_dir,
+        all,
+        to_run,
+        lock,
+        ..
+    } = p;
     let spec = &plan.spec;
     let summary_path = results.join("summary.csv");
     let summarise = || summarise(&plan, &runs_dir, &summary_path);
@@ -403,15 +513,24 @@ fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Resul
     match end {
         SlurmEnd::Written(scripts) => {
             drop(lock);
-            println!("--no-submit: wrote {} script(s); submit them with:", scripts.len());
+            println!(
+                "--no-submit: wrote {} script(s); submit them with:",
+                scripts.len()
+            );
             for s in &scripts {
                 println!("  sbatch {}", s.display());
             }
-            println!("then, once the tasks ended: td3-sweep report {}", results.display());
+            println!(
+                "then, once the tasks ended: td3-sweep report {}",
+                results.display()
+            );
             Ok(0)
         }
         SlurmEnd::Finished { submitted } => {
-            println!("slurm: {submitted} task(s) submitted, all ended after {:.1} s", t0.elapsed().as_secs_f64());
+            println!(
+                "slurm: {submitted} task(s) submitted, all ended after {:.1} s",
+                t0.elapsed().as_secs_f64()
+            );
             finish(args, &results, lock, false)
         }
         SlurmEnd::Interrupted { jobs } => {

@@ -4,7 +4,9 @@ use std::io::{BufRead, Write};
 use std::sync::atomic::Ordering;
 
 use crate::cli::TrainArgs;
-use crate::config::load::{config_hash, config_to_yaml, load_agent_config, parse_set_arg, Override};
+use crate::config::load::{
+    config_hash, config_to_yaml, load_agent_config, parse_set_arg, Override,
+};
 use crate::config::yaml::Value;
 use crate::diag::{Diagnostics, Mark, Source};
 use crate::metrics::{write_atomic, Outcome};
@@ -19,7 +21,10 @@ fn arg_override(key: &str, value: u64, flag: &str) -> Override {
         key_mark: Mark { line: 1, col: 1 },
         value: crate::config::yaml::Node {
             value: Value::Int(value as i64),
-            mark: Mark { line: 1, col: key.len() + 2 },
+            mark: Mark {
+                line: 1,
+                col: key.len() + 2,
+            },
         },
         origin: Source::inline(flag, text),
     }
@@ -62,12 +67,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         tch::set_num_threads(t.max(1));
     }
     std::fs::create_dir_all(&args.out)?;
-    write_atomic(&args.out.join("config.yaml"), config_to_yaml(&cfg).as_bytes())?;
+    write_atomic(
+        &args.out.join("config.yaml"),
+        config_to_yaml(&cfg).as_bytes(),
+    )?;
 
     let mut opts = TrainOptions::new(args.out.clone());
     opts.run_id = args.child.run_id.clone();
     opts.variant = args.child.variant.clone();
-    opts.swept = args.child.swept.iter().filter_map(|s| s.split_once('=')).map(|(k, v)| (k.into(), v.into())).collect();
+    opts.swept = args
+        .child
+        .swept
+        .iter()
+        .filter_map(|s| s.split_once('='))
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect();
     opts.command = if args.child.command_line.is_empty() {
         std::env::args().collect::<Vec<_>>().join(" ")
     } else {
@@ -84,7 +98,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
             let stdin = std::io::stdin();
             let mut line = String::new();
             // Returns 0 bytes at EOF: the parent sweep is gone (possibly SIGKILLed). End the run.
-            while stdin.lock().read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+            while stdin
+                .lock()
+                .read_line(&mut line)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
                 line.clear();
             }
             s.store(true, Ordering::SeqCst);
@@ -106,7 +125,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
                 critic_cnn_grad_norm: r.critic_cnn_grad_norm,
                 q_abs_max: r.q_abs_max,
             };
-            println!("{PROGRESS_PREFIX}{}", serde_json::to_string(&p).unwrap_or_default());
+            println!(
+                "{PROGRESS_PREFIX}{}",
+                serde_json::to_string(&p).unwrap_or_default()
+            );
         } else {
             let f = |v: Option<f64>| v.map(|x| format!("{x:.4e}")).unwrap_or_else(|| "-".into());
             println!(
@@ -130,7 +152,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         rec.steps_planned,
         rec.train_steps_done,
         rec.wall_s,
-        rec.reason.as_deref().map(|r| format!(" - {r}")).unwrap_or_default()
+        rec.reason
+            .as_deref()
+            .map(|r| format!(" - {r}"))
+            .unwrap_or_default()
     );
     if rec.outcome == Outcome::Crashed {
         // Last on stderr, so the scheduler's stderr tail (run.json `stderr_tail`) holds the cause,

@@ -7,7 +7,9 @@ use crate::diag::Diagnostics;
 pub fn run(args: ValidateArgs) -> anyhow::Result<i32> {
     let mut all = Diagnostics::default();
     for f in &args.files {
-        match crate::spec::load_sweep(f).and_then(|plan| super::sweep::load_criteria(&plan.spec).map(|_| plan)) {
+        match crate::spec::load_sweep(f)
+            .and_then(|plan| super::sweep::load_criteria(&plan.spec).map(|_| plan))
+        {
             Ok(plan) => println!("{}: ok ({} runs)", f.display(), plan.runs.len()),
             Err(d) => all.0.extend(d.0),
         }

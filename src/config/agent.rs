@@ -125,8 +125,14 @@ impl Default for NetworksConfig {
     fn default() -> Self {
         Self {
             cnn: CnnConfig::default(),
-            actor: HeadConfig { hidden: vec![256, 256], learning_rate: 3e-4 },
-            critic: HeadConfig { hidden: vec![256, 256], learning_rate: 3e-4 },
+            actor: HeadConfig {
+                hidden: vec![256, 256],
+                learning_rate: 3e-4,
+            },
+            critic: HeadConfig {
+                hidden: vec![256, 256],
+                learning_rate: 3e-4,
+            },
         }
     }
 }
@@ -211,6 +217,9 @@ pub struct TrainingConfig {
     pub critic_cnn_grad_clip: GradClip,
     /// Solution C: `(q - mean) / (std + 1e-8)` in the actor loss.
     pub q_normalization: bool,
+    /// Write a resumable checkpoint (`<run>/checkpoint/`) every this many environment steps;
+    /// 0 turns periodic checkpoints off (stage ends of a ladder still write one).
+    pub checkpoint_every: u64,
 }
 
 impl Default for TrainingConfig {
@@ -229,6 +238,7 @@ impl Default for TrainingConfig {
             actor_cnn_grad_clip: GradClip::default(),
             critic_cnn_grad_clip: GradClip::default(),
             q_normalization: false,
+            checkpoint_every: 0,
         }
     }
 }
@@ -246,7 +256,11 @@ pub struct EvaluationConfig {
 
 impl Default for EvaluationConfig {
     fn default() -> Self {
-        Self { every: 0, episodes: 5, seed_offset: 100 }
+        Self {
+            every: 0,
+            episodes: 5,
+            seed_offset: 100,
+        }
     }
 }
 
@@ -327,15 +341,30 @@ impl AgentConfig {
     pub fn resolved_lrs(&self) -> ResolvedLrs {
         let cnn = &self.networks.cnn;
         let pick = |own: Option<f64>, own_src: LrSource| match (own, cnn.learning_rate) {
-            (Some(lr), _) => ResolvedLr { lr, source: own_src },
-            (None, Some(lr)) => ResolvedLr { lr, source: LrSource::LearningRate },
-            (None, None) => ResolvedLr { lr: DEFAULT_CNN_LR, source: LrSource::Default },
+            (Some(lr), _) => ResolvedLr {
+                lr,
+                source: own_src,
+            },
+            (None, Some(lr)) => ResolvedLr {
+                lr,
+                source: LrSource::LearningRate,
+            },
+            (None, None) => ResolvedLr {
+                lr: DEFAULT_CNN_LR,
+                source: LrSource::Default,
+            },
         };
         ResolvedLrs {
             actor_cnn: pick(cnn.actor_cnn_lr, LrSource::ActorCnnLr),
             critic_cnn: pick(cnn.critic_cnn_lr, LrSource::CriticCnnLr),
-            actor_head: ResolvedLr { lr: self.networks.actor.learning_rate, source: LrSource::ActorHead },
-            critic_head: ResolvedLr { lr: self.networks.critic.learning_rate, source: LrSource::CriticHead },
+            actor_head: ResolvedLr {
+                lr: self.networks.actor.learning_rate,
+                source: LrSource::ActorHead,
+            },
+            critic_head: ResolvedLr {
+                lr: self.networks.critic.learning_rate,
+                source: LrSource::CriticHead,
+            },
         }
     }
 
@@ -353,11 +382,51 @@ mod tests {
     fn lr_fallback_table() {
         // (actor_cnn_lr, critic_cnn_lr, learning_rate) -> (actor, actor source, critic, critic source)
         let cases = [
-            (Some(1e-5), Some(1e-4), Some(3e-4), 1e-5, LrSource::ActorCnnLr, 1e-4, LrSource::CriticCnnLr),
-            (None, None, Some(3e-4), 3e-4, LrSource::LearningRate, 3e-4, LrSource::LearningRate),
-            (None, None, None, 1e-4, LrSource::Default, 1e-4, LrSource::Default),
-            (Some(1e-5), None, None, 1e-5, LrSource::ActorCnnLr, 1e-4, LrSource::Default),
-            (None, Some(2e-4), Some(7e-5), 7e-5, LrSource::LearningRate, 2e-4, LrSource::CriticCnnLr),
+            (
+                Some(1e-5),
+                Some(1e-4),
+                Some(3e-4),
+                1e-5,
+                LrSource::ActorCnnLr,
+                1e-4,
+                LrSource::CriticCnnLr,
+            ),
+            (
+                None,
+                None,
+                Some(3e-4),
+                3e-4,
+                LrSource::LearningRate,
+                3e-4,
+                LrSource::LearningRate,
+            ),
+            (
+                None,
+                None,
+                None,
+                1e-4,
+                LrSource::Default,
+                1e-4,
+                LrSource::Default,
+            ),
+            (
+                Some(1e-5),
+                None,
+                None,
+                1e-5,
+                LrSource::ActorCnnLr,
+                1e-4,
+                LrSource::Default,
+            ),
+            (
+                None,
+                Some(2e-4),
+                Some(7e-5),
+                7e-5,
+                LrSource::LearningRate,
+                2e-4,
+                LrSource::CriticCnnLr,
+            ),
         ];
         for (a, c, l, ea, esa, ec, esc) in cases {
             let mut cfg = AgentConfig::default();
@@ -365,8 +434,16 @@ mod tests {
             cfg.networks.cnn.critic_cnn_lr = c;
             cfg.networks.cnn.learning_rate = l;
             let r = cfg.resolved_lrs();
-            assert_eq!((r.actor_cnn.lr, r.actor_cnn.source), (ea, esa), "case {a:?} {c:?} {l:?}");
-            assert_eq!((r.critic_cnn.lr, r.critic_cnn.source), (ec, esc), "case {a:?} {c:?} {l:?}");
+            assert_eq!(
+                (r.actor_cnn.lr, r.actor_cnn.source),
+                (ea, esa),
+                "case {a:?} {c:?} {l:?}"
+            );
+            assert_eq!(
+                (r.critic_cnn.lr, r.critic_cnn.source),
+                (ec, esc),
+                "case {a:?} {c:?} {l:?}"
+            );
         }
     }
 }

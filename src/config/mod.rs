@@ -6,5 +6,7 @@ pub mod schema;
 pub mod yaml;
 
 pub use agent::*;
-pub use load::{config_hash, config_to_yaml, load_agent_config, parse_set_arg, ConfigDoc, Override};
+pub use load::{
+    config_hash, config_to_yaml, load_agent_config, parse_set_arg, ConfigDoc, Override,
+};
 pub use schema::{lookup, KeySpec};

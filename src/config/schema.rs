@@ -368,6 +368,12 @@ static LEAVES: &[KeySpec] = &[
         "true",
     ),
     k(
+        "training.checkpoint_every",
+        Kind::Int { min: 0 },
+        "write a resumable checkpoint every this many env steps (0: off)",
+        "10000",
+    ),
+    k(
         "evaluation.every",
         Kind::Int { min: 0 },
         "evaluate every this many env steps (0: off)",

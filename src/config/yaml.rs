@@ -57,7 +57,10 @@ impl Value {
 impl Node {
     /// Looks up `key` in a mapping node.
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.entries().iter().find(|(k, _)| k.name == key).map(|(_, v)| v)
+        self.entries()
+            .iter()
+            .find(|(k, _)| k.name == key)
+            .map(|(_, v)| v)
     }
 
     /// The entries of a mapping node (empty for anything else).
@@ -92,10 +95,16 @@ impl Node {
             Value::Null => J::Null,
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(v) => J::Array(v.iter().map(Node::to_json).collect()),
-            Value::Map(m) => J::Object(m.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect()),
+            Value::Map(m) => J::Object(
+                m.iter()
+                    .map(|(k, v)| (k.name.clone(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 
@@ -112,7 +121,17 @@ impl Node {
             J::String(s) => Value::Str(s.clone()),
             J::Array(a) => Value::Seq(a.iter().map(|x| Node::from_json(x, mark)).collect()),
             J::Object(o) => Value::Map(
-                o.iter().map(|(k, x)| (Key { name: k.clone(), mark }, Node::from_json(x, mark))).collect(),
+                o.iter()
+                    .map(|(k, x)| {
+                        (
+                            Key {
+                                name: k.clone(),
+                                mark,
+                            },
+                            Node::from_json(x, mark),
+                        )
+                    })
+                    .collect(),
             ),
         };
         Node { value, mark }
@@ -154,7 +173,10 @@ impl fmt::Display for Value {
 
 fn mark_of(m: Marker) -> Mark {
     // yaml-rust2 lines are 1-based, columns 0-based.
-    Mark { line: m.line().max(1), col: m.col() + 1 }
+    Mark {
+        line: m.line().max(1),
+        col: m.col() + 1,
+    }
 }
 
 enum Frame {
@@ -187,7 +209,10 @@ impl Builder<'_> {
                                 .hint("each key may appear once in a mapping; remove or merge the repeated one"),
                         );
                     }
-                    *pending = Some(Key { name, mark: node.mark });
+                    *pending = Some(Key {
+                        name,
+                        mark: node.mark,
+                    });
                 }
                 Some(key) => entries.push((key, node)),
             },
@@ -203,12 +228,18 @@ impl MarkedEventReceiver for Builder<'_> {
             Event::MappingStart(..) => self.stack.push(Frame::Map(mark, Vec::new(), None)),
             Event::SequenceEnd => {
                 if let Some(Frame::Seq(m, items)) = self.stack.pop() {
-                    self.push_value(Node { value: Value::Seq(items), mark: m });
+                    self.push_value(Node {
+                        value: Value::Seq(items),
+                        mark: m,
+                    });
                 }
             }
             Event::MappingEnd => {
                 if let Some(Frame::Map(m, entries, _)) = self.stack.pop() {
-                    self.push_value(Node { value: Value::Map(entries), mark: m });
+                    self.push_value(Node {
+                        value: Value::Map(entries),
+                        mark: m,
+                    });
                 }
             }
             Event::Scalar(text, style, _, _) => {
@@ -217,7 +248,10 @@ impl MarkedEventReceiver for Builder<'_> {
                         Yaml::Null => Value::Null,
                         Yaml::Boolean(b) => Value::Bool(b),
                         Yaml::Integer(i) => Value::Int(i),
-                        Yaml::Real(r) => r.parse::<f64>().map(Value::Float).unwrap_or(Value::Str(text)),
+                        Yaml::Real(r) => r
+                            .parse::<f64>()
+                            .map(Value::Float)
+                            .unwrap_or(Value::Str(text)),
                         _ => Value::Str(text),
                     }
                 } else {
@@ -230,7 +264,10 @@ impl MarkedEventReceiver for Builder<'_> {
                     Diagnostic::new(self.src, mark, "YAML aliases (`*name`) are not supported")
                         .hint("write the value out in full"),
                 );
-                self.push_value(Node { value: Value::Null, mark });
+                self.push_value(Node {
+                    value: Value::Null,
+                    mark,
+                });
             }
             _ => {}
         }
@@ -239,7 +276,12 @@ impl MarkedEventReceiver for Builder<'_> {
 
 /// Parses a YAML document into a located tree. An empty document is an empty mapping.
 pub fn parse(src: &Source) -> Result<Node, Vec<Diagnostic>> {
-    let mut b = Builder { src, stack: Vec::new(), root: None, errors: Vec::new() };
+    let mut b = Builder {
+        src,
+        stack: Vec::new(),
+        root: None,
+        errors: Vec::new(),
+    };
     let mut parser = Parser::new_from_str(&src.text);
     if let Err(e) = parser.load(&mut b, false) {
         let mark = mark_of(*e.marker());
@@ -249,7 +291,10 @@ pub fn parse(src: &Source) -> Result<Node, Vec<Diagnostic>> {
     if !b.errors.is_empty() {
         return Err(b.errors);
     }
-    Ok(b.root.unwrap_or(Node { value: Value::Map(Vec::new()), mark: Mark { line: 1, col: 1 } }))
+    Ok(b.root.unwrap_or(Node {
+        value: Value::Map(Vec::new()),
+        mark: Mark { line: 1, col: 1 },
+    }))
 }
 
 /// Parses a single scalar written on the command line (`--set key=VALUE`) with YAML's rules.
@@ -289,7 +334,11 @@ mod tests {
         let src = Source::inline("bad.yaml", "a: [1, 2\nb: 3\n");
         let errs = parse(&src).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].message.starts_with("YAML syntax error"), "{}", errs[0]);
+        assert!(
+            errs[0].message.starts_with("YAML syntax error"),
+            "{}",
+            errs[0]
+        );
         assert!(errs[0].mark.line >= 1);
     }
 

@@ -95,7 +95,11 @@ pub enum MetricsError {
         source: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
-    Parse { path: PathBuf, line: u64, message: String },
+    Parse {
+        path: PathBuf,
+        line: u64,
+        message: String,
+    },
 }
 
 /// Appends rows to `metrics.csv`, flushing each one so a crash loses nothing already logged.
@@ -121,14 +125,25 @@ impl MetricsWriter {
     }
 
     fn open(path: &Path, append: bool) -> Result<Self, MetricsError> {
-        let io = |source| MetricsError::Io { path: path.to_path_buf(), source };
+        let io = |source| MetricsError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let file = if append {
-            OpenOptions::new().create(true).append(true).open(path).map_err(io)?
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(io)?
         } else {
             File::create(path).map_err(io)?
         };
         let len = file.metadata().map_err(io)?.len();
-        let mut w = Self { path: path.to_path_buf(), file, len };
+        let mut w = Self {
+            path: path.to_path_buf(),
+            file,
+            len,
+        };
         if len == 0 {
             w.write_line(&COLUMNS.map(String::from))?;
         }
@@ -136,10 +151,17 @@ impl MetricsWriter {
     }
 
     fn write_line(&mut self, fields: &[String]) -> Result<(), MetricsError> {
-        let io = |source| MetricsError::Io { path: self.path.clone(), source };
-        let mut line = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+        let io = |source| MetricsError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut line = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
         line.write_record(fields).map_err(|e| io(e.into()))?;
-        let bytes = line.into_inner().map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        let bytes = line
+            .into_inner()
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
         if let Err(e) = self.file.write_all(&bytes) {
             // Disk full or similar: drop the partial line so the file stays a valid CSV.
             let _ = self.file.set_len(self.len);
@@ -189,7 +211,10 @@ fn row_fields(r: &MetricRow) -> [String; 16] {
 /// Writes `bytes` to `path` via a temporary file in the same folder and a rename, so a reader
 /// never sees half a file and a failed write leaves the old file intact.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let res = (|| {
@@ -206,18 +231,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Reads a whole `metrics.csv`. A malformed line is an error that names the file and line.
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>, MetricsError> {
-    let io = |source| MetricsError::Io { path: path.to_path_buf(), source };
+    let io = |source| MetricsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let text = std::fs::read_to_string(path).map_err(io)?;
     parse_metrics(path, &text)
 }
 
 /// Parses `metrics.csv` text (see [`read_metrics`]); `path` only labels errors.
 pub fn parse_metrics(path: &Path, text: &str) -> Result<Vec<MetricRow>, MetricsError> {
-    let perr = |line: u64, message: String| MetricsError::Parse { path: path.to_path_buf(), line, message };
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(text.as_bytes());
+    let perr = |line: u64, message: String| MetricsError::Parse {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(text.as_bytes());
     let headers = rdr.headers().map_err(|e| perr(1, e.to_string()))?.clone();
-    let idx: Vec<Option<usize>> =
-        COLUMNS.iter().map(|c| headers.iter().position(|h| h == *c)).collect();
+    let idx: Vec<Option<usize>> = COLUMNS
+        .iter()
+        .map(|c| headers.iter().position(|h| h == *c))
+        .collect();
     for (i, c) in COLUMNS.iter().enumerate() {
         // eval_return came later; older files without it still read.
         if idx[i].is_none() && *c != "eval_return" {
@@ -237,14 +274,21 @@ pub fn parse_metrics(path: &Path, text: &str) -> Result<Vec<MetricRow>, MetricsE
             if s.is_empty() {
                 return Ok(None);
             }
-            s.parse::<f64>()
-                .map(Some)
-                .map_err(|_| perr(line, format!("column `{}`: `{s}` is not a number", COLUMNS[i])))
+            s.parse::<f64>().map(Some).map_err(|_| {
+                perr(
+                    line,
+                    format!("column `{}`: `{s}` is not a number", COLUMNS[i]),
+                )
+            })
         };
         let int = |i: usize| -> Result<u64, MetricsError> {
             let s = cell(i).trim();
-            s.parse::<u64>()
-                .map_err(|_| perr(line, format!("column `{}`: `{s}` is not a whole number", COLUMNS[i])))
+            s.parse::<u64>().map_err(|_| {
+                perr(
+                    line,
+                    format!("column `{}`: `{s}` is not a whole number", COLUMNS[i]),
+                )
+            })
         };
         rows.push(MetricRow {
             train_step: int(0)?,
@@ -277,7 +321,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("metrics.csv");
         let rows = vec![
-            MetricRow { train_step: 100, env_step: 200, q_mean: Some(-1.25), nonfinite: 0, ..Default::default() },
+            MetricRow {
+                train_step: 100,
+                env_step: 200,
+                q_mean: Some(-1.25),
+                nonfinite: 0,
+                ..Default::default()
+            },
             MetricRow {
                 train_step: 200,
                 env_step: 300,
@@ -297,14 +347,24 @@ mod tests {
         assert_eq!(back[0].actor_cnn_grad_norm, None);
         assert_eq!(back[1].actor_cnn_grad_norm, Some(7_475_702.0));
         assert!(back[1].q_abs_max.unwrap().is_nan());
-        let header = std::fs::read_to_string(&p).unwrap().lines().next().unwrap().to_string();
+        let header = std::fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
         assert_eq!(header, COLUMNS.join(","));
     }
 
     #[test]
     fn corrupt_line_names_file_and_line() {
-        let text = format!("{}\n1,2,0.1,,,,,,,,,,,0,0,\n3,x,0.2,,,,,,,,,,,0,0,\n", COLUMNS.join(","));
-        let err = parse_metrics(Path::new("runs/a/metrics.csv"), &text).unwrap_err().to_string();
+        let text = format!(
+            "{}\n1,2,0.1,,,,,,,,,,,0,0,\n3,x,0.2,,,,,,,,,,,0,0,\n",
+            COLUMNS.join(",")
+        );
+        let err = parse_metrics(Path::new("runs/a/metrics.csv"), &text)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("runs/a/metrics.csv:3:"), "{err}");
         assert!(err.contains("env_step"), "{err}");
     }

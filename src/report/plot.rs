@@ -213,7 +213,10 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..100.min(svg.len())]);
-        assert!(svg.contains("lr=1e-4") && svg.contains("10,000,000"), "{svg}");
+        assert!(
+            svg.contains("lr=1e-4") && svg.contains("10,000,000"),
+            "{svg}"
+        );
         assert_eq!(render_svg("empty", &[], &[]).unwrap(), None);
     }
 }

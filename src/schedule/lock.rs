@@ -47,7 +47,11 @@ fn hostname() -> String {
 pub fn pid_alive(pid: u32) -> bool {
     // /proc/<pid>/stat exists for live processes and zombies; a zombie ('Z') is dead for our purpose.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')).unwrap_or(false),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .map(|r| r.trim_start().starts_with('Z'))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }
@@ -55,7 +59,10 @@ pub fn pid_alive(pid: u32) -> bool {
 impl Lock {
     /// Takes the lock at `path`, or says who holds it.
     pub fn acquire(path: &Path, command: &str) -> Result<Lock, LockError> {
-        let io = |source| LockError::Io { path: path.to_path_buf(), source };
+        let io = |source| LockError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let me = Holder {
             pid: std::process::id(),
             host: hostname(),
@@ -66,8 +73,12 @@ impl Lock {
         for _ in 0..3 {
             match OpenOptions::new().write(true).create_new(true).open(path) {
                 Ok(mut f) => {
-                    f.write_all(serde_json::to_string(&me).unwrap_or_default().as_bytes()).map_err(io)?;
-                    return Ok(Lock { path: path.to_path_buf(), took_over });
+                    f.write_all(serde_json::to_string(&me).unwrap_or_default().as_bytes())
+                        .map_err(io)?;
+                    return Ok(Lock {
+                        path: path.to_path_buf(),
+                        took_over,
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -77,7 +88,12 @@ impl Lock {
                             let _ = std::fs::remove_file(path);
                             took_over = Some(h);
                         }
-                        Ok(h) => return Err(LockError::Held { path: path.to_path_buf(), holder: h }),
+                        Ok(h) => {
+                            return Err(LockError::Held {
+                                path: path.to_path_buf(),
+                                holder: h,
+                            })
+                        }
                         // Unreadable: a holder may be between create and write; retry briefly.
                         Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
                     }
@@ -92,7 +108,10 @@ impl Lock {
             started_at: "?".into(),
             command: format!("unreadable lock file: {text:?}"),
         });
-        Err(LockError::Held { path: path.to_path_buf(), holder })
+        Err(LockError::Held {
+            path: path.to_path_buf(),
+            holder,
+        })
     }
 }
 
@@ -111,8 +130,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join(".lock");
         let first = Lock::acquire(&p, "td3-sweep sweep a.yaml").unwrap();
-        let err = Lock::acquire(&p, "td3-sweep sweep b.yaml").unwrap_err().to_string();
-        assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
+        let err = Lock::acquire(&p, "td3-sweep sweep b.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
         assert!(err.contains("td3-sweep sweep a.yaml"), "{err}");
         drop(first);
         assert!(!p.exists());
@@ -120,7 +144,12 @@ mod tests {
         let mut c = std::process::Command::new("true").spawn().unwrap();
         let dead = c.id();
         c.wait().unwrap();
-        let stale = Holder { pid: dead, host: hostname(), started_at: "x".into(), command: "old".into() };
+        let stale = Holder {
+            pid: dead,
+            host: hostname(),
+            started_at: "x".into(),
+            command: "old".into(),
+        };
         std::fs::write(&p, serde_json::to_string(&stale).unwrap()).unwrap();
         let l = Lock::acquire(&p, "new").unwrap();
         assert_eq!(l.took_over.as_ref().map(|h| h.pid), Some(dead));

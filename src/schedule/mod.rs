@@ -87,9 +87,18 @@ pub struct Progress {
 /// What happens during a sweep, in order, on one channel.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started { index: usize, slot: Slot },
-    Progress { index: usize, progress: Progress },
-    Finished { index: usize, record: Box<RunRecord> },
+    Started {
+        index: usize,
+        slot: Slot,
+    },
+    Progress {
+        index: usize,
+        progress: Progress,
+    },
+    Finished {
+        index: usize,
+        record: Box<RunRecord>,
+    },
 }
 
 /// Interrupt level shared by the scheduler and its executors: 0 running, 1 stop launching and end
@@ -135,10 +144,18 @@ pub fn run_jobs<E: Executor>(
                 if ctl.level() > 0 {
                     break;
                 }
-                let Some(job) = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None) else { break };
-                let _ = tx.send(Event::Started { index: job.index, slot: *slot });
+                let Some(job) = queue.lock().map(|mut q| q.pop_front()).unwrap_or(None) else {
+                    break;
+                };
+                let _ = tx.send(Event::Started {
+                    index: job.index,
+                    slot: *slot,
+                });
                 let rec = exec.execute(&job, slot, ctl, &tx);
-                let _ = tx.send(Event::Finished { index: job.index, record: Box::new(rec) });
+                let _ = tx.send(Event::Finished {
+                    index: job.index,
+                    record: Box::new(rec),
+                });
             });
         }
         drop(tx);
@@ -168,13 +185,20 @@ mod tests {
         fn execute(&self, job: &Job, _slot: &Slot, ctl: &Control, tx: &Sender<Event>) -> RunRecord {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
-            let _ = tx.send(Event::Progress { index: job.index, progress: Progress::default() });
+            let _ = tx.send(Event::Progress {
+                index: job.index,
+                progress: Progress::default(),
+            });
             std::thread::sleep(Duration::from_millis(30));
             if job.index == 2 {
                 ctl.escalate();
             }
             self.running.fetch_sub(1, Ordering::SeqCst);
-            let outcome = if job.index == 1 { Outcome::Crashed } else { Outcome::Completed };
+            let outcome = if job.index == 1 {
+                Outcome::Crashed
+            } else {
+                Outcome::Completed
+            };
             job.placeholder(outcome, None, 0.03)
         }
     }
@@ -197,18 +221,36 @@ mod tests {
 
     #[test]
     fn uses_all_slots_records_crashes_and_stops_launching_on_interrupt() {
-        let fake = Fake { running: AtomicUsize::new(0), peak: AtomicUsize::new(0) };
+        let fake = Fake {
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        };
         let slots = plan_slots(&DeviceRequest::Cpu, 1, 1, Some(2), 0, 2);
         let ctl = Control::default();
         let mut events = Vec::new();
         let t = Instant::now();
-        let recs = run_jobs((0..8).map(job).collect(), &slots, &fake, &ctl, |e| events.push(e.clone()));
-        assert_eq!(fake.peak.load(Ordering::SeqCst), 2, "two slots run two jobs at once");
+        let recs = run_jobs((0..8).map(job).collect(), &slots, &fake, &ctl, |e| {
+            events.push(e.clone())
+        });
+        assert_eq!(
+            fake.peak.load(Ordering::SeqCst),
+            2,
+            "two slots run two jobs at once"
+        );
         // Job 2 raised the interrupt: jobs already running finish, nothing new starts.
         assert!(recs.len() >= 3 && recs.len() < 8, "{} finished", recs.len());
-        assert!(recs.iter().any(|r| r.run_id == "r1" && r.outcome == Outcome::Crashed));
-        let started = events.iter().filter(|e| matches!(e, Event::Started { .. })).count();
-        assert_eq!(started, recs.len(), "every started job finishes with a record");
+        assert!(recs
+            .iter()
+            .any(|r| r.run_id == "r1" && r.outcome == Outcome::Crashed));
+        let started = events
+            .iter()
+            .filter(|e| matches!(e, Event::Started { .. }))
+            .count();
+        assert_eq!(
+            started,
+            recs.len(),
+            "every started job finishes with a record"
+        );
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 }

@@ -34,7 +34,10 @@ pub struct ProcessExecutor {
 
 fn signal(pid: u32, sig: &str) {
     // `kill(1)` keeps this crate free of unsafe code; it runs only on timeouts and Ctrl-C.
-    let _ = Command::new("kill").args([sig, &pid.to_string()]).stderr(Stdio::null()).status();
+    let _ = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
 }
 
 fn tail(path: &Path, lines: usize) -> String {
@@ -47,7 +50,9 @@ impl Executor for ProcessExecutor {
     fn execute(&self, job: &Job, slot: &Slot, ctl: &Control, tx: &Sender<Event>) -> RunRecord {
         let dir = &job.run_dir;
         let started = Instant::now();
-        let fail = |why: String| job.placeholder(Outcome::Crashed, Some(why), started.elapsed().as_secs_f64());
+        let fail = |why: String| {
+            job.placeholder(Outcome::Crashed, Some(why), started.elapsed().as_secs_f64())
+        };
         let stdout_log = match std::fs::File::create(dir.join("stdout.log")) {
             Ok(f) => f,
             Err(e) => return fail(format!("cannot create stdout.log: {e}")),
@@ -136,8 +141,9 @@ impl Executor for ProcessExecutor {
             (None, Some(s)) => format!("killed by signal {s}{}", signal_name(s)),
             _ => "unknown".into(),
         };
-        let child_record: Option<RunRecord> =
-            std::fs::read_to_string(dir.join("run.json")).ok().and_then(|t| serde_json::from_str(&t).ok());
+        let child_record: Option<RunRecord> = std::fs::read_to_string(dir.join("run.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
         let mut rec = child_record.unwrap_or_else(|| job.placeholder(Outcome::Crashed, None, wall));
         let stderr_tail = tail(&dir.join("stderr.log"), 20);
         let outcome = match (forced, status.code()) {
@@ -152,7 +158,10 @@ impl Executor for ProcessExecutor {
         };
         if rec.steps_done == 0 {
             // The child died before its final record: its metrics say how far it got.
-            if let Some(last) = crate::metrics::read_metrics(&dir.join("metrics.csv")).ok().and_then(|r| r.last().cloned()) {
+            if let Some(last) = crate::metrics::read_metrics(&dir.join("metrics.csv"))
+                .ok()
+                .and_then(|r| r.last().cloned())
+            {
                 rec.steps_done = last.env_step;
                 rec.train_steps_done = last.train_step;
             }
@@ -162,7 +171,10 @@ impl Executor for ProcessExecutor {
         rec.wall_s = wall;
         match outcome {
             Outcome::Timeout => {
-                rec.reason = Some(format!("timed out after {:.0} s", job.timeout.unwrap_or_default().as_secs_f64()))
+                rec.reason = Some(format!(
+                    "timed out after {:.0} s",
+                    job.timeout.unwrap_or_default().as_secs_f64()
+                ))
             }
             Outcome::Crashed => {
                 rec.reason = Some(format!("process {exit}"));

@@ -34,14 +34,19 @@ impl Display {
     /// A display for `jobs` (the ones that will run this time) out of `planned` in the sweep.
     pub fn new(jobs: &[Job], planned: usize) -> Display {
         let tty = std::io::stdout().is_terminal();
-        let ids = jobs.iter().map(|j| (j.index, (j.run_id.clone(), j.steps))).collect();
+        let ids = jobs
+            .iter()
+            .map(|j| (j.index, (j.run_id.clone(), j.steps)))
+            .collect();
         let (multi, total) = if tty {
             let m = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
             let t = m.add(ProgressBar::new(jobs.len() as u64));
             t.set_style(
-                ProgressStyle::with_template("sweep [{bar:30}] {pos}/{len} runs  {elapsed_precise}  {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "sweep [{bar:30}] {pos}/{len} runs  {elapsed_precise}  {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
             );
             (Some(m), Some(t))
         } else {
@@ -100,7 +105,10 @@ impl Display {
                     b.set_position(p.env_step);
                     b.set_message(msg);
                 } else {
-                    self.latest.insert(*index, format!("{} step {}/{} {msg}", name(index), p.env_step, p.steps));
+                    self.latest.insert(
+                        *index,
+                        format!("{} step {}/{} {msg}", name(index), p.env_step, p.steps),
+                    );
                     if self.last_line.elapsed() >= Duration::from_secs(15) {
                         self.last_line = Instant::now();
                         let mut lines: Vec<&String> = self.latest.values().collect();
@@ -120,7 +128,11 @@ impl Display {
                 if let Some(t) = &self.total {
                     t.inc(1);
                 }
-                let reason = record.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+                let reason = record
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
                 let line = format!(
                     "done   {}  {}  {}/{} steps  {:.1} s{}  [{}/{}]",
                     name(index),
@@ -128,7 +140,11 @@ impl Display {
                     record.steps_done,
                     record.steps_planned,
                     record.wall_s,
-                    if record.outcome == crate::metrics::Outcome::Completed { String::new() } else { reason },
+                    if record.outcome == crate::metrics::Outcome::Completed {
+                        String::new()
+                    } else {
+                        reason
+                    },
                     self.finished,
                     self.ids.len(),
                 );

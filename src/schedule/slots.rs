@@ -21,7 +21,13 @@ pub struct Slot {
 impl fmt::Display for Slot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.device {
-            SlotDevice::Cpu => write!(f, "slot {} (cpu, {} thread{})", self.index, self.threads, plural(self.threads)),
+            SlotDevice::Cpu => write!(
+                f,
+                "slot {} (cpu, {} thread{})",
+                self.index,
+                self.threads,
+                plural(self.threads)
+            ),
             SlotDevice::Gpu(g) => write!(f, "slot {} (gpu {g})", self.index),
         }
     }
@@ -64,10 +70,18 @@ pub fn plan_slots(
     let devices: Vec<SlotDevice> = if gpus.is_empty() {
         vec![SlotDevice::Cpu; (cores / threads).max(1)]
     } else {
-        gpus.iter().flat_map(|&g| std::iter::repeat_n(SlotDevice::Gpu(g), runs_per_device.max(1))).collect()
+        gpus.iter()
+            .flat_map(|&g| std::iter::repeat_n(SlotDevice::Gpu(g), runs_per_device.max(1)))
+            .collect()
     };
     let n = jobs.unwrap_or(devices.len()).max(1);
-    (0..n).map(|i| Slot { index: i, device: devices[i % devices.len()], threads }).collect()
+    (0..n)
+        .map(|i| Slot {
+            index: i,
+            device: devices[i % devices.len()],
+            threads,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -79,13 +93,24 @@ mod tests {
         let cpu = |n| plan_slots(&DeviceRequest::Auto, 2, 1, None, 0, n);
         assert_eq!(cpu(2).len(), 2);
         assert_eq!(cpu(16).len(), 16);
-        assert_eq!(plan_slots(&DeviceRequest::Auto, 2, 4, None, 0, 2).len(), 1, "never zero slots");
+        assert_eq!(
+            plan_slots(&DeviceRequest::Auto, 2, 4, None, 0, 2).len(),
+            1,
+            "never zero slots"
+        );
         let g = plan_slots(&DeviceRequest::Auto, 2, 1, None, 3, 16);
         assert_eq!(g.len(), 6);
-        assert_eq!(g.iter().filter(|s| s.device == SlotDevice::Gpu(2)).count(), 2);
+        assert_eq!(
+            g.iter().filter(|s| s.device == SlotDevice::Gpu(2)).count(),
+            2
+        );
         let pick = plan_slots(&DeviceRequest::Gpus(vec![1]), 3, 1, None, 4, 16);
         assert!(pick.iter().all(|s| s.device == SlotDevice::Gpu(1)) && pick.len() == 3);
-        assert_eq!(plan_slots(&DeviceRequest::Cpu, 2, 1, None, 4, 8).len(), 8, "cpu ignores GPUs");
+        assert_eq!(
+            plan_slots(&DeviceRequest::Cpu, 2, 1, None, 4, 8).len(),
+            8,
+            "cpu ignores GPUs"
+        );
         let j = plan_slots(&DeviceRequest::Auto, 1, 1, Some(5), 2, 16);
         assert_eq!(j.len(), 5);
         assert_eq!(j[4].device, SlotDevice::Gpu(0));

@@ -64,7 +64,10 @@ pub enum SlurmError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SlurmError + '_ {
-    move |source| SlurmError::Io { path: path.to_path_buf(), source }
+    move |source| SlurmError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// One run as `run-one` needs it: a serialisable [`Job`].
@@ -149,17 +152,25 @@ pub struct PlanFile {
 /// sha256 of a file's bytes, hex.
 pub fn file_sha256(path: &Path) -> Result<String, SlurmError> {
     let bytes = std::fs::read(path).map_err(io(path))?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SlurmError> {
     let text = std::fs::read_to_string(path).map_err(io(path))?;
-    serde_json::from_str(&text).map_err(|e| SlurmError::Format { path: path.to_path_buf(), message: e.to_string() })
+    serde_json::from_str(&text).map_err(|e| SlurmError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SlurmError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| SlurmError::Format { path: path.to_path_buf(), message: e.to_string() })?;
+    let text = serde_json::to_string_pretty(value).map_err(|e| SlurmError::Format {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     write_atomic(path, text.as_bytes()).map_err(io(path))
 }
 
@@ -184,7 +195,10 @@ pub struct Submission {
 impl Submission {
     /// `<job>_<task>` for each task, with its plan index.
     fn tasks(&self) -> impl Iterator<Item = (String, usize)> + '_ {
-        self.indices.iter().enumerate().map(|(t, &i)| (format!("{}_{t}", self.job_id), i))
+        self.indices
+            .iter()
+            .enumerate()
+            .map(|(t, &i)| (format!("{}_{t}", self.job_id), i))
     }
 }
 
@@ -251,7 +265,9 @@ fn absolute(p: &Path) -> Result<PathBuf, SlurmError> {
 }
 
 fn read_record(dir: &Path) -> Option<RunRecord> {
-    std::fs::read_to_string(dir.join("run.json")).ok().and_then(|t| serde_json::from_str(&t).ok())
+    std::fs::read_to_string(dir.join("run.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -261,7 +277,11 @@ fn tail(text: &str, lines: usize) -> String {
 
 /// Writes the scripts, submits them (unless `--no-submit`), then waits until every task ended,
 /// calling `on_end` after each run's final `run.json` is in place.
-pub fn run_sweep(s: SlurmSweep<'_>, ctl: &Control, mut on_end: impl FnMut()) -> Result<SlurmEnd, SlurmError> {
+pub fn run_sweep(
+    s: SlurmSweep<'_>,
+    ctl: &Control,
+    mut on_end: impl FnMut(),
+) -> Result<SlurmEnd, SlurmError> {
     let problems = s.options.problems();
     if !problems.is_empty() {
         return Err(SlurmError::Options(problems));
@@ -278,7 +298,11 @@ pub fn run_sweep(s: SlurmSweep<'_>, ctl: &Control, mut on_end: impl FnMut()) -> 
     };
     write_json(&s.results.join("plan.json"), &plan)?;
     let jobs_path = slurm_dir.join("jobs.json");
-    let mut jobs_file: JobsFile = if jobs_path.exists() { read_json(&jobs_path)? } else { JobsFile::default() };
+    let mut jobs_file: JobsFile = if jobs_path.exists() {
+        read_json(&jobs_path)?
+    } else {
+        JobsFile::default()
+    };
 
     // Tasks of earlier submissions still in the queue are waited for, not submitted twice.
     let mut active: BTreeMap<usize, String> = BTreeMap::new();
@@ -293,11 +317,21 @@ pub fn run_sweep(s: SlurmSweep<'_>, ctl: &Control, mut on_end: impl FnMut()) -> 
             }
         }
     }
-    let to_submit: Vec<usize> = s.to_run.iter().copied().filter(|i| !active.contains_key(i)).collect();
+    let to_submit: Vec<usize> = s
+        .to_run
+        .iter()
+        .copied()
+        .filter(|i| !active.contains_key(i))
+        .collect();
 
     let workdir = absolute(Path::new("."))?;
     let out_dir = absolute(&slurm_dir)?;
-    let submission = jobs_file.submissions.iter().map(|x| x.script.clone()).collect::<BTreeSet<_>>().len();
+    let submission = jobs_file
+        .submissions
+        .iter()
+        .map(|x| x.script.clone())
+        .collect::<BTreeSet<_>>()
+        .len();
     let mut scripts = Vec::new();
     for (k, chunk) in to_submit.chunks(MAX_ARRAY_TASKS).enumerate() {
         let path = slurm_dir.join(format!("array-{submission:03}-{k:03}.sbatch"));
@@ -315,7 +349,9 @@ pub fn run_sweep(s: SlurmSweep<'_>, ctl: &Control, mut on_end: impl FnMut()) -> 
         scripts.push((path, chunk.to_vec()));
     }
     if !s.submit {
-        return Ok(SlurmEnd::Written(scripts.into_iter().map(|(p, _)| p).collect()));
+        return Ok(SlurmEnd::Written(
+            scripts.into_iter().map(|(p, _)| p).collect(),
+        ));
     }
 
     let by_index: BTreeMap<usize, &Job> = s.all.iter().map(|j| (j.index, j)).collect();
@@ -339,14 +375,22 @@ pub fn run_sweep(s: SlurmSweep<'_>, ctl: &Control, mut on_end: impl FnMut()) -> 
         waiting.extend(waiter(*index, task.clone()));
     }
     for (path, indices) in &scripts {
-        let job_id = queue::sbatch(path).map_err(|source| SlurmError::Submit { script: path.clone(), source })?;
+        let job_id = queue::sbatch(path).map_err(|source| SlurmError::Submit {
+            script: path.clone(),
+            source,
+        })?;
         let sub = Submission {
             job_id,
             script: path.clone(),
             indices: indices.clone(),
             submitted_at: chrono::Utc::now().to_rfc3339(),
         };
-        println!("submitted {} ({} task(s)) as job {}", path.display(), indices.len(), sub.job_id);
+        println!(
+            "submitted {} ({} task(s)) as job {}",
+            path.display(),
+            indices.len(),
+            sub.job_id
+        );
         for (task, index) in sub.tasks() {
             waiting.extend(waiter(index, task));
         }
@@ -354,7 +398,10 @@ pub fn run_sweep(s: SlurmSweep<'_>, ctl: &Control, mut on_end: impl FnMut()) -> 
         write_json(&jobs_path, &jobs_file)?;
     }
     if !active.is_empty() {
-        println!("waiting for {} task(s) already in Slurm from an earlier submission", active.len());
+        println!(
+            "waiting for {} task(s) already in Slurm from an earlier submission",
+            active.len()
+        );
     }
     let submitted = to_submit.len();
     let total = waiting.len();
@@ -364,14 +411,21 @@ pub fn run_sweep(s: SlurmSweep<'_>, ctl: &Control, mut on_end: impl FnMut()) -> 
     let mut queue_warned: Option<Instant> = None;
     while !waiting.is_empty() {
         if ctl.level() > 0 {
-            let jobs: BTreeSet<String> =
-                waiting.iter().filter_map(|w| w.task.split('_').next().map(String::from)).collect();
-            return Ok(SlurmEnd::Interrupted { jobs: jobs.into_iter().collect() });
+            let jobs: BTreeSet<String> = waiting
+                .iter()
+                .filter_map(|w| w.task.split('_').next().map(String::from))
+                .collect();
+            return Ok(SlurmEnd::Interrupted {
+                jobs: jobs.into_iter().collect(),
+            });
         }
         let q = match queue::squeue() {
             Ok(q) => Some(q),
             Err(e) => {
-                if queue_warned.map(|t| t.elapsed() > Duration::from_secs(60)).unwrap_or(true) {
+                if queue_warned
+                    .map(|t| t.elapsed() > Duration::from_secs(60))
+                    .unwrap_or(true)
+                {
                     eprintln!("warning: {e}; still waiting (deciding from run.json files only)");
                     queue_warned = Some(Instant::now());
                 }
@@ -400,16 +454,29 @@ pub fn run_sweep(s: SlurmSweep<'_>, ctl: &Control, mut on_end: impl FnMut()) -> 
                 Some(r) => {
                     ended += 1;
                     changed = true;
-                    let reason = r.reason.as_deref().map(|x| format!(" ({x})")).unwrap_or_default();
-                    println!("[{ended:>3}/{total}] {} {}{reason}  [task {}]", r.run_id, r.outcome, w.task);
+                    let reason = r
+                        .reason
+                        .as_deref()
+                        .map(|x| format!(" ({x})"))
+                        .unwrap_or_default();
+                    println!(
+                        "[{ended:>3}/{total}] {} {}{reason}  [task {}]",
+                        r.run_id, r.outcome, w.task
+                    );
                     on_end();
                 }
                 None => still.push(w),
             }
         }
         waiting = still;
-        let running = waiting.iter().filter(|w| matches!(w.state.as_deref(), Some("RUNNING" | "COMPLETING"))).count();
-        let line = format!("slurm: {ended}/{total} ended, {running} running, {} queued", waiting.len() - running);
+        let running = waiting
+            .iter()
+            .filter(|w| matches!(w.state.as_deref(), Some("RUNNING" | "COMPLETING")))
+            .count();
+        let line = format!(
+            "slurm: {ended}/{total} ended, {running} running, {} queued",
+            waiting.len() - running
+        );
         if line != last_line && !waiting.is_empty() {
             println!("{line}");
             last_line = line;
@@ -418,7 +485,11 @@ pub fn run_sweep(s: SlurmSweep<'_>, ctl: &Control, mut on_end: impl FnMut()) -> 
             break;
         }
         // Poll often while things happen, back off to 10 s on a quiet cluster.
-        interval = if changed { Duration::from_millis(500) } else { (interval * 3 / 2).min(Duration::from_secs(10)) };
+        interval = if changed {
+            Duration::from_millis(500)
+        } else {
+            (interval * 3 / 2).min(Duration::from_secs(10))
+        };
         let until = Instant::now() + interval;
         while Instant::now() < until && ctl.level() == 0 {
             std::thread::sleep(Duration::from_millis(100));
@@ -449,7 +520,11 @@ fn record_gone(rec: Option<RunRecord>, w: &Waiting<'_>) -> RunRecord {
     let mut rec = rec.unwrap_or_else(|| w.job.placeholder(outcome, None, 0.0));
     rec.outcome = outcome;
     rec.reason = Some(format!("{reason} (task {})", w.task));
-    rec.exit = Some(format!("slurm task {} {}", w.task, state.as_deref().unwrap_or("left the queue")));
+    rec.exit = Some(format!(
+        "slurm task {} {}",
+        w.task,
+        state.as_deref().unwrap_or("left the queue")
+    ));
     let stderr = std::fs::read_to_string(w.job.run_dir.join("stderr.log")).unwrap_or_default();
     let mut t = tail(&stderr, 20);
     if let Some(o) = &out {
@@ -490,7 +565,10 @@ mod tests {
         let t = PlannedTask::from(&job);
         let back: PlannedTask = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
         let j = back.to_job();
-        assert_eq!((j.index, j.args, j.timeout, j.swept), (3, job.args.clone(), job.timeout, job.swept.clone()));
+        assert_eq!(
+            (j.index, j.args, j.timeout, j.swept),
+            (3, job.args.clone(), job.timeout, job.swept.clone())
+        );
     }
 
     #[test]
@@ -502,6 +580,9 @@ mod tests {
             submitted_at: String::new(),
         };
         let tasks: Vec<_> = s.tasks().collect();
-        assert_eq!(tasks, vec![("42_0".to_string(), 1000), ("42_1".to_string(), 1003)]);
+        assert_eq!(
+            tasks,
+            vec![("42_0".to_string(), 1000), ("42_1".to_string(), 1003)]
+        );
     }
 }

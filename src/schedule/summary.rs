@@ -32,7 +32,11 @@ fn max_of(rows: &[MetricRow], col: &str) -> String {
 }
 
 fn last_of(rows: &[MetricRow], col: &str) -> String {
-    rows.iter().rev().find_map(|r| r.get(col)).map(|v| format!("{v}")).unwrap_or_default()
+    rows.iter()
+        .rev()
+        .find_map(|r| r.get(col))
+        .map(|v| format!("{v}"))
+        .unwrap_or_default()
 }
 
 /// Writes `summary.csv` for `runs`, reading each run's `run.json` and `metrics.csv` from its folder.
@@ -64,7 +68,10 @@ pub fn write_summary(path: &Path, runs: &[PlannedRun<'_>]) -> std::io::Result<()
             .and_then(|t| serde_json::from_str(&t).ok());
         let rows = read_metrics(&r.run_dir.join("metrics.csv")).unwrap_or_default();
         let mut line: Vec<String> = vec![r.run_id.into(), r.variant.into(), r.seed.to_string()];
-        line.extend(keys.iter().map(|k| r.swept.get(*k).cloned().unwrap_or_default()));
+        line.extend(
+            keys.iter()
+                .map(|k| r.swept.get(*k).cloned().unwrap_or_default()),
+        );
         match &rec {
             Some(rec) => line.extend([
                 rec.outcome.to_string(),
@@ -72,7 +79,12 @@ pub fn write_summary(path: &Path, runs: &[PlannedRun<'_>]) -> std::io::Result<()
                 rec.steps_planned.to_string(),
                 format!("{:.1}", rec.wall_s),
             ]),
-            None => line.extend(["pending".into(), "0".into(), r.steps.to_string(), String::new()]),
+            None => line.extend([
+                "pending".into(),
+                "0".into(),
+                r.steps.to_string(),
+                String::new(),
+            ]),
         }
         line.extend([
             max_of(&rows, "actor_cnn_grad_norm"),
@@ -84,6 +96,8 @@ pub fn write_summary(path: &Path, runs: &[PlannedRun<'_>]) -> std::io::Result<()
         ]);
         w.write_record(&line)?;
     }
-    let bytes = w.into_inner().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
     write_atomic(path, &bytes)
 }

@@ -3,5 +3,5 @@
 pub mod env;
 pub mod nets;
 pub mod replay;
-pub mod td3;
 pub mod run;
+pub mod td3;

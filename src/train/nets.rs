@@ -9,19 +9,42 @@ use tch::{Kind, Tensor};
 
 fn torch_uniform(fan_in: i64) -> nn::Init {
     let bound = 1.0 / (fan_in as f64).sqrt();
-    nn::Init::Uniform { lo: -bound, up: bound }
+    nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
 }
 
 /// `nn::Linear` with PyTorch's default init.
 pub fn linear(p: nn::Path, inp: i64, out: i64) -> nn::Linear {
     let init = torch_uniform(inp);
-    nn::linear(p, inp, out, nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true })
+    nn::linear(
+        p,
+        inp,
+        out,
+        nn::LinearConfig {
+            ws_init: init,
+            bs_init: Some(init),
+            bias: true,
+        },
+    )
 }
 
 /// `nn::Conv2D` with PyTorch's default init (fan_in = in_channels · k²).
 pub fn conv2d(p: nn::Path, inp: i64, out: i64, k: i64, stride: i64) -> nn::Conv2D {
     let init = torch_uniform(inp * k * k);
-    nn::conv2d(p, inp, out, k, nn::ConvConfig { stride, ws_init: init, bs_init: init, ..Default::default() })
+    nn::conv2d(
+        p,
+        inp,
+        out,
+        k,
+        nn::ConvConfig {
+            stride,
+            ws_init: init,
+            bs_init: init,
+            ..Default::default()
+        },
+    )
 }
 
 /// Conv stack → flatten → Linear → ReLU. Input is u8 pixels already scaled to [0, 1].
@@ -63,14 +86,24 @@ impl Encoder {
     pub fn new(p: &nn::Path, shape: &EncoderShape) -> Encoder {
         let mut convs = Vec::new();
         let mut c_in = shape.in_channels;
-        for (i, ((&c, &k), &s)) in shape.channels.iter().zip(&shape.kernels).zip(&shape.strides).enumerate() {
+        for (i, ((&c, &k), &s)) in shape
+            .channels
+            .iter()
+            .zip(&shape.kernels)
+            .zip(&shape.strides)
+            .enumerate()
+        {
             convs.push(conv2d(p / format!("conv{i}"), c_in, c, k, s));
             c_in = c;
         }
         let side = shape.conv_out_side().unwrap_or(1);
         let flat = c_in * side * side;
         let fc = linear(p / "fc", flat, shape.feature_dim);
-        Encoder { convs, fc, out_dim: shape.feature_dim }
+        Encoder {
+            convs,
+            fc,
+            out_dim: shape.feature_dim,
+        }
     }
 }
 
@@ -149,7 +182,10 @@ pub fn grad_norm(vars: &[Tensor]) -> Tensor {
 /// given the pre-clip norm already computed by [`grad_norm`].
 pub fn clip_grads(vars: &[Tensor], total_norm: &Tensor, max_norm: f64) {
     // Same formula as torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped to 1.
-    let coef = (total_norm + 1e-6).reciprocal().g_mul_scalar(max_norm).clamp_max(1.0);
+    let coef = (total_norm + 1e-6)
+        .reciprocal()
+        .g_mul_scalar(max_norm)
+        .clamp_max(1.0);
     tch::no_grad(|| {
         for v in vars {
             let mut g = v.grad();
@@ -177,11 +213,17 @@ mod tests {
         let l = linear(vs.root() / "l", 400, 300);
         let bound = 1.0 / 400f64.sqrt();
         let max = l.ws.abs().max().double_value(&[]);
-        assert!(max <= bound + 1e-7 && max > 0.9 * bound, "max {max} bound {bound}");
+        assert!(
+            max <= bound + 1e-7 && max > 0.9 * bound,
+            "max {max} bound {bound}"
+        );
         let c = conv2d(vs.root() / "c", 3, 16, 5, 2);
         let bound = 1.0 / (3.0f64 * 25.0).sqrt();
         let max = c.ws.abs().max().double_value(&[]);
-        assert!(max <= bound + 1e-7 && max > 0.9 * bound, "conv max {max} bound {bound}");
+        assert!(
+            max <= bound + 1e-7 && max > 0.9 * bound,
+            "conv max {max} bound {bound}"
+        );
     }
 
     #[test]
@@ -198,7 +240,10 @@ mod tests {
         clip_grads(&vars, &before, 1.0);
         let after = grad_norm(&vars).double_value(&[]);
         assert!(after <= 1.0 + 1e-4, "after clipping {after}");
-        assert!(after > 0.99, "clipping should scale to max_norm, got {after}");
+        assert!(
+            after > 0.99,
+            "clipping should scale to max_norm, got {after}"
+        );
         // Below the threshold nothing changes.
         let small = grad_norm(&vars);
         clip_grads(&vars, &small, 10.0);

@@ -48,6 +48,9 @@ pub enum TrainError {
 /// Called at each metrics row with all rows so far; returns a reason when a FAIL is already certain.
 pub type FailFast = Box<dyn Fn(&[MetricRow]) -> Option<String>>;
 
+/// Called with each metrics row as it is written.
+pub type OnRow = Box<dyn FnMut(&MetricRow)>;
+
 /// Everything about a run that is not the agent config.
 pub struct TrainOptions {
     /// Where `metrics.csv` and `run.json` go (created if missing).
@@ -65,7 +68,7 @@ pub struct TrainOptions {
     /// End the run (outcome `stopped`) when `fail_fast` hits; otherwise only record the evidence.
     pub stop_on_fail: bool,
     /// Called with each row as it is written (progress reporting).
-    pub on_row: Option<Box<dyn FnMut(&MetricRow)>>,
+    pub on_row: Option<OnRow>,
     /// Print the optimizers' learning rates at start-up, as the seed does.
     pub verbose: bool,
 }
@@ -99,7 +102,9 @@ pub fn resolve_device(spec: &str) -> Result<Device, TrainError> {
             if tch::Cuda::is_available() {
                 Ok(Device::Cuda(0))
             } else {
-                Err(err("CUDA is not available on this machine (see `td3-sweep devices`)"))
+                Err(err(
+                    "CUDA is not available on this machine (see `td3-sweep devices`)",
+                ))
             }
         }
         s => {
@@ -129,7 +134,7 @@ pub fn device_name(d: Device) -> String {
 /// Formats a float as Python's `repr` does (`1e-05`, `0.0001`), so start-up lines match the seed's.
 pub fn py_float(v: f64) -> String {
     let a = v.abs();
-    if v != 0.0 && (a < 1e-4 || a >= 1e16) {
+    if v != 0.0 && !(1e-4..1e16).contains(&a) {
         let s = format!("{v:e}");
         let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
         let e: i32 = e.parse().unwrap_or(0);
@@ -175,7 +180,11 @@ struct Window {
 fn fmax(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     match (a, b) {
         // NaN wins, so a non-finite value is never hidden by a max.
-        (Some(x), Some(y)) => Some(if x.is_nan() || y.is_nan() { f64::NAN } else { x.max(y) }),
+        (Some(x), Some(y)) => Some(if x.is_nan() || y.is_nan() {
+            f64::NAN
+        } else {
+            x.max(y)
+        }),
         (x, None) => x,
         (None, y) => y,
     }
@@ -231,7 +240,14 @@ struct Episodes {
 
 fn obs_tensor(obs: &Observation, spec: &ObsSpec, device: Device) -> Tensor {
     match (obs, spec) {
-        (Observation::Pixels(p), ObsSpec::Pixels { channels, height, width }) => {
+        (
+            Observation::Pixels(p),
+            ObsSpec::Pixels {
+                channels,
+                height,
+                width,
+            },
+        ) => {
             Tensor::from_slice(p)
                 .view([1, *channels as i64, *height as i64, *width as i64])
                 .to(device)
@@ -245,7 +261,11 @@ fn obs_tensor(obs: &Observation, spec: &ObsSpec, device: Device) -> Tensor {
 
 fn obs_shape(spec: &ObsSpec) -> Vec<i64> {
     match spec {
-        ObsSpec::Pixels { channels, height, width } => vec![*channels as i64, *height as i64, *width as i64],
+        ObsSpec::Pixels {
+            channels,
+            height,
+            width,
+        } => vec![*channels as i64, *height as i64, *width as i64],
         ObsSpec::State { dim } => vec![*dim as i64],
     }
 }
@@ -287,7 +307,11 @@ struct Evidence {
 
 impl Evidence {
     fn new(layer_names: Vec<String>) -> Evidence {
-        Evidence { layer_names, steps: Default::default(), written: false }
+        Evidence {
+            layer_names,
+            steps: Default::default(),
+            written: false,
+        }
     }
 
     fn push(&mut self, train_step: u64, env_step: u64, s: StepScalars) {
@@ -299,13 +323,21 @@ impl Evidence {
 
     /// Writes the window once; `marker` labels `bad_step` (the first non-finite step, or the step
     /// at which the FAIL was detected).
-    fn write(&mut self, dir: &std::path::Path, bad_step: u64, marker: &str) -> Result<(), TrainError> {
+    fn write(
+        &mut self,
+        dir: &std::path::Path,
+        bad_step: u64,
+        marker: &str,
+    ) -> Result<(), TrainError> {
         if self.written {
             return Ok(());
         }
         self.written = true;
         let path = dir.join("evidence.csv");
-        let io = |e: std::io::Error| TrainError::Io { path: path.clone(), source: e };
+        let io = |e: std::io::Error| TrainError::Io {
+            path: path.clone(),
+            source: e,
+        };
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut header: Vec<String> = [
             "train_step",
@@ -327,7 +359,12 @@ impl Evidence {
         header.extend(self.layer_names.iter().map(|n| format!("grad_norm:{n}")));
         w.write_record(&header).map_err(|e| io(e.into()))?;
         let o = |v: Option<f64>| v.map(|x| format!("{x:?}")).unwrap_or_default();
-        let first_bad = self.steps.iter().find(|(_, _, s)| s.nonfinite > 0).map(|(t, _, _)| *t).unwrap_or(bad_step);
+        let first_bad = self
+            .steps
+            .iter()
+            .find(|(_, _, s)| s.nonfinite > 0)
+            .map(|(t, _, _)| *t)
+            .unwrap_or(bad_step);
         for (t, e, s) in &self.steps {
             let mark = if *t == first_bad { marker } else { "" };
             let mut rec = vec![
@@ -347,7 +384,9 @@ impl Evidence {
             rec.extend(s.layers.iter().map(|v| format!("{v:?}")));
             w.write_record(&rec).map_err(|e| io(e.into()))?;
         }
-        let bytes = w.into_inner().map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        let bytes = w
+            .into_inner()
+            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
         write_atomic(&path, &bytes).map_err(io)
     }
 }
@@ -357,7 +396,10 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     let t0 = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let out = opts.out_dir.clone();
-    std::fs::create_dir_all(&out).map_err(|source| TrainError::Io { path: out.clone(), source })?;
+    std::fs::create_dir_all(&out).map_err(|source| TrainError::Io {
+        path: out.clone(),
+        source,
+    })?;
     let device = resolve_device(&cfg.device)?;
     tch::manual_seed(cfg.seed as i64);
     if let Device::Cuda(_) = device {
@@ -390,7 +432,11 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     let lrs = cfg.resolved_lrs();
     if opts.verbose {
         let line = |name: &str, r: ResolvedLr| {
-            println!("  {name} optimizer initialized with lr={} ({})", py_float(r.lr), r.source.key())
+            println!(
+                "  {name} optimizer initialized with lr={} ({})",
+                py_float(r.lr),
+                r.source.key()
+            )
         };
         if cfg.uses_pixels() && cfg.networks.cnn.actor_encoder == crate::config::ActorEncoder::Own {
             line("Actor CNN", lrs.actor_cnn);
@@ -431,7 +477,10 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     let run_json = out.join("run.json");
     let save = |r: &RunRecord| {
         let text = serde_json::to_string_pretty(r).unwrap_or_default();
-        write_atomic(&run_json, text.as_bytes()).map_err(|source| TrainError::Io { path: run_json.clone(), source })
+        write_atomic(&run_json, text.as_bytes()).map_err(|source| TrainError::Io {
+            path: run_json.clone(),
+            source,
+        })
     };
     // Written first as "crashed": if the process dies without a word, that is what it did.
     save(&record)?;
@@ -439,7 +488,8 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
 
     let t = &cfg.training;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED);
-    let noise = Normal::new(0.0, t.exploration_noise.max(0.0)).unwrap_or_else(|_| Normal::new(0.0, 0.0).unwrap());
+    let noise = Normal::new(0.0, t.exploration_noise.max(0.0))
+        .unwrap_or_else(|_| Normal::new(0.0, 0.0).unwrap());
     let mut replay = Replay::new(t.buffer_size, shape.clone(), cfg.uses_pixels(), act_dim);
     let mut obs = env.reset(Some(cfg.seed));
     let mut ep = Episodes::default();
@@ -462,7 +512,9 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
             (0..act_dim).map(|_| rng.gen_range(-1.0f32..=1.0)).collect()
         } else {
             let a = agent.act(&obs_tensor(&obs, &spec, device));
-            a.iter().map(|&x| (x + noise.sample(&mut rng) as f32).clamp(-1.0, 1.0)).collect()
+            a.iter()
+                .map(|&x| (x + noise.sample(&mut rng) as f32).clamp(-1.0, 1.0))
+                .collect()
         };
         let st = env.step(&action);
         env_step += 1;
@@ -478,8 +530,13 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
             st.obs
         };
         // A bridged env that died or raised: the run is `crashed`, with the traceback as its reason.
-        let env_failure = env.failure().map(|why| format!("at env step {env_step}: {why}"));
-        let eval_failure = if env_failure.is_none() && cfg.evaluation.every > 0 && env_step % cfg.evaluation.every == 0 {
+        let env_failure = env
+            .failure()
+            .map(|why| format!("at env step {env_step}: {why}"));
+        let eval_failure = if env_failure.is_none()
+            && cfg.evaluation.every > 0
+            && env_step % cfg.evaluation.every == 0
+        {
             match evaluate(&agent, cfg) {
                 Ok(v) => {
                     pending_eval = Some(v);
@@ -534,7 +591,9 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
             win = Window::default();
             if diverged {
                 outcome = Outcome::Diverged;
-                reason = Some(format!("non-finite loss, gradient or parameter at training step {train_step}"));
+                reason = Some(format!(
+                    "non-finite loss, gradient or parameter at training step {train_step}"
+                ));
                 break 'outer;
             }
             if let Some(ff) = opts.fail_fast.as_ref().filter(|_| !evidence.written) {

@@ -21,7 +21,11 @@ struct Group {
 
 impl Group {
     fn new(device: Device) -> Group {
-        Group { vs: nn::VarStore::new(device), vars: Vec::new(), names: Vec::new() }
+        Group {
+            vs: nn::VarStore::new(device),
+            vars: Vec::new(),
+            names: Vec::new(),
+        }
     }
     fn seal(&mut self) {
         let mut v: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
@@ -60,23 +64,57 @@ fn build(cfg: &AgentConfig, obs_shape: &[i64], act_dim: i64, device: Device) -> 
     };
     let own_actor_cnn = pixels && cnn.actor_encoder == ActorEncoder::Own;
     let mut critic_cnn_g = pixels.then(|| Group::new(device));
-    let critic_cnn = critic_cnn_g.as_ref().map(|g| Encoder::new(&(g.vs.root() / "critic_cnn"), &shape));
+    let critic_cnn = critic_cnn_g
+        .as_ref()
+        .map(|g| Encoder::new(&(g.vs.root() / "critic_cnn"), &shape));
     let mut actor_cnn_g = own_actor_cnn.then(|| Group::new(device));
-    let actor_cnn = actor_cnn_g.as_ref().map(|g| Encoder::new(&(g.vs.root() / "actor_cnn"), &shape));
-    let feat = if pixels { cnn.feature_dim } else { obs_shape[0] };
+    let actor_cnn = actor_cnn_g
+        .as_ref()
+        .map(|g| Encoder::new(&(g.vs.root() / "actor_cnn"), &shape));
+    let feat = if pixels {
+        cnn.feature_dim
+    } else {
+        obs_shape[0]
+    };
     let mut actor_head_g = Group::new(device);
-    let actor_head = Mlp::new(&(actor_head_g.vs.root() / "actor"), feat, &cfg.networks.actor.hidden, act_dim);
+    let actor_head = Mlp::new(
+        &(actor_head_g.vs.root() / "actor"),
+        feat,
+        &cfg.networks.actor.hidden,
+        act_dim,
+    );
     let mut critic_head_g = Group::new(device);
-    let q1 = Mlp::new(&(critic_head_g.vs.root() / "q1"), feat + act_dim, &cfg.networks.critic.hidden, 1);
-    let q2 = Mlp::new(&(critic_head_g.vs.root() / "q2"), feat + act_dim, &cfg.networks.critic.hidden, 1);
-    for g in [actor_cnn_g.as_mut(), critic_cnn_g.as_mut(), Some(&mut actor_head_g), Some(&mut critic_head_g)]
-        .into_iter()
-        .flatten()
+    let q1 = Mlp::new(
+        &(critic_head_g.vs.root() / "q1"),
+        feat + act_dim,
+        &cfg.networks.critic.hidden,
+        1,
+    );
+    let q2 = Mlp::new(
+        &(critic_head_g.vs.root() / "q2"),
+        feat + act_dim,
+        &cfg.networks.critic.hidden,
+        1,
+    );
+    for g in [
+        actor_cnn_g.as_mut(),
+        critic_cnn_g.as_mut(),
+        Some(&mut actor_head_g),
+        Some(&mut critic_head_g),
+    ]
+    .into_iter()
+    .flatten()
     {
         g.seal();
     }
     (
-        Nets { actor_cnn, actor_head, critic_cnn, q1, q2 },
+        Nets {
+            actor_cnn,
+            actor_head,
+            critic_cnn,
+            q1,
+            q2,
+        },
         Stores {
             actor_cnn: actor_cnn_g,
             actor_head: actor_head_g,
@@ -134,7 +172,12 @@ pub struct Td3 {
 
 impl Td3 {
     /// Builds online and target networks and the four optimizers with the resolved learning rates.
-    pub fn new(cfg: &AgentConfig, obs_shape: &[i64], act_dim: i64, device: Device) -> Result<Td3, tch::TchError> {
+    pub fn new(
+        cfg: &AgentConfig,
+        obs_shape: &[i64],
+        act_dim: i64,
+        device: Device,
+    ) -> Result<Td3, tch::TchError> {
         let (nets, stores) = build(cfg, obs_shape, act_dim, device);
         let (tnets, mut tstores) = build(cfg, obs_shape, act_dim, device);
         copy_group(&mut tstores.actor_cnn, &stores.actor_cnn)?;
@@ -142,15 +185,26 @@ impl Td3 {
         tstores.actor_head.vs.copy(&stores.actor_head.vs)?;
         tstores.critic_head.vs.copy(&stores.critic_head.vs)?;
         // Targets never get gradients.
-        for g in [tstores.actor_cnn.as_mut(), tstores.critic_cnn.as_mut()].into_iter().flatten() {
+        for g in [tstores.actor_cnn.as_mut(), tstores.critic_cnn.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             g.vs.freeze();
         }
         tstores.actor_head.vs.freeze();
         tstores.critic_head.vs.freeze();
         let lrs = cfg.resolved_lrs();
         let adam = |g: &Group, lr: f64| nn::Adam::default().build(&g.vs, lr);
-        let opt_actor_cnn = stores.actor_cnn.as_ref().map(|g| adam(g, lrs.actor_cnn.lr)).transpose()?;
-        let opt_critic_cnn = stores.critic_cnn.as_ref().map(|g| adam(g, lrs.critic_cnn.lr)).transpose()?;
+        let opt_actor_cnn = stores
+            .actor_cnn
+            .as_ref()
+            .map(|g| adam(g, lrs.actor_cnn.lr))
+            .transpose()?;
+        let opt_critic_cnn = stores
+            .critic_cnn
+            .as_ref()
+            .map(|g| adam(g, lrs.critic_cnn.lr))
+            .transpose()?;
         let opt_actor_head = adam(&stores.actor_head, lrs.actor_head.lr)?;
         let opt_critic_head = adam(&stores.critic_head, lrs.critic_head.lr)?;
         Ok(Td3 {
@@ -176,7 +230,9 @@ impl Td3 {
     /// Deterministic action in [-1, 1] for one observation tensor `[1, ...]`.
     pub fn act(&self, obs: &Tensor) -> Vec<f32> {
         tch::no_grad(|| {
-            let a = actor_forward(&self.nets, obs).to_device(Device::Cpu).view([-1]);
+            let a = actor_forward(&self.nets, obs)
+                .to_device(Device::Cpu)
+                .view([-1]);
             Vec::<f32>::try_from(a).unwrap_or_default()
         })
     }
@@ -192,17 +248,22 @@ impl Td3 {
             let next_a = (actor_forward(&self.targets.0, &b.next_obs) + noise).clamp(-1.0, 1.0);
             let f = critic_features(&self.targets.0, &b.next_obs);
             let sa = Tensor::cat(&[f, next_a], 1);
-            let tq = self.targets.0.q1.forward(&sa).minimum(&self.targets.0.q2.forward(&sa));
+            let tq = self
+                .targets
+                .0
+                .q1
+                .forward(&sa)
+                .minimum(&self.targets.0.q2.forward(&sa));
             &b.rew + &b.not_done * t.discount * tq
         });
         let f = critic_features(&self.nets, &b.obs);
         let sa = Tensor::cat(&[f, b.act.shallow_clone()], 1);
         let q1 = self.nets.q1.forward(&sa);
         let q2 = self.nets.q2.forward(&sa);
-        let mut critic_loss =
-            q1.mse_loss(&target_q, tch::Reduction::Mean) + q2.mse_loss(&target_q, tch::Reduction::Mean);
+        let mut critic_loss = q1.mse_loss(&target_q, tch::Reduction::Mean)
+            + q2.mse_loss(&target_q, tch::Reduction::Mean);
         if self.nan_at_step == Some(self.total_it) {
-            critic_loss = critic_loss * f64::NAN;
+            critic_loss *= f64::NAN;
         }
         if let Some(o) = self.opt_critic_cnn.as_mut() {
             o.zero_grad();
@@ -216,13 +277,20 @@ impl Td3 {
         let critic_head_gn = critic_head_per.norm();
         let (q_mean, q_abs_max, target_q_mean) = tch::no_grad(|| {
             let q1d = q1.detach();
-            (q1d.mean(Kind::Float), q1d.abs().max().maximum(&q2.detach().abs().max()), target_q.mean(Kind::Float))
+            (
+                q1d.mean(Kind::Float),
+                q1d.abs().max().maximum(&q2.detach().abs().max()),
+                target_q.mean(Kind::Float),
+            )
         });
         let zero = || Tensor::zeros([], (Kind::Float, self.device));
         let critic_finite = Tensor::stack(
             &[
                 critic_loss.detach(),
-                critic_cnn_gn.as_ref().map(|x| x.shallow_clone()).unwrap_or_else(zero),
+                critic_cnn_gn
+                    .as_ref()
+                    .map(|x| x.shallow_clone())
+                    .unwrap_or_else(zero),
                 critic_head_gn.shallow_clone(),
             ],
             0,
@@ -232,7 +300,10 @@ impl Td3 {
         // One host sync per step: the finiteness check must happen before the optimizer applies anything.
         let critic_ok = bool::try_from(&critic_finite).unwrap_or(false);
         let mut vals = vec![
-            critic_cnn_gn.as_ref().map(|x| x.shallow_clone()).unwrap_or_else(zero),
+            critic_cnn_gn
+                .as_ref()
+                .map(|x| x.shallow_clone())
+                .unwrap_or_else(zero),
             critic_head_gn,
             q_mean,
             q_abs_max,
@@ -240,8 +311,13 @@ impl Td3 {
             critic_loss.detach(),
         ];
         let actor_zeros = || {
-            let n =
-                self.stores.actor_cnn.as_ref().map(|g| g.vars.len()).unwrap_or(0) + self.stores.actor_head.vars.len();
+            let n = self
+                .stores
+                .actor_cnn
+                .as_ref()
+                .map(|g| g.vars.len())
+                .unwrap_or(0)
+                + self.stores.actor_head.vars.len();
             Tensor::zeros([n as i64], (Kind::Float, self.device))
         };
         let critic_layers = || {
@@ -252,11 +328,20 @@ impl Td3 {
         if !critic_ok {
             vals.extend([zero(), zero(), zero(), zero()]);
             let layers = Tensor::cat(&[actor_zeros(), critic_layers()], 0);
-            return (UpdateStats { values: Tensor::stack(&vals, 0), layers, actor_updated: false }, false);
+            return (
+                UpdateStats {
+                    values: Tensor::stack(&vals, 0),
+                    layers,
+                    actor_updated: false,
+                },
+                false,
+            );
         }
-        if let (Some(max), Some(g), Some(gn)) =
-            (t.critic_cnn_grad_clip.max_norm, self.stores.critic_cnn.as_ref(), critic_cnn_gn.as_ref())
-        {
+        if let (Some(max), Some(g), Some(gn)) = (
+            t.critic_cnn_grad_clip.max_norm,
+            self.stores.critic_cnn.as_ref(),
+            critic_cnn_gn.as_ref(),
+        ) {
             clip_grads(&g.vars, gn, max);
         }
         if let Some(o) = self.opt_critic_cnn.as_mut() {
@@ -276,7 +361,11 @@ impl Td3 {
             // The gradient only needs the action path: critic features under no_grad.
             let f = tch::no_grad(|| critic_features(&self.nets, &b.obs));
             let q = self.nets.q1.forward(&Tensor::cat(&[f, a], 1));
-            let actor_loss = if t.q_normalization { -normalized_q(&q).mean(Kind::Float) } else { -q.mean(Kind::Float) };
+            let actor_loss = if t.q_normalization {
+                -normalized_q(&q).mean(Kind::Float)
+            } else {
+                -q.mean(Kind::Float)
+            };
             if let Some(o) = self.opt_actor_cnn.as_mut() {
                 o.zero_grad();
             }
@@ -293,7 +382,10 @@ impl Td3 {
             let check = Tensor::stack(
                 &[
                     actor_loss.detach(),
-                    actor_cnn_gn.as_ref().map(|x| x.shallow_clone()).unwrap_or_else(zero),
+                    actor_cnn_gn
+                        .as_ref()
+                        .map(|x| x.shallow_clone())
+                        .unwrap_or_else(zero),
                     actor_head_gn.shallow_clone(),
                 ],
                 0,
@@ -301,13 +393,20 @@ impl Td3 {
             .isfinite()
             .all();
             actor_ok = bool::try_from(&check).unwrap_or(false);
-            vals.push(actor_cnn_gn.as_ref().map(|x| x.shallow_clone()).unwrap_or_else(zero));
+            vals.push(
+                actor_cnn_gn
+                    .as_ref()
+                    .map(|x| x.shallow_clone())
+                    .unwrap_or_else(zero),
+            );
             vals.push(actor_head_gn);
             vals.push(actor_loss.detach());
             if actor_ok {
-                if let (Some(max), Some(g), Some(gn)) =
-                    (t.actor_cnn_grad_clip.max_norm, self.stores.actor_cnn.as_ref(), actor_cnn_gn.as_ref())
-                {
+                if let (Some(max), Some(g), Some(gn)) = (
+                    t.actor_cnn_grad_clip.max_norm,
+                    self.stores.actor_cnn.as_ref(),
+                    actor_cnn_gn.as_ref(),
+                ) {
                     clip_grads(&g.vars, gn, max);
                 }
                 if let Some(o) = self.opt_actor_cnn.as_mut() {
@@ -321,15 +420,27 @@ impl Td3 {
         }
         vals.push(self.params_norm());
         let layers = Tensor::cat(&[actor_layers, critic_layers()], 0);
-        (UpdateStats { values: Tensor::stack(&vals, 0), layers, actor_updated }, actor_ok)
+        (
+            UpdateStats {
+                values: Tensor::stack(&vals, 0),
+                layers,
+                actor_updated,
+            },
+            actor_ok,
+        )
     }
 
     fn params_norm(&self) -> Tensor {
         let s = &self.stores;
         let mut vars: Vec<Tensor> = Vec::new();
-        for g in [s.actor_cnn.as_ref(), s.critic_cnn.as_ref(), Some(&s.actor_head), Some(&s.critic_head)]
-            .into_iter()
-            .flatten()
+        for g in [
+            s.actor_cnn.as_ref(),
+            s.critic_cnn.as_ref(),
+            Some(&s.actor_head),
+            Some(&s.critic_head),
+        ]
+        .into_iter()
+        .flatten()
         {
             vars.extend(g.vars.iter().map(|v| v.shallow_clone()));
         }
@@ -360,16 +471,27 @@ impl Td3 {
     /// Names of the per-variable gradient norms in [`StepScalars::layers`], e.g. `actor_cnn/conv0.weight`.
     pub fn layer_names(&self) -> Vec<String> {
         let s = &self.stores;
-        [s.actor_cnn.as_ref(), Some(&s.actor_head), s.critic_cnn.as_ref(), Some(&s.critic_head)]
-            .into_iter()
-            .flatten()
-            .flat_map(|g| g.names.iter().cloned())
-            .collect()
+        [
+            s.actor_cnn.as_ref(),
+            Some(&s.actor_head),
+            s.critic_cnn.as_ref(),
+            Some(&s.critic_head),
+        ]
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g.names.iter().cloned())
+        .collect()
     }
 
     /// The critic's current gradients (for tests: the actor step must leave none behind).
     pub fn critic_grad_norm(&self) -> f64 {
-        let mut vars: Vec<Tensor> = self.stores.critic_head.vars.iter().map(|v| v.shallow_clone()).collect();
+        let mut vars: Vec<Tensor> = self
+            .stores
+            .critic_head
+            .vars
+            .iter()
+            .map(|v| v.shallow_clone())
+            .collect();
         if let Some(g) = &self.stores.critic_cnn {
             vars.extend(g.vars.iter().map(|v| v.shallow_clone()));
         }
@@ -383,7 +505,12 @@ impl Td3 {
             let f = critic_features(&self.targets.0, &b.next_obs);
             let next_a = actor_forward(&self.targets.0, &b.next_obs);
             let sa = Tensor::cat(&[f, next_a], 1);
-            let tq = self.targets.0.q1.forward(&sa).minimum(&self.targets.0.q2.forward(&sa));
+            let tq = self
+                .targets
+                .0
+                .q1
+                .forward(&sa)
+                .minimum(&self.targets.0.q2.forward(&sa));
             let y = &b.rew + &b.not_done * t.discount * tq;
             let f = critic_features(&self.nets, &b.obs);
             let sa = Tensor::cat(&[f, b.act.shallow_clone()], 1);
@@ -398,7 +525,8 @@ impl UpdateStats {
     /// Copies the step's scalars to the host (one transfer).
     pub fn to_host(&self, pixels: bool) -> StepScalars {
         let all = Tensor::cat(&[self.values.view([-1]), self.layers.view([-1])], 0);
-        let all: Vec<f64> = Vec::try_from(all.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
+        let all: Vec<f64> =
+            Vec::try_from(all.to_kind(Kind::Double).to_device(Device::Cpu)).unwrap_or_default();
         let n = (self.values.numel()).min(all.len());
         let (v, layers) = all.split_at(n);
         let g = |i: usize| v.get(i).copied().unwrap_or(f64::NAN);

@@ -110,7 +110,7 @@ impl Rule {
 
     /// Whether a training step lies inside the rule's window.
     pub fn in_window(&self, step: u64) -> bool {
-        self.from_step.map_or(true, |f| step >= f) && self.to_step.map_or(true, |t| step <= t)
+        self.from_step.is_none_or(|f| step >= f) && self.to_step.is_none_or(|t| step <= t)
     }
 
     /// Whether lower values are the bad direction (only `_below` thresholds are set).

@@ -18,8 +18,14 @@ pub struct SlurmCommandError {
 }
 
 fn run(program: &str, args: &[&str]) -> Result<String, SlurmCommandError> {
-    let err = |message: String| SlurmCommandError { command: format!("{program} {}", args.join(" ")), message };
-    let out = Command::new(program).args(args).output().map_err(|e| err(e.to_string()))?;
+    let err = |message: String| SlurmCommandError {
+        command: format!("{program} {}", args.join(" ")),
+        message,
+    };
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| err(e.to_string()))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         return Err(err(format!("{} ({})", stderr, out.status)));
@@ -31,7 +37,13 @@ fn run(program: &str, args: &[&str]) -> Result<String, SlurmCommandError> {
 pub fn sbatch(script: &Path) -> Result<String, SlurmCommandError> {
     let path = script.display().to_string();
     let out = run("sbatch", &["--parsable", &path])?;
-    let id = out.trim().split(';').next().unwrap_or("").trim().to_string();
+    let id = out
+        .trim()
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
         return Err(SlurmCommandError {
             command: format!("sbatch --parsable {path}"),
@@ -61,13 +73,19 @@ pub fn parse_squeue(text: &str) -> BTreeMap<String, String> {
 /// where accounting is enabled. `None` when neither knows.
 pub fn ended_state(task: &str) -> Option<String> {
     if let Ok(out) = run("scontrol", &["show", "job", "-o", task]) {
-        if let Some(st) = out.split_whitespace().find_map(|w| w.strip_prefix("JobState=")) {
+        if let Some(st) = out
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("JobState="))
+        {
             return Some(st.to_string());
         }
     }
     // With accounting_storage/none sacct fails ("accounting storage is disabled"): not an error.
     let out = run("sacct", &["-n", "-P", "-X", "-o", "State", "-j", task]).ok()?;
-    out.lines().next().map(|l| l.split_whitespace().next().unwrap_or("").to_string()).filter(|s| !s.is_empty())
+    out.lines()
+        .next()
+        .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// How a task ended that left the queue while its `run.json` still said "never seen to end": from
@@ -76,15 +94,27 @@ pub fn classify_gone(out_text: Option<&str>, state: Option<&str>) -> (Outcome, S
     let out = out_text.unwrap_or("");
     let state = state.unwrap_or("");
     if out.contains("DUE TO TIME LIMIT") || state == "TIMEOUT" {
-        (Outcome::Timeout, "Slurm time limit reached (--time); the task was killed".into())
+        (
+            Outcome::Timeout,
+            "Slurm time limit reached (--time); the task was killed".into(),
+        )
     } else if out.contains("DUE TO PREEMPTION") || state == "PREEMPTED" {
         (Outcome::Crashed, "preempted by Slurm".into())
-    } else if out.contains("oom-kill") || out.contains("Exceeded job memory limit") || state == "OUT_OF_MEMORY" {
-        (Outcome::Crashed, "killed by Slurm: out of memory (--mem)".into())
+    } else if out.contains("oom-kill")
+        || out.contains("Exceeded job memory limit")
+        || state == "OUT_OF_MEMORY"
+    {
+        (
+            Outcome::Crashed,
+            "killed by Slurm: out of memory (--mem)".into(),
+        )
     } else if state == "NODE_FAIL" || out.contains("NODE FAILURE") {
         (Outcome::Crashed, "killed by Slurm: node failure".into())
     } else if out.contains("CANCELLED") || state.starts_with("CANCELLED") {
-        (Outcome::Crashed, "cancelled in Slurm (scancel or an administrator)".into())
+        (
+            Outcome::Crashed,
+            "cancelled in Slurm (scancel or an administrator)".into(),
+        )
     } else {
         (Outcome::Crashed, "killed by Slurm or never started".into())
     }
@@ -95,8 +125,10 @@ pub fn classify_gone(out_text: Option<&str>, state: Option<&str>) -> (Outcome, S
 /// outcome and reason to record instead. `None` leaves the run's own record alone.
 pub fn slurm_ended(outcome: Outcome, out_text: Option<&str>) -> Option<(Outcome, String)> {
     let out = out_text?;
-    let slurm_kill = (out.contains("*** JOB") && out.contains("CANCELLED")) || out.contains("oom-kill");
-    (matches!(outcome, Outcome::Interrupted | Outcome::Crashed) && slurm_kill).then(|| classify_gone(Some(out), None))
+    let slurm_kill =
+        (out.contains("*** JOB") && out.contains("CANCELLED")) || out.contains("oom-kill");
+    (matches!(outcome, Outcome::Interrupted | Outcome::Crashed) && slurm_kill)
+        .then(|| classify_gone(Some(out), None))
 }
 
 #[cfg(test)]
@@ -113,12 +145,37 @@ mod tests {
                 "time limit",
             ),
             (None, Some("TIMEOUT"), Outcome::Timeout, "time limit"),
-            (Some("*** JOB 7 ON n1 CANCELLED AT 2026 DUE TO PREEMPTION ***"), None, Outcome::Crashed, "preempted"),
-            (Some("slurmstepd: error: Detected 1 oom-kill event(s)"), None, Outcome::Crashed, "out of memory"),
-            (Some("*** JOB 7 ON n1 CANCELLED AT 2026 ***"), Some("CANCELLED"), Outcome::Crashed, "cancelled"),
+            (
+                Some("*** JOB 7 ON n1 CANCELLED AT 2026 DUE TO PREEMPTION ***"),
+                None,
+                Outcome::Crashed,
+                "preempted",
+            ),
+            (
+                Some("slurmstepd: error: Detected 1 oom-kill event(s)"),
+                None,
+                Outcome::Crashed,
+                "out of memory",
+            ),
+            (
+                Some("*** JOB 7 ON n1 CANCELLED AT 2026 ***"),
+                Some("CANCELLED"),
+                Outcome::Crashed,
+                "cancelled",
+            ),
             (None, Some("NODE_FAIL"), Outcome::Crashed, "node failure"),
-            (None, None, Outcome::Crashed, "killed by Slurm or never started"),
-            (Some(""), Some("COMPLETED"), Outcome::Crashed, "killed by Slurm or never started"),
+            (
+                None,
+                None,
+                Outcome::Crashed,
+                "killed by Slurm or never started",
+            ),
+            (
+                Some(""),
+                Some("COMPLETED"),
+                Outcome::Crashed,
+                "killed by Slurm or never started",
+            ),
         ];
         for (out, st, want, why) in table {
             let (o, reason) = classify_gone(*out, *st);
@@ -130,11 +187,20 @@ mod tests {
     #[test]
     fn slurm_kills_override_only_runs_ended_from_outside() {
         let t = Some("slurmstepd: error: *** JOB 1 ON x CANCELLED AT y DUE TO TIME LIMIT ***");
-        assert_eq!(slurm_ended(Outcome::Interrupted, t).map(|x| x.0), Some(Outcome::Timeout));
+        assert_eq!(
+            slurm_ended(Outcome::Interrupted, t).map(|x| x.0),
+            Some(Outcome::Timeout)
+        );
         assert_eq!(slurm_ended(Outcome::Completed, t), None);
-        assert_eq!(slurm_ended(Outcome::Interrupted, Some("run-one: index 0")), None);
+        assert_eq!(
+            slurm_ended(Outcome::Interrupted, Some("run-one: index 0")),
+            None
+        );
         let c = Some("slurmstepd: error: *** JOB 1 ON x CANCELLED AT y ***");
-        assert_eq!(slurm_ended(Outcome::Interrupted, c).map(|x| x.0), Some(Outcome::Crashed));
+        assert_eq!(
+            slurm_ended(Outcome::Interrupted, c).map(|x| x.0),
+            Some(Outcome::Crashed)
+        );
     }
 
     #[test]

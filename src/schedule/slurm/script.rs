@@ -72,7 +72,9 @@ impl SlurmOptions {
         for (key, v) in strings {
             if let Some(v) = v {
                 if v.trim().is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    out.push(format!("slurm.{key}: {v:?} must be one word without spaces"));
+                    out.push(format!(
+                        "slurm.{key}: {v:?} must be one word without spaces"
+                    ));
                 }
             }
         }
@@ -84,7 +86,9 @@ impl SlurmOptions {
         }
         for (i, e) in self.extra.iter().enumerate() {
             if !e.starts_with('-') || e.contains('\n') || e.contains('\r') {
-                out.push(format!("slurm.extra[{i}]: {e:?} must be one sbatch option such as --qos=short"));
+                out.push(format!(
+                    "slurm.extra[{i}]: {e:?} must be one sbatch option such as --qos=short"
+                ));
             }
         }
         out
@@ -98,7 +102,10 @@ pub fn default_time(timeout: Option<std::time::Duration>) -> Option<String> {
 
 /// Single-quotes `s` for bash unless it is made of safe characters only.
 pub fn shell_quote(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@%".contains(c)) {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:+,@%".contains(c))
+    {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
@@ -137,7 +144,10 @@ pub fn render(s: &ArrayScript<'_>) -> String {
         "#!/bin/bash".to_string(),
         format!("#SBATCH --job-name={}", s.job_name),
         format!("#SBATCH --array={array}"),
-        format!("#SBATCH --output={}", s.out_dir.join("slurm-%A_%a.out").display()),
+        format!(
+            "#SBATCH --output={}",
+            s.out_dir.join("slurm-%A_%a.out").display()
+        ),
         format!("#SBATCH --chdir={}", s.workdir.display()),
         "#SBATCH --ntasks=1".to_string(),
     ];
@@ -146,7 +156,10 @@ pub fn render(s: &ArrayScript<'_>) -> String {
     lines.extend(opt("account", &o.account));
     lines.extend(opt("time", &o.time));
     lines.extend(opt("gres", &o.gres));
-    lines.extend(o.cpus_per_task.map(|c| format!("#SBATCH --cpus-per-task={c}")));
+    lines.extend(
+        o.cpus_per_task
+            .map(|c| format!("#SBATCH --cpus-per-task={c}")),
+    );
     lines.extend(opt("mem", &o.mem));
     lines.extend(o.extra.iter().map(|e| format!("#SBATCH {e}")));
     let indices: Vec<String> = s.indices.iter().map(|i| i.to_string()).collect();
@@ -156,8 +169,12 @@ pub fn render(s: &ArrayScript<'_>) -> String {
         wrapped.push_str(&chunk.join(" "));
     }
     lines.push(String::new());
-    lines.push(format!("# Written by td3-sweep: {n} run(s); array task i runs the sweep's run INDEX[i]."));
-    lines.push("# Submit by hand with `sbatch <this file>` (after `td3-sweep sweep --no-submit`).".into());
+    lines.push(format!(
+        "# Written by td3-sweep: {n} run(s); array task i runs the sweep's run INDEX[i]."
+    ));
+    lines.push(
+        "# Submit by hand with `sbatch <this file>` (after `td3-sweep sweep --no-submit`).".into(),
+    );
     lines.push("set -u".into());
     lines.push(format!("INDEX=({wrapped})"));
     lines.push(format!(
@@ -180,7 +197,11 @@ mod tests {
             extra: vec!["--qos=a".into()],
             ..Default::default()
         };
-        let cli = SlurmOptions { time: Some("20".into()), extra: vec!["--qos=b".into()], ..Default::default() };
+        let cli = SlurmOptions {
+            time: Some("20".into()),
+            extra: vec!["--qos=b".into()],
+            ..Default::default()
+        };
         let m = spec.overridden_by(&cli);
         assert_eq!(m.partition.as_deref(), Some("gpu"));
         assert_eq!(m.time.as_deref(), Some("20"));
@@ -202,8 +223,14 @@ mod tests {
 
     #[test]
     fn default_time_adds_a_margin_to_the_run_timeout() {
-        assert_eq!(default_time(Some(std::time::Duration::from_secs(120))).as_deref(), Some("7"));
-        assert_eq!(default_time(Some(std::time::Duration::from_secs(121))).as_deref(), Some("8"));
+        assert_eq!(
+            default_time(Some(std::time::Duration::from_secs(120))).as_deref(),
+            Some("7")
+        );
+        assert_eq!(
+            default_time(Some(std::time::Duration::from_secs(121))).as_deref(),
+            Some("8")
+        );
         assert_eq!(default_time(None), None);
     }
 
@@ -227,12 +254,26 @@ mod tests {
             options: &o,
         });
         assert!(text.contains("#SBATCH --array=0-24%4\n"), "{text}");
-        assert!(text.contains("#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=2\n#SBATCH --qos=short\n"), "{text}");
-        assert!(text.contains("#SBATCH --output=/r/smoke/slurm/slurm-%A_%a.out\n"), "{text}");
+        assert!(
+            text.contains("#SBATCH --gres=gpu:1\n#SBATCH --cpus-per-task=2\n#SBATCH --qos=short\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("#SBATCH --output=/r/smoke/slurm/slurm-%A_%a.out\n"),
+            "{text}"
+        );
         assert!(text.contains("INDEX=(1000 1001"), "{text}");
-        assert!(text.contains("1019\n  1020"), "long index lists wrap: {text}");
-        assert!(text.contains("run-one --sweep results/smoke/sweep.yaml --index \"${INDEX[$SLURM_ARRAY_TASK_ID]}\""));
-        assert!(!text.contains("--partition"), "unset options are left to the cluster");
+        assert!(
+            text.contains("1019\n  1020"),
+            "long index lists wrap: {text}"
+        );
+        assert!(text.contains(
+            "run-one --sweep results/smoke/sweep.yaml --index \"${INDEX[$SLURM_ARRAY_TASK_ID]}\""
+        ));
+        assert!(
+            !text.contains("--partition"),
+            "unset options are left to the cluster"
+        );
     }
 
     #[test]

@@ -161,7 +161,9 @@ pub(crate) fn gray_resize(img: &[u8], h: usize, w: usize, c: usize, side: usize,
     debug_assert_eq!(img.len(), h * w * c);
     debug_assert_eq!(out.len(), side * side);
     let gray: Vec<u8> = if c >= 3 {
-        img.chunks_exact(c).map(|p| luma(p[0], p[1], p[2])).collect()
+        img.chunks_exact(c)
+            .map(|p| luma(p[0], p[1], p[2]))
+            .collect()
     } else {
         // One channel (or gray + alpha): the first channel is the intensity.
         img.chunks_exact(c).map(|p| p[0]).collect()
@@ -465,10 +467,7 @@ impl Env for GymEnv {
             return failed;
         };
         if raw.len() < 10 {
-            self.failure = Some(format!(
-                "gymnasium env `{}`: short step reply",
-                self.id
-            ));
+            self.failure = Some(format!("gymnasium env `{}`: short step reply", self.id));
             return failed;
         }
         let mut r = [0u8; 8];
@@ -545,7 +544,9 @@ mod tests {
         gray_resize(&img, 4, 4, 3, 2, &mut out);
         assert_eq!(out, vec![76, 150, 76, 150]);
         // A checkerboard averages to mid-gray.
-        let cb: Vec<u8> = (0..16).map(|i| if (i + i / 4) % 2 == 0 { 255 } else { 0 }).collect();
+        let cb: Vec<u8> = (0..16)
+            .map(|i| if (i + i / 4) % 2 == 0 { 255 } else { 0 })
+            .collect();
         let mut out = vec![0u8; 4];
         gray_resize(&cb, 4, 4, 1, 2, &mut out);
         assert_eq!(out, vec![128; 4]);

@@ -524,7 +524,9 @@ impl Env for LaneKeep {
         let raw = if terminated {
             OFFROAD_PENALTY
         } else {
-            (self.proj.s - s_before) - LATERAL_PENALTY * self.proj.offset.powi(2) - speed_penalty(car.v)
+            (self.proj.s - s_before)
+                - LATERAL_PENALTY * self.proj.offset.powi(2)
+                - speed_penalty(car.v)
         };
         self.steps += 1;
         Step {
@@ -697,7 +699,8 @@ mod tests {
                 ended = Some(t);
                 break;
             }
-            let expect = (env.proj.s - prev_s) - LATERAL_PENALTY * off * off - speed_penalty(env.speed());
+            let expect =
+                (env.proj.s - prev_s) - LATERAL_PENALTY * off * off - speed_penalty(env.speed());
             assert!((s.reward - expect).abs() < 1e-12);
             assert!(
                 off <= 1e-12,
