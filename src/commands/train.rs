@@ -63,6 +63,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         Some(p) => Some(crate::verdict::load_criteria(p)?),
         None => None,
     };
+    if cfg.deterministic && std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_none() {
+        // cuBLAS picks reduction strategies per stream unless given a fixed workspace; this is
+        // what torch.use_deterministic_algorithms asks for. Must be set before CUDA starts.
+        std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
+    }
     if let Some(t) = args.threads {
         tch::set_num_threads(t.max(1));
     }

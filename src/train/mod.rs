@@ -1,5 +1,7 @@
 //! Training: environments, networks, the replay buffer and the TD3 loop. No CLI or file-format types here.
 
+pub mod adam;
+pub mod checkpoint;
 pub mod env;
 pub mod nets;
 pub mod replay;

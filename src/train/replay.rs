@@ -3,6 +3,7 @@
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
 use tch::{Device, Kind, Tensor};
 
 use super::env::Observation;
@@ -15,6 +16,9 @@ pub struct Batch {
     pub next_obs: Tensor,
     /// 1 − terminated. Time-limit truncation is *not* terminal, so it stays 1 there.
     pub not_done: Tensor,
+    /// Standard-normal draws `[batch, act_dim]` for TD3's target policy smoothing, drawn from the
+    /// run's host RNG (not torch's global generator) so a checkpoint can hold all RNG state.
+    pub noise: Tensor,
 }
 
 enum Store {
@@ -177,13 +181,91 @@ impl Replay {
         };
         let rew = col(&self.rew);
         let not_done = col(&self.not_done);
+        let noise: Vec<f32> = (0..batch * self.act_dim)
+            .map(|_| StandardNormal.sample(rng))
+            .collect();
+        let noise = Tensor::from_slice(&noise)
+            .view([b, self.act_dim as i64])
+            .to(device);
         Batch {
             obs,
             act,
             rew,
             next_obs,
             not_done,
+            noise,
         }
+    }
+
+    /// The buffer's contents as named CPU tensors (`replay.obs`, `replay.next_obs`, `replay.act`,
+    /// `replay.rew`, `replay.not_done`, and `replay.meta` = `[capacity, len, pos]`), for a checkpoint.
+    /// Pixels stay u8.
+    pub fn state(&self) -> Vec<(String, Tensor)> {
+        let (obs, next) = match &self.store {
+            Store::Pixels { obs, next, .. } => (Tensor::from_slice(obs), Tensor::from_slice(next)),
+            Store::State { obs, next, .. } => (Tensor::from_slice(obs), Tensor::from_slice(next)),
+        };
+        let meta = [self.capacity as i64, self.len as i64, self.pos as i64];
+        vec![
+            ("replay.obs".into(), obs),
+            ("replay.next_obs".into(), next),
+            ("replay.act".into(), Tensor::from_slice(&self.act)),
+            ("replay.rew".into(), Tensor::from_slice(&self.rew)),
+            ("replay.not_done".into(), Tensor::from_slice(&self.not_done)),
+            ("replay.meta".into(), Tensor::from_slice(&meta)),
+        ]
+    }
+
+    /// Refills an empty buffer built with the same shape from [`Replay::state`]'s tensors.
+    pub fn load_state(&mut self, get: &dyn Fn(&str) -> Option<Tensor>) -> Result<(), String> {
+        let fetch = |n: &str| get(n).ok_or_else(|| format!("missing tensor `{n}`"));
+        let meta: Vec<i64> = Vec::try_from(fetch("replay.meta")?.view([-1]))
+            .map_err(|e| format!("replay.meta: {e}"))?;
+        let [cap, len, pos] = meta[..] else {
+            return Err(format!("replay.meta has {} entries, expected 3", meta.len()));
+        };
+        let (cap, len, pos) = (cap as usize, len as usize, pos as usize);
+        if cap != self.capacity || len > cap || pos >= cap.max(1) {
+            return Err(format!(
+                "replay buffer of capacity {cap} (len {len}, pos {pos}) does not fit this config's capacity {}",
+                self.capacity
+            ));
+        }
+        let sized = |name: &str, v: usize, per: usize| -> Result<(), String> {
+            if v != len * per {
+                Err(format!("tensor `{name}` has {v} values, expected {}", len * per))
+            } else {
+                Ok(())
+            }
+        };
+        let n = self.obs_len;
+        match &mut self.store {
+            Store::Pixels { obs, next, .. } => {
+                *obs = Vec::try_from(fetch("replay.obs")?).map_err(|e| format!("replay.obs: {e}"))?;
+                *next = Vec::try_from(fetch("replay.next_obs")?)
+                    .map_err(|e| format!("replay.next_obs: {e}"))?;
+                sized("replay.obs", obs.len(), n)?;
+                sized("replay.next_obs", next.len(), n)?;
+            }
+            Store::State { obs, next, .. } => {
+                *obs = Vec::try_from(fetch("replay.obs")?).map_err(|e| format!("replay.obs: {e}"))?;
+                *next = Vec::try_from(fetch("replay.next_obs")?)
+                    .map_err(|e| format!("replay.next_obs: {e}"))?;
+                sized("replay.obs", obs.len(), n)?;
+                sized("replay.next_obs", next.len(), n)?;
+            }
+        }
+        let f32s = |name: &str, per: usize| -> Result<Vec<f32>, String> {
+            let v: Vec<f32> = Vec::try_from(fetch(name)?).map_err(|e| format!("{name}: {e}"))?;
+            sized(name, v.len(), per)?;
+            Ok(v)
+        };
+        self.act = f32s("replay.act", self.act_dim)?;
+        self.rew = f32s("replay.rew", 1)?;
+        self.not_done = f32s("replay.not_done", 1)?;
+        self.len = len;
+        self.pos = pos;
+        Ok(())
     }
 }
 

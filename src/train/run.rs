@@ -14,7 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use tch::{Device, Kind, Tensor};
 
-use super::env::{make_env, ObsSpec, Observation};
+use super::checkpoint::{self, episode_seed, CheckpointError, HostState, RngState};
+use super::env::{make_env, Env, ObsSpec, Observation};
 use super::replay::Replay;
 use super::td3::{StepScalars, Td3};
 use crate::config::{AgentConfig, ResolvedLr};
@@ -35,6 +36,8 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Checkpoint(#[from] super::checkpoint::CheckpointError),
     #[error("device `{0}`: {1}")]
     Device(String, String),
     #[error("network shape: {0}")]
@@ -71,6 +74,12 @@ pub struct TrainOptions {
     pub on_row: Option<OnRow>,
     /// Print the optimizers' learning rates at start-up, as the seed does.
     pub verbose: bool,
+    /// Continue from this checkpoint folder (see [`super::checkpoint`]) instead of starting afresh;
+    /// `metrics.csv` is cut back to the checkpoint and appended to.
+    pub resume: Option<PathBuf>,
+    /// Write a checkpoint to `<out_dir>/checkpoint` when the run completes (a ladder stage end).
+    /// Periodic checkpoints (`training.checkpoint_every`) also write one at the end.
+    pub checkpoint_at_end: bool,
 }
 
 impl TrainOptions {
@@ -88,6 +97,8 @@ impl TrainOptions {
             stop_on_fail: true,
             on_row: None,
             verbose: true,
+            resume: None,
+            checkpoint_at_end: false,
         }
     }
 }
@@ -404,8 +415,13 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     tch::manual_seed(cfg.seed as i64);
     if let Device::Cuda(_) = device {
         tch::Cuda::manual_seed_all(cfg.seed);
-        // Autotuned conv algorithms differ run to run; deterministic runs must not autotune.
+        // Autotuned conv algorithms differ run to run; deterministic runs must not autotune, and
+        // skip cuDNN altogether: tch 0.26 cannot set `cudnn.deterministic`, and cuDNN's backward
+        // convolutions may use atomics. See docs/determinism.md.
         tch::Cuda::cudnn_set_benchmark(!cfg.deterministic);
+        if cfg.deterministic {
+            tch::Cuda::set_user_enabled_cudnn(false);
+        }
     }
     let mut env = make_env(&cfg.env)?;
     let spec = env.obs_spec();
@@ -484,14 +500,13 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     };
     // Written first as "crashed": if the process dies without a word, that is what it did.
     save(&record)?;
-    let mut writer = MetricsWriter::create(&out.join("metrics.csv"))?;
+    let metrics_path = out.join("metrics.csv");
 
     let t = &cfg.training;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED);
     let noise = Normal::new(0.0, t.exploration_noise.max(0.0))
         .unwrap_or_else(|_| Normal::new(0.0, 0.0).unwrap());
     let mut replay = Replay::new(t.buffer_size, shape.clone(), cfg.uses_pixels(), act_dim);
-    let mut obs = env.reset(Some(cfg.seed));
     let mut ep = Episodes::default();
     let mut win = Window::default();
     let mut rows: Vec<MetricRow> = Vec::new();
@@ -501,8 +516,91 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     let mut env_step = 0u64;
     let log_every = cfg.logging.log_every.max(1);
     let mut evidence = Evidence::new(agent.layer_names());
+    // The current episode: its reset seed and the actions since, which rebuild the env on resume.
+    let mut ep_seed = cfg.seed;
+    let mut ep_actions: Vec<f32> = Vec::new();
+    let mut wall_before = 0.0;
+    let (mut obs, mut writer) = match opts.resume.clone() {
+        None => (env.reset(Some(cfg.seed)), MetricsWriter::create(&metrics_path)?),
+        Some(dir) => {
+            let restored = (|| -> Result<_, TrainError> {
+                let c = checkpoint::load(&dir, &checkpoint::resume_hash(cfg))?;
+                let st = &c.state;
+                if st.env_step > t.steps {
+                    return Err(c
+                        .corrupt(format!(
+                            "it is at env step {}, beyond training.steps = {}",
+                            st.env_step, t.steps
+                        ))
+                        .into());
+                }
+                agent
+                    .load_tensors(&|n| c.get(n), st.train_step)
+                    .map_err(|m| c.corrupt(m))?;
+                replay.load_state(&|n| c.get(n)).map_err(|m| c.corrupt(m))?;
+                rng = st.rng.restore().map_err(|m| c.corrupt(m))?;
+                let obs = replay_episode(env.as_mut(), &c, act_dim, &mut ep_actions)?;
+                ep = Episodes {
+                    count: st.episodes,
+                    last_return: st.last_return_bits.map(f64::from_bits),
+                    current: f64::from_bits(st.current_return_bits),
+                };
+                ep_seed = st.episode_seed;
+                env_step = st.env_step;
+                pending_eval = st.pending_eval_bits.map(f64::from_bits);
+                wall_before = st.wall_s;
+                rows = cut_metrics(&metrics_path, st).map_err(|m| c.corrupt(m))?;
+                Ok((obs, MetricsWriter::append(&metrics_path)?))
+            })();
+            match restored {
+                Ok(x) => {
+                    record
+                        .extra
+                        .insert("resumed_from_env_step".into(), env_step.to_string());
+                    x
+                }
+                Err(e) => {
+                    record.reason = Some(format!("cannot resume: {e}"));
+                    save(&record)?;
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let wall = |t0: &Instant| wall_before + t0.elapsed().as_secs_f64();
+    let ckpt_dir = checkpoint::dir_of(&out);
+    let every = t.checkpoint_every;
+    let mut next_ckpt = if every > 0 { (env_step / every + 1) * every } else { u64::MAX };
+    let resume_hash = checkpoint::resume_hash(cfg);
+    macro_rules! write_checkpoint {
+        () => {
+            save_checkpoint(
+                &ckpt_dir,
+                &Snapshot {
+                    config_hash: &resume_hash,
+                    agent: &agent,
+                    replay: &replay,
+                    rng: &rng,
+                    ep: &ep,
+                    ep_seed,
+                    ep_actions: &ep_actions,
+                    obs: &obs,
+                    env_step,
+                    pending_eval,
+                    metrics_path: &metrics_path,
+                    metrics_rows: rows.len() as u64,
+                    wall_s: wall(&t0),
+                },
+            )
+        };
+    }
 
     'outer: while env_step < t.steps {
+        // Only between windows, so a checkpoint never holds half-aggregated metrics.
+        if env_step >= next_ckpt && win.n == 0 {
+            write_checkpoint!()?;
+            next_ckpt = (env_step / every + 1) * every;
+        }
         if opts.stop.load(Ordering::Relaxed) {
             outcome = Outcome::Interrupted;
             reason = Some(format!("interrupted at env step {env_step}"));
@@ -525,8 +623,13 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
             ep.count += 1;
             ep.last_return = Some(ep.current);
             ep.current = 0.0;
-            env.reset(None)
+            // Each episode is reseeded (not continued) so its env state is a function of its
+            // seed and its actions: that is what a resume replays.
+            ep_seed = episode_seed(cfg.seed, ep.count);
+            ep_actions.clear();
+            env.reset(Some(ep_seed))
         } else {
+            ep_actions.extend_from_slice(&action);
             st.obs
         };
         // A bridged env that died or raised: the run is `crashed`, with the traceback as its reason.
@@ -581,7 +684,7 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
         }
         let at_row = train_step % log_every == 0 || diverged || env_step == t.steps;
         if at_row {
-            let mut row = win.row(train_step, env_step, t0.elapsed().as_secs_f64(), &ep);
+            let mut row = win.row(train_step, env_step, wall(&t0), &ep);
             row.eval_return = pending_eval.take();
             writer.write(&row)?;
             if let Some(cb) = opts.on_row.as_mut() {
@@ -610,12 +713,20 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     }
     // Steps after the last full window still get a row, so nothing measured is dropped.
     if win.n > 0 {
-        let mut row = win.row(agent.total_it, env_step, t0.elapsed().as_secs_f64(), &ep);
+        let mut row = win.row(agent.total_it, env_step, wall(&t0), &ep);
         row.eval_return = pending_eval.take();
         writer.write(&row)?;
         if let Some(cb) = opts.on_row.as_mut() {
             cb(&row);
         }
+        rows.push(row);
+    }
+    if outcome == Outcome::Completed && (opts.checkpoint_at_end || every > 0) {
+        write_checkpoint!()?;
+        record.extra.insert(
+            "checkpoint".into(),
+            format!("{} (env step {env_step})", ckpt_dir.display()),
+        );
     }
     record.outcome = outcome;
     record.reason = reason;
@@ -624,4 +735,139 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     record.wall_s = t0.elapsed().as_secs_f64();
     save(&record)?;
     Ok(record)
+}
+
+/// Everything [`save_checkpoint`] needs from the loop.
+struct Snapshot<'a> {
+    config_hash: &'a str,
+    agent: &'a Td3,
+    replay: &'a Replay,
+    rng: &'a ChaCha8Rng,
+    ep: &'a Episodes,
+    ep_seed: u64,
+    ep_actions: &'a [f32],
+    obs: &'a Observation,
+    env_step: u64,
+    pending_eval: Option<f64>,
+    metrics_path: &'a std::path::Path,
+    metrics_rows: u64,
+    wall_s: f64,
+}
+
+fn save_checkpoint(dir: &std::path::Path, s: &Snapshot) -> Result<(), CheckpointError> {
+    let metrics_bytes = std::fs::metadata(s.metrics_path)
+        .map(|m| m.len())
+        .map_err(|source| CheckpointError::Io {
+            path: s.metrics_path.to_path_buf(),
+            source,
+        })?;
+    let state = HostState {
+        format: checkpoint::FORMAT_VERSION,
+        config_hash: s.config_hash.to_string(),
+        env_step: s.env_step,
+        train_step: s.agent.total_it,
+        rng: RngState::of(s.rng),
+        episodes: s.ep.count,
+        last_return_bits: s.ep.last_return.map(f64::to_bits),
+        current_return_bits: s.ep.current.to_bits(),
+        current_return: s.ep.current,
+        episode_seed: s.ep_seed,
+        pending_eval_bits: s.pending_eval.map(f64::to_bits),
+        metrics_bytes,
+        metrics_rows: s.metrics_rows,
+        wall_s: s.wall_s,
+        written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
+    let mut replay = s.replay.state();
+    // A leading padding value keeps the tensor non-empty right after a reset.
+    let mut acts = vec![0.0f32];
+    acts.extend_from_slice(s.ep_actions);
+    replay.push(("episode.actions".into(), Tensor::from_slice(&acts)));
+    let obs = match s.obs {
+        Observation::Pixels(p) => Tensor::from_slice(p),
+        Observation::State(v) => Tensor::from_slice(v),
+    };
+    replay.push(("episode.obs".into(), obs));
+    let sets = checkpoint::TensorSets {
+        model: s.agent.network_tensors(),
+        optimizer: s.agent.optimizer_tensors(),
+        replay,
+    };
+    checkpoint::save(dir, &state, &sets)
+}
+
+/// Rebuilds the env's state: resets it with the checkpoint's episode seed and replays the
+/// episode's actions, which must lead to the stored observation. Returns that observation and
+/// fills `actions` with the replayed actions.
+fn replay_episode(
+    env: &mut dyn Env,
+    c: &checkpoint::Checkpoint,
+    act_dim: usize,
+    actions: &mut Vec<f32>,
+) -> Result<Observation, CheckpointError> {
+    let t = c
+        .get("episode.actions")
+        .ok_or_else(|| c.corrupt("missing tensor `episode.actions`"))?;
+    let all: Vec<f32> = Vec::try_from(t.view([-1])).map_err(|e| c.corrupt(format!("episode.actions: {e}")))?;
+    let acts = all.get(1..).unwrap_or_default();
+    if act_dim == 0 || acts.len() % act_dim != 0 {
+        return Err(c.corrupt(format!(
+            "episode.actions holds {} values, not a multiple of the action dimension {act_dim}",
+            acts.len()
+        )));
+    }
+    let mut obs = env.reset(Some(c.state.episode_seed));
+    for (i, a) in acts.chunks(act_dim).enumerate() {
+        let st = env.step(a);
+        if st.terminated || st.truncated {
+            return Err(c.corrupt(format!("the episode ended while replaying its action {i}")));
+        }
+        obs = st.obs;
+    }
+    let stored = c
+        .get("episode.obs")
+        .ok_or_else(|| c.corrupt("missing tensor `episode.obs`"))?;
+    let same = match &obs {
+        Observation::Pixels(p) => Vec::<u8>::try_from(stored.view([-1])).ok().as_ref() == Some(p),
+        Observation::State(v) => Vec::<f32>::try_from(stored.view([-1])).ok().as_ref() == Some(v),
+    };
+    if !same {
+        return Err(c.corrupt(
+            "replaying the current episode's actions did not reproduce the stored observation (is the env deterministic given its reset seed?)",
+        ));
+    }
+    actions.clear();
+    actions.extend_from_slice(acts);
+    Ok(obs)
+}
+
+/// Cuts `metrics.csv` back to its length at the checkpoint (rows written after it are
+/// repeated by the resumed run) and returns its rows.
+fn cut_metrics(path: &std::path::Path, st: &HostState) -> Result<Vec<MetricRow>, String> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .len();
+    if len < st.metrics_bytes {
+        return Err(format!(
+            "{} has {len} bytes, fewer than the {} it had at the checkpoint",
+            path.display(),
+            st.metrics_bytes
+        ));
+    }
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    f.set_len(st.metrics_bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let rows = crate::metrics::read_metrics(path).map_err(|e| e.to_string())?;
+    if rows.len() as u64 != st.metrics_rows {
+        return Err(format!(
+            "{} has {} rows up to the checkpoint, expected {}",
+            path.display(),
+            rows.len(),
+            st.metrics_rows
+        ));
+    }
+    Ok(rows)
 }

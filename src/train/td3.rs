@@ -4,9 +4,10 @@
 //! heads in one module, one optimizer, as sfujim/TD3 does). Targets for every network, CNNs included,
 //! are Polyak-averaged on the delayed steps only.
 
-use tch::nn::{self, Module, OptimizerConfig};
+use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
+use super::adam::Adam;
 use super::nets::{clip_grads, grad_norm, grad_norms, param_norm, Encoder, EncoderShape, Mlp};
 use super::replay::Batch;
 use crate::config::{ActorEncoder, AgentConfig};
@@ -49,6 +50,19 @@ struct Stores {
     actor_head: Group,
     critic_cnn: Option<Group>,
     critic_head: Group,
+}
+
+impl Stores {
+    fn groups(&self) -> impl Iterator<Item = &Group> {
+        [
+            self.actor_cnn.as_ref(),
+            Some(&self.actor_head),
+            self.critic_cnn.as_ref(),
+            Some(&self.critic_head),
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 fn build(cfg: &AgentConfig, obs_shape: &[i64], act_dim: i64, device: Device) -> (Nets, Stores) {
@@ -160,10 +174,10 @@ pub struct Td3 {
     nets: Nets,
     stores: Stores,
     targets: (Nets, Stores),
-    opt_actor_cnn: Option<nn::Optimizer>,
-    opt_actor_head: nn::Optimizer,
-    opt_critic_cnn: Option<nn::Optimizer>,
-    opt_critic_head: nn::Optimizer,
+    opt_actor_cnn: Option<Adam>,
+    opt_actor_head: Adam,
+    opt_critic_cnn: Option<Adam>,
+    opt_critic_head: Adam,
     /// Gradient updates done so far.
     pub total_it: u64,
     /// Test hook: multiply the critic loss by NaN at this update (1-based).
@@ -194,19 +208,11 @@ impl Td3 {
         tstores.actor_head.vs.freeze();
         tstores.critic_head.vs.freeze();
         let lrs = cfg.resolved_lrs();
-        let adam = |g: &Group, lr: f64| nn::Adam::default().build(&g.vs, lr);
-        let opt_actor_cnn = stores
-            .actor_cnn
-            .as_ref()
-            .map(|g| adam(g, lrs.actor_cnn.lr))
-            .transpose()?;
-        let opt_critic_cnn = stores
-            .critic_cnn
-            .as_ref()
-            .map(|g| adam(g, lrs.critic_cnn.lr))
-            .transpose()?;
-        let opt_actor_head = adam(&stores.actor_head, lrs.actor_head.lr)?;
-        let opt_critic_head = adam(&stores.critic_head, lrs.critic_head.lr)?;
+        let adam = |g: &Group, lr: f64| Adam::new(&g.vars, lr);
+        let opt_actor_cnn = stores.actor_cnn.as_ref().map(|g| adam(g, lrs.actor_cnn.lr));
+        let opt_critic_cnn = stores.critic_cnn.as_ref().map(|g| adam(g, lrs.critic_cnn.lr));
+        let opt_actor_head = adam(&stores.actor_head, lrs.actor_head.lr);
+        let opt_critic_head = adam(&stores.critic_head, lrs.critic_head.lr);
         Ok(Td3 {
             cfg: cfg.clone(),
             device,
@@ -220,6 +226,83 @@ impl Td3 {
             total_it: 0,
             nan_at_step: cfg.debug.nan_at_step,
         })
+    }
+
+    /// Online and target networks as named CPU tensors for `model.safetensors`: online variables
+    /// under their VarStore names (`actor_cnn.conv0.weight`, `q1.fc0.bias`, ...), targets under
+    /// `target.` + the same name.
+    pub fn network_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (prefix, s) in [("", &self.stores), ("target.", &self.targets.1)] {
+            for g in s.groups() {
+                for (n, v) in g.names.iter().zip(&g.vars) {
+                    out.push((format!("{prefix}{n}"), v.detach().to_device(Device::Cpu)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Optimizer states as named CPU tensors (`adam.<group>.m.<i>`, `.v.<i>`, `.step`).
+    pub fn optimizer_tensors(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for (name, o) in self.optimizers() {
+            let st = o.state(&format!("adam.{name}"));
+            out.extend(st.into_iter().map(|(n, t)| (n, t.to_device(Device::Cpu))));
+        }
+        out
+    }
+
+    /// Restores [`Td3::network_tensors`] and [`Td3::optimizer_tensors`] (by name, checking
+    /// shapes) and the update counter.
+    pub fn load_tensors(
+        &mut self,
+        get: &dyn Fn(&str) -> Option<Tensor>,
+        total_it: u64,
+    ) -> Result<(), String> {
+        for (prefix, s) in [("", &self.stores), ("target.", &self.targets.1)] {
+            for g in s.groups() {
+                for (n, v) in g.names.iter().zip(&g.vars) {
+                    let name = format!("{prefix}{n}");
+                    let t = get(&name).ok_or_else(|| format!("missing tensor `{name}`"))?;
+                    if t.size() != v.size() {
+                        return Err(format!(
+                            "tensor `{name}` has shape {:?}, expected {:?}",
+                            t.size(),
+                            v.size()
+                        ));
+                    }
+                    let mut v = v.shallow_clone();
+                    let t = t.to_kind(v.kind()).to_device(v.device());
+                    tch::no_grad(|| v.copy_(&t));
+                }
+            }
+        }
+        let opts = [
+            ("actor_cnn", self.opt_actor_cnn.as_mut()),
+            ("actor_head", Some(&mut self.opt_actor_head)),
+            ("critic_cnn", self.opt_critic_cnn.as_mut()),
+            ("critic_head", Some(&mut self.opt_critic_head)),
+        ];
+        for (name, o) in opts {
+            if let Some(o) = o {
+                o.load_state(&format!("adam.{name}"), get)?;
+            }
+        }
+        self.total_it = total_it;
+        Ok(())
+    }
+
+    fn optimizers(&self) -> Vec<(&'static str, &Adam)> {
+        [
+            ("actor_cnn", self.opt_actor_cnn.as_ref()),
+            ("actor_head", Some(&self.opt_actor_head)),
+            ("critic_cnn", self.opt_critic_cnn.as_ref()),
+            ("critic_head", Some(&self.opt_critic_head)),
+        ]
+        .into_iter()
+        .filter_map(|(n, o)| o.map(|o| (n, o)))
+        .collect()
     }
 
     /// The device the networks live on.
@@ -244,7 +327,7 @@ impl Td3 {
         let t = &self.cfg.training;
         // ---- critic ------------------------------------------------------------------------
         let target_q = tch::no_grad(|| {
-            let noise = (b.act.randn_like() * t.policy_noise).clamp(-t.noise_clip, t.noise_clip);
+            let noise = (&b.noise * t.policy_noise).clamp(-t.noise_clip, t.noise_clip);
             let next_a = (actor_forward(&self.targets.0, &b.next_obs) + noise).clamp(-1.0, 1.0);
             let f = critic_features(&self.targets.0, &b.next_obs);
             let sa = Tensor::cat(&[f, next_a], 1);
