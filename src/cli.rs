@@ -123,8 +123,9 @@ pub struct SweepArgs {
     #[arg(long)]
     pub junit: Option<PathBuf>,
     /// Where runs execute: child processes here, or Slurm job arrays (see docs/slurm.md).
-    #[arg(long, value_enum, default_value_t = Backend::Local)]
-    pub backend: Backend,
+    /// Default: the spec's `backend:`, else local.
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
     /// With `--backend slurm`: write the sbatch scripts under `results/<name>/slurm/` but submit nothing.
     #[arg(long)]
     pub no_submit: bool,

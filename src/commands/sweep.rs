@@ -349,11 +349,17 @@ fn finish(args: &SweepArgs, results: &Path, lock: Lock, interrupted: bool) -> an
 
 /// Runs a sweep end to end; the exit code is the report's (or 130 when interrupted).
 pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
-    let slurm_opts = slurm_options(&args)?;
+    // Checked before anything is created: the spec decides the backend unless `--backend` does.
+    let (checked, _) = super::load_checked(&args.file)?;
+    let backend = args.backend.unwrap_or(match checked.spec.backend.as_deref() {
+        Some("slurm") => Backend::Slurm,
+        _ => Backend::Local,
+    });
+    let slurm_opts = slurm_options(&args, backend, &checked.spec.slurm)?;
     let Some(p) = prepare(&args)? else {
         return Ok(0);
     };
-    if args.backend == Backend::Slurm {
+    if backend == Backend::Slurm {
         return run_slurm(&args, p, slurm_opts);
     }
     let Prepared {
@@ -426,7 +432,11 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
 
 /// The effective Slurm options: the `--slurm-*` flags (the spec's `slurm:` section goes underneath
 /// once the spec parses one). Flags without `--backend slurm` are bad input.
-fn slurm_options(args: &SweepArgs) -> anyhow::Result<SlurmOptions> {
+fn slurm_options(
+    args: &SweepArgs,
+    backend: Backend,
+    from_spec: &SlurmOptions,
+) -> anyhow::Result<SlurmOptions> {
     let a = &args.slurm;
     let cli = SlurmOptions {
         partition: a.slurm_partition.clone(),
@@ -438,12 +448,12 @@ fn slurm_options(args: &SweepArgs) -> anyhow::Result<SlurmOptions> {
         max_parallel: a.slurm_max_parallel,
         extra: a.slurm_extra.clone(),
     };
-    if args.backend != Backend::Slurm && (cli != SlurmOptions::default() || args.no_submit) {
+    if backend != Backend::Slurm && (cli != SlurmOptions::default() || args.no_submit) {
         return Err(
             BadInput("--no-submit and the --slurm-* flags need --backend slurm".into()).into(),
         );
     }
-    let opts = SlurmOptions::default().overridden_by(&cli);
+    let opts = from_spec.clone().overridden_by(&cli);
     let problems = opts.problems();
     if !problems.is_empty() {
         return Err(BadInput(format!(

@@ -55,6 +55,10 @@ pub struct SweepSpec {
     pub criteria: CriteriaRef,
     /// Stop launching new runs after the first run that fails its criteria or crashes.
     pub stop_on_fail: bool,
+    /// `backend:` (`local` or `slurm`); `--backend` on the command line wins.
+    pub backend: Option<String>,
+    /// The `slurm:` section (see docs/slurm.md); `--slurm-*` flags win.
+    pub slurm: crate::schedule::slurm::SlurmOptions,
     /// The sweep file itself, as given.
     pub source: PathBuf,
     /// The files this one extends, nearest first.

@@ -29,6 +29,8 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "timeout",
     "criteria",
     "stop_on_fail",
+    "backend",
+    "slurm",
 ];
 const VARIANT_KEYS: &[&str] = &["name", "description", "set"];
 const RESOURCE_KEYS: &[&str] = &["devices", "runs_per_device", "threads_per_run"];
@@ -942,6 +944,39 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
         }
     }
 
+    let mut backend = None;
+    if let Some(e) = get("backend") {
+        match e.node.value.clone() {
+            Value::Str(b) if b == "local" || b == "slurm" => backend = Some(b),
+            other => errs.push(
+                at(&e.src, e.node.mark, "backend", format!("unknown backend {}", schema::describe(&other)))
+                    .hint("`local` (child processes on this machine) or `slurm` (sbatch job arrays)"),
+            ),
+        }
+    }
+    let mut slurm = crate::schedule::slurm::SlurmOptions::default();
+    if let Some(e) = get("slurm") {
+        match serde_json::from_value::<crate::schedule::slurm::SlurmOptions>(e.node.to_json()) {
+            Ok(o) => {
+                let problems = o.problems();
+                for p in &problems {
+                    errs.push(
+                        at(&e.src, e.node.mark, "slurm", p.clone())
+                            .hint("see docs/slurm.md for every `slurm:` key"),
+                    );
+                }
+                if problems.is_empty() {
+                    slurm = o;
+                }
+            }
+            Err(err) => errs.push(
+                at(&e.src, e.node.mark, "slurm", format!("invalid section: {err}")).hint(
+                    "keys: partition, account, time, gres, cpus_per_task, mem, max_parallel, extra",
+                ),
+            ),
+        }
+    }
+
     let Some(base_doc) = base_doc.filter(|_| errs.is_empty()) else {
         return Err(Diagnostics(errs));
     };
@@ -985,6 +1020,8 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
         timeout,
         criteria,
         stop_on_fail,
+        backend,
+        slurm,
         source: path.to_path_buf(),
         extends,
         size_at: Some(size_at.clone()),

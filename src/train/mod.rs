@@ -3,6 +3,7 @@
 pub mod adam;
 pub mod checkpoint;
 pub mod env;
+pub mod frame_store;
 pub mod nets;
 pub mod replay;
 pub mod run;
