@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs libtorch (PyPI's torch==2.13.0, the version tch 0.26 expects) into the project-local
-# .venv, and builds td3-sweep against it. Idempotent: when everything is in place it returns in
-# about a second (a stamp file records the finished install; cargo skips an up-to-date build).
+# Installs libtorch (PyPI's torch==2.13.0, the version tch 0.26 expects) and gymnasium[box2d] into
+# the project-local .venv, and builds td3-sweep against it. Idempotent: when everything is in place
+# it returns in about a second (a stamp file records the finished install; cargo skips an up-to-date build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,22 @@ assert torch.__version__.startswith("$TORCH_VERSION"), torch.__version__
 print("setup: torch", torch.__version__, "cuda available:", torch.cuda.is_available())
 PYEOF
   touch "$STAMP"
+fi
+
+# Gymnasium for the bridge (`env.kind: gymnasium`, python/gym_bridge.py) and the Pendulum-v1
+# conformance test. box2d (CarRacing) ships manylinux wheels for CPython 3.8-3.12; where pip has to
+# build it from source it needs SWIG, which PyPI's `swig` package provides: installed only then.
+GYM_SPEC="gymnasium[box2d]==1.4.0"
+GYM_STAMP=.venv/.td3-sweep-setup-gymnasium-1.4.0
+if [ ! -f "$GYM_STAMP" ]; then
+  echo "setup: installing $GYM_SPEC into .venv" >&2
+  if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check "$GYM_SPEC"; then
+    echo "setup: retrying with SWIG from PyPI (box2d built from source)" >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check swig
+    PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -m pip install --quiet --disable-pip-version-check "$GYM_SPEC"
+  fi
+  .venv/bin/python -c 'import gymnasium, Box2D; gymnasium.make("CarRacing-v3").reset(seed=0); print("setup: gymnasium", gymnasium.__version__, "with box2d")'
+  touch "$GYM_STAMP"
 fi
 
 export LIBTORCH_USE_PYTORCH=1

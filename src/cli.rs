@@ -62,6 +62,17 @@ pub struct TrainArgs {
     /// With `--criteria`: end the run as soon as its FAIL is certain (outcome `stopped`).
     #[arg(long, requires = "criteria")]
     pub stop_on_fail: bool,
+    /// Continue from this checkpoint folder (e.g. `RUN/checkpoint`); an error if it is missing or
+    /// unusable. Without it, `OUT/checkpoint` is resumed automatically when it was written by the
+    /// same config (steps aside) and is short of `training.steps`.
+    #[arg(long, value_name = "DIR", conflicts_with = "fresh")]
+    pub resume: Option<PathBuf>,
+    /// Start from zero even if `OUT/checkpoint` could be resumed.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Write `OUT/checkpoint` when the run completes (ladder stage ends do this).
+    #[arg(long)]
+    pub checkpoint_at_end: bool,
     /// Identity and bookkeeping set by the sweep scheduler.
     #[command(flatten)]
     pub child: ChildArgs,

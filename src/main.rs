@@ -11,7 +11,12 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             let code = td3_sweep::commands::exit_code_for(&err);
-            eprintln!("error: {err}");
+            if err.downcast_ref::<td3_sweep::diag::Diagnostics>().is_some() {
+                // Each diagnostic already reads `file:line:col: error: ...`.
+                eprintln!("{err}");
+            } else {
+                eprintln!("error: {err}");
+            }
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }

@@ -55,6 +55,40 @@ pub fn load_with_overrides(args: &TrainArgs) -> Result<crate::config::AgentConfi
     }
 }
 
+/// The checkpoint to continue from: `--resume`, or else `OUT/checkpoint` when it was written by
+/// this config (steps aside) and stopped short of `training.steps` (not with `--fresh`).
+fn resume_from(args: &TrainArgs, cfg: &crate::config::AgentConfig) -> Option<std::path::PathBuf> {
+    use crate::train::checkpoint;
+    if let Some(p) = &args.resume {
+        return Some(p.clone());
+    }
+    let dir = checkpoint::dir_of(&args.out);
+    if args.fresh || checkpoint::locate(&dir).is_none() {
+        return None;
+    }
+    match checkpoint::read_state(&dir) {
+        Ok(st) if st.config_hash == checkpoint::resume_hash(cfg) && st.env_step < cfg.training.steps => {
+            println!(
+                "resuming from {} at env step {} (pass --fresh to start from zero)",
+                dir.display(),
+                st.env_step
+            );
+            Some(dir)
+        }
+        Ok(_) => {
+            println!(
+                "note: {} belongs to another config or is already at training.steps; starting from zero",
+                dir.display()
+            );
+            None
+        }
+        Err(e) => {
+            println!("note: ignoring {}: {e}; starting from zero", dir.display());
+            None
+        }
+    }
+}
+
 /// Trains one agent; the exit code encodes the outcome (0 completed, 1 crashed, 3 diverged, 4 stopped,
 /// 130 interrupted).
 pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
@@ -118,6 +152,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         opts.fail_fast = Some(Box::new(move |rows| crate::verdict::certain_fail(&c, rows)));
     }
     opts.stop_on_fail = args.stop_on_fail;
+    opts.checkpoint_at_end = args.checkpoint_at_end;
+    opts.resume = resume_from(&args, &cfg);
     let steps = cfg.training.steps;
     let machine = args.child.progress;
     opts.on_row = Some(Box::new(move |r| {

@@ -12,7 +12,7 @@ fn fmt_num(v: Option<f64>) -> String {
     match v {
         None => "-".into(),
         Some(x) if !x.is_finite() => format!("{x}"),
-        Some(x) if x.abs() >= 1e4 => format!("{x:.3e}"),
+        Some(x) if x != 0.0 && (x.abs() >= 1e4 || x.abs() < 0.1) => format!("{x:.2e}"),
         Some(x) => format!("{x:.1}"),
     }
 }

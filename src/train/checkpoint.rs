@@ -188,11 +188,14 @@ pub fn episode_seed(seed: u64, index: u64) -> u64 {
 }
 
 /// The hash a checkpoint is matched against: the config without the keys that may change
-/// between stages (`training.steps`, `training.checkpoint_every`).
+/// between stages or attempts without changing the training itself (`training.steps`,
+/// `training.checkpoint_every`, and the fault hooks `debug.abort_at_step` / `debug.hang_at_step`).
 pub fn resume_hash(cfg: &crate::config::AgentConfig) -> String {
     let mut c = cfg.clone();
     c.training.steps = 0;
     c.training.checkpoint_every = 0;
+    c.debug.abort_at_step = None;
+    c.debug.hang_at_step = None;
     crate::config::load::config_hash(&c)
 }
 

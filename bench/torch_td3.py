@@ -1,0 +1,376 @@
+"""Plain-PyTorch TD3 with exactly the computation graph of src/train/td3.rs (the parity check).
+
+Per update, as `Td3::update` does it:
+  target (no_grad): target actor on next_obs (+ clipped noise, clamp), target critic CNN on
+    next_obs, min of the two target Q heads;
+  critic: critic CNN + both Q heads on (obs, act), sum of two MSEs, backward, per-tensor grad
+    norms, one host sync for the finiteness check, hand-written Adam (src/train/adam.rs) on the
+    critic CNN and the critic heads;
+  every `policy_delay`-th update: critic heads frozen, actor CNN + head on obs, critic CNN
+    features under no_grad, Q1, -mean, backward, grad norms, a second host sync, Adam on actor
+    CNN and head, Polyak `lerp_` of every target;
+  every update: the parameter norm (stacked per-tensor norms).
+Batches are sampled like `Replay::sample`: gather u8 stacks on the host, convert to float / 255.
+
+`--experiments` also times variants of that graph (the optimisation ideas of issue 9), each
+toggle alone against the baseline in the same process; bench/README.md lists them.
+"""
+
+import argparse
+import copy
+import json
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+
+
+class Encoder(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        ch, side = c["obs_shape"][0], c["obs_shape"][2]
+        convs = []
+        for o, k, s in zip(c["channels"], c["kernels"], c["strides"]):
+            convs.append(nn.Conv2d(ch, o, k, s))
+            ch, side = o, (side - k) // s + 1
+        self.convs = nn.ModuleList(convs)
+        self.fc = nn.Linear(ch * side * side, c["feature_dim"])
+
+    def forward(self, x):
+        for conv in self.convs:
+            x = torch.relu(conv(x))
+        return torch.relu(self.fc(x.flatten(1)))
+
+
+class Mlp(nn.Module):
+    def __init__(self, inp, hidden, out):
+        super().__init__()
+        dims = [inp] + list(hidden) + [out]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i + 1 < len(self.layers):
+                x = torch.relu(x)
+        return x
+
+
+class Adam:
+    """src/train/adam.rs: torch.optim.Adam's defaults, one parameter at a time (or foreach)."""
+
+    def __init__(self, params, lr, foreach=False):
+        self.params = list(params)
+        self.lr = lr
+        self.foreach = foreach
+        self.m = [torch.zeros_like(p) for p in self.params]
+        self.v = [torch.zeros_like(p) for p in self.params]
+        self.steps = [0] * len(self.params)
+        self.torch_opt = torch.optim.Adam(self.params, lr=lr, foreach=True) if foreach else None
+
+    def zero_grad(self):
+        if self.torch_opt is not None:
+            self.torch_opt.zero_grad(set_to_none=True)
+            return
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.detach_()
+                p.grad.zero_()
+
+    @torch.no_grad()
+    def step(self):
+        if self.torch_opt is not None:
+            self.torch_opt.step()
+            return
+        for i, p in enumerate(self.params):
+            g = p.grad
+            if g is None:
+                continue
+            self.steps[i] += 1
+            t = self.steps[i]
+            self.m[i].lerp_(g, 1.0 - BETA1)
+            self.v[i].mul_(BETA2).addcmul_(g, g * (1.0 - BETA2))
+            bc1 = 1.0 - BETA1**t
+            bc2 = 1.0 - BETA2**t
+            denom = (self.v[i].sqrt() / math.sqrt(bc2)).add_(EPS)
+            p.add_((self.m[i] / denom).mul_(-self.lr / bc1))
+
+
+def grad_norms(params, stacked):
+    grads = [p.grad for p in params]
+    if stacked:
+        gs = [g for g in grads if g is not None]
+        return torch.stack(torch._foreach_norm(gs)) if gs else torch.zeros(0)
+    return torch.stack([g.norm() if g is not None else torch.zeros(()) for g in grads])
+
+
+class Td3:
+    def __init__(self, c, opts):
+        self.c, self.o = c, opts
+        pixels = c["pixels"]
+        feat = c["feature_dim"] if pixels else c["obs_shape"][0]
+        a = c["act_dim"]
+        self.actor_cnn = Encoder(c) if pixels else None
+        self.critic_cnn = Encoder(c) if pixels else None
+        self.actor_head = Mlp(feat, c["actor_hidden"], a)
+        self.q1 = Mlp(feat + a, c["critic_hidden"], 1)
+        self.q2 = Mlp(feat + a, c["critic_hidden"], 1)
+        online = [self.actor_cnn, self.critic_cnn, self.actor_head, self.q1, self.q2]
+        if opts.get("channels_last"):
+            for m in online:
+                if m is not None:
+                    m.to(memory_format=torch.channels_last)
+        self.t_actor_cnn, self.t_critic_cnn, self.t_actor_head, self.t_q1, self.t_q2 = (
+            copy.deepcopy(m) for m in online
+        )
+        for m in [self.t_actor_cnn, self.t_critic_cnn, self.t_actor_head, self.t_q1, self.t_q2]:
+            if m is not None:
+                m.requires_grad_(False)
+        fe = opts.get("foreach_adam", False)
+        self.critic_cnn_p = list(self.critic_cnn.parameters()) if pixels else []
+        self.actor_cnn_p = list(self.actor_cnn.parameters()) if pixels else []
+        self.critic_head_p = list(self.q1.parameters()) + list(self.q2.parameters())
+        self.actor_head_p = list(self.actor_head.parameters())
+        self.opt_critic_cnn = Adam(self.critic_cnn_p, 1e-4, fe) if pixels else None
+        self.opt_actor_cnn = Adam(self.actor_cnn_p, 1e-4, fe) if pixels else None
+        self.opt_critic_head = Adam(self.critic_head_p, 3e-4, fe)
+        self.opt_actor_head = Adam(self.actor_head_p, 3e-4, fe)
+        self.pairs = []
+        for t, m in [
+            (self.t_actor_cnn, self.actor_cnn),
+            (self.t_critic_cnn, self.critic_cnn),
+            (self.t_actor_head, self.actor_head),
+            (self.t_q1, self.q1),
+            (self.t_q2, self.q2),
+        ]:
+            if m is not None:
+                self.pairs += list(zip(t.parameters(), m.parameters()))
+        self.all_p = self.actor_cnn_p + self.critic_cnn_p + self.actor_head_p + self.critic_head_p
+        self.total_it = 0
+
+    def actor(self, cnn, head, obs):
+        f = cnn(obs) if cnn is not None else obs
+        return torch.tanh(head(f))
+
+    def feats(self, cnn, obs):
+        return cnn(obs) if cnn is not None else obs
+
+    def update(self, b):
+        c, o = self.c, self.o
+        stacked = o.get("stacked_norm", False)
+        self.total_it += 1
+        obs, act, rew, next_obs, not_done, noise = b
+        with torch.no_grad():
+            n = (noise * c["policy_noise"]).clamp(-c["noise_clip"], c["noise_clip"])
+            next_a = (self.actor(self.t_actor_cnn, self.t_actor_head, next_obs) + n).clamp(-1, 1)
+            sa = torch.cat([self.feats(self.t_critic_cnn, next_obs), next_a], 1)
+            tq = torch.minimum(self.t_q1(sa), self.t_q2(sa))
+            y = rew + not_done * c["discount"] * tq
+        sa = torch.cat([self.feats(self.critic_cnn, obs), act], 1)
+        q1, q2 = self.q1(sa), self.q2(sa)
+        loss = nn.functional.mse_loss(q1, y) + nn.functional.mse_loss(q2, y)
+        if self.opt_critic_cnn:
+            self.opt_critic_cnn.zero_grad()
+        self.opt_critic_head.zero_grad()
+        loss.backward()
+        zero = torch.zeros(())
+        cnn_per = grad_norms(self.critic_cnn_p, stacked) if self.critic_cnn_p else None
+        head_per = grad_norms(self.critic_head_p, stacked)
+        cnn_gn = cnn_per.norm() if cnn_per is not None else zero
+        head_gn = head_per.norm()
+        with torch.no_grad():
+            stats = [q1.mean(), torch.maximum(q1.abs().max(), q2.abs().max()), y.mean()]
+        ok = torch.stack([loss.detach(), cnn_gn, head_gn]).isfinite().all()
+        if not o.get("no_sync") and not bool(ok):
+            return False
+        if self.opt_critic_cnn:
+            self.opt_critic_cnn.step()
+        self.opt_critic_head.step()
+        if self.total_it % c["policy_delay"] == 0:
+            freeze = not o.get("no_freeze")
+            if freeze:
+                for p in self.critic_head_p:
+                    p.requires_grad_(False)
+            a = self.actor(self.actor_cnn, self.actor_head, obs)
+            if o.get("critic_features_with_grad"):
+                f = self.feats(self.critic_cnn, obs)
+            else:
+                with torch.no_grad():
+                    f = self.feats(self.critic_cnn, obs)
+            aloss = -self.q1(torch.cat([f, a], 1)).mean()
+            if self.opt_actor_cnn:
+                self.opt_actor_cnn.zero_grad()
+            self.opt_actor_head.zero_grad()
+            aloss.backward()
+            if freeze:
+                for p in self.critic_head_p:
+                    p.requires_grad_(True)
+            acnn = grad_norms(self.actor_cnn_p, stacked) if self.actor_cnn_p else None
+            ahead = grad_norms(self.actor_head_p, stacked)
+            agn = acnn.norm() if acnn is not None else zero
+            aok = torch.stack([aloss.detach(), agn, ahead.norm()]).isfinite().all()
+            if o.get("no_sync") or bool(aok):
+                if self.opt_actor_cnn:
+                    self.opt_actor_cnn.step()
+                self.opt_actor_head.step()
+                with torch.no_grad():
+                    if o.get("foreach_polyak"):
+                        ts, ss = zip(*self.pairs)
+                        torch._foreach_lerp_(list(ts), list(ss), c["tau"])
+                    else:
+                        for t, s in self.pairs:
+                            t.lerp_(s, c["tau"])
+        with torch.no_grad():
+            if stacked:
+                pn = torch.stack(torch._foreach_norm(self.all_p)).norm()
+            else:
+                pn = torch.stack([p.detach().norm() for p in self.all_p]).norm()
+        del stats, pn
+        return True
+
+
+class Buffer:
+    """Replay::sample's work: gather u8 (or f32) stacks on the host, to float, /255 for pixels."""
+
+    def __init__(self, c, rng, channels_last=False):
+        n, shape = c["fill"], tuple(c["obs_shape"])
+        self.c, self.rng, self.cl = c, rng, channels_last
+        if c["pixels"]:
+            self.obs = rng.integers(0, 256, (n,) + shape, dtype=np.uint8)
+            self.next = rng.integers(0, 256, (n,) + shape, dtype=np.uint8)
+        else:
+            self.obs = rng.standard_normal((n,) + shape, dtype=np.float32)
+            self.next = rng.standard_normal((n,) + shape, dtype=np.float32)
+        self.act = rng.uniform(-1, 1, (n, c["act_dim"])).astype(np.float32)
+        self.rew = np.full((n, 1), -1.0, np.float32)
+        self.nd = np.ones((n, 1), np.float32)
+
+    def sample(self):
+        c, b = self.c, self.c["batch"]
+        idx = self.rng.integers(0, c["fill"], b)
+
+        def px(a):
+            t = torch.from_numpy(a[idx])
+            if c["pixels"]:
+                t = t.float() / 255.0
+                if self.cl:
+                    t = t.contiguous(memory_format=torch.channels_last)
+            return t
+
+        noise = torch.from_numpy(self.rng.standard_normal((b, c["act_dim"]), dtype=np.float32))
+        return (
+            px(self.obs),
+            torch.from_numpy(self.act[idx]),
+            torch.from_numpy(self.rew[idx]),
+            px(self.next),
+            torch.from_numpy(self.nd[idx]),
+            noise,
+        )
+
+
+def bench(c, opts, scale=1.0):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    buf = Buffer(c, rng, opts.get("channels_last", False))
+    agent = Td3(c, opts)
+    for _ in range(c["warmup"]):
+        agent.update(buf.sample())
+    per_round = max(1, round(c["updates"] * scale) // c["rounds"])
+    rounds = []
+    for _ in range(c["rounds"]):
+        t = time.perf_counter()
+        for _ in range(per_round):
+            agent.update(buf.sample())
+        rounds.append(per_round / (time.perf_counter() - t))
+    best = max(rounds)
+    return {
+        "config": c["name"],
+        "device": "cpu",
+        "updates": per_round * c["rounds"],
+        "updates_per_s": best,
+        "rounds_per_s": rounds,
+        "ms_per_update": 1e3 / best,
+        "flops_per_update": c["flops_per_update"],
+        "gflops": c["flops_per_update"] * best / 1e9,
+    }
+
+
+EXPERIMENTS = {
+    "no_sync": "no host sync per step (finiteness checks skipped)",
+    "stacked_norm": "one _foreach_norm + stack instead of one norm() per tensor",
+    "foreach_adam": "torch.optim.Adam(foreach=True) instead of the per-tensor hand-written Adam",
+    "foreach_polyak": "one _foreach_lerp_ for the Polyak update",
+    "channels_last": "channels-last weights and inputs",
+    "critic_features_with_grad": "actor step computes critic CNN features WITH grad (cost of not using no_grad)",
+    "no_freeze": "critic heads not frozen in the actor step (SB3 style)",
+    "all_safe": "no_sync + stacked_norm + foreach_adam + foreach_polyak together",
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--configs", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--only", default=None)
+    ap.add_argument("--experiments", default=None, help="comma-separated config names to run the variants on")
+    ap.add_argument("--experiment-scale", type=float, default=0.5)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    configs = json.load(open(args.configs))
+    only = set(args.only.split(",")) if args.only else None
+    results = []
+    for c in configs:
+        if only and c["name"] not in only:
+            continue
+        r = bench(c, {})
+        print(f"torch_td3: {c['name']:<26} {r['updates_per_s']:9.2f} updates/s {r['ms_per_update']:8.2f} ms", flush=True)
+        results.append(r)
+    experiments = []
+    if args.experiments:
+        for c in configs:
+            if c["name"] not in args.experiments.split(","):
+                continue
+            base = bench(c, {}, args.experiment_scale)
+            for name, what in EXPERIMENTS.items():
+                opts = (
+                    dict(no_sync=1, stacked_norm=1, foreach_adam=1, foreach_polyak=1)
+                    if name == "all_safe"
+                    else {name: True}
+                )
+                r = bench(c, opts, args.experiment_scale)
+                # Re-measure the baseline next to each variant: load on this machine drifts.
+                base2 = bench(c, {}, args.experiment_scale)
+                b = max(base["updates_per_s"], base2["updates_per_s"])
+                base = base2
+                experiments.append(
+                    {
+                        "config": c["name"],
+                        "variant": name,
+                        "what": what,
+                        "baseline_ms": 1e3 / b,
+                        "variant_ms": r["ms_per_update"],
+                        "speedup": r["updates_per_s"] / b,
+                    }
+                )
+                print(f"torch_td3 experiment: {c['name']} {name}: {1e3 / b:.2f} ms → {r['ms_per_update']:.2f} ms", flush=True)
+    out = {
+        "implementation": "torch",
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "results": results,
+        "experiments": experiments,
+    }
+    with open(args.out + ".tmp", "w") as f:
+        json.dump(out, f, indent=2)
+    import os
+
+    os.replace(args.out + ".tmp", args.out)
+
+
+if __name__ == "__main__":
+    main()
