@@ -42,6 +42,11 @@ report DIR *ARGS: setup
 devices: setup
     {{bin}} devices
 
+# Benchmarks (not tests): our TD3 update vs SB3 vs plain PyTorch, FLOPs, replay memory, sweep scaling; see bench/README.md.
+bench *OUT:
+    @scripts/setup-bench.sh
+    bench/run.sh {{OUT}}
+
 # Formatting, clippy with warnings denied, and every test (CI runs exactly this).
 test:
     @SETUP_SKIP_BUILD=1 scripts/setup.sh

@@ -60,7 +60,11 @@ def recv() -> bytes:
 
 
 def send_error(message: str) -> None:
-    send(b"E" + json.dumps({"error": message, "traceback": traceback.format_exc()}).encode())
+    # Python 3.11+ underlines expressions with lines of ^ and ~: they double a traceback's length
+    # and say nothing the code line doesn't, and the scheduler keeps only the last 20 stderr lines.
+    lines = traceback.format_exc().splitlines()
+    tb = "\n".join(line for line in lines if line.strip(" ^~") or not line.strip())
+    send(b"E" + json.dumps({"error": message, "traceback": tb}).encode())
 
 
 class Unsupported(Exception):

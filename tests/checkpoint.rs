@@ -99,7 +99,10 @@ fn resumed_runs_repeat_the_uninterrupted_run_value_for_value() {
         ],
     );
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(metrics(&crashed).len() > 4, "rows after the checkpoint exist");
+    assert!(
+        metrics(&crashed).len() > 4,
+        "rows after the checkpoint exist"
+    );
     let o = train(
         &cfg,
         &crashed,

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use td3_sweep::config::{EnvConfig, EnvKind, ObsKind};
 use td3_sweep::train::env::gym::python_path;
-use td3_sweep::train::env::{make_env, Env, EnvError, ObsSpec, Observation};
+use td3_sweep::train::env::{make_env, EnvError, ObsSpec, Observation};
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_td3-sweep"))
@@ -105,8 +105,17 @@ print(json.dumps(out))
         // Raw float32 bytes over the pipe: bit-identical, not approximately equal.
         assert_eq!(a, &b, "observation {t}");
     }
-    for (t, (a, b)) in rewards.iter().zip(gym["rewards"].as_array().unwrap()).enumerate() {
-        assert_eq!(*a, b.as_f64().unwrap(), "reward {t}");
+    for (t, (a, b)) in rewards
+        .iter()
+        .zip(gym["rewards"].as_array().unwrap())
+        .enumerate()
+    {
+        // The reward travels as a raw f64; only the JSON of the Python side rounds (last ulp).
+        let b = b.as_f64().unwrap();
+        assert!(
+            (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+            "reward {t}: {a} vs {b}"
+        );
     }
     // Truncated (not terminated) at the time limit, exactly where Gymnasium truncates.
     let want: Vec<(bool, bool)> = gym["flags"]
@@ -195,7 +204,7 @@ fn write_config(dir: &Path, env: &str) -> PathBuf {
     let path = dir.join("cfg.yaml");
     let text = format!(
         "device: cpu\nenv: {env}\n\
-         networks: {{ actor: {{ hidden: [16] }}, critic: {{ hidden: [16] }} }}\n\
+         networks: {{ actor: {{ hidden: [16], learning_rate: 1.0e-3 }}, critic: {{ hidden: [16], learning_rate: 1.0e-3 }} }}\n\
          training: {{ steps: 40, batch_size: 8, learning_starts: 10 }}\n\
          logging: {{ log_every: 5 }}\n"
     );
@@ -313,7 +322,11 @@ fn missing_gymnasium_or_python_is_a_clear_error_before_training() {
     assert!(rec.is_null() || rec["steps_done"] == 0, "{rec}");
     let (out, _) = train(dir.path(), &cfg, Some(Path::new("/nonexistent/python")));
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("cannot start the bridge"), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot start the bridge"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -323,7 +336,10 @@ fn id_is_required_for_gymnasium_and_only_there() {
     let (out, _) = train(dir.path(), &cfg, None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("needs env.id"), "{}", text(&out));
-    let cfg = write_config(dir.path(), "{ kind: pendulum, obs: state, id: Pendulum-v1 }");
+    let cfg = write_config(
+        dir.path(),
+        "{ kind: pendulum, obs: state, id: Pendulum-v1 }",
+    );
     let (out, _) = train(dir.path(), &cfg, None);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
@@ -396,18 +412,8 @@ fn carracing_sweep_runs_end_to_end() {
     let metrics = std::fs::read_to_string(runs[0].join("metrics.csv")).unwrap();
     // 200 updates, a row every 20: ten rows with CNN gradient norms.
     assert_eq!(metrics.lines().count(), 11, "{metrics}");
-    let mut csv = csv::Reader::from_path(root.join("summary.csv")).unwrap();
-    let headers = csv.headers().unwrap().clone();
-    let row = csv.records().next().unwrap().unwrap();
-    let verdict = headers
-        .iter()
-        .position(|h| h == "verdict")
-        .map(|i| row[i].to_string())
-        .unwrap();
-    assert!(
-        ["PASS", "INVESTIGATE", "FAIL"].contains(&verdict.as_str()),
-        "{verdict}"
-    );
+    let summary = std::fs::read_to_string(root.join("summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 2, "{summary}");
     let report = std::fs::read_dir(&root)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -416,9 +422,12 @@ fn carracing_sweep_runs_end_to_end() {
                 .is_some_and(|n| n.to_string_lossy().starts_with("VALIDATION"))
         })
         .expect("a VALIDATION report");
-    assert!(std::fs::read_to_string(report)
-        .unwrap()
-        .contains("carracing_ci"));
+    let report = std::fs::read_to_string(report).unwrap();
+    assert!(report.contains("carracing_ci"), "{report}");
+    let verdict = ["PASS", "INVESTIGATE", "FAIL"]
+        .into_iter()
+        .find(|v| report.contains(&format!("**Status: {v}**")))
+        .unwrap_or_else(|| panic!("no verdict in the report:\n{report}"));
     eprintln!(
         "carracing_ci: {verdict} in {:.1} s",
         t0.elapsed().as_secs_f64()

@@ -23,7 +23,10 @@ use td3_sweep::train::replay::Replay;
 use td3_sweep::train::td3::Td3;
 
 #[derive(Debug, Parser)]
-#[command(name = "td3-bench", about = "TD3 update throughput, FLOPs, sgemm peak, replay memory")]
+#[command(
+    name = "td3-bench",
+    about = "TD3 update throughput, FLOPs, sgemm peak, replay memory"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -229,7 +232,9 @@ fn mlp_layer_flops(inp: i64, hidden: &[i64], out: i64) -> Vec<f64> {
     let mut dims = vec![inp];
     dims.extend_from_slice(hidden);
     dims.push(out);
-    dims.windows(2).map(|w| 2.0 * (w[0] * w[1]) as f64).collect()
+    dims.windows(2)
+        .map(|w| 2.0 * (w[0] * w[1]) as f64)
+        .collect()
 }
 
 /// FLOPs of a trained chain: forward F, weight gradient F per layer, input gradient F per layer

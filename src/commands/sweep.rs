@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+mod ladder;
+
 use super::BadInput;
 use crate::cli::{Backend, Rerun, SweepArgs};
 use crate::config::load::config_to_yaml;
@@ -141,6 +143,19 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
         println!("timeout:     {} per run", crate::spec::format_duration(t));
     }
     println!("stop_on_fail: {}", spec.stop_on_fail);
+    if !spec.stages.is_empty() {
+        println!("stages (each run continues from its checkpoint at the previous stage's end):");
+        for (i, st) in spec.stages.iter().enumerate() {
+            println!(
+                "  {}. {:<10} to {} env steps; entry: {}{}",
+                i + 1,
+                st.name,
+                st.steps,
+                st.promote,
+                if st.approve { "; approves for deployment" } else { "" }
+            );
+        }
+    }
     println!();
     for (i, run) in plan.runs.iter().enumerate() {
         let slot = &slots[i % slots.len()];
@@ -351,14 +366,26 @@ fn finish(args: &SweepArgs, results: &Path, lock: Lock, interrupted: bool) -> an
 pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
     // Checked before anything is created: the spec decides the backend unless `--backend` does.
     let (checked, _) = super::load_checked(&args.file)?;
-    let backend = args.backend.unwrap_or(match checked.spec.backend.as_deref() {
-        Some("slurm") => Backend::Slurm,
-        _ => Backend::Local,
-    });
+    let backend = args
+        .backend
+        .unwrap_or(match checked.spec.backend.as_deref() {
+            Some("slurm") => Backend::Slurm,
+            _ => Backend::Local,
+        });
     let slurm_opts = slurm_options(&args, backend, &checked.spec.slurm)?;
     let Some(p) = prepare(&args)? else {
         return Ok(0);
     };
+    if !p.plan.spec.stages.is_empty() {
+        if backend == Backend::Slurm {
+            return Err(BadInput(
+                "`stages:` (a validation ladder) runs on the local backend only for now".into(),
+            )
+            .into());
+        }
+        let criteria = load_criteria(&p.plan.spec)?;
+        return ladder::run(&args, p, criteria);
+    }
     if backend == Backend::Slurm {
         return run_slurm(&args, p, slurm_opts);
     }

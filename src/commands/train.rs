@@ -67,7 +67,10 @@ fn resume_from(args: &TrainArgs, cfg: &crate::config::AgentConfig) -> Option<std
         return None;
     }
     match checkpoint::read_state(&dir) {
-        Ok(st) if st.config_hash == checkpoint::resume_hash(cfg) && st.env_step < cfg.training.steps => {
+        Ok(st)
+            if st.config_hash == checkpoint::resume_hash(cfg)
+                && st.env_step < cfg.training.steps =>
+        {
             println!(
                 "resuming from {} at env step {} (pass --fresh to start from zero)",
                 dir.display(),

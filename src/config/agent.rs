@@ -175,12 +175,19 @@ impl Default for CnnConfig {
 
 /// An MLP head.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct HeadConfig {
     /// Hidden layer widths.
     pub hidden: Vec<i64>,
     /// Adam learning rate for this head.
     pub learning_rate: f64,
+}
+
+impl Default for HeadConfig {
+    /// The actor's and the critic's defaults are the same: 256-256, lr 3e-4 (sfujim/TD3).
+    fn default() -> Self {
+        Self { hidden: vec![256, 256], learning_rate: 3e-4 }
+    }
 }
 
 /// Gradient-norm clipping for one encoder (off when `max_norm` is null).

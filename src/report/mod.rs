@@ -235,6 +235,27 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
         plots: plot_views,
         load_errors: &load_errors,
     });
+    let mut model = model;
+    if let Some(l) = crate::schedule::ladder::LadderState::read(results_dir) {
+        let plot = match ladder_plot(&l, &runs) {
+            Ok(Some(svg)) => {
+                std::fs::create_dir_all(&plots_dir).map_err(|source| ReportError::Io {
+                    path: plots_dir.clone(),
+                    source,
+                })?;
+                let path = plots_dir.join("ladder_critic_loss.svg");
+                write_atomic(&path, &svg)?;
+                plots.push(path);
+                Some("plots/ladder_critic_loss.svg".to_string())
+            }
+            Ok(None) => None,
+            Err(e) => {
+                eprintln!("warning: ladder plot: {e}");
+                None
+            }
+        };
+        model.ladder = Some(view::ladder_view(&l, plot));
+    }
     let (name, text) = match &opts.template {
         Some(p) => (
             p.display().to_string(),
@@ -279,4 +300,35 @@ fn render(name: &str, text: &str, model: &view::ReportView) -> Result<String, mi
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.add_template_owned(name.to_string(), text.to_string())?;
     env.get_template(name)?.render(model)
+}
+
+/// The continuous critic-loss curve of every run of a ladder, with each stage's end marked.
+fn ladder_plot(
+    l: &crate::schedule::ladder::LadderState,
+    runs: &[load::RunResult],
+) -> Result<Option<String>, String> {
+    let series: Vec<plot::Series> = runs
+        .iter()
+        .map(|r| plot::Series {
+            label: r.dir_name.clone(),
+            points: r
+                .rows
+                .iter()
+                .filter_map(|row| row.critic_loss.map(|v| (row.train_step as f64, v)))
+                .collect(),
+        })
+        .collect();
+    let markers: Vec<plot::Marker> = l
+        .stages
+        .iter()
+        .filter(|s| s.done)
+        .filter_map(|s| {
+            let x = s.runs.iter().map(|r| r.train_step).max()?;
+            Some(plot::Marker {
+                x: x as f64,
+                label: format!("end of {}", s.name),
+            })
+        })
+        .collect();
+    plot::render_svg_marked("critic_loss across the ladder's stages", &series, &[], &markers)
 }

@@ -65,6 +65,24 @@ pub fn render_svg(
     series: &[Series],
     thresholds: &[Threshold],
 ) -> Result<Option<String>, String> {
+    render_svg_marked(title, series, thresholds, &[])
+}
+
+/// A vertical marker line at a training step (a ladder's stage boundary), labelled at the top.
+pub struct Marker {
+    /// Training step.
+    pub x: f64,
+    /// Label drawn above the plot area.
+    pub label: String,
+}
+
+/// [`render_svg`] with vertical markers (stage boundaries).
+pub fn render_svg_marked(
+    title: &str,
+    series: &[Series],
+    thresholds: &[Threshold],
+    markers: &[Marker],
+) -> Result<Option<String>, String> {
     let pts = || {
         series
             .iter()
@@ -148,6 +166,19 @@ pub fn render_svg(
         ))
         .map_err(err)?;
 
+        let top = text_style(11.0, HPos::Center, VPos::Bottom);
+        for m in markers.iter().filter(|m| m.x >= x_min && m.x <= x_max) {
+            let style = ShapeStyle::from(&RGBColor(90, 90, 90)).stroke_width(1);
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(m.x, y_min), (m.x, y_max)],
+                    style,
+                )))
+                .map_err(err)?;
+            let (px, py) = chart.backend_coord(&(m.x, y_max));
+            root.draw(&Text::new(m.label.clone(), (px, py - 2), top.clone()))
+                .map_err(err)?;
+        }
         let legend = text_style(12.0, HPos::Left, VPos::Center);
         let lx = (W as i32) - LEGEND_W + 16;
         let mut ly = 50;

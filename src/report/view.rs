@@ -46,6 +46,109 @@ pub struct ReportView {
     pub recommendation: RecommendationView,
     pub runs: Vec<RunView>,
     pub load_errors: Vec<String>,
+    /// The validation ladder (`stages:`), when the sweep has one.
+    pub ladder: Option<LadderView>,
+}
+
+/// The ladder section: `ladder.json` as the report shows it.
+#[derive(Debug, Serialize)]
+pub struct LadderView {
+    /// Stage names and steps, in order (`1k (1000 steps)`).
+    pub stages: Vec<String>,
+    /// Each stage's entry rule.
+    pub rules: Vec<String>,
+    /// One row per variant.
+    pub variants: Vec<LadderVariantView>,
+    /// Whether the last stage approves.
+    pub approve: bool,
+    /// Approved variants (empty when none or not yet).
+    pub approved: Vec<String>,
+    /// Where each stage ended, per run (`run: env step E, train step T`).
+    pub boundaries: Vec<String>,
+    /// The plot with stage boundaries, relative to the report.
+    pub plot: Option<String>,
+}
+
+/// One variant's climb.
+#[derive(Debug, Serialize)]
+pub struct LadderVariantView {
+    pub variant: String,
+    /// One cell per stage: its verdict there, or `—` where it did not enter.
+    pub cells: Vec<String>,
+    /// The highest stage it finished.
+    pub reached: String,
+    /// Why it stopped climbing (empty for one that finished the last stage), with evidence.
+    pub stopped: Vec<String>,
+}
+
+/// Builds the ladder section from `ladder.json`.
+pub fn ladder_view(l: &crate::schedule::ladder::LadderState, plot: Option<String>) -> LadderView {
+    let mut names: Vec<String> = Vec::new();
+    for s in &l.stages {
+        for v in s.entered.iter().chain(s.variants.iter().map(|v| &v.variant)) {
+            if !names.contains(v) {
+                names.push(v.clone());
+            }
+        }
+    }
+    let variants = names
+        .iter()
+        .map(|name| {
+            let mut cells = Vec::new();
+            let mut reached = "—".to_string();
+            let mut stopped = Vec::new();
+            for (k, s) in l.stages.iter().enumerate() {
+                match s.variants.iter().find(|v| &v.variant == name) {
+                    Some(v) => {
+                        cells.push(v.verdict.clone());
+                        reached = s.name.clone();
+                        if !v.promoted && k + 1 < l.stages.len() {
+                            stopped.push(format!("stopped after `{}`: {}", s.name, v.why));
+                            for r in s.runs.iter().filter(|r| &r.variant == name) {
+                                for e in &r.evidence {
+                                    stopped.push(format!("{} (seed {}, {}): {e}", r.run_id, r.seed, r.outcome));
+                                }
+                            }
+                        }
+                    }
+                    None if s.entered.contains(name) => cells.push("running".into()),
+                    None => cells.push("—".into()),
+                }
+            }
+            LadderVariantView {
+                variant: name.clone(),
+                cells,
+                reached,
+                stopped,
+            }
+        })
+        .collect();
+    let boundaries = l
+        .stages
+        .iter()
+        .filter(|s| s.done)
+        .flat_map(|s| {
+            s.runs.iter().map(move |r| {
+                format!(
+                    "`{}` ended for {} at env step {}, training step {} ({})",
+                    s.name, r.run_id, r.env_step, r.train_step, r.outcome
+                )
+            })
+        })
+        .collect();
+    LadderView {
+        stages: l
+            .stages
+            .iter()
+            .map(|s| format!("{} ({} steps)", s.name, s.steps))
+            .collect(),
+        rules: l.stages.iter().map(|s| format!("{}: {}", s.name, s.promote)).collect(),
+        variants,
+        approve: l.approve,
+        approved: l.approved.clone(),
+        boundaries,
+        plot,
+    }
 }
 
 /// One row of the overview: a variant group and its seeds.
@@ -396,6 +499,7 @@ pub fn build(i: Input<'_>) -> ReportView {
         },
         runs: run_views,
         load_errors: i.load_errors.to_vec(),
+        ladder: None,
     }
 }
 

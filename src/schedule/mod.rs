@@ -4,6 +4,7 @@
 //! thread, which owns all bookkeeping (progress display, `summary.csv`). A failed run is a
 //! [`RunRecord`] with a non-`completed` outcome, never an `Err`.
 
+pub mod ladder;
 pub mod lock;
 pub mod process;
 pub mod progress;

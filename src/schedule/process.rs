@@ -177,7 +177,14 @@ impl Executor for ProcessExecutor {
                 ))
             }
             Outcome::Crashed => {
-                rec.reason = Some(format!("process {exit}"));
+                // Keep a cause the child recorded itself (e.g. a Gymnasium traceback), not the
+                // placeholder it writes at start-up.
+                rec.reason = Some(match rec.reason.take() {
+                    Some(r) if !r.starts_with(crate::train::run::PLACEHOLDER_REASON) => {
+                        format!("{r} (process {exit})")
+                    }
+                    _ => format!("process {exit}"),
+                });
                 rec.stderr_tail = Some(stderr_tail);
             }
             Outcome::Interrupted if rec.reason.is_none() => rec.reason = Some("interrupted".into()),

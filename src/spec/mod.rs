@@ -9,6 +9,7 @@
 mod duration;
 mod expand;
 mod parse;
+pub mod stages;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use crate::diag::{Diagnostic, Diagnostics, Mark, Source};
 
 pub use duration::{format_duration, parse_duration};
 pub use expand::{run_id, short_keys, RUN_ID_HASH_LEN};
+pub use stages::{Aggregate, Order, Promote, Stage};
 
 /// The CLI asks for `--yes` above this many runs.
 pub const CONFIRM_ABOVE: usize = 1000;
@@ -55,6 +57,8 @@ pub struct SweepSpec {
     pub criteria: CriteriaRef,
     /// Stop launching new runs after the first run that fails its criteria or crashes.
     pub stop_on_fail: bool,
+    /// The validation ladder (`stages:`); empty for a plain sweep. See [`stages`].
+    pub stages: Vec<Stage>,
     /// `backend:` (`local` or `slurm`); `--backend` on the command line wins.
     pub backend: Option<String>,
     /// The `slurm:` section (see docs/slurm.md); `--slurm-*` flags win.

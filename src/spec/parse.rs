@@ -29,6 +29,7 @@ pub(super) const TOP_KEYS: &[&str] = &[
     "timeout",
     "criteria",
     "stop_on_fail",
+    "stages",
     "backend",
     "slurm",
 ];
@@ -944,13 +945,29 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
         }
     }
 
+    let mut stages = Vec::new();
+    if let Some(e) = get("stages") {
+        stages = super::stages::parse_stages(&e.src, &e.node, &mut errs);
+        if let Some(st) = get("steps") {
+            errs.push(
+                at(&st.src, st.node.mark, "steps", "`steps` and `stages` both set the run length")
+                    .hint("remove `steps:`; each stage's `steps` is the run's total at the end of that stage"),
+            );
+        }
+    }
+
     let mut backend = None;
     if let Some(e) = get("backend") {
         match e.node.value.clone() {
             Value::Str(b) if b == "local" || b == "slurm" => backend = Some(b),
             other => errs.push(
-                at(&e.src, e.node.mark, "backend", format!("unknown backend {}", schema::describe(&other)))
-                    .hint("`local` (child processes on this machine) or `slurm` (sbatch job arrays)"),
+                at(
+                    &e.src,
+                    e.node.mark,
+                    "backend",
+                    format!("unknown backend {}", schema::describe(&other)),
+                )
+                .hint("`local` (child processes on this machine) or `slurm` (sbatch job arrays)"),
             ),
         }
     }
@@ -970,7 +987,13 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
                 }
             }
             Err(err) => errs.push(
-                at(&e.src, e.node.mark, "slurm", format!("invalid section: {err}")).hint(
+                at(
+                    &e.src,
+                    e.node.mark,
+                    "slurm",
+                    format!("invalid section: {err}"),
+                )
+                .hint(
                     "keys: partition, account, time, gres, cpus_per_task, mem, max_parallel, extra",
                 ),
             ),
@@ -993,6 +1016,7 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
             .collect::<Vec<_>>()
     };
     let spec = SweepSpec {
+        stages,
         name,
         description,
         base,

@@ -63,7 +63,9 @@ impl Adam {
                 self.steps[i] += 1;
                 let t = self.steps[i] as i32;
                 let _ = self.m[i].lerp_(&g, 1.0 - BETA1);
-                let _ = self.v[i].g_mul_scalar_(BETA2).addcmul_(&g, &g.g_mul_scalar(1.0 - BETA2));
+                let _ = self.v[i]
+                    .g_mul_scalar_(BETA2)
+                    .addcmul_(&g, &g.g_mul_scalar(1.0 - BETA2));
                 let bc1 = 1.0 - BETA1.powi(t);
                 let bc2 = 1.0 - BETA2.powi(t);
                 let denom = (self.v[i].sqrt() / bc2.sqrt()).g_add_scalar_(EPS);
@@ -140,7 +142,10 @@ mod tests {
         (&x * &x).sum(Kind::Float).backward();
         opt.step();
         let v: Vec<f32> = Vec::try_from(x.detach()).unwrap();
-        assert!((v[0] - 0.9).abs() < 1e-6 && (v[1] + 1.9).abs() < 1e-6, "{v:?}");
+        assert!(
+            (v[0] - 0.9).abs() < 1e-6 && (v[1] + 1.9).abs() < 1e-6,
+            "{v:?}"
+        );
         let st = opt.state("a");
         let map: std::collections::HashMap<String, Tensor> = st.into_iter().collect();
         let mut other = Adam::new(&[x.shallow_clone()], 0.1);

@@ -205,10 +205,7 @@ pub fn dir_of(run_dir: &Path) -> PathBuf {
 }
 
 fn prev_of(dir: &Path) -> PathBuf {
-    let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or(DIR_NAME);
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or(DIR_NAME);
     dir.with_file_name(format!("{name}.prev"))
 }
 
@@ -291,10 +288,7 @@ pub struct TensorSets {
 /// then replaces `dir` (the old one is kept as `<dir>.prev` during the swap, see [`locate`]).
 pub fn save(dir: &Path, state: &HostState, sets: &TensorSets) -> Result<(), CheckpointError> {
     let parent = dir.parent().unwrap_or(Path::new("."));
-    let name = dir
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or(DIR_NAME);
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or(DIR_NAME);
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let io = |path: &Path| {
         let path = path.to_path_buf();

@@ -88,7 +88,10 @@ impl FrameStore {
     /// # Panics
     /// If `capacity`, `k` or a frame side is zero.
     pub fn new(capacity: usize, frame_shape: [usize; 2], k: usize, act_dim: usize) -> FrameStore {
-        assert!(capacity > 0 && k > 0, "capacity and frame stack must be > 0");
+        assert!(
+            capacity > 0 && k > 0,
+            "capacity and frame stack must be > 0"
+        );
         let frame_len = frame_shape[0] * frame_shape[1];
         assert!(frame_len > 0, "frames must have pixels");
         let slots = Self::frame_slots(capacity, k);
@@ -171,8 +174,17 @@ impl FrameStore {
     pub fn push(&mut self, obs: &[u8], act: &[f32], rew: f32, next: &[u8], terminated: bool) {
         let (n, k) = (self.frame_len, self.k);
         assert_eq!(obs.len(), k * n, "obs must hold {k} frames of {n} bytes");
-        assert_eq!(next.len(), k * n, "next_obs must hold {k} frames of {n} bytes");
-        assert_eq!(act.len(), self.act_dim, "action must have {} values", self.act_dim);
+        assert_eq!(
+            next.len(),
+            k * n,
+            "next_obs must hold {k} frames of {n} bytes"
+        );
+        assert_eq!(
+            act.len(),
+            self.act_dim,
+            "action must have {} values",
+            self.act_dim
+        );
         assert!(
             next[..(k - 1) * n] == obs[n..],
             "next_obs must be obs shifted by one frame (a frame stack)"
@@ -251,7 +263,11 @@ impl FrameStore {
     fn copy_stacks(&self, pos: usize, obs: &mut [u8], next: &mut [u8]) {
         let n = self.frame_len;
         let first = self.last[pos] - self.k as u64;
-        for (j, (o, x)) in obs.chunks_exact_mut(n).zip(next.chunks_exact_mut(n)).enumerate() {
+        for (j, (o, x)) in obs
+            .chunks_exact_mut(n)
+            .zip(next.chunks_exact_mut(n))
+            .enumerate()
+        {
             o.copy_from_slice(self.frame(first + j as u64));
             x.copy_from_slice(self.frame(first + j as u64 + 1));
         }
@@ -337,7 +353,11 @@ mod tests {
             let want = &pushed[act[0] as usize];
             assert_eq!(act[1], -act[0]);
             assert!(o == want.0, "obs of transition {} was overwritten", act[0]);
-            assert!(x == want.1, "next_obs of transition {} was overwritten", act[0]);
+            assert!(
+                x == want.1,
+                "next_obs of transition {} was overwritten",
+                act[0]
+            );
         }
     }
 
@@ -354,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_new_episode_writes_its_first_stack() {
-        let mut s = FrameStore::new(100, [3, 3], 2, 1);
+        let mut s = FrameStore::new(100, [3, 3], 2, 2);
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let pushed = fill(&mut s, &[5, 7, 4], &mut rng);
         assert_eq!(s.frames_written(), 3 * 2 + 16);
@@ -396,7 +416,7 @@ mod tests {
     #[test]
     fn short_episodes_evict_by_frame_pressure_and_stay_correct() {
         // Episodes of 2 steps with k = 4: 6 frames per 2 transitions, far above the 5% slack.
-        let mut s = FrameStore::new(40, [2, 3], 4, 1);
+        let mut s = FrameStore::new(40, [2, 3], 4, 2);
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let lens = vec![2; 100];
         let pushed = fill(&mut s, &lens, &mut rng);
@@ -406,7 +426,7 @@ mod tests {
         s.sample_into(&mut rng, &mut batch);
         let stack = 4 * 6;
         for b in 0..64 {
-            let want = &pushed[batch.act[b] as usize];
+            let want = &pushed[batch.act[2 * b] as usize];
             assert!(batch.obs[b * stack..(b + 1) * stack] == want.0[..]);
             assert!(batch.next_obs[b * stack..(b + 1) * stack] == want.1[..]);
         }

@@ -222,7 +222,10 @@ impl Replay {
         let meta: Vec<i64> = Vec::try_from(fetch("replay.meta")?.view([-1]))
             .map_err(|e| format!("replay.meta: {e}"))?;
         let [cap, len, pos] = meta[..] else {
-            return Err(format!("replay.meta has {} entries, expected 3", meta.len()));
+            return Err(format!(
+                "replay.meta has {} entries, expected 3",
+                meta.len()
+            ));
         };
         let (cap, len, pos) = (cap as usize, len as usize, pos as usize);
         if cap != self.capacity || len > cap || pos >= cap.max(1) {
@@ -233,7 +236,10 @@ impl Replay {
         }
         let sized = |name: &str, v: usize, per: usize| -> Result<(), String> {
             if v != len * per {
-                Err(format!("tensor `{name}` has {v} values, expected {}", len * per))
+                Err(format!(
+                    "tensor `{name}` has {v} values, expected {}",
+                    len * per
+                ))
             } else {
                 Ok(())
             }
@@ -241,14 +247,16 @@ impl Replay {
         let n = self.obs_len;
         match &mut self.store {
             Store::Pixels { obs, next, .. } => {
-                *obs = Vec::try_from(fetch("replay.obs")?).map_err(|e| format!("replay.obs: {e}"))?;
+                *obs =
+                    Vec::try_from(fetch("replay.obs")?).map_err(|e| format!("replay.obs: {e}"))?;
                 *next = Vec::try_from(fetch("replay.next_obs")?)
                     .map_err(|e| format!("replay.next_obs: {e}"))?;
                 sized("replay.obs", obs.len(), n)?;
                 sized("replay.next_obs", next.len(), n)?;
             }
             Store::State { obs, next, .. } => {
-                *obs = Vec::try_from(fetch("replay.obs")?).map_err(|e| format!("replay.obs: {e}"))?;
+                *obs =
+                    Vec::try_from(fetch("replay.obs")?).map_err(|e| format!("replay.obs: {e}"))?;
                 *next = Vec::try_from(fetch("replay.next_obs")?)
                     .map_err(|e| format!("replay.next_obs: {e}"))?;
                 sized("replay.obs", obs.len(), n)?;

@@ -168,6 +168,10 @@ pub fn git_commit() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The reason `run.json` carries until the run writes its final record: if the process dies
+/// first, that is what happened.
+pub const PLACEHOLDER_REASON: &str = "the process ended before writing its final record";
+
 /// libtorch's version, read at build time.
 pub const LIBTORCH_VERSION: &str = env!("TD3_LIBTORCH_VERSION");
 
@@ -482,7 +486,7 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
         learning_rates: Some(lrs),
         config_hash: opts.config_hash.clone(),
         first_nonfinite_step: None,
-        reason: Some("the process ended before writing its final record".into()),
+        reason: Some(PLACEHOLDER_REASON.into()),
         exit: None,
         stderr_tail: None,
         extra: BTreeMap::from([
@@ -521,7 +525,10 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     let mut ep_actions: Vec<f32> = Vec::new();
     let mut wall_before = 0.0;
     let (mut obs, mut writer) = match opts.resume.clone() {
-        None => (env.reset(Some(cfg.seed)), MetricsWriter::create(&metrics_path)?),
+        None => (
+            env.reset(Some(cfg.seed)),
+            MetricsWriter::create(&metrics_path)?,
+        ),
         Some(dir) => {
             let restored = (|| -> Result<_, TrainError> {
                 let c = checkpoint::load(&dir, &checkpoint::resume_hash(cfg))?;
@@ -570,7 +577,11 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     let wall = |t0: &Instant| wall_before + t0.elapsed().as_secs_f64();
     let ckpt_dir = checkpoint::dir_of(&out);
     let every = t.checkpoint_every;
-    let mut next_ckpt = if every > 0 { (env_step / every + 1) * every } else { u64::MAX };
+    let mut next_ckpt = if every > 0 {
+        (env_step / every + 1) * every
+    } else {
+        u64::MAX
+    };
     let resume_hash = checkpoint::resume_hash(cfg);
     macro_rules! write_checkpoint {
         () => {
@@ -808,7 +819,8 @@ fn replay_episode(
     let t = c
         .get("episode.actions")
         .ok_or_else(|| c.corrupt("missing tensor `episode.actions`"))?;
-    let all: Vec<f32> = Vec::try_from(t.view([-1])).map_err(|e| c.corrupt(format!("episode.actions: {e}")))?;
+    let all: Vec<f32> =
+        Vec::try_from(t.view([-1])).map_err(|e| c.corrupt(format!("episode.actions: {e}")))?;
     let acts = all.get(1..).unwrap_or_default();
     if act_dim == 0 || acts.len() % act_dim != 0 {
         return Err(c.corrupt(format!(

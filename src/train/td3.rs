@@ -210,7 +210,10 @@ impl Td3 {
         let lrs = cfg.resolved_lrs();
         let adam = |g: &Group, lr: f64| Adam::new(&g.vars, lr);
         let opt_actor_cnn = stores.actor_cnn.as_ref().map(|g| adam(g, lrs.actor_cnn.lr));
-        let opt_critic_cnn = stores.critic_cnn.as_ref().map(|g| adam(g, lrs.critic_cnn.lr));
+        let opt_critic_cnn = stores
+            .critic_cnn
+            .as_ref()
+            .map(|g| adam(g, lrs.critic_cnn.lr));
         let opt_actor_head = adam(&stores.actor_head, lrs.actor_head.lr);
         let opt_critic_head = adam(&stores.critic_head, lrs.critic_head.lr);
         Ok(Td3 {

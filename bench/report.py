@@ -1,0 +1,121 @@
+"""Merges the bench JSON files of one `just bench` into one Markdown table (stdout).
+
+Reads <dir>/configs.json, ours.json, sb3.json, torch.json and, when present, ours_tuned.json,
+torch_tuned.json (the same runs with GLIBC_TUNABLES, see bench/README.md), replay.json,
+scaling.json, load.json. Writes the same text to <dir>/bench.md.
+"""
+
+import json
+import os
+import sys
+
+
+def load(d, name):
+    p = os.path.join(d, name)
+    return json.load(open(p)) if os.path.exists(p) else None
+
+
+def by_config(doc):
+    if not doc:
+        return {}
+    return {r["config"]: r for r in doc["results"] if r.get("device", "cpu") == "cpu"}
+
+
+def fmt(x, spec=".1f"):
+    return "–" if x is None else format(x, spec)
+
+
+def main():
+    d = sys.argv[1]
+    configs = load(d, "configs.json")
+    ours_doc = load(d, "ours.json")
+    ours = by_config(ours_doc)
+    sb3 = by_config(load(d, "sb3.json"))
+    torch_doc = load(d, "torch.json")
+    tor = by_config(torch_doc)
+    ours_t = by_config(load(d, "ours_tuned.json"))
+    tor_t = by_config(load(d, "torch_tuned.json"))
+    peak = ours_doc["sgemm_gflops"] if ours_doc else None
+    threads = ours_doc["threads"] if ours_doc else 1
+    lines = []
+    load_doc = load(d, "load.json")
+    if load_doc:
+        lines.append(
+            f"Machine: {load_doc.get('cpus')} CPUs; load average before {load_doc.get('before')}, "
+            f"after {load_doc.get('after')}; {threads} intra-op thread(s); best of 3 rounds per cell."
+        )
+        lines.append("")
+    lines.append(
+        "| config | MFLOP/update | ours upd/s | SB3 upd/s | torch upd/s | ours/SB3 | ours/torch "
+        "| ours GFLOP/s | sgemm peak / ours | ours tuned upd/s | torch tuned upd/s | goals |"
+    )
+    lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for c in configs:
+        n = c["name"]
+        o, s, t = ours.get(n), sb3.get(n), tor.get(n)
+        ou = o["updates_per_s"] if o else None
+        su = s["updates_per_s"] if s else None
+        tu = t["updates_per_s"] if t else None
+        r_sb3 = ou / su if ou and su else None
+        r_tor = ou / tu if ou and tu else None
+        gf = o["gflops"] if o else None
+        gap = peak / gf if peak and gf else None
+        goals = []
+        if c["pixels"]:
+            goals.append(("≥1.3×SB3", r_sb3 is not None and r_sb3 >= 1.3))
+            goals.append(("≥1×torch", r_tor is not None and r_tor >= 1.0))
+            goals.append(("≤2.5× peak", gap is not None and gap <= 2.5))
+        elif c["name"].startswith("c_"):
+            goals.append(("≥1×SB3", r_sb3 is not None and r_sb3 >= 1.0))
+        else:
+            goals.append(("≥2×SB3", r_sb3 is not None and r_sb3 >= 2.0))
+        g = ", ".join(f"{name} {'✓' if ok else '✗'}" for name, ok in goals)
+        ot = ours_t.get(n, {}).get("updates_per_s")
+        tt = tor_t.get(n, {}).get("updates_per_s")
+        lines.append(
+            f"| {n} | {c['flops_per_update'] / 1e6:.0f} | {fmt(ou)} | {fmt(su)} | {fmt(tu)} "
+            f"| {fmt(r_sb3, '.2f')} | {fmt(r_tor, '.2f')} | {fmt(gf)} | {fmt(gap, '.2f')} "
+            f"| {fmt(ot)} | {fmt(tt)} | {g} |"
+        )
+    lines.append("")
+    lines.append(f"sgemm 2048² peak (libtorch, {threads} thread(s), same run): {fmt(peak)} GFLOP/s.")
+    rep = load(d, "replay.json")
+    if rep:
+        lines.append(
+            f"Replay (frame store, {rep['image_size']}×{rep['image_size']}, stack {rep['frame_stack']}, "
+            f"{rep['episode_len']}-step episodes): {rep['bytes_per_transition']:.0f} B/transition "
+            f"(one frame = {rep['frame_bytes']} B) → 1M transitions = {rep['computed_1m_gb']:.2f} GB computed "
+            f"(copying both stacks as `Replay` does: {rep['naive_1m_gb']:.1f} GB); "
+            f"RSS at {rep['transitions']:,} transitions: +{rep['rss_after_mb'] - rep['rss_before_mb']:.0f} MB "
+            f"= {rep['rss_bytes_per_transition']:.0f} B/transition → {rep['rss_extrapolated_1m_gb']:.2f} GB at 1M; "
+            f"sample {rep['sample_us_b32']:.0f} µs/batch (B=32), {rep['sample_us_b256']:.0f} µs/batch (B=256); "
+            f"push {rep['push_us']:.1f} µs."
+        )
+    sc = load(d, "scaling.json")
+    if sc:
+        j1, j2 = sc["jobs1"], sc["jobs2"]
+        lines.append(
+            f"Sweep scaling (4 identical {sc['steps']}-step 32×32 pixel runs, real `td3-sweep sweep`): "
+            f"1 slot {j1['wall_s']:.1f} s, 2 slots {j2['wall_s']:.1f} s → parallel speed-up "
+            f"{sc['speedup']:.2f}× (goal ≥1.8×); harness overhead with 1 slot "
+            f"{100 * sc['overhead_jobs1']:.1f}% of Σ run wall_s {j1['sum_run_wall_s']:.1f} s (goal ≤3%); "
+            f"mean run wall_s 1 slot {j1['sum_run_wall_s'] / 4:.1f} s, 2 slots {j2['sum_run_wall_s'] / 4:.1f} s."
+        )
+    if torch_doc and torch_doc.get("experiments"):
+        lines.append("")
+        lines.append("Variants of the parity graph (torch_td3.py --experiments; baseline re-measured beside each):")
+        lines.append("")
+        lines.append("| config | variant | baseline ms | variant ms | speed-up |")
+        lines.append("|---|---|---:|---:|---:|")
+        for e in torch_doc["experiments"]:
+            lines.append(
+                f"| {e['config']} | {e['variant']} | {e['baseline_ms']:.2f} | {e['variant_ms']:.2f} | {e['speedup']:.2f}× |"
+            )
+    text = "\n".join(lines) + "\n"
+    with open(os.path.join(d, "bench.md"), "w") as f:
+        f.write(text)
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    main()

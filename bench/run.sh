@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs every measurement of `just bench` and prints one Markdown report (bench/README.md).
+# Usage: bench/run.sh [OUT_DIR] ; env: BENCH_THREADS (1), BENCH_SCALE (1.0), BENCH_SCALING_STEPS
+# (2500), BENCH_SKIP_SCALING=1, BENCH_EXPERIMENTS (configs for the parity-graph variants).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-target/bench}
+THREADS=${BENCH_THREADS:-1}
+SCALE=${BENCH_SCALE:-1.0}
+EXPERIMENTS=${BENCH_EXPERIMENTS:-a_px48_b32,d_state_64_64_b64}
+PY=.venv/bin/python
+BENCH=target/release/td3-bench
+# Large-allocation tunables for the "tuned" columns: keep freed tensors in the heap instead of
+# returning them to the kernel, so the next update does not page-fault its buffers in again.
+TUNED="glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=536870912"
+mkdir -p "$OUT"
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+BEFORE=$(load)
+echo "bench: load average $BEFORE on $(nproc) CPUs; results in $OUT" >&2
+
+"$BENCH" configs --out "$OUT/configs.json" --scale "$SCALE"
+"$BENCH" updates --out "$OUT/ours.json" --threads "$THREADS" --scale "$SCALE"
+$PY bench/sb3_td3.py --configs "$OUT/configs.json" --out "$OUT/sb3.json" --threads "$THREADS"
+$PY bench/torch_td3.py --configs "$OUT/configs.json" --out "$OUT/torch.json" --threads "$THREADS" \
+  ${EXPERIMENTS:+--experiments "$EXPERIMENTS"}
+GLIBC_TUNABLES=$TUNED "$BENCH" updates --out "$OUT/ours_tuned.json" --threads "$THREADS" --scale "$SCALE" --cpu-only
+GLIBC_TUNABLES=$TUNED $PY bench/torch_td3.py --configs "$OUT/configs.json" --out "$OUT/torch_tuned.json" \
+  --threads "$THREADS"
+"$BENCH" replay --out "$OUT/replay.json" --transitions 100000 --image-size 84 --frame-stack 3
+if [ "${BENCH_SKIP_SCALING:-0}" != 1 ]; then
+  $PY bench/scaling.py --binary target/release/td3-sweep --base configs/td3.yaml \
+    --steps "${BENCH_SCALING_STEPS:-2500}" --out "$OUT/scaling.json"
+fi
+printf '{"cpus": %s, "before": "%s", "after": "%s"}\n' "$(nproc)" "$BEFORE" "$(load)" > "$OUT/load.json"
+echo >&2
+$PY bench/report.py "$OUT"

@@ -1,0 +1,271 @@
+//! The local backend for a sweep with `stages:`: run a stage, classify, promote, continue the
+//! promoted runs from their checkpoints, and record each stage in `ladder.json`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Context;
+
+use super::{finish, job_for, kill_grace, needs_run, read_record, summarise, Prepared};
+use crate::cli::{Rerun, SweepArgs};
+use crate::config::load::{config_hash, config_to_yaml};
+use crate::metrics::{read_metrics, write_atomic, MetricRow};
+use crate::schedule::ladder::{promote, LadderState, RunAtStage, Standing, VariantAtStage};
+use crate::schedule::process::ProcessExecutor;
+use crate::schedule::progress::Display;
+use crate::schedule::{run_jobs, Control, Event, Job};
+use crate::spec::{Promote, RunPlan};
+use crate::train::checkpoint;
+use crate::verdict::{aggregate_seeds, classify_run, Criteria, Verdict};
+
+/// Runs every unfinished stage in order; the exit code is the report's (130 when interrupted).
+pub(super) fn run(args: &SweepArgs, p: Prepared, criteria: Criteria) -> anyhow::Result<i32> {
+    let Prepared {
+        plan,
+        slots,
+        results,
+        runs_dir,
+        lock,
+        ..
+    } = p;
+    let spec = &plan.spec;
+    let stages = &spec.stages;
+    let mut state = match LadderState::read(&results) {
+        Some(s) if s.matches(stages) && args.rerun != Some(Rerun::All) => s,
+        _ => LadderState::new(stages),
+    };
+    let summary_path = results.join("summary.csv");
+    let summarise = || summarise(&plan, &runs_dir, &summary_path);
+    summarise().with_context(|| format!("writing {}", summary_path.display()))?;
+    let criteria_path = results.join("criteria.yaml");
+    let ctl = Control::default();
+    let c = ctl.clone();
+    let _ = ctrlc::set_handler(move || {
+        if c.escalate() == 1 {
+            eprintln!("\ninterrupt: no new runs; ending running ones gracefully (Ctrl-C again to kill them)");
+        } else {
+            eprintln!("\ninterrupt: killing running runs");
+        }
+    });
+    let exec = ProcessExecutor {
+        program: std::env::current_exe().context("locating the td3-sweep binary")?,
+        grace: kill_grace(),
+    };
+    let mut entered: BTreeSet<String> = plan.runs.iter().map(|r| r.variant.clone()).collect();
+    for (k, stage) in stages.iter().enumerate() {
+        if state.stages[k].done {
+            entered = state.stages[k]
+                .variants
+                .iter()
+                .filter(|v| v.promoted)
+                .map(|v| v.variant.clone())
+                .collect();
+            println!(
+                "stage {} ({} steps): already done; {} variant(s) climb",
+                stage.name,
+                stage.steps,
+                entered.len()
+            );
+            continue;
+        }
+        if entered.is_empty() {
+            println!("stage {}: no variant was promoted; the ladder ends", stage.name);
+            break;
+        }
+        let runs: Vec<(&RunPlan, crate::config::AgentConfig)> = plan
+            .runs
+            .iter()
+            .filter(|r| entered.contains(&r.variant))
+            .map(|r| {
+                let mut cfg = r.config.clone();
+                cfg.training.steps = stage.steps;
+                (r, cfg)
+            })
+            .collect();
+        let mut jobs: Vec<Job> = Vec::new();
+        for (run, cfg) in &runs {
+            let hash = config_hash(cfg);
+            let dir = runs_dir.join(&run.run_id);
+            let rerun = if k == 0 { args.rerun } else { None };
+            if !needs_run(read_record(&dir).as_ref(), &hash, rerun) {
+                continue;
+            }
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            write_atomic(&dir.join("config.yaml"), config_to_yaml(cfg).as_bytes())?;
+            let mut staged = (*run).clone();
+            staged.config = cfg.clone();
+            staged.config_hash = hash;
+            let mut job = job_for(spec, &staged, &runs_dir, &criteria_path);
+            job.args.push("--checkpoint-at-end".into());
+            if k > 0 {
+                // A promoted run must continue from its own checkpoint; a missing or broken one
+                // is that run's error (crashed, with the reason), not the sweep's.
+                job.args.push("--resume".into());
+                job.args
+                    .push(checkpoint::dir_of(&dir).display().to_string());
+            } else if args.rerun == Some(Rerun::All) {
+                job.args.push("--fresh".into());
+            }
+            jobs.push(job);
+        }
+        println!(
+            "stage {} ({} steps, {}): {} run(s) of {} variant(s), {} to train",
+            stage.name,
+            stage.steps,
+            stage.promote,
+            runs.len(),
+            entered.len(),
+            jobs.len()
+        );
+        let mut display = Display::new(&jobs, runs.len());
+        let mut summary_err = None;
+        run_jobs(jobs, &slots, &exec, &ctl, |ev| {
+            display.on_event(ev);
+            if let Event::Finished { .. } = ev {
+                if let Err(e) = summarise() {
+                    summary_err = Some(e);
+                }
+            }
+        });
+        display.finish();
+        if let Some(e) = summary_err {
+            return Err(anyhow::Error::new(e).context(format!("writing {}", summary_path.display())));
+        }
+        if ctl.level() > 0 {
+            state.write(&results)?;
+            return finish(args, &results, lock, true);
+        }
+        let prev_steps = if k == 0 { 0 } else { stages[k - 1].steps };
+        let next_rule = stages.get(k + 1).map(|s| &s.promote);
+        let st = classify_stage(&runs, &runs_dir, &criteria, prev_steps, next_rule);
+        let s = &mut state.stages[k];
+        s.entered = entered.iter().cloned().collect();
+        s.runs = st.0;
+        s.variants = st.1;
+        s.done = true;
+        entered = s
+            .variants
+            .iter()
+            .filter(|v| v.promoted)
+            .map(|v| v.variant.clone())
+            .collect();
+        for v in &s.variants {
+            println!(
+                "  {:<24} {:<12} {}",
+                v.variant,
+                v.verdict,
+                if next_rule.is_some() {
+                    format!("{}: {}", if v.promoted { "climbs" } else { "stops" }, v.why)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if k + 1 == stages.len() && stage.approve {
+            state.approved = state.stages[k]
+                .variants
+                .iter()
+                .filter(|v| v.verdict == "PASS")
+                .map(|v| v.variant.clone())
+                .collect();
+        }
+        state.write(&results)?;
+    }
+    if state.approve {
+        println!(
+            "approved for deployment: {}",
+            if state.approved.is_empty() {
+                "none".to_string()
+            } else {
+                state.approved.join(", ")
+            }
+        );
+    }
+    summarise().with_context(|| format!("writing {}", summary_path.display()))?;
+    finish(args, &results, lock, false)
+}
+
+type Classified = (Vec<RunAtStage>, Vec<VariantAtStage>);
+
+/// Classifies each run at the stage's end, aggregates seeds per variant and applies the next
+/// stage's rule (`None` for the last stage: nobody climbs further).
+fn classify_stage(
+    runs: &[(&RunPlan, crate::config::AgentConfig)],
+    runs_dir: &std::path::Path,
+    criteria: &Criteria,
+    prev_steps: u64,
+    next_rule: Option<&Promote>,
+) -> Classified {
+    let mut out_runs = Vec::new();
+    let mut by_variant: BTreeMap<String, (Vec<Verdict>, Vec<f64>)> = BTreeMap::new();
+    for (run, _) in runs {
+        let dir = runs_dir.join(&run.run_id);
+        let rec = read_record(&dir);
+        let rows: Vec<MetricRow> = read_metrics(&dir.join("metrics.csv")).unwrap_or_default();
+        let (verdict, evidence, outcome, env_step, train_step) = match &rec {
+            Some(rec) => {
+                let rv = classify_run(criteria, rec, &rows);
+                let mut ev: Vec<String> = rec.reason.iter().cloned().collect();
+                ev.extend(
+                    rv.findings
+                        .iter()
+                        .filter(|f| f.verdict == rv.verdict && rv.verdict != Verdict::Pass)
+                        .map(|f| f.evidence.clone()),
+                );
+                (rv.verdict, ev, rec.outcome.to_string(), rec.steps_done, rec.train_steps_done)
+            }
+            None => (Verdict::Fail, vec!["no run.json".into()], "crashed".into(), 0, 0),
+        };
+        let e = by_variant.entry(run.variant.clone()).or_default();
+        e.0.push(verdict);
+        if let Some(Promote::Best {
+            metric, aggregate, ..
+        }) = next_rule
+        {
+            let xs: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.env_step > prev_steps)
+                .filter_map(|r| r.get(metric))
+                .collect();
+            if let Some(v) = aggregate.apply(&xs) {
+                e.1.push(v);
+            }
+        }
+        out_runs.push(RunAtStage {
+            run_id: run.run_id.clone(),
+            variant: run.variant.clone(),
+            seed: run.seed,
+            outcome,
+            verdict: verdict.as_str().to_string(),
+            env_step,
+            train_step,
+            evidence,
+        });
+    }
+    let standings: Vec<Standing> = by_variant
+        .iter()
+        .map(|(v, (verdicts, scores))| Standing {
+            variant: v.clone(),
+            verdict: aggregate_seeds(verdicts, criteria.quorum),
+            score: (!scores.is_empty() && scores.len() == verdicts.len())
+                .then(|| scores.iter().sum::<f64>() / scores.len() as f64),
+        })
+        .collect();
+    let decisions = next_rule.map(|r| promote(r, &standings)).unwrap_or_default();
+    let variants = standings
+        .iter()
+        .map(|s| {
+            let (promoted, why) = decisions
+                .get(&s.variant)
+                .cloned()
+                .unwrap_or((false, "last stage".into()));
+            VariantAtStage {
+                variant: s.variant.clone(),
+                verdict: s.verdict.to_string(),
+                score: s.score,
+                promoted,
+                why,
+            }
+        })
+        .collect();
+    (out_runs, variants)
+}

@@ -1,0 +1,179 @@
+//! A real 3-stage ladder at tiny sizes on the CPU: a variant forced to FAIL at stage 1 stays
+//! there, a passing one continues from its checkpoint to the end and is approved, and a run whose
+//! checkpoint is corrupted crashes with the reason while the others carry on.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_td3-sweep"))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn spec(dir: &Path, variants: &str) -> PathBuf {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/td3.yaml");
+    let p = dir.join("ladder.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: ladder\nbase: {}\nset:\n  env.kind: lane-keep\n  env.obs: pixels\n  env.image_size: 24\n  env.frame_stack: 2\n  networks.cnn.channels: [8, 8]\n  networks.cnn.kernels: [3, 3]\n  networks.cnn.strides: [2, 1]\n  networks.cnn.feature_dim: 16\n  networks.actor.hidden: [32, 32]\n  networks.critic.hidden: [32, 32]\n  training.batch_size: 16\n  training.buffer_size: 1000\n  training.learning_starts: 20\n  logging.log_every: 10\nvariants:\n{variants}seeds: [0]\nstages:\n  - {{ name: s1, steps: 60 }}\n  - {{ name: s2, steps: 100, promote: pass }}\n  - {{ name: s3, steps: 140, promote: pass, approve: true }}\nresources: {{ devices: cpu, runs_per_device: 1, threads_per_run: 1 }}\ntimeout: 2m\n",
+            base.display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn sweep(spec: &Path, results: &Path) -> Output {
+    Command::new(bin())
+        .args(["sweep"])
+        .arg(spec)
+        .arg("--results")
+        .arg(results)
+        .output()
+        .unwrap()
+}
+
+fn ladder(results: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(results.join("ladder/ladder.json")).unwrap())
+        .unwrap()
+}
+
+fn run_dir(results: &Path, prefix: &str) -> PathBuf {
+    std::fs::read_dir(results.join("ladder/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(prefix))
+        .unwrap()
+}
+
+#[test]
+fn three_stage_ladder_promotes_only_passing_variants_and_continues_from_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let s = spec(
+        tmp.path(),
+        "  - name: good\n  - name: nan\n    set: { debug.nan_at_step: 5 }\n",
+    );
+    let dry = Command::new(bin())
+        .args(["sweep"])
+        .arg(&s)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    let dry_out = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry_out.contains("s2") && dry_out.contains("pass (every seed PASS)"),
+        "{dry_out}"
+    );
+    let o = sweep(&s, &results);
+    let out = text(&o);
+    let l = ladder(&results);
+    let stages = l["stages"].as_array().unwrap();
+    assert_eq!(stages.len(), 3, "{out}");
+    assert!(stages.iter().all(|s| s["done"] == true), "{out}");
+    // The FAIL variant ran stage 1 only.
+    assert_eq!(stages[0]["entered"], serde_json::json!(["good", "nan"]));
+    assert_eq!(stages[1]["entered"], serde_json::json!(["good"]), "{out}");
+    assert_eq!(stages[2]["entered"], serde_json::json!(["good"]));
+    assert_eq!(l["approved"], serde_json::json!(["good"]));
+    // The passing run continued: its step counter and one continuous metrics.csv.
+    let ends: Vec<u64> = stages
+        .iter()
+        .map(|s| {
+            s["runs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["variant"] == "good")
+                .unwrap()["env_step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ends, vec![60, 100, 140]);
+    let good = run_dir(&results, "good");
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(good.join("run.json")).unwrap()).unwrap();
+    assert_eq!(rec["extra"]["resumed_from_env_step"], "100");
+    let rows = td3_sweep::metrics::read_metrics(&good.join("metrics.csv")).unwrap();
+    let steps: Vec<u64> = rows.iter().map(|r| r.train_step).collect();
+    assert_eq!(steps, (1..=12).map(|i| i * 10).collect::<Vec<_>>());
+    let nan = run_dir(&results, "nan");
+    let nan_rows = td3_sweep::metrics::read_metrics(&nan.join("metrics.csv")).unwrap();
+    assert!(nan_rows.iter().all(|r| r.env_step <= 60));
+    let report = std::fs::read_to_string(results.join("ladder/VALIDATION_ladder.md")).unwrap();
+    assert!(report.contains("## Validation ladder"), "{report}");
+    assert!(
+        report.contains("**Approved for deployment:** good"),
+        "{report}"
+    );
+    assert!(report.contains("Why `nan` stopped climbing"), "{report}");
+    assert!(results.join("ladder/plots/ladder_critic_loss.svg").is_file());
+
+    // Finished stages are never rerun.
+    let again = sweep(&s, &results);
+    let again_out = String::from_utf8_lossy(&again.stdout);
+    assert!(again_out.contains("already done"), "{}", text(&again));
+    assert_eq!(ladder(&results), l);
+}
+
+#[test]
+fn a_corrupted_checkpoint_crashes_that_run_and_the_others_carry_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let s = spec(
+        tmp.path(),
+        "  - name: a\n  - name: b\n    set: { training.tau: 0.01 }\n",
+    );
+    // Stage 1 only: stop the ladder by interrupting is awkward, so run it all once, then corrupt
+    // `a`'s checkpoint and re-climb from stage 2 with a fresh ladder state.
+    let o = sweep(&s, &results);
+    assert!(ladder(&results)["stages"][2]["done"] == true, "{}", text(&o));
+    let mut l = ladder(&results);
+    for k in 1..3 {
+        l["stages"][k]["done"] = false.into();
+    }
+    std::fs::write(
+        results.join("ladder/ladder.json"),
+        serde_json::to_string(&l).unwrap(),
+    )
+    .unwrap();
+    let a = run_dir(&results, "a__");
+    let b = run_dir(&results, "b__");
+    // Make both runs due again at stage 2 (as if stage 2 had not run), then break `a`'s checkpoint.
+    for d in [&a, &b] {
+        std::fs::remove_file(d.join("run.json")).unwrap();
+    }
+    std::fs::write(a.join("checkpoint/model.safetensors"), b"garbage").unwrap();
+    let o = sweep(&s, &results);
+    let l = ladder(&results);
+    let s2 = &l["stages"][1]["runs"];
+    let ra = s2
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["variant"] == "a")
+        .unwrap();
+    let rb = s2
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["variant"] == "b")
+        .unwrap();
+    assert_eq!(ra["outcome"], "crashed", "{}", text(&o));
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("run.json")).unwrap()).unwrap();
+    let why = format!("{} {}", rec["reason"], rec["stderr_tail"]);
+    assert!(why.contains("corrupted checkpoint"), "{why}");
+    assert_eq!(rb["outcome"], "completed", "{}", text(&o));
+    assert_eq!(rb["env_step"], 100);
+}
