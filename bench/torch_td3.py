@@ -337,6 +337,8 @@ def main():
                 continue
             base = bench(c, {}, args.experiment_scale)
             for name, what in EXPERIMENTS.items():
+                if not c["pixels"] and name in ("channels_last", "critic_features_with_grad"):
+                    continue  # no CNN: these would be the baseline again
                 opts = (
                     dict(no_sync=1, stacked_norm=1, foreach_adam=1, foreach_polyak=1)
                     if name == "all_safe"

@@ -107,6 +107,18 @@ struct BenchConfig {
     agent: AgentConfig,
 }
 
+/// One config before its derived fields are filled in.
+struct Row {
+    name: String,
+    agent: AgentConfig,
+    obs_shape: Vec<i64>,
+    act_dim: i64,
+    /// Timed updates, untimed warm-up updates, transitions in the buffer.
+    updates: usize,
+    warmup: usize,
+    fill: usize,
+}
+
 fn pixel_config(size: usize, batch: usize) -> AgentConfig {
     let mut c = AgentConfig::default();
     c.env.obs = ObsKind::Pixels;
@@ -128,48 +140,57 @@ fn state_config(hidden: &[i64], batch: usize) -> AgentConfig {
 /// convs 16/32/32, heads 256-256), (c) rl-zoo Pendulum 400-300 at batch 256, (d) 64-64 at batch 64.
 fn configs(scale: f64) -> Vec<BenchConfig> {
     let d = AgentConfig::default();
-    // (name, agent, obs shape, act dim, timed updates, warm-up, fill)
-    let raw: Vec<(&str, AgentConfig, Vec<i64>, i64, usize, usize, usize)> = vec![
-        (
+    let row = |name: &str, agent, obs_shape: &[i64], act_dim, updates, warmup, fill| Row {
+        name: name.to_string(),
+        agent,
+        obs_shape: obs_shape.to_vec(),
+        act_dim,
+        updates,
+        warmup,
+        fill,
+    };
+    // Timed updates are sized for a few seconds per config on one contended core.
+    let raw = vec![
+        row(
             "a_px48_b32",
             pixel_config(d.env.image_size, d.training.batch_size),
-            vec![3, 48, 48],
+            &[3, 48, 48],
             2,
             120,
             10,
             2000,
         ),
-        (
+        row(
             "b_px64_b64",
             pixel_config(64, 64),
-            vec![3, 64, 64],
+            &[3, 64, 64],
             2,
             45,
             5,
             2000,
         ),
-        (
+        row(
             "b_px84_b64",
             pixel_config(84, 64),
-            vec![3, 84, 84],
+            &[3, 84, 84],
             2,
             24,
             3,
             2000,
         ),
-        (
+        row(
             "c_pendulum_400_300_b256",
             state_config(&[400, 300], 256),
-            vec![3],
+            &[3],
             1,
             240,
             20,
             10_000,
         ),
-        (
+        row(
             "d_state_64_64_b64",
             state_config(&[64, 64], 64),
-            vec![3],
+            &[3],
             1,
             1500,
             100,
@@ -177,12 +198,21 @@ fn configs(scale: f64) -> Vec<BenchConfig> {
         ),
     ];
     raw.into_iter()
-        .map(|(name, agent, obs_shape, act_dim, updates, warmup, fill)| {
+        .map(|r| {
+            let Row {
+                name,
+                agent,
+                obs_shape,
+                act_dim,
+                updates,
+                warmup,
+                fill,
+            } = r;
             let cnn = &agent.networks.cnn;
             let t = &agent.training;
             let pixels = obs_shape.len() == 3;
             let mut c = BenchConfig {
-                name: name.to_string(),
+                name,
                 obs_shape,
                 act_dim,
                 pixels,

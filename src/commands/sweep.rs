@@ -152,7 +152,11 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
                 st.name,
                 st.steps,
                 st.promote,
-                if st.approve { "; approves for deployment" } else { "" }
+                if st.approve {
+                    "; approves for deployment"
+                } else {
+                    ""
+                }
             );
         }
     }

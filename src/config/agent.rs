@@ -186,7 +186,10 @@ pub struct HeadConfig {
 impl Default for HeadConfig {
     /// The actor's and the critic's defaults are the same: 256-256, lr 3e-4 (sfujim/TD3).
     fn default() -> Self {
-        Self { hidden: vec![256, 256], learning_rate: 3e-4 }
+        Self {
+            hidden: vec![256, 256],
+            learning_rate: 3e-4,
+        }
     }
 }
 

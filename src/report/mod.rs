@@ -330,5 +330,10 @@ fn ladder_plot(
             })
         })
         .collect();
-    plot::render_svg_marked("critic_loss across the ladder's stages", &series, &[], &markers)
+    plot::render_svg_marked(
+        "critic_loss across the ladder's stages",
+        &series,
+        &[],
+        &markers,
+    )
 }

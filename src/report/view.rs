@@ -85,7 +85,11 @@ pub struct LadderVariantView {
 pub fn ladder_view(l: &crate::schedule::ladder::LadderState, plot: Option<String>) -> LadderView {
     let mut names: Vec<String> = Vec::new();
     for s in &l.stages {
-        for v in s.entered.iter().chain(s.variants.iter().map(|v| &v.variant)) {
+        for v in s
+            .entered
+            .iter()
+            .chain(s.variants.iter().map(|v| &v.variant))
+        {
             if !names.contains(v) {
                 names.push(v.clone());
             }
@@ -106,7 +110,10 @@ pub fn ladder_view(l: &crate::schedule::ladder::LadderState, plot: Option<String
                             stopped.push(format!("stopped after `{}`: {}", s.name, v.why));
                             for r in s.runs.iter().filter(|r| &r.variant == name) {
                                 for e in &r.evidence {
-                                    stopped.push(format!("{} (seed {}, {}): {e}", r.run_id, r.seed, r.outcome));
+                                    stopped.push(format!(
+                                        "{} (seed {}, {}): {e}",
+                                        r.run_id, r.seed, r.outcome
+                                    ));
                                 }
                             }
                         }
@@ -142,7 +149,11 @@ pub fn ladder_view(l: &crate::schedule::ladder::LadderState, plot: Option<String
             .iter()
             .map(|s| format!("{} ({} steps)", s.name, s.steps))
             .collect(),
-        rules: l.stages.iter().map(|s| format!("{}: {}", s.name, s.promote)).collect(),
+        rules: l
+            .stages
+            .iter()
+            .map(|s| format!("{}: {}", s.name, s.promote))
+            .collect(),
         variants,
         approve: l.approve,
         approved: l.approved.clone(),

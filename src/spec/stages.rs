@@ -442,7 +442,7 @@ fn parse_promote(
                     Order::Desc
                 }
             };
-            ok.then(|| Promote::Best {
+            ok.then_some(Promote::Best {
                 n: best,
                 metric,
                 aggregate,

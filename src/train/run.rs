@@ -577,11 +577,9 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     let wall = |t0: &Instant| wall_before + t0.elapsed().as_secs_f64();
     let ckpt_dir = checkpoint::dir_of(&out);
     let every = t.checkpoint_every;
-    let mut next_ckpt = if every > 0 {
-        (env_step / every + 1) * every
-    } else {
-        u64::MAX
-    };
+    let mut next_ckpt = env_step
+        .checked_div(every)
+        .map_or(u64::MAX, |n| (n + 1) * every);
     let resume_hash = checkpoint::resume_hash(cfg);
     macro_rules! write_checkpoint {
         () => {

@@ -68,7 +68,10 @@ pub(super) fn run(args: &SweepArgs, p: Prepared, criteria: Criteria) -> anyhow::
             continue;
         }
         if entered.is_empty() {
-            println!("stage {}: no variant was promoted; the ladder ends", stage.name);
+            println!(
+                "stage {}: no variant was promoted; the ladder ends",
+                stage.name
+            );
             break;
         }
         let runs: Vec<(&RunPlan, crate::config::AgentConfig)> = plan
@@ -128,7 +131,9 @@ pub(super) fn run(args: &SweepArgs, p: Prepared, criteria: Criteria) -> anyhow::
         });
         display.finish();
         if let Some(e) = summary_err {
-            return Err(anyhow::Error::new(e).context(format!("writing {}", summary_path.display())));
+            return Err(
+                anyhow::Error::new(e).context(format!("writing {}", summary_path.display()))
+            );
         }
         if ctl.level() > 0 {
             state.write(&results)?;
@@ -168,6 +173,11 @@ pub(super) fn run(args: &SweepArgs, p: Prepared, criteria: Criteria) -> anyhow::
                 .map(|v| v.variant.clone())
                 .collect();
         }
+        state.write(&results)?;
+    }
+    let last_done = state.stages.last().map(|s| s.done).unwrap_or(false);
+    if !last_done {
+        state.approved.clear();
         state.write(&results)?;
     }
     if state.approve {
@@ -211,9 +221,21 @@ fn classify_stage(
                         .filter(|f| f.verdict == rv.verdict && rv.verdict != Verdict::Pass)
                         .map(|f| f.evidence.clone()),
                 );
-                (rv.verdict, ev, rec.outcome.to_string(), rec.steps_done, rec.train_steps_done)
+                (
+                    rv.verdict,
+                    ev,
+                    rec.outcome.to_string(),
+                    rec.steps_done,
+                    rec.train_steps_done,
+                )
             }
-            None => (Verdict::Fail, vec!["no run.json".into()], "crashed".into(), 0, 0),
+            None => (
+                Verdict::Fail,
+                vec!["no run.json".into()],
+                "crashed".into(),
+                0,
+                0,
+            ),
         };
         let e = by_variant.entry(run.variant.clone()).or_default();
         e.0.push(verdict);
@@ -250,7 +272,9 @@ fn classify_stage(
                 .then(|| scores.iter().sum::<f64>() / scores.len() as f64),
         })
         .collect();
-    let decisions = next_rule.map(|r| promote(r, &standings)).unwrap_or_default();
+    let decisions = next_rule
+        .map(|r| promote(r, &standings))
+        .unwrap_or_default();
     let variants = standings
         .iter()
         .map(|s| {
