@@ -55,7 +55,7 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
         ))
         .into());
     };
-    let job = task.to_job();
+    let job = task.clone();
     std::fs::create_dir_all(&job.run_dir)
         .with_context(|| format!("creating {}", job.run_dir.display()))?;
     let threads = std::env::var("SLURM_CPUS_PER_TASK")

@@ -25,8 +25,9 @@ pub use slots::{plan_slots, DeviceRequest, Slot, SlotDevice};
 
 use crate::metrics::{Outcome, RunRecord};
 
-/// One run to execute.
-#[derive(Debug, Clone)]
+/// One run to execute. Serialisable: the Slurm backend stores every job in `plan.json` for
+/// `run-one` to execute later on a compute node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     /// Position in the plan.
     pub index: usize,

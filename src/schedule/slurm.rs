@@ -70,70 +70,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SlurmError + '_ {
     }
 }
 
-/// One run as `run-one` needs it: a serialisable [`Job`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlannedTask {
-    /// Position in the sweep's plan (the `--index` of `run-one`).
-    pub index: usize,
-    /// The run id.
-    pub run_id: String,
-    /// The variant's name.
-    pub variant: String,
-    /// The seed.
-    pub seed: u64,
-    /// Swept key → value.
-    pub swept: BTreeMap<String, String>,
-    /// Planned environment steps.
-    pub steps: u64,
-    /// Hash of the resolved config.
-    pub config_hash: String,
-    /// The run's folder (relative to the sweep's working directory, as locally).
-    pub run_dir: PathBuf,
-    /// The `train` child's arguments, exactly as the local backend passes them.
-    pub args: Vec<String>,
-    /// The command that reproduces the run.
-    pub command: String,
-    /// Per-run timeout in seconds.
-    pub timeout_s: Option<f64>,
-}
-
-impl From<&Job> for PlannedTask {
-    fn from(j: &Job) -> Self {
-        PlannedTask {
-            index: j.index,
-            run_id: j.run_id.clone(),
-            variant: j.variant.clone(),
-            seed: j.seed,
-            swept: j.swept.clone(),
-            steps: j.steps,
-            config_hash: j.config_hash.clone(),
-            run_dir: j.run_dir.clone(),
-            args: j.args.clone(),
-            command: j.command.clone(),
-            timeout_s: j.timeout.map(|t| t.as_secs_f64()),
-        }
-    }
-}
-
-impl PlannedTask {
-    /// The scheduler job for this run.
-    pub fn to_job(&self) -> Job {
-        Job {
-            index: self.index,
-            run_id: self.run_id.clone(),
-            variant: self.variant.clone(),
-            seed: self.seed,
-            swept: self.swept.clone(),
-            steps: self.steps,
-            config_hash: self.config_hash.clone(),
-            run_dir: self.run_dir.clone(),
-            args: self.args.clone(),
-            command: self.command.clone(),
-            timeout: self.timeout_s.map(Duration::from_secs_f64),
-        }
-    }
-}
-
 /// `results/<name>/plan.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlanFile {
@@ -146,7 +82,7 @@ pub struct PlanFile {
     /// `resources.devices: cpu`: hide GPUs from the run even where Slurm grants some.
     pub cpu_only: bool,
     /// Every run of the plan, in plan order.
-    pub runs: Vec<PlannedTask>,
+    pub runs: Vec<Job>,
 }
 
 /// sha256 of a file's bytes, hex.
@@ -294,7 +230,7 @@ pub fn run_sweep(
         sweep_sha256: file_sha256(&sweep_file)?,
         threads: s.threads,
         cpu_only: s.cpu_only,
-        runs: s.all.iter().map(PlannedTask::from).collect(),
+        runs: s.all.to_vec(),
     };
     write_json(&s.results.join("plan.json"), &plan)?;
     let jobs_path = slurm_dir.join("jobs.json");
@@ -562,9 +498,7 @@ mod tests {
             command: "td3-sweep train".into(),
             timeout: Some(Duration::from_secs(120)),
         };
-        let t = PlannedTask::from(&job);
-        let back: PlannedTask = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
-        let j = back.to_job();
+        let j: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
         assert_eq!(
             (j.index, j.args, j.timeout, j.swept),
             (3, job.args.clone(), job.timeout, job.swept.clone())
