@@ -47,6 +47,7 @@ def main():
     ours_docs = docs(d, "ours")
     ours = by_config(ours_docs)
     sb3 = by_config(docs(d, "sb3"))
+    sb3_t = by_config(docs(d, "sb3_tuned"))
     tor = by_config(docs(d, "torch"))
     ours_t = by_config(docs(d, "ours_tuned"))
     tor_t = by_config(docs(d, "torch_tuned"))
@@ -63,7 +64,7 @@ def main():
         lines.append("")
     lines.append(
         "| config | MFLOP/update | ours upd/s | SB3 upd/s | torch upd/s | ours/SB3 | ours/torch "
-        "| ours GFLOP/s | sgemm peak / ours | ours tuned upd/s | torch tuned upd/s | goals |"
+        "| ours GFLOP/s | sgemm peak / ours | tuned: ours / SB3 / torch upd/s | tuned ours/SB3 | goals |"
     )
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for c in configs:
@@ -89,10 +90,12 @@ def main():
         g = ", ".join(f"{name} {'✓' if ok else '✗'}" for name, ok in goals)
         ot = ours_t.get(n, {}).get("updates_per_s")
         tt = tor_t.get(n, {}).get("updates_per_s")
+        st = sb3_t.get(n, {}).get("updates_per_s")
+        r_t = ot / st if ot and st else None
         lines.append(
             f"| {n} | {c['flops_per_update'] / 1e6:.0f} | {fmt(ou)} | {fmt(su)} | {fmt(tu)} "
             f"| {fmt(r_sb3, '.2f')} | {fmt(r_tor, '.2f')} | {fmt(gf)} | {fmt(gap, '.2f')} "
-            f"| {fmt(ot)} | {fmt(tt)} | {g} |"
+            f"| {fmt(ot)} / {fmt(st)} / {fmt(tt)} | {fmt(r_t, '.2f')} | {g} |"
         )
     lines.append("")
     if peaks:
@@ -118,7 +121,8 @@ def main():
         lines.append(
             f"Sweep scaling (4 identical {sc['steps']}-step 32×32 pixel runs, real `td3-sweep sweep`): "
             f"1 slot {j1['wall_s']:.1f} s, 2 slots {j2['wall_s']:.1f} s → parallel speed-up "
-            f"{sc['speedup']:.2f}× (goal ≥1.8×); harness overhead with 1 slot "
+            f"{sc['speedup']:.2f}× (goal ≥1.8×; machine ceiling right now "
+            f"{sc.get('machine', {}).get('ceiling', float('nan')):.2f}×: two sgemm processes vs one); harness overhead with 1 slot "
             f"{100 * sc['overhead_jobs1']:.1f}% of Σ run wall_s {j1['sum_run_wall_s']:.1f} s (goal ≤3%); "
             f"mean run wall_s 1 slot {j1['sum_run_wall_s'] / 4:.1f} s, 2 slots {j2['sum_run_wall_s'] / 4:.1f} s."
         )

@@ -18,6 +18,7 @@ BENCH=target/release/td3-bench
 # returning them to the kernel, so the next update does not page-fault its buffers in again.
 TUNED="glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=536870912"
 rm -rf "$OUT/parts"
+rm -f "$OUT"/{ours,sb3,torch,ours_tuned,torch_tuned,replay,scaling,load,bench}.json "$OUT/bench.md"
 mkdir -p "$OUT/parts"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 BEFORE=$(load)
@@ -31,6 +32,8 @@ for c in ${CONFIGS//,/ }; do
   $PY bench/torch_td3.py --configs "$OUT/configs.json" --out "$OUT/parts/torch.$c.json" --threads "$THREADS" --only "$c"
   GLIBC_TUNABLES=$TUNED "$BENCH" updates --out "$OUT/parts/ours_tuned.$c.json" --threads "$THREADS" \
     --scale "$SCALE" --only "$c" --cpu-only
+  GLIBC_TUNABLES=$TUNED $PY bench/sb3_td3.py --configs "$OUT/configs.json" \
+    --out "$OUT/parts/sb3_tuned.$c.json" --threads "$THREADS" --only "$c"
   GLIBC_TUNABLES=$TUNED $PY bench/torch_td3.py --configs "$OUT/configs.json" \
     --out "$OUT/parts/torch_tuned.$c.json" --threads "$THREADS" --only "$c"
 done
@@ -41,7 +44,7 @@ fi
 "$BENCH" replay --out "$OUT/replay.json" --transitions 100000 --image-size 84 --frame-stack 3
 if [ "${BENCH_SKIP_SCALING:-0}" != 1 ]; then
   $PY bench/scaling.py --binary target/release/td3-sweep --base configs/td3.yaml \
-    --steps "${BENCH_SCALING_STEPS:-2500}" --out "$OUT/scaling.json"
+    --steps "${BENCH_SCALING_STEPS:-2500}" --out "$OUT/scaling.json" --bench "$BENCH"
 fi
 printf '{"cpus": %s, "before": "%s", "after": "%s"}\n' "$(nproc)" "$BEFORE" "$(load)" > "$OUT/load.json"
 echo >&2

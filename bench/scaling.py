@@ -5,6 +5,9 @@ Harness overhead    = wall(--jobs 1) / sum of the runs' own `wall_s` (run.json) 
                       start-up, scheduling, classification and the report, everything that is
                       not training.
 The 4 runs differ only in seed (same config, same work).
+Machine ceiling     = throughput of two concurrent single-thread sgemm processes / one alone,
+                      measured just before: how much of a second core is free right now (2.0 on
+                      an idle 2-core machine). The speed-up cannot beat it.
 """
 
 import argparse
@@ -55,13 +58,26 @@ def run_sweep(binary, spec, jobs, results):
     return {"jobs": jobs, "wall_s": wall, "exit": p.returncode, "runs": runs, "sum_run_wall_s": sum(r["wall_s"] for r in runs)}
 
 
+def ceiling(bench, seconds=5.0):
+    def sgemm(n):
+        ps = [subprocess.Popen([bench, "sgemm", "--seconds", str(seconds)], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return sum(float(p.communicate()[0]) for p in ps)
+
+    one = sgemm(1)
+    two = sgemm(2)
+    return {"sgemm_1": one, "sgemm_2": two, "ceiling": two / one}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--binary", required=True)
     ap.add_argument("--base", required=True, help="agent config the spec builds on (configs/td3.yaml)")
     ap.add_argument("--steps", type=int, default=2500, help="env steps per run (about 30 s each on one core)")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--bench", default="target/release/td3-bench")
     args = ap.parse_args()
+    ceil = ceiling(args.bench)
+    print(f"scaling: machine ceiling {ceil['ceiling']:.2f}x ({ceil['sgemm_1']:.0f} vs {ceil['sgemm_2']:.0f} GFLOP/s)", flush=True)
     with tempfile.TemporaryDirectory(prefix="td3-bench-scaling-") as tmp:
         spec = os.path.join(tmp, "bench_scaling.yaml")
         with open(spec, "w") as f:
@@ -75,6 +91,7 @@ def main():
         "jobs1": one,
         "jobs2": two,
         "speedup": one["wall_s"] / two["wall_s"],
+        "machine": ceil,
         "overhead_jobs1": one["wall_s"] / one["sum_run_wall_s"] - 1.0,
         "overhead_jobs2": two["wall_s"] / (two["sum_run_wall_s"] / 2) - 1.0,
     }

@@ -59,6 +59,12 @@ enum Cmd {
         #[arg(long)]
         cpu_only: bool,
     },
+    /// Repeated 2048² sgemm for `--seconds` on one thread; prints GFLOP/s (scaling.py runs two
+    /// at once to see how much of a second core is free right now).
+    Sgemm {
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
     /// Frame-store footprint (computed for 1M, RSS at `--transitions`) and µs per sampled batch.
     Replay {
         #[arg(long)]
@@ -349,6 +355,21 @@ fn sgemm_gflops(device: Device) -> f64 {
     2.0 * (n * n * n) as f64 / best / 1e9
 }
 
+/// Mean single-thread 2048² sgemm GFLOP/s over about `seconds`.
+fn sgemm_for(seconds: f64) -> f64 {
+    let n = 2048i64;
+    let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let _ = a.mm(&b);
+    let t = Instant::now();
+    let mut reps = 0u32;
+    while t.elapsed().as_secs_f64() < seconds {
+        let _ = a.mm(&b);
+        reps += 1;
+    }
+    2.0 * (n * n * n) as f64 * f64::from(reps) / t.elapsed().as_secs_f64() / 1e9
+}
+
 fn fill_replay(c: &BenchConfig, rng: &mut ChaCha8Rng) -> Replay {
     let obs_len: usize = c.obs_shape.iter().product::<i64>() as usize;
     let mut r = Replay::new(c.fill, c.obs_shape.clone(), c.pixels, c.act_dim as usize);
@@ -581,6 +602,11 @@ fn main() -> Result<()> {
         } => {
             let r = bench_updates(threads, scale, only.as_deref(), cpu_only)?;
             write_json(&out, &r)
+        }
+        Cmd::Sgemm { seconds } => {
+            tch::set_num_threads(1);
+            println!("{:.2}", sgemm_for(seconds));
+            Ok(())
         }
         Cmd::Replay {
             out,
