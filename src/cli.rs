@@ -59,9 +59,10 @@ pub struct TrainArgs {
     /// Criteria file: when a FAIL becomes certain, write `evidence.csv` (and stop with `--stop-on-fail`).
     #[arg(long)]
     pub criteria: Option<PathBuf>,
-    /// With `--criteria`: end the run as soon as its FAIL is certain (outcome `stopped`).
-    #[arg(long, requires = "criteria")]
-    pub stop_on_fail: bool,
+    /// With `--criteria`: end the run as soon as its FAIL is certain (outcome `stopped`), or only
+    /// record the evidence (`false`). Default: the criteria's `stop_on_fail` (true unless set).
+    #[arg(long, requires = "criteria", value_name = "BOOL")]
+    pub stop_on_fail: Option<bool>,
     /// Continue from this checkpoint folder (e.g. `RUN/checkpoint`); an error if it is missing or
     /// unusable. Without it, `OUT/checkpoint` is resumed automatically when it was written by the
     /// same config (steps aside) and is short of `training.steps`.

@@ -256,7 +256,7 @@ fn defaults_when_keys_are_absent() {
         (1, 1)
     );
     assert_eq!(spec.timeout, None);
-    assert!(!spec.stop_on_fail);
+    assert_eq!(spec.stop_on_fail, None, "unset: the criteria decide");
     assert_eq!(
         plan.runs[0].config.training.steps, 1000,
         "steps from the base config"

@@ -142,7 +142,10 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
     if let Some(t) = spec.timeout {
         println!("timeout:     {} per run", crate::spec::format_duration(t));
     }
-    println!("stop_on_fail: {}", spec.stop_on_fail);
+    println!(
+        "stop_on_fail: {}",
+        spec.stop_on_fail.map_or("from the criteria (default true)".to_string(), |b| b.to_string())
+    );
     if !spec.stages.is_empty() {
         println!("stages (each run continues from its checkpoint at the previous stage's end):");
         for (i, st) in spec.stages.iter().enumerate() {
@@ -224,9 +227,13 @@ fn job_for(spec: &SweepSpec, run: &RunPlan, runs_dir: &Path, criteria_path: &Pat
         a.push("--swept".into());
         a.push(format!("{k}={v}"));
     }
-    if spec.stop_on_fail {
-        a.push("--criteria".into());
-        a.push(criteria_path.display().to_string());
+    // Criteria always travel with the run, so a certain FAIL writes evidence.csv; whether it also
+    // stops the run is the spec's `stop_on_fail`, else the criteria's own (default true).
+    a.push("--criteria".into());
+    a.push(criteria_path.display().to_string());
+    if let Some(stop) = spec.stop_on_fail {
+        a.push("--stop-on-fail".into());
+        a.push(stop.to_string());
     }
     Job {
         index: run.index,

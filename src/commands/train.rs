@@ -152,9 +152,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         });
     }
     if let Some(c) = criteria {
+        opts.stop_on_fail = args.stop_on_fail.unwrap_or(c.stop_on_fail);
         opts.fail_fast = Some(Box::new(move |rows| crate::verdict::certain_fail(&c, rows)));
     }
-    opts.stop_on_fail = args.stop_on_fail;
     opts.checkpoint_at_end = args.checkpoint_at_end;
     opts.resume = resume_from(&args, &cfg);
     let steps = cfg.training.steps;

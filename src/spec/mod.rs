@@ -55,8 +55,9 @@ pub struct SweepSpec {
     pub timeout: Option<Duration>,
     /// Where the pass/fail criteria come from (parsed by the verdict module).
     pub criteria: CriteriaRef,
-    /// Stop launching new runs after the first run that fails its criteria or crashes.
-    pub stop_on_fail: bool,
+    /// End each run as soon as its FAIL is certain (outcome `stopped`). `None`: the criteria's own
+    /// `stop_on_fail` decides (true unless the criteria say otherwise).
+    pub stop_on_fail: Option<bool>,
     /// The validation ladder (`stages:`); empty for a plain sweep. See [`stages`].
     pub stages: Vec<Stage>,
     /// `backend:` (`local` or `slurm`); `--backend` on the command line wins.

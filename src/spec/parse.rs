@@ -929,10 +929,10 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
         }
     }
 
-    let mut stop_on_fail = false;
+    let mut stop_on_fail = None;
     if let Some(e) = get("stop_on_fail") {
         match e.node.value {
-            Value::Bool(b) => stop_on_fail = b,
+            Value::Bool(b) => stop_on_fail = Some(b),
             ref other => errs.push(
                 at(
                     &e.src,

@@ -82,6 +82,54 @@ impl FrameBatch {
     }
 }
 
+/// A borrowed view of a [`FrameStore`]'s complete contents, for checkpoints: the raw rings as
+/// they are in memory, so [`FrameStore::restore`] rebuilds the store exactly (same live
+/// transitions in the same ring positions, so sampling continues identically).
+#[derive(Debug, Clone, Copy)]
+pub struct FrameStoreParts<'a> {
+    /// Frame slots written so far, `min(written, slots) · h · w` bytes, slot order.
+    pub frames: &'a [u8],
+    /// Per transition slot: global id of its newest `next_obs` frame.
+    pub last: &'a [u64],
+    /// Per transition slot: `act_dim` actions.
+    pub act: &'a [f32],
+    /// Per transition slot: reward.
+    pub rew: &'a [f32],
+    /// Per transition slot: 1 − terminated.
+    pub not_done: &'a [u8],
+    /// Frames written since creation (the next frame's global id).
+    pub written: u64,
+    /// Ring position of the oldest live transition.
+    pub head: usize,
+    /// Live transitions.
+    pub len: usize,
+    /// Whether the newest `k` frames are the last `next_obs` of an episode that goes on.
+    pub chain_open: bool,
+}
+
+/// The owned counterpart of [`FrameStoreParts`], read back from a checkpoint.
+#[derive(Debug, Clone, Default)]
+pub struct FrameStoreState {
+    /// See [`FrameStoreParts::frames`].
+    pub frames: Vec<u8>,
+    /// See [`FrameStoreParts::last`].
+    pub last: Vec<u64>,
+    /// See [`FrameStoreParts::act`].
+    pub act: Vec<f32>,
+    /// See [`FrameStoreParts::rew`].
+    pub rew: Vec<f32>,
+    /// See [`FrameStoreParts::not_done`].
+    pub not_done: Vec<u8>,
+    /// See [`FrameStoreParts::written`].
+    pub written: u64,
+    /// See [`FrameStoreParts::head`].
+    pub head: usize,
+    /// See [`FrameStoreParts::len`].
+    pub len: usize,
+    /// See [`FrameStoreParts::chain_open`].
+    pub chain_open: bool,
+}
+
 impl FrameStore {
     /// An empty store for up to `capacity` transitions of `k` stacked `[h, w]` u8 frames.
     ///
@@ -161,6 +209,108 @@ impl FrameStore {
     /// Frames per stack.
     pub fn frame_stack(&self) -> usize {
         self.k
+    }
+
+    /// Bytes the store holds now: frame slots in use plus the fixed part of every transition
+    /// slot in use (newest frame id, actions, reward, done flag). Reserved but untouched
+    /// capacity is not counted (it is not resident).
+    pub fn bytes_used(&self) -> usize {
+        self.frames.len() + self.last.len() * (FIXED_BYTES + 4 * self.act_dim)
+    }
+
+    /// The store's complete contents, borrowed, for a checkpoint.
+    pub fn parts(&self) -> FrameStoreParts<'_> {
+        FrameStoreParts {
+            frames: &self.frames,
+            last: &self.last,
+            act: &self.act,
+            rew: &self.rew,
+            not_done: &self.not_done,
+            written: self.written,
+            head: self.head,
+            len: self.len,
+            chain_open: self.chain_open,
+        }
+    }
+
+    /// Replaces the contents of this store (built with the same capacity, frame shape, stack and
+    /// action size) with `s`, as [`FrameStore::parts`] gave them. Checks that the rings are
+    /// consistent and that every live transition's frames are still in the frame ring.
+    pub fn restore(&mut self, s: FrameStoreState) -> Result<(), String> {
+        let (n, k, cap, a) = (self.frame_len, self.k as u64, self.capacity, self.act_dim);
+        let used = s.written.min(self.slots as u64) as usize;
+        if s.frames.len() != used * n {
+            return Err(format!(
+                "frame store: {} frame bytes, expected {} ({} frames of {n} bytes)",
+                s.frames.len(),
+                used * n,
+                used
+            ));
+        }
+        let slots_used = s.last.len();
+        if slots_used > cap
+            || s.act.len() != slots_used * a
+            || s.rew.len() != slots_used
+            || s.not_done.len() != slots_used
+        {
+            return Err(format!(
+                "frame store: transition rings of {} ids, {} actions, {} rewards, {} flags do not fit capacity {cap} with {a} actions",
+                slots_used,
+                s.act.len(),
+                s.rew.len(),
+                s.not_done.len()
+            ));
+        }
+        if s.len > slots_used
+            || s.head >= cap
+            || (slots_used < cap && s.head + s.len != slots_used)
+        {
+            return Err(format!(
+                "frame store: head {} and len {} do not fit {slots_used} used transition slots of {cap}",
+                s.head, s.len
+            ));
+        }
+        if s.not_done.iter().any(|&d| d > 1) {
+            return Err("frame store: a done flag is neither 0 nor 1".into());
+        }
+        let oldest = s.written.saturating_sub(self.slots as u64);
+        for i in 0..s.len {
+            let last = s.last[(s.head + i) % cap];
+            if last >= s.written || last < k || last - k < oldest {
+                return Err(format!(
+                    "frame store: live transition {i} reads frames {}..={last}, but frames {oldest}..{} are stored",
+                    last.saturating_sub(k),
+                    s.written
+                ));
+            }
+        }
+        if s.chain_open && s.written < k {
+            return Err("frame store: an open episode chain with fewer than k frames".into());
+        }
+        // Keep the growth exact, as `new` reserved it.
+        let mut frames = s.frames;
+        frames.reserve_exact(self.slots * n - frames.len());
+        let mut last = s.last;
+        last.reserve_exact(cap - slots_used);
+        let mut act = s.act;
+        act.reserve_exact((cap - slots_used) * a);
+        let mut rew = s.rew;
+        rew.reserve_exact(cap - slots_used);
+        let mut not_done = s.not_done;
+        not_done.reserve_exact(cap - slots_used);
+        *self = FrameStore {
+            frames,
+            written: s.written,
+            last,
+            act,
+            rew,
+            not_done,
+            head: s.head,
+            len: s.len,
+            chain_open: s.chain_open,
+            ..*self
+        };
+        Ok(())
     }
 
     /// Stores one transition; `obs` and `next` are `k` stacked frames, oldest first. When `obs`

@@ -1,5 +1,5 @@
-//! Replay buffer. Pixel observations are stored as u8 (4× smaller than f32) and converted to
-//! float on the device, only for the sampled batch.
+//! Replay buffer. Pixel observations are stored as u8 frames, each once (a [`FrameStore`]), and
+//! converted to float on the device, only for the sampled batch.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -7,6 +7,7 @@ use rand_distr::{Distribution, StandardNormal};
 use tch::{Device, Kind, Tensor};
 
 use super::env::Observation;
+use super::frame_store::{FrameBatch, FrameStore, FrameStoreState};
 
 /// One sampled batch, on the training device. Pixels are float in [0, 1].
 pub struct Batch {
@@ -21,79 +22,124 @@ pub struct Batch {
     pub noise: Tensor,
 }
 
+/// Pixel transitions live in a [`FrameStore`] (each frame once); state transitions as copies.
 enum Store {
     Pixels {
-        obs: Vec<u8>,
-        next: Vec<u8>,
-        scratch: Vec<u8>,
+        store: FrameStore,
+        /// Reused across `sample` calls of the same batch size.
+        batch: Option<FrameBatch>,
+        /// Transitions whose `next_obs` was not `obs` shifted by one frame, which the frame
+        /// store cannot hold; they are dropped (only a failed env produces them).
+        dropped: u64,
     },
-    State {
-        obs: Vec<f32>,
-        next: Vec<f32>,
-        scratch: Vec<f32>,
-    },
+    State(StateRing),
 }
 
-/// A ring buffer of transitions; memory grows with use up to `capacity`.
-pub struct Replay {
-    capacity: usize,
+/// A ring of copied state transitions; grows with use up to `capacity`.
+struct StateRing {
     len: usize,
     pos: usize,
-    /// Elements per observation (C·H·W or the state dimension).
-    obs_len: usize,
-    /// Observation shape without the batch dimension.
-    obs_shape: Vec<i64>,
-    act_dim: usize,
-    store: Store,
+    obs: Vec<f32>,
+    next: Vec<f32>,
+    scratch: Vec<f32>,
     act: Vec<f32>,
     rew: Vec<f32>,
     not_done: Vec<f32>,
     idx: Vec<usize>,
 }
 
+/// A ring buffer of transitions; memory grows with use up to `capacity`.
+///
+/// Pixel observations (`[k, H, W]` u8 stacks of `k` frames, oldest first) are kept in a
+/// [`FrameStore`]: each frame is stored once, so a transition costs about one frame plus a
+/// fixed part instead of `2k` frames. The frame store may hold fewer than `capacity`
+/// transitions when episodes are very short (see its docs). State observations are copied.
+pub struct Replay {
+    capacity: usize,
+    /// Elements per observation (C·H·W or the state dimension).
+    obs_len: usize,
+    /// Observation shape without the batch dimension.
+    obs_shape: Vec<i64>,
+    act_dim: usize,
+    store: Store,
+}
+
 impl Replay {
     /// An empty buffer for observations of `obs_shape` (`[C, H, W]` for pixels, `[D]` for states).
+    /// For pixels the `C` channels are `C` stacked `H×W` frames.
+    ///
+    /// # Panics
+    /// If `capacity` is zero, or pixel observations are not `[C, H, W]` with positive sides.
     pub fn new(capacity: usize, obs_shape: Vec<i64>, pixels: bool, act_dim: usize) -> Replay {
+        assert!(capacity > 0, "replay capacity must be > 0");
         let obs_len = obs_shape.iter().product::<i64>() as usize;
         let store = if pixels {
+            let [k, h, w] = obs_shape[..] else {
+                panic!("pixel observations must be [C, H, W], got {obs_shape:?}");
+            };
+            assert!(k > 0 && h > 0 && w > 0, "empty pixel observations");
             Store::Pixels {
-                obs: Vec::new(),
-                next: Vec::new(),
-                scratch: Vec::new(),
+                store: FrameStore::new(capacity, [h as usize, w as usize], k as usize, act_dim),
+                batch: None,
+                dropped: 0,
             }
         } else {
-            Store::State {
+            Store::State(StateRing {
+                len: 0,
+                pos: 0,
                 obs: Vec::new(),
                 next: Vec::new(),
                 scratch: Vec::new(),
-            }
+                act: Vec::new(),
+                rew: Vec::new(),
+                not_done: Vec::new(),
+                idx: Vec::new(),
+            })
         };
         Replay {
             capacity,
-            len: 0,
-            pos: 0,
             obs_len,
             obs_shape,
             act_dim,
             store,
-            act: Vec::new(),
-            rew: Vec::new(),
-            not_done: Vec::new(),
-            idx: Vec::new(),
         }
     }
 
     /// Transitions stored.
     pub fn len(&self) -> usize {
-        self.len
+        match &self.store {
+            Store::Pixels { store, .. } => store.len(),
+            Store::State(r) => r.len,
+        }
     }
 
     /// True before the first push.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
+    }
+
+    /// Bytes of transition data held now (observations, actions, rewards, flags; for pixels the
+    /// frame store's own count), not counting reserved but unused capacity or sampling scratch.
+    pub fn bytes_used(&self) -> usize {
+        match &self.store {
+            Store::Pixels { store, .. } => store.bytes_used(),
+            Store::State(r) => 4 * (r.obs.len() + r.next.len() + r.act.len() + 2 * r.rew.len()),
+        }
+    }
+
+    /// Pixel transitions dropped because `next_obs` was not `obs` shifted by one frame (only an
+    /// env that failed mid-step, returning a blank observation, does that). Always 0 for states.
+    pub fn dropped(&self) -> u64 {
+        match &self.store {
+            Store::Pixels { dropped, .. } => *dropped,
+            Store::State(_) => 0,
+        }
     }
 
     /// Stores one transition, overwriting the oldest when full.
+    ///
+    /// Pixels: `next` must be `obs` shifted by one frame (a frame stack); a pair that is not is
+    /// dropped and counted in [`Replay::dropped`].
     pub fn push(
         &mut self,
         obs: &Observation,
@@ -102,91 +148,104 @@ impl Replay {
         next: &Observation,
         terminated: bool,
     ) {
-        let (p, n) = (self.pos, self.obs_len);
-        let append = self.len < self.capacity && p == self.len;
+        let (cap, n) = (self.capacity, self.obs_len);
         match (&mut self.store, obs, next) {
             (
-                Store::Pixels {
-                    obs: o, next: nx, ..
-                },
+                Store::Pixels { store, dropped, .. },
                 Observation::Pixels(a),
                 Observation::Pixels(b),
             ) => {
-                put(o, p, n, a, append);
-                put(nx, p, n, b, append);
+                let f = a.len() / store.frame_stack().max(1);
+                let shifted = a.len() == n
+                    && b.len() == n
+                    && b[..n - f] == a[f..];
+                if shifted {
+                    store.push(a, act, rew, b, terminated);
+                } else {
+                    *dropped += 1;
+                }
             }
-            (
-                Store::State {
-                    obs: o, next: nx, ..
-                },
-                Observation::State(a),
-                Observation::State(b),
-            ) => {
-                put(o, p, n, a, append);
-                put(nx, p, n, b, append);
+            (Store::State(r), Observation::State(a), Observation::State(b)) => {
+                let p = r.pos;
+                let append = r.len < cap && p == r.len;
+                put(&mut r.obs, p, n, a, append);
+                put(&mut r.next, p, n, b, append);
+                put(&mut r.act, p, self.act_dim, act, append);
+                put(&mut r.rew, p, 1, &[rew], append);
+                put(
+                    &mut r.not_done,
+                    p,
+                    1,
+                    &[if terminated { 0.0 } else { 1.0 }],
+                    append,
+                );
+                r.pos = (r.pos + 1) % cap;
+                r.len = (r.len + 1).min(cap);
             }
             _ => panic!("observation kind does not match the replay buffer"),
         }
-        put(&mut self.act, p, self.act_dim, act, append);
-        put(&mut self.rew, p, 1, &[rew], append);
-        put(
-            &mut self.not_done,
-            p,
-            1,
-            &[if terminated { 0.0 } else { 1.0 }],
-            append,
-        );
-        self.pos = (self.pos + 1) % self.capacity;
-        self.len = (self.len + 1).min(self.capacity);
     }
 
     /// Samples `batch` transitions uniformly with replacement and moves them to `device`.
+    ///
+    /// RNG draws, in order: `batch` indices (`gen_range(0..len)`, one per row, row order), then
+    /// `batch · act_dim` standard-normal target-smoothing noise values (row-major).
     pub fn sample(&mut self, batch: usize, rng: &mut ChaCha8Rng, device: Device) -> Batch {
-        assert!(self.len > 0, "sampling from an empty replay buffer");
-        self.idx.clear();
-        for _ in 0..batch {
-            self.idx.push(rng.gen_range(0..self.len));
-        }
+        assert!(self.len() > 0, "sampling from an empty replay buffer");
         let b = batch as i64;
+        let a = self.act_dim as i64;
         let mut shape = vec![b];
         shape.extend_from_slice(&self.obs_shape);
         let n = self.obs_len;
-        let (obs, next_obs) = match &mut self.store {
-            Store::Pixels { obs, next, scratch } => {
-                let o = gather(obs, &self.idx, n, scratch);
-                let o = to_pixels(o, &shape, device);
-                let x = gather(next, &self.idx, n, scratch);
-                (o, to_pixels(x, &shape, device))
+        let (obs, act, rew, next_obs, not_done) = match &mut self.store {
+            Store::Pixels {
+                store, batch: fb, ..
+            } => {
+                if fb.as_ref().is_none_or(|f| f.batch != batch) {
+                    *fb = Some(FrameBatch::new(batch, store));
+                }
+                let fb = fb.as_mut().expect("batch buffer just made");
+                store.sample_into(rng, fb);
+                (
+                    to_pixels(&fb.obs, &shape, device),
+                    Tensor::from_slice(&fb.act).view([b, a]).to(device),
+                    Tensor::from_slice(&fb.rew).view([b, 1]).to(device),
+                    to_pixels(&fb.next_obs, &shape, device),
+                    Tensor::from_slice(&fb.not_done).view([b, 1]).to(device),
+                )
             }
-            Store::State { obs, next, scratch } => {
-                let o = Tensor::from_slice(gather(obs, &self.idx, n, scratch))
+            Store::State(r) => {
+                r.idx.clear();
+                for _ in 0..batch {
+                    r.idx.push(rng.gen_range(0..r.len));
+                }
+                let o = Tensor::from_slice(gather(&r.obs, &r.idx, n, &mut r.scratch))
                     .view(shape.as_slice())
                     .to(device);
-                let x = Tensor::from_slice(gather(next, &self.idx, n, scratch))
+                let x = Tensor::from_slice(gather(&r.next, &r.idx, n, &mut r.scratch))
                     .view(shape.as_slice())
                     .to(device);
-                (o, x)
+                let act = Tensor::from_slice(gather(
+                    &r.act,
+                    &r.idx,
+                    self.act_dim,
+                    &mut r.scratch,
+                ))
+                .view([b, a])
+                .to(device);
+                let rew = Tensor::from_slice(gather(&r.rew, &r.idx, 1, &mut r.scratch))
+                    .view([b, 1])
+                    .to(device);
+                let nd = Tensor::from_slice(gather(&r.not_done, &r.idx, 1, &mut r.scratch))
+                    .view([b, 1])
+                    .to(device);
+                (o, act, rew, x, nd)
             }
         };
-        let mut fs = Vec::with_capacity(batch * self.act_dim);
-        for &i in &self.idx {
-            fs.extend_from_slice(&self.act[i * self.act_dim..(i + 1) * self.act_dim]);
-        }
-        let act = Tensor::from_slice(&fs)
-            .view([b, self.act_dim as i64])
-            .to(device);
-        let col = |v: &[f32]| {
-            let c: Vec<f32> = self.idx.iter().map(|&i| v[i]).collect();
-            Tensor::from_slice(&c).view([b, 1]).to(device)
-        };
-        let rew = col(&self.rew);
-        let not_done = col(&self.not_done);
         let noise: Vec<f32> = (0..batch * self.act_dim)
             .map(|_| StandardNormal.sample(rng))
             .collect();
-        let noise = Tensor::from_slice(&noise)
-            .view([b, self.act_dim as i64])
-            .to(device);
+        let noise = Tensor::from_slice(&noise).view([b, a]).to(device);
         Batch {
             obs,
             act,
@@ -197,23 +256,47 @@ impl Replay {
         }
     }
 
-    /// The buffer's contents as named CPU tensors (`replay.obs`, `replay.next_obs`, `replay.act`,
-    /// `replay.rew`, `replay.not_done`, and `replay.meta` = `[capacity, len, pos]`), for a checkpoint.
-    /// Pixels stay u8.
+    /// The buffer's contents as named CPU tensors, for a checkpoint.
+    ///
+    /// Pixels (the frame store's raw rings, see [`FrameStoreParts`]): `replay.frames` (u8),
+    /// `replay.frame_last` (i64), `replay.act`, `replay.rew` (f32), `replay.not_done` (u8), and
+    /// `replay.meta` = `[capacity, len, head, frames written, episode chain open]`.
+    ///
+    /// States: `replay.obs`, `replay.next_obs`, `replay.act`, `replay.rew`, `replay.not_done`
+    /// (f32) and `replay.meta` = `[capacity, len, pos]`.
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let (obs, next) = match &self.store {
-            Store::Pixels { obs, next, .. } => (Tensor::from_slice(obs), Tensor::from_slice(next)),
-            Store::State { obs, next, .. } => (Tensor::from_slice(obs), Tensor::from_slice(next)),
-        };
-        let meta = [self.capacity as i64, self.len as i64, self.pos as i64];
-        vec![
-            ("replay.obs".into(), obs),
-            ("replay.next_obs".into(), next),
-            ("replay.act".into(), Tensor::from_slice(&self.act)),
-            ("replay.rew".into(), Tensor::from_slice(&self.rew)),
-            ("replay.not_done".into(), Tensor::from_slice(&self.not_done)),
-            ("replay.meta".into(), Tensor::from_slice(&meta)),
-        ]
+        match &self.store {
+            Store::Pixels { store, .. } => {
+                let p = store.parts();
+                let last: Vec<i64> = p.last.iter().map(|&x| x as i64).collect();
+                let meta = [
+                    self.capacity as i64,
+                    p.len as i64,
+                    p.head as i64,
+                    p.written as i64,
+                    i64::from(p.chain_open),
+                ];
+                vec![
+                    ("replay.frames".into(), Tensor::from_slice(p.frames)),
+                    ("replay.frame_last".into(), Tensor::from_slice(&last)),
+                    ("replay.act".into(), Tensor::from_slice(p.act)),
+                    ("replay.rew".into(), Tensor::from_slice(p.rew)),
+                    ("replay.not_done".into(), Tensor::from_slice(p.not_done)),
+                    ("replay.meta".into(), Tensor::from_slice(&meta)),
+                ]
+            }
+            Store::State(r) => {
+                let meta = [self.capacity as i64, r.len as i64, r.pos as i64];
+                vec![
+                    ("replay.obs".into(), Tensor::from_slice(&r.obs)),
+                    ("replay.next_obs".into(), Tensor::from_slice(&r.next)),
+                    ("replay.act".into(), Tensor::from_slice(&r.act)),
+                    ("replay.rew".into(), Tensor::from_slice(&r.rew)),
+                    ("replay.not_done".into(), Tensor::from_slice(&r.not_done)),
+                    ("replay.meta".into(), Tensor::from_slice(&meta)),
+                ]
+            }
+        }
     }
 
     /// Refills an empty buffer built with the same shape from [`Replay::state`]'s tensors.
@@ -221,59 +304,93 @@ impl Replay {
         let fetch = |n: &str| get(n).ok_or_else(|| format!("missing tensor `{n}`"));
         let meta: Vec<i64> = Vec::try_from(fetch("replay.meta")?.view([-1]))
             .map_err(|e| format!("replay.meta: {e}"))?;
-        let [cap, len, pos] = meta[..] else {
-            return Err(format!(
-                "replay.meta has {} entries, expected 3",
-                meta.len()
-            ));
-        };
-        let (cap, len, pos) = (cap as usize, len as usize, pos as usize);
-        if cap != self.capacity || len > cap || pos >= cap.max(1) {
-            return Err(format!(
-                "replay buffer of capacity {cap} (len {len}, pos {pos}) does not fit this config's capacity {}",
-                self.capacity
-            ));
-        }
-        let sized = |name: &str, v: usize, per: usize| -> Result<(), String> {
-            if v != len * per {
+        let cap = self.capacity;
+        let fits = |c: i64| -> Result<(), String> {
+            if c as usize != cap {
                 Err(format!(
-                    "tensor `{name}` has {v} values, expected {}",
-                    len * per
+                    "replay buffer of capacity {c} does not fit this config's capacity {cap}"
                 ))
             } else {
                 Ok(())
             }
         };
-        let n = self.obs_len;
+        let f32s = |name: &str| -> Result<Vec<f32>, String> {
+            Vec::try_from(fetch(name)?.view([-1])).map_err(|e| format!("{name}: {e}"))
+        };
         match &mut self.store {
-            Store::Pixels { obs, next, .. } => {
-                *obs =
-                    Vec::try_from(fetch("replay.obs")?).map_err(|e| format!("replay.obs: {e}"))?;
-                *next = Vec::try_from(fetch("replay.next_obs")?)
-                    .map_err(|e| format!("replay.next_obs: {e}"))?;
-                sized("replay.obs", obs.len(), n)?;
-                sized("replay.next_obs", next.len(), n)?;
+            Store::Pixels { store, .. } => {
+                let [c, len, head, written, open] = meta[..] else {
+                    return Err(format!(
+                        "replay.meta has {} entries, expected 5 (a pixel replay buffer)",
+                        meta.len()
+                    ));
+                };
+                fits(c)?;
+                if len < 0 || head < 0 || written < 0 || !(0..=1).contains(&open) {
+                    return Err(format!("replay.meta has invalid entries {meta:?}"));
+                }
+                let u8s = |name: &str| -> Result<Vec<u8>, String> {
+                    Vec::try_from(fetch(name)?.view([-1])).map_err(|e| format!("{name}: {e}"))
+                };
+                let last: Vec<i64> = Vec::try_from(fetch("replay.frame_last")?.view([-1]))
+                    .map_err(|e| format!("replay.frame_last: {e}"))?;
+                if last.iter().any(|&x| x < 0) {
+                    return Err("replay.frame_last has a negative frame id".into());
+                }
+                store.restore(FrameStoreState {
+                    frames: u8s("replay.frames")?,
+                    last: last.into_iter().map(|x| x as u64).collect(),
+                    act: f32s("replay.act")?,
+                    rew: f32s("replay.rew")?,
+                    not_done: u8s("replay.not_done")?,
+                    written: written as u64,
+                    head: head as usize,
+                    len: len as usize,
+                    chain_open: open == 1,
+                })
             }
-            Store::State { obs, next, .. } => {
-                *obs =
-                    Vec::try_from(fetch("replay.obs")?).map_err(|e| format!("replay.obs: {e}"))?;
-                *next = Vec::try_from(fetch("replay.next_obs")?)
-                    .map_err(|e| format!("replay.next_obs: {e}"))?;
-                sized("replay.obs", obs.len(), n)?;
-                sized("replay.next_obs", next.len(), n)?;
+            Store::State(r) => {
+                let [c, len, pos] = meta[..] else {
+                    return Err(format!(
+                        "replay.meta has {} entries, expected 3 (a state replay buffer)",
+                        meta.len()
+                    ));
+                };
+                fits(c)?;
+                let (len, pos) = (len as usize, pos as usize);
+                if len > cap || pos >= cap {
+                    return Err(format!(
+                        "replay buffer len {len}, pos {pos} does not fit capacity {cap}"
+                    ));
+                }
+                let sized = |name: &str, v: &[f32], per: usize| -> Result<(), String> {
+                    if v.len() != len * per {
+                        Err(format!(
+                            "tensor `{name}` has {} values, expected {}",
+                            v.len(),
+                            len * per
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                };
+                let n = self.obs_len;
+                let obs = f32s("replay.obs")?;
+                sized("replay.obs", &obs, n)?;
+                let next = f32s("replay.next_obs")?;
+                sized("replay.next_obs", &next, n)?;
+                let act = f32s("replay.act")?;
+                sized("replay.act", &act, self.act_dim)?;
+                let rew = f32s("replay.rew")?;
+                sized("replay.rew", &rew, 1)?;
+                let not_done = f32s("replay.not_done")?;
+                sized("replay.not_done", &not_done, 1)?;
+                (r.obs, r.next, r.act, r.rew, r.not_done) = (obs, next, act, rew, not_done);
+                r.len = len;
+                r.pos = pos;
+                Ok(())
             }
         }
-        let f32s = |name: &str, per: usize| -> Result<Vec<f32>, String> {
-            let v: Vec<f32> = Vec::try_from(fetch(name)?).map_err(|e| format!("{name}: {e}"))?;
-            sized(name, v.len(), per)?;
-            Ok(v)
-        };
-        self.act = f32s("replay.act", self.act_dim)?;
-        self.rew = f32s("replay.rew", 1)?;
-        self.not_done = f32s("replay.not_done", 1)?;
-        self.len = len;
-        self.pos = pos;
-        Ok(())
     }
 }
 
