@@ -230,3 +230,54 @@ fn same_config_and_seed_give_identical_metrics_on_cpu() {
     assert!(a.len() > 5);
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_certain_fail_stops_the_run_early_or_only_leaves_evidence() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A criterion every run fails at its first row: the critic CNN's gradient norm is above 1e-9.
+    let criteria = "criteria:\n  rules:\n    - metric: critic_cnn_grad_norm\n      aggregate: max\n      fail_above: 1.0e-9\n";
+    let stop = smoke_variant(tmp.path(), "failfast", criteria);
+    let res = tmp.path().join("results");
+    let out = sweep(&stop, &res, &["--jobs", "2"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(11), "{log}");
+    for (o, r) in col(&res, "failfast", "outcome")
+        .iter()
+        .zip(col(&res, "failfast", "reason"))
+    {
+        assert_eq!(o, "stopped", "{log}");
+        assert!(r.starts_with("FAIL, stopped at step 10"), "{r}");
+    }
+    for d in std::fs::read_dir(res.join("failfast/runs")).unwrap() {
+        let d = d.unwrap().path();
+        let ev = std::fs::read_to_string(d.join("evidence.csv")).unwrap();
+        assert!(
+            ev.lines()
+                .any(|l| l.starts_with("10,") && l.contains("fail_detected")),
+            "{ev}"
+        );
+        assert_eq!(
+            td3_sweep::metrics::read_metrics(&d.join("metrics.csv"))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    // stop_on_fail: false trains to the end, and still keeps the evidence of the first FAIL.
+    let go_on = smoke_variant(
+        tmp.path(),
+        "noff",
+        &format!("{criteria}stop_on_fail: false\n"),
+    );
+    let out = sweep(&go_on, &res, &["--jobs", "2"]);
+    assert_eq!(out.status.code(), Some(11), "{}", text(&out));
+    assert!(col(&res, "noff", "outcome")
+        .iter()
+        .all(|o| o == "completed"));
+    for d in std::fs::read_dir(res.join("noff/runs")).unwrap() {
+        let d = d.unwrap().path();
+        assert!(std::fs::read_to_string(d.join("evidence.csv"))
+            .unwrap()
+            .contains("fail_detected"));
+    }
+}

@@ -144,7 +144,9 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
     }
     println!(
         "stop_on_fail: {}",
-        spec.stop_on_fail.map_or("from the criteria (default true)".to_string(), |b| b.to_string())
+        spec.stop_on_fail
+            .map_or("from the criteria (default true)".to_string(), |b| b
+                .to_string())
     );
     if !spec.stages.is_empty() {
         println!("stages (each run continues from its checkpoint at the previous stage's end):");

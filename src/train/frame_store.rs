@@ -261,9 +261,7 @@ impl FrameStore {
                 s.not_done.len()
             ));
         }
-        if s.len > slots_used
-            || s.head >= cap
-            || (slots_used < cap && s.head + s.len != slots_used)
+        if s.len > slots_used || s.head >= cap || (slots_used < cap && s.head + s.len != slots_used)
         {
             return Err(format!(
                 "frame store: head {} and len {} do not fit {slots_used} used transition slots of {cap}",

@@ -156,9 +156,7 @@ impl Replay {
                 Observation::Pixels(b),
             ) => {
                 let f = a.len() / store.frame_stack().max(1);
-                let shifted = a.len() == n
-                    && b.len() == n
-                    && b[..n - f] == a[f..];
+                let shifted = a.len() == n && b.len() == n && b[..n - f] == a[f..];
                 if shifted {
                     store.push(a, act, rew, b, terminated);
                 } else {
@@ -225,14 +223,9 @@ impl Replay {
                 let x = Tensor::from_slice(gather(&r.next, &r.idx, n, &mut r.scratch))
                     .view(shape.as_slice())
                     .to(device);
-                let act = Tensor::from_slice(gather(
-                    &r.act,
-                    &r.idx,
-                    self.act_dim,
-                    &mut r.scratch,
-                ))
-                .view([b, a])
-                .to(device);
+                let act = Tensor::from_slice(gather(&r.act, &r.idx, self.act_dim, &mut r.scratch))
+                    .view([b, a])
+                    .to(device);
                 let rew = Tensor::from_slice(gather(&r.rew, &r.idx, 1, &mut r.scratch))
                     .view([b, 1])
                     .to(device);
