@@ -41,7 +41,14 @@ fn filled_replay(cfg: &AgentConfig, n: usize) -> Replay {
         }
         td3_sweep::train::env::ObsSpec::State { dim } => vec![dim as i64],
     };
-    let mut r = Replay::new(n, shape, cfg.env.obs == ObsKind::Pixels, env.action_dim());
+    // Room to spare: the pixel frame store evicts early when short episodes use up its frame
+    // slack (each episode stores its first stack), and these tests want all `n` transitions.
+    let mut r = Replay::new(
+        2 * n,
+        shape,
+        cfg.env.obs == ObsKind::Pixels,
+        env.action_dim(),
+    );
     let mut obs = env.reset(Some(0));
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for _ in 0..n {

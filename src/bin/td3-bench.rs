@@ -374,12 +374,23 @@ fn fill_replay(c: &BenchConfig, rng: &mut ChaCha8Rng) -> Replay {
     let obs_len: usize = c.obs_shape.iter().product::<i64>() as usize;
     let mut r = Replay::new(c.fill, c.obs_shape.clone(), c.pixels, c.act_dim as usize);
     let act = vec![0.1f32; c.act_dim as usize];
+    // Pixels: `next` is `obs` shifted by one random frame (a frame stack, as the envs make and
+    // the frame store requires); a new random stack starts every 200 steps.
+    let frame = if c.pixels {
+        obs_len / c.obs_shape[0] as usize
+    } else {
+        0
+    };
+    let mut stack = vec![0u8; obs_len];
     for i in 0..c.fill {
         let (o, n) = if c.pixels {
-            let mut a = vec![0u8; obs_len];
+            if i % 200 == 0 {
+                rng.fill_bytes(&mut stack);
+            }
             let mut b = vec![0u8; obs_len];
-            rng.fill_bytes(&mut a);
-            rng.fill_bytes(&mut b);
+            b[..obs_len - frame].copy_from_slice(&stack[frame..]);
+            rng.fill_bytes(&mut b[obs_len - frame..]);
+            let a = std::mem::replace(&mut stack, b.clone());
             (Observation::Pixels(a), Observation::Pixels(b))
         } else {
             let v: Vec<f32> = (0..obs_len)

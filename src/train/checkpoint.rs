@@ -4,7 +4,8 @@
 //! - `model.safetensors`: online networks under their VarStore names (`actor_cnn.conv0.weight`,
 //!   `actor.fc0.weight`, `q1.fc1.bias`, ...) and the target networks under `target.<name>`.
 //! - `optimizer.safetensors`: the four Adam states, `adam.<group>.m.<i>`, `.v.<i>`, `.step`.
-//! - `replay.safetensors`: the replay ring (`replay.*`, pixels as u8) and the current episode:
+//! - `replay.safetensors`: the replay ring (`replay.*`; for pixels the frame store's frames as u8,
+//!   each frame once, plus its rings, see `Replay::state`) and the current episode:
 //!   `episode.actions` `[n, act_dim]` (the actions taken since its reset) and `episode.obs`
 //!   (the observation the agent acts on next).
 //! - `state.json`: step counters, the host RNG (ChaCha8 seed, stream and word position), episode
@@ -36,7 +37,8 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 /// Version of the checkpoint layout; bumped on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: pixel replay buffers are a frame store (`replay.frames`, `replay.frame_last`).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Name of the checkpoint folder inside a run folder.
 pub const DIR_NAME: &str = "checkpoint";

@@ -155,9 +155,12 @@ impl Replay {
                 Observation::Pixels(a),
                 Observation::Pixels(b),
             ) => {
-                let f = a.len() / store.frame_stack().max(1);
-                let shifted = a.len() == n && b.len() == n && b[..n - f] == a[f..];
-                if shifted {
+                assert!(
+                    a.len() == n && b.len() == n,
+                    "pixel observations must have {n} bytes"
+                );
+                let f = n / store.frame_stack();
+                if b[..n - f] == a[f..] {
                     store.push(a, act, rew, b, terminated);
                 } else {
                     *dropped += 1;
@@ -189,7 +192,7 @@ impl Replay {
     /// RNG draws, in order: `batch` indices (`gen_range(0..len)`, one per row, row order), then
     /// `batch · act_dim` standard-normal target-smoothing noise values (row-major).
     pub fn sample(&mut self, batch: usize, rng: &mut ChaCha8Rng, device: Device) -> Batch {
-        assert!(self.len() > 0, "sampling from an empty replay buffer");
+        assert!(!self.is_empty(), "sampling from an empty replay buffer");
         let b = batch as i64;
         let a = self.act_dim as i64;
         let mut shape = vec![b];
@@ -251,7 +254,7 @@ impl Replay {
 
     /// The buffer's contents as named CPU tensors, for a checkpoint.
     ///
-    /// Pixels (the frame store's raw rings, see [`FrameStoreParts`]): `replay.frames` (u8),
+    /// Pixels (the frame store's raw rings, see [`super::frame_store::FrameStoreParts`]): `replay.frames` (u8),
     /// `replay.frame_last` (i64), `replay.act`, `replay.rew` (f32), `replay.not_done` (u8), and
     /// `replay.meta` = `[capacity, len, head, frames written, episode chain open]`.
     ///
@@ -442,6 +445,197 @@ mod tests {
             assert_eq!(*x, o + 0.5);
             assert_eq!(*d, if *o == 4.0 { 0.0 } else { 1.0 });
         }
+    }
+
+    /// A transition as pushed, kept naively for comparison.
+    struct Pushed {
+        obs: Vec<u8>,
+        next: Vec<u8>,
+        rew: f32,
+        terminated: bool,
+    }
+
+    /// Pushes episodes of the given lengths of random `[k, h, w]` frame stacks (reset stacks
+    /// repeat their first frame, as `PixelObs` does); even episodes end terminated, odd ones
+    /// truncated. The action is `[id, -id]` with `id` the push index.
+    fn push_episodes(r: &mut Replay, lens: &[usize], rng: &mut ChaCha8Rng) -> Vec<Pushed> {
+        use rand::RngCore;
+        let n = r.obs_len;
+        let f = n / r.obs_shape[0] as usize;
+        let mut pushed = Vec::new();
+        for (e, &len) in lens.iter().enumerate() {
+            let mut stack = vec![0u8; n];
+            rng.fill_bytes(&mut stack[..f]);
+            for j in 1..n / f {
+                stack.copy_within(..f, j * f);
+            }
+            for t in 0..len {
+                let mut next = vec![0u8; n];
+                next[..n - f].copy_from_slice(&stack[f..]);
+                rng.fill_bytes(&mut next[n - f..]);
+                let id = pushed.len() as f32;
+                let terminated = e % 2 == 0 && t + 1 == len;
+                let rew = (e * 1000 + t) as f32;
+                r.push(
+                    &Observation::Pixels(stack.clone()),
+                    &[id, -id],
+                    rew,
+                    &Observation::Pixels(next.clone()),
+                    terminated,
+                );
+                pushed.push(Pushed {
+                    obs: stack,
+                    next: next.clone(),
+                    rew,
+                    terminated,
+                });
+                stack = next;
+            }
+        }
+        pushed
+    }
+
+    fn bytes(t: &Tensor) -> Vec<u8> {
+        let v: Vec<f32> = Vec::try_from((t * 255.0).round().view([-1])).unwrap();
+        v.into_iter().map(|x| x as u8).collect()
+    }
+
+    /// Every row of a sampled batch equals the transition pushed with its action's id.
+    fn check_batch(b: &Batch, pushed: &[Pushed], oldest_live: usize) {
+        let rows = b.act.size()[0] as usize;
+        let (obs, next) = (bytes(&b.obs), bytes(&b.next_obs));
+        let act: Vec<f32> = Vec::try_from(b.act.view([-1])).unwrap();
+        let rew: Vec<f32> = Vec::try_from(b.rew.view([-1])).unwrap();
+        let nd: Vec<f32> = Vec::try_from(b.not_done.view([-1])).unwrap();
+        let n = obs.len() / rows;
+        for i in 0..rows {
+            let id = act[2 * i] as usize;
+            assert_eq!(act[2 * i + 1], -(id as f32));
+            assert!(id >= oldest_live, "evicted transition {id} sampled");
+            let p = &pushed[id];
+            assert!(obs[i * n..(i + 1) * n] == p.obs[..], "obs of {id}");
+            assert!(next[i * n..(i + 1) * n] == p.next[..], "next_obs of {id}");
+            assert_eq!(rew[i], p.rew);
+            assert_eq!(nd[i], if p.terminated { 0.0 } else { 1.0 });
+        }
+    }
+
+    #[test]
+    fn pixel_samples_equal_what_was_pushed_across_episodes_and_wraps() {
+        let cap = 40;
+        let mut r = Replay::new(cap, vec![3, 4, 5], true, 2);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        // Several episodes (terminated and truncated), 4+ times past the ring's capacity.
+        let lens = [7, 30, 1, 45, 12, 60, 3, 25];
+        let pushed = push_episodes(&mut r, &lens, &mut rng);
+        assert!(pushed.len() > 4 * cap);
+        assert!(r.len() <= cap && r.len() > cap / 2, "len {}", r.len());
+        let oldest_live = pushed.len() - r.len();
+        for batch in [1, 64, 512] {
+            let b = r.sample(batch, &mut rng, Device::Cpu);
+            assert_eq!(b.obs.size(), vec![batch as i64, 3, 4, 5]);
+            assert_eq!(b.noise.size(), vec![batch as i64, 2]);
+            check_batch(&b, &pushed, oldest_live);
+        }
+        assert_eq!(r.dropped(), 0);
+    }
+
+    #[test]
+    fn pixel_memory_is_about_one_frame_per_transition() {
+        let cap = 2000;
+        let (k, h, w) = (3usize, 84usize, 84usize);
+        let mut r = Replay::new(cap, vec![k as i64, h as i64, w as i64], true, 2);
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        push_episodes(&mut r, &[100; 25], &mut rng);
+        assert_eq!(r.len(), cap);
+        let frame = (h * w) as f64;
+        // Newest frame id (8), reward (4), done flag (1), two f32 actions (8).
+        let fixed = (8 + 4 + 1 + 8) as f64;
+        let per = r.bytes_used() as f64 / r.len() as f64;
+        assert!(
+            per <= 1.1 * frame + fixed,
+            "{per} bytes per transition, frame {frame}"
+        );
+        // The old layout copied 2k frames per transition.
+        assert!(per < 2.0 * k as f64 * frame / 5.0);
+    }
+
+    #[test]
+    fn pixel_checkpoint_round_trip_continues_identically() {
+        let mut a = Replay::new(30, vec![2, 3, 3], true, 2);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        // The last episode (odd) is truncated, so its chain is still open at the checkpoint.
+        let pushed = push_episodes(&mut a, &[20, 9, 30, 31], &mut rng);
+        let saved: std::collections::HashMap<String, Tensor> = a.state().into_iter().collect();
+        let get = |n: &str| saved.get(n).map(|t| t.shallow_clone());
+        let mut b = Replay::new(30, vec![2, 3, 3], true, 2);
+        b.load_state(&get).unwrap();
+        assert_eq!((a.len(), a.bytes_used()), (b.len(), b.bytes_used()));
+        // Both continue the open episode by one step, then start new ones.
+        let last = &pushed.last().unwrap().next;
+        let mut next = last[9..].to_vec();
+        next.extend_from_slice(&[42; 9]);
+        for r in [&mut a, &mut b] {
+            let (o, x) = (
+                Observation::Pixels(last.clone()),
+                Observation::Pixels(next.clone()),
+            );
+            r.push(&o, &[-1.0, 1.0], 0.5, &x, false);
+        }
+        let mut more = rng.clone();
+        push_episodes(&mut a, &[5, 17], &mut rng);
+        push_episodes(&mut b, &[5, 17], &mut more);
+        let (sa, sb) = (a.state(), b.state());
+        for ((na, ta), (nb, tb)) in sa.iter().zip(&sb) {
+            assert_eq!(na, nb);
+            assert!(ta.equal(tb), "{na} differs after the round trip");
+        }
+        let (mut ra, mut rb) = (ChaCha8Rng::seed_from_u64(10), ChaCha8Rng::seed_from_u64(10));
+        let (x, y) = (
+            a.sample(128, &mut ra, Device::Cpu),
+            b.sample(128, &mut rb, Device::Cpu),
+        );
+        for (u, v) in [
+            (&x.obs, &y.obs),
+            (&x.next_obs, &y.next_obs),
+            (&x.act, &y.act),
+            (&x.rew, &y.rew),
+            (&x.not_done, &y.not_done),
+            (&x.noise, &y.noise),
+        ] {
+            assert!(u.equal(v));
+        }
+        // A checkpoint of another capacity, or for a state buffer, is refused.
+        let mut c = Replay::new(31, vec![2, 3, 3], true, 2);
+        assert!(c.load_state(&get).is_err());
+        let mut d = Replay::new(30, vec![18], false, 2);
+        assert!(d.load_state(&get).is_err());
+        // A frame store whose live transition points at an overwritten frame is refused.
+        let mut bad: std::collections::HashMap<String, Tensor> = a.state().into_iter().collect();
+        let last = bad["replay.frame_last"].copy();
+        let _ = last.get(0).fill_(0);
+        let _ = last.get(1).fill_(0);
+        bad.insert("replay.frame_last".into(), last);
+        let mut e = Replay::new(30, vec![2, 3, 3], true, 2);
+        assert!(e
+            .load_state(&|n| bad.get(n).map(|t| t.shallow_clone()))
+            .is_err());
+    }
+
+    #[test]
+    fn a_pixel_pair_that_is_not_a_frame_stack_is_dropped() {
+        let mut r = Replay::new(4, vec![2, 1, 2], true, 1);
+        let o = Observation::Pixels(vec![1, 1, 2, 2]);
+        r.push(&o, &[0.0], 0.0, &Observation::Pixels(vec![0; 4]), false);
+        assert_eq!((r.len(), r.dropped()), (0, 1));
+        r.push(
+            &o,
+            &[0.0],
+            0.0,
+            &Observation::Pixels(vec![2, 2, 3, 3]),
+            false,
+        );
+        assert_eq!((r.len(), r.dropped()), (1, 1));
     }
 
     #[test]

@@ -645,9 +645,12 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
         let env_failure = env
             .failure()
             .map(|why| format!("at env step {env_step}: {why}"));
+        // No evaluation during the random warm-up: no metrics row could carry it (rows are written
+        // on training steps), and the untrained policy's return says nothing.
         let eval_failure = if env_failure.is_none()
             && cfg.evaluation.every > 0
             && env_step % cfg.evaluation.every == 0
+            && env_step > t.learning_starts
         {
             match evaluate(&agent, cfg) {
                 Ok(v) => {
