@@ -109,7 +109,7 @@ def main():
             f"Replay (frame store, {rep['image_size']}×{rep['image_size']}, stack {rep['frame_stack']}, "
             f"{rep['episode_len']}-step episodes): {rep['bytes_per_transition']:.0f} B/transition "
             f"(one frame = {rep['frame_bytes']} B) → 1M transitions = {rep['computed_1m_gb']:.2f} GB computed "
-            f"(copying both stacks as `Replay` does: {rep['naive_1m_gb']:.1f} GB); "
+            f"(a buffer copying both stacks per transition: {rep['naive_1m_gb']:.1f} GB); "
             f"RSS at {rep['transitions']:,} transitions: +{rep['rss_after_mb'] - rep['rss_before_mb']:.0f} MB "
             f"= {rep['rss_bytes_per_transition']:.0f} B/transition → {rep['rss_extrapolated_1m_gb']:.2f} GB at 1M; "
             f"sample {rep['sample_us_b32']:.0f} µs/batch (B=32), {rep['sample_us_b256']:.0f} µs/batch (B=256); "

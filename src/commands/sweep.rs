@@ -269,7 +269,8 @@ struct Prepared {
 /// pending run's `config.yaml`. `None` after `--dry-run` printed the plan.
 fn prepare(args: &SweepArgs) -> anyhow::Result<Option<Prepared>> {
     let plan = load_sweep(&args.file)?;
-    let criteria = load_criteria(&plan.spec)?;
+    // Criteria problems are bad input too: found here, before anything is created.
+    load_criteria(&plan.spec)?;
     let spec = &plan.spec;
     if plan.runs.len() > CONFIRM_ABOVE && !args.yes && !args.dry_run {
         return Err(BadInput(format!(
@@ -285,7 +286,6 @@ fn prepare(args: &SweepArgs) -> anyhow::Result<Option<Prepared>> {
         print_plan(&plan, &slots, &results);
         return Ok(None);
     }
-    let _ = criteria;
     let runs_dir = results.join("runs");
     std::fs::create_dir_all(&runs_dir)
         .with_context(|| format!("creating {}", runs_dir.display()))?;
@@ -445,7 +445,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
         program: exe,
         grace: kill_grace(),
     };
-    let mut display = Display::new(&jobs, plan.runs.len());
+    let mut display = Display::new(&jobs);
     let t0 = std::time::Instant::now();
     let mut summary_err = None;
     let done = run_jobs(jobs, &slots, &exec, &ctl, |ev| {

@@ -19,20 +19,18 @@ fn fmt_num(v: Option<f64>) -> String {
 
 /// Renders scheduler events for a person.
 pub struct Display {
-    tty: bool,
     multi: Option<MultiProgress>,
     total: Option<ProgressBar>,
     bars: HashMap<usize, ProgressBar>,
     ids: HashMap<usize, (String, u64)>,
     finished: usize,
-    planned: usize,
     last_line: Instant,
     latest: HashMap<usize, String>,
 }
 
 impl Display {
-    /// A display for `jobs` (the ones that will run this time) out of `planned` in the sweep.
-    pub fn new(jobs: &[Job], planned: usize) -> Display {
+    /// A display for `jobs` (the ones that will run this time).
+    pub fn new(jobs: &[Job]) -> Display {
         let tty = std::io::stdout().is_terminal();
         let ids = jobs
             .iter()
@@ -53,13 +51,11 @@ impl Display {
             (None, None)
         };
         Display {
-            tty,
             multi,
             total,
             bars: HashMap::new(),
             ids,
             finished: 0,
-            planned,
             last_line: Instant::now(),
             latest: HashMap::new(),
         }
@@ -158,6 +154,5 @@ impl Display {
         if let Some(t) = &self.total {
             t.finish_and_clear();
         }
-        let _ = (self.tty, self.planned);
     }
 }

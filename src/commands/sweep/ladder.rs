@@ -119,7 +119,7 @@ pub(super) fn run(args: &SweepArgs, p: Prepared, criteria: Criteria) -> anyhow::
             entered.len(),
             jobs.len()
         );
-        let mut display = Display::new(&jobs, runs.len());
+        let mut display = Display::new(&jobs);
         let mut summary_err = None;
         run_jobs(jobs, &slots, &exec, &ctl, |ev| {
             display.on_event(ev);
