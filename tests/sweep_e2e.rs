@@ -281,3 +281,58 @@ fn a_certain_fail_stops_the_run_early_or_only_leaves_evidence() {
             .contains("fail_detected"));
     }
 }
+
+#[test]
+fn the_recorded_command_reproduces_a_run_value_for_value() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let out = sweep(&repo().join("sweeps/smoke.yaml"), &res, &["--jobs", "2"]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 10 | 11)),
+        "{}",
+        text(&out)
+    );
+    let run = std::fs::read_dir(res.join("smoke/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let rec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    let command = rec["command"].as_str().unwrap().to_string();
+    let rest = command
+        .strip_prefix("td3-sweep ")
+        .expect("starts with td3-sweep");
+    let out_dir = PathBuf::from(rest.rsplit("--out ").next().unwrap().trim());
+    assert!(
+        !out_dir.starts_with(&run),
+        "reproducing must not overwrite the sweep's run"
+    );
+    // Run it the way a user would: pasted into a shell.
+    let o = Command::new("bash")
+        .arg("-c")
+        .arg(format!("'{}' {rest}", bin().display()))
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{command}\n{}", text(&o));
+    let values = |d: &Path| -> Vec<String> {
+        std::fs::read_to_string(d.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(',').collect();
+                f[2] = "";
+                f.join(",")
+            })
+            .collect()
+    };
+    let again = if out_dir.is_absolute() {
+        out_dir.clone()
+    } else {
+        repo().join(&out_dir)
+    };
+    assert_eq!(values(&run), values(&again), "{command}");
+    let _ = std::fs::remove_dir_all(&again);
+}

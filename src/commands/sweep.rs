@@ -99,6 +99,12 @@ fn reproduce_command(spec: &SweepSpec, run: &RunPlan, out: &Path) -> String {
     }
     parts.extend(["--seed".into(), run.seed.to_string()]);
     parts.extend(["--steps".into(), run.config.training.steps.to_string()]);
+    // Same intra-op thread count as the sweep gave the run: on CPU that makes the reproduction
+    // identical value for value (docs/determinism.md).
+    parts.extend([
+        "--threads".into(),
+        spec.resources.threads_per_run.to_string(),
+    ]);
     parts.extend(["--out".into(), out.display().to_string()]);
     parts
         .iter()
@@ -211,7 +217,9 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
 fn job_for(spec: &SweepSpec, run: &RunPlan, runs_dir: &Path, criteria_path: &Path) -> Job {
     let dir = runs_dir.join(&run.run_id);
     let cfg_path = dir.join("config.yaml");
-    let command = reproduce_command(spec, run, &dir);
+    // Reproductions go beside the sweep's runs, never over them.
+    let repro = runs_dir.with_file_name("repro").join(&run.run_id);
+    let command = reproduce_command(spec, run, &repro);
     let mut a: Vec<String> = vec![
         "train".into(),
         "--config".into(),
