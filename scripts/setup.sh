@@ -40,5 +40,10 @@ fi
 export LIBTORCH_USE_PYTORCH=1
 export PATH="$PWD/.venv/bin:$PATH"
 if [ "${SETUP_SKIP_BUILD:-0}" != 1 ]; then
-  cargo build --release --quiet
+  if [ ! -x target/release/td3-sweep ]; then
+    echo "setup: building td3-sweep (release; a few minutes the first time)" >&2
+    cargo build --release
+  else
+    cargo build --release --quiet
+  fi
 fi
