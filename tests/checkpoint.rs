@@ -1,21 +1,11 @@
 //! Checkpoints through the binary (tch's global RNG is shared between tests of one process):
 //! a resumed run repeats an uninterrupted one value for value, and a bad checkpoint is a clear error.
 
+mod common;
+use common::{bin, text};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_td3-sweep"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Tiny pixel lane-keep config; 25-step episodes so a checkpoint at env step 60 is mid-episode.
 fn config(dir: &Path) -> PathBuf {

@@ -1,17 +1,12 @@
 //! Reliability under real faults: real signals to real processes, real files, a real full disk.
 //! Every test drives the actual binary; the runs train through tch on the CPU.
 
+mod common;
+use common::{bin, repo, text};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_td3-sweep"))
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A small sweep spec (lane-keep pixels at 24 px, tiny nets) with `extra` YAML appended.
 fn spec(dir: &Path, name: &str, steps: u64, seeds: &str, extra: &str) -> PathBuf {
@@ -44,14 +39,6 @@ fn spawn(mut c: Command) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn td3-sweep")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn signal(pid: u32, sig: &str) {

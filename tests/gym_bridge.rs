@@ -3,6 +3,9 @@
 //! real binary. Needs gymnasium[box2d] in the bridge's Python (`just setup`); without it these
 //! tests fail with that instruction rather than skip.
 
+mod common;
+use common::{bin, repo, text};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Instant;
@@ -10,14 +13,6 @@ use std::time::Instant;
 use td3_sweep::config::{EnvConfig, EnvKind, ObsKind};
 use td3_sweep::train::env::gym::python_path;
 use td3_sweep::train::env::{make_env, EnvError, ObsSpec, Observation};
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_td3-sweep"))
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn require_gymnasium() {
     let ok = Command::new(python_path())
@@ -229,14 +224,6 @@ fn train(dir: &Path, config: &Path, python: Option<&Path>) -> (Output, serde_jso
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or(serde_json::Value::Null);
     (out, rec)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

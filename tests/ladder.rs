@@ -2,21 +2,11 @@
 //! there, a passing one continues from its checkpoint to the end and is approved, and a run whose
 //! checkpoint is corrupted crashes with the reason while the others carry on.
 
+mod common;
+use common::{bin, text};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_td3-sweep"))
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn spec(dir: &Path, variants: &str) -> PathBuf {
     spec_with(dir, variants, STAGES)

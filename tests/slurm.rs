@@ -3,18 +3,13 @@
 //! Without a reachable controller these tests SKIP loudly, unless `TD3_REQUIRE_SLURM` is set (CI
 //! sets it): then a missing Slurm is a failure.
 
+mod common;
+use common::{bin, repo, text};
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_td3-sweep"))
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Whether to run: Slurm answers, or (panics) it does not and `TD3_REQUIRE_SLURM` is set.
 fn slurm_or_skip(test: &str) -> bool {
@@ -48,14 +43,6 @@ fn sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
         .current_dir(repo())
         .output()
         .expect("run td3-sweep")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// sweeps/smoke.yaml under another name, with an absolute `base:` and `extra` YAML appended.

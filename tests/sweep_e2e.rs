@@ -1,15 +1,10 @@
 //! End-to-end sweeps through the real binary: real child processes training through tch on the CPU.
 
+mod common;
+use common::{bin, repo, text};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_td3-sweep"))
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
     Command::new(bin())
@@ -21,14 +16,6 @@ fn sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
         .current_dir(repo())
         .output()
         .expect("run td3-sweep")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn summary(results: &Path, name: &str) -> Vec<csv::StringRecord> {
