@@ -169,3 +169,44 @@ fn a_corrupted_checkpoint_crashes_that_run_and_the_others_carry_on() {
     assert_eq!(rb["outcome"], "completed", "{}", text(&o));
     assert_eq!(rb["env_step"], 100);
 }
+
+/// Grid points are variant groups of their own: one FAILing grid value must not hold back (or be
+/// carried up by) the other value of the same variant.
+#[test]
+fn grid_points_climb_separately() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let s = spec_with(
+        tmp.path(),
+        "  - name: base\n",
+        "  - { name: s1, steps: 60 }\n  - { name: s2, steps: 100, promote: pass, approve: true }\n",
+    );
+    // Add a grid whose first value poisons the run at update 5 and whose second is never reached.
+    let text_spec =
+        std::fs::read_to_string(&s).unwrap() + "grid:\n  debug.nan_at_step: [5, 1000000]\n";
+    std::fs::write(&s, text_spec).unwrap();
+    let o = sweep(&s, &results);
+    let out = text(&o);
+    let l = ladder(&results);
+    let s1 = &l["stages"][0]["variants"];
+    let groups: Vec<(String, bool)> = s1
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["variant"].as_str().unwrap().to_string(),
+                v["promoted"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(groups.len(), 2, "{groups:?}\n{out}");
+    assert!(
+        groups.contains(&("base (nan_at_step=5)".to_string(), false)),
+        "{groups:?}"
+    );
+    assert!(
+        groups.contains(&("base (nan_at_step=1000000)".to_string(), true)),
+        "{groups:?}"
+    );
+}

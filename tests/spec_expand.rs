@@ -345,6 +345,7 @@ fn every_shipped_sweep_loads() {
         ("encoder", 4),
         ("q_norm", 4),
         ("smoke", 2),
+        ("ladder", 4),
     ];
     let mut found = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(root().join("sweeps"))

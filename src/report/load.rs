@@ -56,16 +56,21 @@ pub struct GroupResult {
 impl GroupResult {
     /// "lr-grid (actor_cnn_lr=1e-4)": the variant and the last segment of each swept key.
     pub fn label(&self) -> String {
-        if self.swept.is_empty() {
-            return self.variant.clone();
-        }
-        let kv: Vec<String> = self
-            .swept
-            .iter()
-            .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
-            .collect();
-        format!("{} ({})", self.variant, kv.join(", "))
+        group_label(&self.variant, &self.swept)
     }
+}
+
+/// The name of a variant group (runs that differ only by seed) in reports and ladders:
+/// "baseline (actor_cnn_lr=1e-4)", or just the variant when nothing is swept.
+pub fn group_label(variant: &str, swept: &BTreeMap<String, String>) -> String {
+    if swept.is_empty() {
+        return variant.to_string();
+    }
+    let kv: Vec<String> = swept
+        .iter()
+        .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
+        .collect();
+    format!("{variant} ({})", kv.join(", "))
 }
 
 fn rel(dir_name: &str, file: &str) -> String {

@@ -7,6 +7,7 @@
 
 mod junit;
 mod load;
+pub use load::group_label;
 mod plot;
 mod recommend;
 mod view;

@@ -50,7 +50,7 @@ pub(super) fn run(args: &SweepArgs, p: Prepared, criteria: Criteria) -> anyhow::
         program: std::env::current_exe().context("locating the td3-sweep binary")?,
         grace: kill_grace(),
     };
-    let mut entered: BTreeSet<String> = plan.runs.iter().map(|r| r.variant.clone()).collect();
+    let mut entered: BTreeSet<String> = plan.runs.iter().map(group).collect();
     for (k, stage) in stages.iter().enumerate() {
         if state.stages[k].done {
             entered = state.stages[k]
@@ -77,7 +77,7 @@ pub(super) fn run(args: &SweepArgs, p: Prepared, criteria: Criteria) -> anyhow::
         let runs: Vec<(&RunPlan, crate::config::AgentConfig)> = plan
             .runs
             .iter()
-            .filter(|r| entered.contains(&r.variant))
+            .filter(|r| entered.contains(&group(r)))
             .map(|r| {
                 let mut cfg = r.config.clone();
                 cfg.training.steps = stage.steps;
@@ -196,6 +196,11 @@ pub(super) fn run(args: &SweepArgs, p: Prepared, criteria: Criteria) -> anyhow::
 
 type Classified = (Vec<RunAtStage>, Vec<VariantAtStage>);
 
+/// A run's variant group (variant + swept values): the unit that climbs or stops.
+fn group(run: &RunPlan) -> String {
+    crate::report::group_label(&run.variant, &run.swept)
+}
+
 /// Classifies each run at the stage's end, aggregates seeds per variant and applies the next
 /// stage's rule (`None` for the last stage: nobody climbs further).
 fn classify_stage(
@@ -237,7 +242,7 @@ fn classify_stage(
                 0,
             ),
         };
-        let e = by_variant.entry(run.variant.clone()).or_default();
+        let e = by_variant.entry(group(run)).or_default();
         e.0.push(verdict);
         if let Some(Promote::Best {
             metric, aggregate, ..
@@ -254,7 +259,7 @@ fn classify_stage(
         }
         out_runs.push(RunAtStage {
             run_id: run.run_id.clone(),
-            variant: run.variant.clone(),
+            variant: group(run),
             seed: run.seed,
             outcome,
             verdict: verdict.as_str().to_string(),
