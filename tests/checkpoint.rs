@@ -2,7 +2,7 @@
 //! a resumed run repeats an uninterrupted one value for value, and a bad checkpoint is a clear error.
 
 mod common;
-use common::{bin, text};
+use common::{bin, metrics_values as metrics, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -27,19 +27,6 @@ fn train(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .unwrap()
-}
-
-/// metrics.csv lines without wall_s (the third column), the only column allowed to differ.
-fn metrics(out: &Path) -> Vec<String> {
-    std::fs::read_to_string(out.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut f: Vec<&str> = l.split(',').collect();
-            f[2] = "";
-            f.join(",")
-        })
-        .collect()
 }
 
 fn record(out: &Path) -> serde_json::Value {

@@ -2,7 +2,7 @@
 //! Every test drives the actual binary; the runs train through tch on the CPU.
 
 mod common;
-use common::{bin, repo, text};
+use common::{bin, metrics_values, repo, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -114,19 +114,6 @@ fn metrics_rows(results: &Path, name: &str, run_id: &str) -> usize {
     )
     .map(|t| t.lines().count().saturating_sub(1))
     .unwrap_or(0)
-}
-
-/// metrics.csv without the wall-clock column, for value-for-value comparisons.
-fn metrics_values(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("metrics.csv"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut f: Vec<&str> = l.split(',').collect();
-            f[2] = "";
-            f.join(",")
-        })
-        .collect()
 }
 
 #[test]

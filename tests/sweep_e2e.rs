@@ -1,7 +1,7 @@
 //! End-to-end sweeps through the real binary: real child processes training through tch on the CPU.
 
 mod common;
-use common::{bin, repo, text};
+use common::{bin, metrics_values, repo, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -202,15 +202,7 @@ fn same_config_and_seed_give_identical_metrics_on_cpu() {
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", text(&o));
-        let t = std::fs::read_to_string(tmp.path().join(out).join("metrics.csv")).unwrap();
-        // wall_s (third column) is the only column allowed to differ.
-        t.lines()
-            .map(|l| {
-                let mut f: Vec<&str> = l.split(',').collect();
-                f[2] = "";
-                f.join(",")
-            })
-            .collect::<Vec<_>>()
+        metrics_values(&tmp.path().join(out))
     };
     let a = run("a");
     let b = run("b");
@@ -304,22 +296,11 @@ fn the_recorded_command_reproduces_a_run_value_for_value() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{command}\n{}", text(&o));
-    let values = |d: &Path| -> Vec<String> {
-        std::fs::read_to_string(d.join("metrics.csv"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut f: Vec<&str> = l.split(',').collect();
-                f[2] = "";
-                f.join(",")
-            })
-            .collect()
-    };
     let again = if out_dir.is_absolute() {
         out_dir.clone()
     } else {
         repo().join(&out_dir)
     };
-    assert_eq!(values(&run), values(&again), "{command}");
+    assert_eq!(metrics_values(&run), metrics_values(&again), "{command}");
     let _ = std::fs::remove_dir_all(&again);
 }

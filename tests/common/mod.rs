@@ -4,7 +4,7 @@
     reason = "each test crate uses a different subset of these helpers"
 )]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 /// The `td3-sweep` binary cargo built for these tests.
@@ -25,4 +25,18 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+/// A run folder's `metrics.csv` lines with `wall_s` (the third column) blanked: the only column
+/// allowed to differ between two runs of the same config and seed on the CPU.
+pub fn metrics_values(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("metrics.csv"))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join("metrics.csv").display()))
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f[2] = "";
+            f.join(",")
+        })
+        .collect()
 }
