@@ -423,17 +423,13 @@ impl Td3 {
                 false,
             );
         }
-        if let (Some(max), Some(g), Some(gn)) = (
+        apply(
             t.critic_cnn_grad_clip.max_norm,
             self.stores.critic_cnn.as_ref(),
             critic_cnn_gn.as_ref(),
-        ) {
-            clip_grads(&g.vars, gn, max);
-        }
-        if let Some(o) = self.opt_critic_cnn.as_mut() {
-            o.step();
-        }
-        self.opt_critic_head.step();
+            self.opt_critic_cnn.as_mut(),
+            &mut self.opt_critic_head,
+        );
 
         // ---- delayed actor + targets -------------------------------------------------------
         let mut actor_ok = true;
@@ -488,17 +484,13 @@ impl Td3 {
             vals.push(actor_head_gn);
             vals.push(actor_loss.detach());
             if actor_ok {
-                if let (Some(max), Some(g), Some(gn)) = (
+                apply(
                     t.actor_cnn_grad_clip.max_norm,
                     self.stores.actor_cnn.as_ref(),
                     actor_cnn_gn.as_ref(),
-                ) {
-                    clip_grads(&g.vars, gn, max);
-                }
-                if let Some(o) = self.opt_actor_cnn.as_mut() {
-                    o.step();
-                }
-                self.opt_actor_head.step();
+                    self.opt_actor_cnn.as_mut(),
+                    &mut self.opt_actor_head,
+                );
                 self.soft_update();
             }
         } else {
@@ -636,6 +628,24 @@ impl UpdateStats {
 /// Solution C: `(q − mean) / (std + 1e-8)`, as in the seed's rollback plan.
 pub fn normalized_q(q: &Tensor) -> Tensor {
     (q - q.mean(Kind::Float)) / (q.std(true) + 1e-8)
+}
+
+/// Applies one side's update: clips the CNN's gradients when `max_norm` is set (given the pre-clip
+/// norm already measured), then steps the CNN's and the head's optimizers.
+fn apply(
+    max_norm: Option<f64>,
+    cnn: Option<&Group>,
+    cnn_norm: Option<&Tensor>,
+    cnn_opt: Option<&mut Adam>,
+    head_opt: &mut Adam,
+) {
+    if let (Some(max), Some(g), Some(gn)) = (max_norm, cnn, cnn_norm) {
+        clip_grads(&g.vars, gn, max);
+    }
+    if let Some(o) = cnn_opt {
+        o.step();
+    }
+    head_opt.step();
 }
 
 fn copy_group(dst: &mut Option<Group>, src: &Option<Group>) -> Result<(), tch::TchError> {
