@@ -420,11 +420,7 @@ impl GymEnv {
 impl Env for GymEnv {
     fn obs_spec(&self) -> ObsSpec {
         match &self.decode {
-            Decode::Image { stack, .. } => ObsSpec::Pixels {
-                channels: stack.k(),
-                height: stack.side(),
-                width: stack.side(),
-            },
+            Decode::Image { stack, .. } => stack.spec(),
             Decode::State { dim } => ObsSpec::State { dim: *dim },
         }
     }

@@ -483,11 +483,7 @@ impl Env for LaneKeep {
     fn obs_spec(&self) -> ObsSpec {
         match &self.pixels {
             None => ObsSpec::State { dim: STATE_DIM },
-            Some(p) => ObsSpec::Pixels {
-                channels: p.k(),
-                height: p.side(),
-                width: p.side(),
-            },
+            Some(p) => p.spec(),
         }
     }
 

@@ -140,11 +140,7 @@ impl Env for Pendulum {
     fn obs_spec(&self) -> ObsSpec {
         match &self.pixels {
             None => ObsSpec::State { dim: 3 },
-            Some(p) => ObsSpec::Pixels {
-                channels: p.k(),
-                height: p.side(),
-                width: p.side(),
-            },
+            Some(p) => p.spec(),
         }
     }
 

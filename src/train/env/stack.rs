@@ -1,6 +1,6 @@
 //! Frame stacking for pixel observations, shared by every env.
 
-use super::Observation;
+use super::{ObsSpec, Observation};
 
 /// The `k` most recent `side x side` grayscale frames, oldest first, plus a scratch frame the env
 /// renders into.
@@ -32,6 +32,15 @@ impl PixelObs {
     /// Image side in pixels.
     pub(crate) fn side(&self) -> usize {
         self.side
+    }
+
+    /// The observation spec of this stack: `k` square frames of `side` pixels.
+    pub(crate) fn spec(&self) -> ObsSpec {
+        ObsSpec::Pixels {
+            channels: self.k(),
+            height: self.side(),
+            width: self.side(),
+        }
     }
 
     /// Number of stacked frames (the observation's channels).
