@@ -18,7 +18,7 @@ use crate::schedule::progress::Display;
 use crate::schedule::slurm::{self, default_time, SlurmEnd, SlurmOptions, SlurmSweep};
 use crate::schedule::summary::{write_summary, PlannedRun};
 use crate::schedule::{plan_slots, run_jobs, Control, DeviceRequest, Event, Job, Slot};
-use crate::spec::{load_sweep, CriteriaRef, Devices, RunPlan, SweepPlan, SweepSpec, CONFIRM_ABOVE};
+use crate::spec::{CriteriaRef, Devices, RunPlan, SweepPlan, SweepSpec, CONFIRM_ABOVE};
 use crate::verdict::Criteria;
 
 /// Time between SIGTERM and SIGKILL for a run that times out or is interrupted: 10 s, or
@@ -273,12 +273,9 @@ struct Prepared {
     lock: Lock,
 }
 
-/// Loads and checks the sweep, takes the lock, stores `sweep.yaml` / `criteria.yaml` and each
-/// pending run's `config.yaml`. `None` after `--dry-run` printed the plan.
-fn prepare(args: &SweepArgs) -> anyhow::Result<Option<Prepared>> {
-    let plan = load_sweep(&args.file)?;
-    // Criteria problems are bad input too: found here, before anything is created.
-    load_criteria(&plan.spec)?;
+/// Takes the lock for a checked plan, stores `sweep.yaml` / `criteria.yaml` and each pending
+/// run's `config.yaml`. `None` after `--dry-run` printed the plan.
+fn prepare(args: &SweepArgs, plan: SweepPlan) -> anyhow::Result<Option<Prepared>> {
     let spec = &plan.spec;
     if plan.runs.len() > CONFIRM_ABOVE && !args.yes && !args.dry_run {
         return Err(BadInput(format!(
@@ -385,16 +382,15 @@ fn finish(args: &SweepArgs, results: &Path, lock: Lock, interrupted: bool) -> an
 
 /// Runs a sweep end to end; the exit code is the report's (or 130 when interrupted).
 pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
-    // Checked before anything is created: the spec decides the backend unless `--backend` does.
-    let (checked, _) = super::load_checked(&args.file)?;
-    let backend = args
-        .backend
-        .unwrap_or(match checked.spec.backend.as_deref() {
-            Some("slurm") => Backend::Slurm,
-            _ => Backend::Local,
-        });
-    let slurm_opts = slurm_options(&args, backend, &checked.spec.slurm)?;
-    let Some(p) = prepare(&args)? else {
+    // Spec and criteria are checked before anything is created; the spec decides the backend
+    // unless `--backend` does.
+    let (plan, criteria) = super::load_checked(&args.file)?;
+    let backend = args.backend.unwrap_or(match plan.spec.backend.as_deref() {
+        Some("slurm") => Backend::Slurm,
+        _ => Backend::Local,
+    });
+    let slurm_opts = slurm_options(&args, backend, &plan.spec.slurm)?;
+    let Some(p) = prepare(&args, plan)? else {
         return Ok(0);
     };
     if !p.plan.spec.stages.is_empty() {
@@ -404,7 +400,6 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
             )
             .into());
         }
-        let criteria = load_criteria(&p.plan.spec)?;
         return ladder::run(&args, p, criteria);
     }
     if backend == Backend::Slurm {
