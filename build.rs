@@ -1,4 +1,5 @@
-//! Links libtorch so that the binary finds it without `LD_LIBRARY_PATH` and keeps CUDA.
+//! Links libtorch so that the binary finds it without `LD_LIBRARY_PATH` and keeps CUDA, and
+//! compiles `src/torch_ext/ops.cpp` (libtorch operators tch does not bind) against it.
 //!
 //! Cargo passes `DEP_TCH_LIBTORCH_LIB` only to direct dependents of the crate with
 //! `links = "tch"` (torch-sys), which is why `torch-sys` is a direct dependency.
@@ -8,19 +9,37 @@ use std::path::Path;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
-    let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
-        println!("cargo:rustc-env=TD3_LIBTORCH_VERSION=unknown");
-        return;
-    };
+    println!("cargo:rerun-if-changed=src/torch_ext/ops.cpp");
+    let lib = std::env::var("DEP_TCH_LIBTORCH_LIB")
+        .expect("torch-sys did not report its libtorch directory (DEP_TCH_LIBTORCH_LIB)");
     println!("cargo:rustc-link-arg=-Wl,-rpath={lib}");
     println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
     println!("cargo:rustc-link-arg=-ltorch");
-    // PyPI's torch ships `torch/version.py` next to `torch/lib`; a plain libtorch
-    // zip ships `build-version`. Either gives the version `devices` prints.
+    // PyPI's torch and the libtorch zips both keep the headers in `include` beside `lib`.
     let root = Path::new(&lib)
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default();
+    cc::Build::new()
+        .cpp(true)
+        .pic(true)
+        .std("c++20")
+        .warnings(false)
+        .include(root.join("include"))
+        // torch-sys builds its own wrapper with the new ABI unless told otherwise; match it.
+        .define(
+            "_GLIBCXX_USE_CXX11_ABI",
+            std::env::var("LIBTORCH_CXX11_ABI")
+                .unwrap_or_else(|_| "1".into())
+                .as_str(),
+        )
+        .file("src/torch_ext/ops.cpp")
+        .compile("td3_torch_ext");
+    println!("cargo:rustc-link-lib=dylib=torch_cpu");
+    println!("cargo:rustc-link-lib=dylib=c10");
+    println!("cargo:rustc-link-search=native={lib}");
+    // PyPI's torch ships `torch/version.py` next to `torch/lib`; a plain libtorch
+    // zip ships `build-version`. Either gives the version `devices` prints.
     let version = std::fs::read_to_string(root.join("version.py"))
         .ok()
         .and_then(|s| {

@@ -12,5 +12,6 @@ pub mod metrics;
 pub mod report;
 pub mod schedule;
 pub mod spec;
+pub mod torch_ext;
 pub mod train;
 pub mod verdict;

@@ -6,6 +6,7 @@ use clap::Parser;
 use td3_sweep::cli::Cli;
 
 fn main() -> ExitCode {
+    td3_sweep::torch_ext::tune_allocator();
     let cli = Cli::parse();
     match td3_sweep::commands::run(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -7,6 +7,8 @@
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
+use crate::torch_ext;
+
 fn torch_uniform(fan_in: i64) -> nn::Init {
     let bound = 1.0 / (fan_in as f64).sqrt();
     nn::Init::Uniform {
@@ -152,13 +154,17 @@ impl Module for Mlp {
 }
 
 /// The L2 norm of each variable's gradient, as one vector tensor (0 where a variable has no
-/// gradient). Stays on the device: no host sync.
+/// gradient). One libtorch call when every variable has a gradient. Stays on the device: no host
+/// sync.
 pub fn grad_norms(vars: &[Tensor]) -> Tensor {
     let device = vars.first().map(|v| v.device()).unwrap_or(tch::Device::Cpu);
-    let norms: Vec<Tensor> = vars
+    let grads: Vec<Tensor> = vars.iter().map(|v| v.grad()).collect();
+    if grads.iter().all(|g| g.defined()) {
+        return torch_ext::foreach_norm(&grads.iter().collect::<Vec<_>>()).to_device(device);
+    }
+    let norms: Vec<Tensor> = grads
         .iter()
-        .map(|v| {
-            let g = v.grad();
+        .map(|g| {
             if g.defined() {
                 g.norm()
             } else {
@@ -166,9 +172,6 @@ pub fn grad_norms(vars: &[Tensor]) -> Tensor {
             }
         })
         .collect();
-    if norms.is_empty() {
-        return Tensor::zeros([0], (Kind::Float, device));
-    }
     Tensor::stack(&norms, 0)
 }
 
@@ -186,20 +189,13 @@ pub fn clip_grads(vars: &[Tensor], total_norm: &Tensor, max_norm: f64) {
         .reciprocal()
         .g_mul_scalar(max_norm)
         .clamp_max(1.0);
-    tch::no_grad(|| {
-        for v in vars {
-            let mut g = v.grad();
-            if g.defined() {
-                let _ = g.g_mul_(&coef);
-            }
-        }
-    });
+    let grads: Vec<Tensor> = vars.iter().map(|v| v.grad()).filter(|g| g.defined()).collect();
+    torch_ext::foreach_mul(&grads.iter().collect::<Vec<_>>(), &coef);
 }
 
 /// L2 norm over all parameters' values (finite iff every parameter is finite, for realistic sizes).
 pub fn param_norm(vars: &[Tensor]) -> Tensor {
-    let norms: Vec<Tensor> = vars.iter().map(|v| v.detach().norm()).collect();
-    Tensor::stack(&norms, 0).norm()
+    torch_ext::foreach_norm(&vars.iter().collect::<Vec<_>>()).norm()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::adam::Adam;
 use super::nets::{clip_grads, grad_norm, grad_norms, param_norm, Encoder, EncoderShape, Mlp};
 use super::replay::Batch;
 use crate::config::{ActorEncoder, AgentConfig};
+use crate::torch_ext;
 
 /// One network group: its variables and, for online networks, an optimizer.
 struct Group {
@@ -537,10 +538,13 @@ impl Td3 {
                 (Some(&mut ts.critic_head), Some(&s.critic_head)),
             ] {
                 if let (Some(tg), Some(g)) = (tg, g) {
-                    // θ' ← τθ + (1−τ)θ'  ==  θ'.lerp_(θ, τ). Same creation order ⇒ same variable order.
-                    for (t, v) in tg.vars.iter_mut().zip(&g.vars) {
-                        let _ = t.lerp_(v, tau);
-                    }
+                    // θ' ← τθ + (1−τ)θ'  ==  θ'.lerp_(θ, τ), one call per group. Variables are
+                    // sorted by name in both groups, so they pair up by position.
+                    torch_ext::foreach_lerp(
+                        &tg.vars.iter().collect::<Vec<_>>(),
+                        &g.vars.iter().collect::<Vec<_>>(),
+                        tau,
+                    );
                 }
             }
         });
