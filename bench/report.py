@@ -1,8 +1,9 @@
 """Merges the bench JSON files of one `just bench` into one Markdown table (stdout).
 
 Reads <dir>/configs.json; each implementation's results from <impl>.json and/or
-parts/<impl>.<config>.json (ours, sb3, torch, ours_tuned and torch_tuned: the same runs with
-GLIBC_TUNABLES, experiments); and, when present, replay.json, scaling.json, load.json.
+parts/<impl>.<config>.json (ours; sb3 as users run it; sb3_tuned and torch_tuned with the
+allocator thresholds ours sets for itself; experiments); and, when present, replay.json,
+scaling.json, load.json.
 Writes the same text to <dir>/bench.md.
 """
 
@@ -48,10 +49,8 @@ def main():
     ours = by_config(ours_docs)
     sb3 = by_config(docs(d, "sb3"))
     sb3_t = by_config(docs(d, "sb3_tuned"))
-    tor = by_config(docs(d, "torch"))
-    ours_t = by_config(docs(d, "ours_tuned"))
     tor_t = by_config(docs(d, "torch_tuned"))
-    experiments = [e for doc in docs(d, "torch") + docs(d, "experiments") for e in doc.get("experiments", [])]
+    experiments = [e for doc in docs(d, "torch_tuned") + docs(d, "experiments") for e in doc.get("experiments", [])]
     peaks = [doc["sgemm_gflops"] for doc in ours_docs]
     threads = ours_docs[0]["threads"] if ours_docs else 1
     lines = []
@@ -63,18 +62,22 @@ def main():
         )
         lines.append("")
     lines.append(
-        "| config | MFLOP/update | ours upd/s | SB3 upd/s | torch upd/s | ours/SB3 | ours/torch "
-        "| ours GFLOP/s | sgemm peak / ours | tuned: ours / SB3 / torch upd/s | tuned ours/SB3 | goals |"
+        "| config | MFLOP/update | ours upd/s | SB3 upd/s | SB3 tuned upd/s | torch tuned upd/s "
+        "| ours/SB3 | ours/SB3 tuned | ours/torch tuned | ours GFLOP/s | sgemm peak / ours | goals |"
     )
     lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+
+    def ups(table, n):
+        return table.get(n, {}).get("updates_per_s")
+
+    def ratio(a, b):
+        return a / b if a and b else None
+
     for c in configs:
         n = c["name"]
-        o, s, t = ours.get(n), sb3.get(n), tor.get(n)
-        ou = o["updates_per_s"] if o else None
-        su = s["updates_per_s"] if s else None
-        tu = t["updates_per_s"] if t else None
-        r_sb3 = ou / su if ou and su else None
-        r_tor = ou / tu if ou and tu else None
+        o = ours.get(n)
+        ou, su, st, tt = ups(ours, n), ups(sb3, n), ups(sb3_t, n), ups(tor_t, n)
+        r_sb3, r_sb3_t, r_tor = ratio(ou, su), ratio(ou, st), ratio(ou, tt)
         gf = o["gflops"] if o else None
         peak = o.get("sgemm_gflops") if o else None
         gap = peak / gf if peak and gf else None
@@ -88,14 +91,10 @@ def main():
         else:
             goals.append(("≥2×SB3", r_sb3 is not None and r_sb3 >= 2.0))
         g = ", ".join(f"{name} {'✓' if ok else '✗'}" for name, ok in goals)
-        ot = ours_t.get(n, {}).get("updates_per_s")
-        tt = tor_t.get(n, {}).get("updates_per_s")
-        st = sb3_t.get(n, {}).get("updates_per_s")
-        r_t = ot / st if ot and st else None
         lines.append(
-            f"| {n} | {c['flops_per_update'] / 1e6:.0f} | {fmt(ou)} | {fmt(su)} | {fmt(tu)} "
-            f"| {fmt(r_sb3, '.2f')} | {fmt(r_tor, '.2f')} | {fmt(gf)} | {fmt(gap, '.2f')} "
-            f"| {fmt(ot)} / {fmt(st)} / {fmt(tt)} | {fmt(r_t, '.2f')} | {g} |"
+            f"| {n} | {c['flops_per_update'] / 1e6:.0f} | {fmt(ou)} | {fmt(su)} | {fmt(st)} | {fmt(tt)} "
+            f"| {fmt(r_sb3, '.2f')} | {fmt(r_sb3_t, '.2f')} | {fmt(r_tor, '.2f')} | {fmt(gf)} | {fmt(gap, '.2f')} "
+            f"| {g} |"
         )
     lines.append("")
     if peaks:

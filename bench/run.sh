@@ -14,11 +14,12 @@ SCALE=${BENCH_SCALE:-1.0}
 EXPERIMENTS=${BENCH_EXPERIMENTS-a_px48_b32,d_state_64_64_b64}
 PY=.venv/bin/python
 BENCH=target/release/td3-bench
-# Large-allocation tunables for the "tuned" columns: keep freed tensors in the heap instead of
-# returning them to the kernel, so the next update does not page-fault its buffers in again.
+# Large-allocation tunables for the Python processes' "tuned" columns: keep freed tensors in the
+# heap instead of returning them to the kernel, so the next update does not page-fault its buffers
+# in again. Our binaries set the same thresholds themselves at start-up (src/torch_ext).
 TUNED="glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=536870912"
 rm -rf "$OUT/parts"
-rm -f "$OUT"/{ours,sb3,torch,ours_tuned,torch_tuned,replay,scaling,load,bench}.json "$OUT/bench.md"
+rm -f "$OUT"/{ours,sb3,sb3_tuned,torch_tuned,replay,scaling,load,bench}.json "$OUT/bench.md"
 mkdir -p "$OUT/parts"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 BEFORE=$(load)
@@ -27,18 +28,16 @@ echo "bench: load average $BEFORE on $(nproc) CPUs; results in $OUT" >&2
 "$BENCH" configs --out "$OUT/configs.json" --scale "$SCALE"
 CONFIGS=${BENCH_CONFIGS:-$($PY -c 'import json,sys; print(",".join(c["name"] for c in json.load(open(sys.argv[1]))))' "$OUT/configs.json")}
 for c in ${CONFIGS//,/ }; do
+  # ours sets the same allocator thresholds itself (torch_ext::tune_allocator), so it runs once.
   "$BENCH" updates --out "$OUT/parts/ours.$c.json" --threads "$THREADS" --scale "$SCALE" --only "$c"
   $PY bench/sb3_td3.py --configs "$OUT/configs.json" --out "$OUT/parts/sb3.$c.json" --threads "$THREADS" --only "$c"
-  $PY bench/torch_td3.py --configs "$OUT/configs.json" --out "$OUT/parts/torch.$c.json" --threads "$THREADS" --only "$c"
-  GLIBC_TUNABLES=$TUNED "$BENCH" updates --out "$OUT/parts/ours_tuned.$c.json" --threads "$THREADS" \
-    --scale "$SCALE" --only "$c" --cpu-only
   GLIBC_TUNABLES=$TUNED $PY bench/sb3_td3.py --configs "$OUT/configs.json" \
     --out "$OUT/parts/sb3_tuned.$c.json" --threads "$THREADS" --only "$c"
   GLIBC_TUNABLES=$TUNED $PY bench/torch_td3.py --configs "$OUT/configs.json" \
     --out "$OUT/parts/torch_tuned.$c.json" --threads "$THREADS" --only "$c"
 done
 if [ -n "$EXPERIMENTS" ]; then
-  $PY bench/torch_td3.py --configs "$OUT/configs.json" --out "$OUT/parts/experiments.json" \
+  GLIBC_TUNABLES=$TUNED $PY bench/torch_td3.py --configs "$OUT/configs.json" --out "$OUT/parts/experiments.json" \
     --threads "$THREADS" --only none --experiments "$EXPERIMENTS"
 fi
 "$BENCH" replay --out "$OUT/replay.json" --transitions 100000 --image-size 84 --frame-stack 3

@@ -4,12 +4,13 @@ Per update, as `Td3::update` does it:
   target (no_grad): target actor on next_obs (+ clipped noise, clamp), target critic CNN on
     next_obs, min of the two target Q heads;
   critic: critic CNN + both Q heads on (obs, act), sum of two MSEs, backward, per-tensor grad
-    norms, one host sync for the finiteness check, hand-written Adam (src/train/adam.rs) on the
-    critic CNN and the critic heads;
+    norms (one _foreach_norm), one host sync for the finiteness check, fused Adam
+    (src/train/adam.rs, torch._fused_adam_ over each group) on the critic CNN and the critic heads;
   every `policy_delay`-th update: critic heads frozen, actor CNN + head on obs, critic CNN
     features under no_grad, Q1, -mean, backward, grad norms, a second host sync, Adam on actor
-    CNN and head, Polyak `lerp_` of every target;
-  every update: the parameter norm (stacked per-tensor norms).
+    CNN and head, Polyak averaging of every target (one _foreach_lerp_ per group);
+  every update: the parameter norm (_foreach_norm, stacked).
+ReLUs are in place, as in src/train/nets.rs.
 Batches are sampled like `Replay::sample`: gather u8 stacks on the host, convert to float / 255.
 
 `--experiments` also times variants of that graph (the optimisation ideas of issue 9), each
@@ -30,8 +31,9 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 
 
 class Encoder(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, inplace=True):
         super().__init__()
+        self.inplace = inplace
         ch, side = c["obs_shape"][0], c["obs_shape"][2]
         convs = []
         for o, k, s in zip(c["channels"], c["kernels"], c["strides"]):
@@ -41,14 +43,16 @@ class Encoder(nn.Module):
         self.fc = nn.Linear(ch * side * side, c["feature_dim"])
 
     def forward(self, x):
+        relu = torch.relu_ if self.inplace else torch.relu
         for conv in self.convs:
-            x = torch.relu(conv(x))
-        return torch.relu(self.fc(x.flatten(1)))
+            x = relu(conv(x))
+        return relu(self.fc(x.flatten(1)))
 
 
 class Mlp(nn.Module):
-    def __init__(self, inp, hidden, out):
+    def __init__(self, inp, hidden, out, inplace=True):
         super().__init__()
+        self.inplace = inplace
         dims = [inp] + list(hidden) + [out]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims, dims[1:]))
 
@@ -56,42 +60,58 @@ class Mlp(nn.Module):
         for i, layer in enumerate(self.layers):
             x = layer(x)
             if i + 1 < len(self.layers):
-                x = torch.relu(x)
+                x = torch.relu_(x) if self.inplace else torch.relu(x)
         return x
 
 
 class Adam:
-    """src/train/adam.rs: torch.optim.Adam's defaults, one parameter at a time (or foreach)."""
+    """src/train/adam.rs: torch.optim.Adam's defaults as one fused kernel over the group
+    (`torch._fused_adam_`, what `torch.optim.Adam(fused=True)` calls), the state held here;
+    `per_tensor=True` is the previous hand-written version, a few ops per parameter tensor."""
 
-    def __init__(self, params, lr, foreach=False):
+    def __init__(self, params, lr, per_tensor=False):
         self.params = list(params)
         self.lr = lr
-        self.foreach = foreach
+        self.per_tensor = per_tensor
         self.m = [torch.zeros_like(p) for p in self.params]
         self.v = [torch.zeros_like(p) for p in self.params]
-        self.steps = [0] * len(self.params)
-        self.torch_opt = torch.optim.Adam(self.params, lr=lr, foreach=True) if foreach else None
+        self.steps = [torch.zeros(()) for _ in self.params]
 
     def zero_grad(self):
-        if self.torch_opt is not None:
-            self.torch_opt.zero_grad(set_to_none=True)
-            return
-        for p in self.params:
-            if p.grad is not None:
-                p.grad.detach_()
-                p.grad.zero_()
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if self.per_tensor:
+            for g in grads:
+                g.detach_()
+                g.zero_()
+        elif grads:
+            torch._foreach_zero_(grads)
 
     @torch.no_grad()
     def step(self):
-        if self.torch_opt is not None:
-            self.torch_opt.step()
+        idx = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not self.per_tensor:
+            steps = [self.steps[i] for i in idx]
+            torch._foreach_add_(steps, 1)
+            torch._fused_adam_(
+                [self.params[i] for i in idx],
+                [self.params[i].grad for i in idx],
+                [self.m[i] for i in idx],
+                [self.v[i] for i in idx],
+                [],
+                steps,
+                lr=self.lr,
+                beta1=BETA1,
+                beta2=BETA2,
+                weight_decay=0.0,
+                eps=EPS,
+                amsgrad=False,
+                maximize=False,
+            )
             return
-        for i, p in enumerate(self.params):
-            g = p.grad
-            if g is None:
-                continue
+        for i in idx:
+            p, g = self.params[i], self.params[i].grad
             self.steps[i] += 1
-            t = self.steps[i]
+            t = int(self.steps[i])
             self.m[i].lerp_(g, 1.0 - BETA1)
             self.v[i].mul_(BETA2).addcmul_(g, g * (1.0 - BETA2))
             bc1 = 1.0 - BETA1**t
@@ -100,11 +120,10 @@ class Adam:
             p.add_((self.m[i] / denom).mul_(-self.lr / bc1))
 
 
-def grad_norms(params, stacked):
+def grad_norms(params, per_tensor):
     grads = [p.grad for p in params]
-    if stacked:
-        gs = [g for g in grads if g is not None]
-        return torch.stack(torch._foreach_norm(gs)) if gs else torch.zeros(0)
+    if not per_tensor and all(g is not None for g in grads):
+        return torch.stack(torch._foreach_norm(grads))
     return torch.stack([g.norm() if g is not None else torch.zeros(()) for g in grads])
 
 
@@ -114,11 +133,12 @@ class Td3:
         pixels = c["pixels"]
         feat = c["feature_dim"] if pixels else c["obs_shape"][0]
         a = c["act_dim"]
-        self.actor_cnn = Encoder(c) if pixels else None
-        self.critic_cnn = Encoder(c) if pixels else None
-        self.actor_head = Mlp(feat, c["actor_hidden"], a)
-        self.q1 = Mlp(feat + a, c["critic_hidden"], 1)
-        self.q2 = Mlp(feat + a, c["critic_hidden"], 1)
+        ip = not opts.get("out_of_place_relu")
+        self.actor_cnn = Encoder(c, ip) if pixels else None
+        self.critic_cnn = Encoder(c, ip) if pixels else None
+        self.actor_head = Mlp(feat, c["actor_hidden"], a, ip)
+        self.q1 = Mlp(feat + a, c["critic_hidden"], 1, ip)
+        self.q2 = Mlp(feat + a, c["critic_hidden"], 1, ip)
         online = [self.actor_cnn, self.critic_cnn, self.actor_head, self.q1, self.q2]
         if opts.get("channels_last"):
             for m in online:
@@ -130,7 +150,7 @@ class Td3:
         for m in [self.t_actor_cnn, self.t_critic_cnn, self.t_actor_head, self.t_q1, self.t_q2]:
             if m is not None:
                 m.requires_grad_(False)
-        fe = opts.get("foreach_adam", False)
+        fe = opts.get("per_tensor_adam", False)
         self.critic_cnn_p = list(self.critic_cnn.parameters()) if pixels else []
         self.actor_cnn_p = list(self.actor_cnn.parameters()) if pixels else []
         self.critic_head_p = list(self.q1.parameters()) + list(self.q2.parameters())
@@ -161,7 +181,7 @@ class Td3:
 
     def update(self, b):
         c, o = self.c, self.o
-        stacked = o.get("stacked_norm", False)
+        per_tensor = o.get("per_tensor_norms", False)
         self.total_it += 1
         obs, act, rew, next_obs, not_done, noise = b
         with torch.no_grad():
@@ -178,8 +198,8 @@ class Td3:
         self.opt_critic_head.zero_grad()
         loss.backward()
         zero = torch.zeros(())
-        cnn_per = grad_norms(self.critic_cnn_p, stacked) if self.critic_cnn_p else None
-        head_per = grad_norms(self.critic_head_p, stacked)
+        cnn_per = grad_norms(self.critic_cnn_p, per_tensor) if self.critic_cnn_p else None
+        head_per = grad_norms(self.critic_head_p, per_tensor)
         cnn_gn = cnn_per.norm() if cnn_per is not None else zero
         head_gn = head_per.norm()
         with torch.no_grad():
@@ -209,8 +229,8 @@ class Td3:
             if freeze:
                 for p in self.critic_head_p:
                     p.requires_grad_(True)
-            acnn = grad_norms(self.actor_cnn_p, stacked) if self.actor_cnn_p else None
-            ahead = grad_norms(self.actor_head_p, stacked)
+            acnn = grad_norms(self.actor_cnn_p, per_tensor) if self.actor_cnn_p else None
+            ahead = grad_norms(self.actor_head_p, per_tensor)
             agn = acnn.norm() if acnn is not None else zero
             aok = torch.stack([aloss.detach(), agn, ahead.norm()]).isfinite().all()
             if o.get("no_sync") or bool(aok):
@@ -218,17 +238,17 @@ class Td3:
                     self.opt_actor_cnn.step()
                 self.opt_actor_head.step()
                 with torch.no_grad():
-                    if o.get("foreach_polyak"):
-                        ts, ss = zip(*self.pairs)
-                        torch._foreach_lerp_(list(ts), list(ss), c["tau"])
-                    else:
+                    if o.get("per_tensor_polyak"):
                         for t, s in self.pairs:
                             t.lerp_(s, c["tau"])
+                    else:
+                        ts, ss = zip(*self.pairs)
+                        torch._foreach_lerp_(list(ts), list(ss), c["tau"])
         with torch.no_grad():
-            if stacked:
-                pn = torch.stack(torch._foreach_norm(self.all_p)).norm()
-            else:
+            if per_tensor:
                 pn = torch.stack([p.detach().norm() for p in self.all_p]).norm()
+            else:
+                pn = torch.stack(torch._foreach_norm(self.all_p)).norm()
         del stats, pn
         return True
 
@@ -300,14 +320,15 @@ def bench(c, opts, scale=1.0):
 
 
 EXPERIMENTS = {
+    "per_tensor_adam": "the hand-written Adam td3.rs had before: ~8 ops per parameter tensor instead of one fused kernel",
+    "per_tensor_norms": "one norm() per tensor instead of one _foreach_norm",
+    "per_tensor_polyak": "one lerp_ per tensor instead of one _foreach_lerp_",
+    "out_of_place_relu": "relu() allocating a new tensor instead of relu_()",
+    "all_before": "all four above: the update as td3.rs did it before issue 9's changes",
     "no_sync": "no host sync per step (finiteness checks skipped)",
-    "stacked_norm": "one _foreach_norm + stack instead of one norm() per tensor",
-    "foreach_adam": "torch.optim.Adam(foreach=True) instead of the per-tensor hand-written Adam",
-    "foreach_polyak": "one _foreach_lerp_ for the Polyak update",
     "channels_last": "channels-last weights and inputs",
     "critic_features_with_grad": "actor step computes critic CNN features WITH grad (cost of not using no_grad)",
     "no_freeze": "critic heads not frozen in the actor step (SB3 style)",
-    "all_safe": "no_sync + stacked_norm + foreach_adam + foreach_polyak together",
 }
 
 
@@ -340,8 +361,8 @@ def main():
                 if not c["pixels"] and name in ("channels_last", "critic_features_with_grad"):
                     continue  # no CNN: these would be the baseline again
                 opts = (
-                    dict(no_sync=1, stacked_norm=1, foreach_adam=1, foreach_polyak=1)
-                    if name == "all_safe"
+                    dict(per_tensor_adam=1, per_tensor_norms=1, per_tensor_polyak=1, out_of_place_relu=1)
+                    if name == "all_before"
                     else {name: True}
                 )
                 r = bench(c, opts, args.experiment_scale)

@@ -112,10 +112,12 @@ impl Encoder {
 impl Module for Encoder {
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut h = x.shallow_clone();
+        // In-place ReLU: a convolution's and a linear layer's backward need their input, not
+        // their output, so overwriting the output saves a buffer per layer.
         for c in &self.convs {
-            h = h.apply(c).relu();
+            h = h.apply(c).relu_();
         }
-        h.flatten(1, -1).apply(&self.fc).relu()
+        h.flatten(1, -1).apply(&self.fc).relu_()
     }
 }
 
@@ -146,7 +148,7 @@ impl Module for Mlp {
         for (i, l) in self.layers.iter().enumerate() {
             h = h.apply(l);
             if i + 1 < n {
-                h = h.relu();
+                h = h.relu_();
             }
         }
         h
