@@ -102,6 +102,43 @@ def main():
             f"sgemm 2048² peak (libtorch, {threads} thread(s), measured in each `ours` process; "
             f"the row's ratio uses its own): {min(peaks):.1f}–{max(peaks):.1f} GFLOP/s."
         )
+    ker = load(d, "kernels.json")
+    if ker and ker.get("rows"):
+        lines.append("")
+        lines.append(
+            "Encoder kernels alone (`td3-bench kernels`: libtorch/oneDNN, same thread count; weight and "
+            "input gradients cost the forward's FLOPs each):"
+        )
+        lines.append("")
+        lines.append("| config | layer | MFLOP | fwd ms | fwd GFLOP/s | weight-grad ms | GFLOP/s | input-grad ms | GFLOP/s |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for r in ker["rows"]:
+            gf = lambda ms: r["mflop"] / ms if ms > 0 else None  # noqa: E731
+            lines.append(
+                f"| {r['config']} | {r['layer']} | {r['mflop']:.1f} | {r['fwd_ms']:.2f} | {fmt(gf(r['fwd_ms']))} "
+                f"| {r['wgrad_ms']:.2f} | {fmt(gf(r['wgrad_ms']))} | {r['igrad_ms']:.2f} | {fmt(gf(r['igrad_ms']))} |"
+            )
+        lines.append("")
+        by = {}
+        for r in ker["rows"]:
+            by.setdefault(r["config"], []).append(r)
+        for c in configs:
+            rows = by.get(c["name"])
+            if not rows:
+                continue
+            # Per update: 4 encoder forwards (2 target, critic, and per actor step the actor's and
+            # the critic's no_grad one), 1 + 1/d trained backwards (no input gradient for layer 0).
+            fwd = sum(r["fwd_ms"] for r in rows)
+            bwd = sum(r["wgrad_ms"] for r in rows) + sum(r["igrad_ms"] for r in rows[1:])
+            per = 4 * fwd + (1 + 1 / c["policy_delay"]) * bwd
+            ou = ups(ours, c["name"])
+            su = ups(sb3, c["name"])
+            need = 1e3 / (1.3 * su) if su else None
+            lines.append(
+                f"- {c['name']}: the encoders' kernels take {per:.1f} ms per update at these speeds "
+                f"(4 forwards {4 * fwd:.1f} ms + {1 + 1 / c['policy_delay']:.1f} backwards {(1 + 1 / c['policy_delay']) * bwd:.1f} ms); "
+                f"ours takes {fmt(1e3 / ou if ou else None, '.1f')} ms in all; 1.3× SB3 needs ≤ {fmt(need, '.1f')} ms."
+            )
     rep = load(d, "replay.json")
     if rep:
         lines.append(

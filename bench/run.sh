@@ -19,7 +19,7 @@ BENCH=target/release/td3-bench
 # in again. Our binaries set the same thresholds themselves at start-up (src/torch_ext).
 TUNED="glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=536870912"
 rm -rf "$OUT/parts"
-rm -f "$OUT"/{ours,sb3,sb3_tuned,torch_tuned,replay,scaling,load,bench}.json "$OUT/bench.md"
+rm -f "$OUT"/{ours,sb3,sb3_tuned,torch_tuned,kernels,replay,scaling,load,bench}.json "$OUT/bench.md"
 mkdir -p "$OUT/parts"
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 BEFORE=$(load)
@@ -40,6 +40,7 @@ if [ -n "$EXPERIMENTS" ]; then
   GLIBC_TUNABLES=$TUNED $PY bench/torch_td3.py --configs "$OUT/configs.json" --out "$OUT/parts/experiments.json" \
     --threads "$THREADS" --only none --experiments "$EXPERIMENTS"
 fi
+"$BENCH" kernels --out "$OUT/kernels.json" --threads "$THREADS"
 "$BENCH" replay --out "$OUT/replay.json" --transitions 100000 --image-size 84 --frame-stack 3
 if [ "${BENCH_SKIP_SCALING:-0}" != 1 ]; then
   $PY bench/scaling.py --binary target/release/td3-sweep --base configs/td3.yaml \

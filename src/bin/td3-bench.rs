@@ -65,6 +65,18 @@ enum Cmd {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
+    /// Each pixel config's convolutions and encoder Linear alone: forward, weight gradient and
+    /// input gradient times and GFLOP/s (where the pixel update's time goes); write JSON.
+    Kernels {
+        #[arg(long)]
+        out: PathBuf,
+        /// libtorch intra-op threads.
+        #[arg(long, default_value_t = 1)]
+        threads: i32,
+        /// Only these configs (comma-separated names).
+        #[arg(long)]
+        only: Option<String>,
+    },
     /// Frame-store footprint (computed for 1M, RSS at `--transitions`) and µs per sampled batch.
     Replay {
         #[arg(long)]
@@ -487,6 +499,132 @@ fn bench_updates(
 }
 
 #[derive(Debug, Serialize)]
+struct KernelRow {
+    config: String,
+    layer: String,
+    /// `[B, C, H, W]` of the layer's input (`[B, D]` for the Linear).
+    input: Vec<i64>,
+    /// Forward FLOPs at the batch size (weight and input gradients cost the same each).
+    mflop: f64,
+    fwd_ms: f64,
+    wgrad_ms: f64,
+    /// Input gradient: (forward + both gradients) − (forward + weight gradient).
+    igrad_ms: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct KernelsOut {
+    threads: i32,
+    sgemm_gflops: f64,
+    rows: Vec<KernelRow>,
+}
+
+/// Best-of-5 mean milliseconds of `f` over `reps` calls, after 3 warm-up calls.
+fn time_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..3 {
+        f();
+    }
+    (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..reps {
+                f();
+            }
+            t.elapsed().as_secs_f64() * 1e3 / reps as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Times one layer: forward under no_grad, forward + weight gradient, forward + weight and input
+/// gradients (the backward pass seeds the output gradient with a fixed random tensor; the seeding
+/// ops' own time is subtracted).
+fn time_layer(x: &Tensor, forward: &dyn Fn(&Tensor) -> Tensor, reps: usize) -> (f64, f64, f64) {
+    let y = tch::no_grad(|| forward(x));
+    let g = Tensor::randn(y.size(), (Kind::Float, Device::Cpu));
+    let fwd = time_ms(reps, || {
+        let _ = tch::no_grad(|| forward(x));
+    });
+    let xg = x.detach().set_requires_grad(true);
+    let back = |input: &Tensor| {
+        let y = forward(input);
+        (y * &g).sum(Kind::Float).backward();
+    };
+    // The seeding `(y * g).sum()` and its backward, timed alone on a leaf of y's shape.
+    let leaf = y.detach().set_requires_grad(true);
+    let seed = time_ms(reps, || (&leaf * &g).sum(Kind::Float).backward());
+    let with_w = time_ms(reps, || back(x));
+    let with_wx = time_ms(reps, || back(&xg));
+    (fwd, (with_w - fwd - seed).max(0.0), with_wx - with_w)
+}
+
+fn bench_kernels(threads: i32, only: Option<&str>) -> KernelsOut {
+    tch::set_num_threads(threads);
+    tch::set_num_interop_threads(1);
+    tch::manual_seed(0);
+    let wanted = |n: &str| only.is_none_or(|o| o.split(',').any(|x| x == n));
+    let sgemm = sgemm_gflops(Device::Cpu);
+    let opts = (Kind::Float, Device::Cpu);
+    let mut rows = Vec::new();
+    for c in configs(1.0).iter().filter(|c| c.pixels && wanted(&c.name)) {
+        let b = c.batch as i64;
+        let flops = encoder_layer_flops(c);
+        let (mut ch, mut side) = (c.obs_shape[0], c.obs_shape[2]);
+        let reps = if side > 64 { 10 } else { 30 };
+        for (i, ((&o, &k), &s)) in c
+            .channels
+            .iter()
+            .zip(&c.kernels)
+            .zip(&c.strides)
+            .enumerate()
+        {
+            let x = Tensor::rand([b, ch, side, side], opts);
+            let w = (Tensor::randn([o, ch, k, k], opts) * 0.1).set_requires_grad(true);
+            let bias = Tensor::zeros([o], opts).set_requires_grad(true);
+            let f = |x: &Tensor| x.conv2d(&w, Some(&bias), [s, s], [0, 0], [1, 1], 1);
+            let (fwd, wg, ig) = time_layer(&x, &f, reps);
+            rows.push(KernelRow {
+                config: c.name.clone(),
+                layer: format!("conv{i} {ch}→{o} k{k} s{s}"),
+                input: vec![b, ch, side, side],
+                mflop: flops[i] * c.batch as f64 / 1e6,
+                fwd_ms: fwd,
+                wgrad_ms: wg,
+                igrad_ms: ig,
+            });
+            side = (side - k) / s + 1;
+            ch = o;
+        }
+        let d = ch * side * side;
+        let x = Tensor::rand([b, d], opts);
+        let w = (Tensor::randn([c.feature_dim, d], opts) * 0.01).set_requires_grad(true);
+        let bias = Tensor::zeros([c.feature_dim], opts).set_requires_grad(true);
+        let f = |x: &Tensor| x.linear(&w, Some(&bias));
+        let (fwd, wg, ig) = time_layer(&x, &f, reps);
+        rows.push(KernelRow {
+            config: c.name.clone(),
+            layer: format!("fc {d}→{}", c.feature_dim),
+            input: vec![b, d],
+            mflop: flops[flops.len() - 1] * c.batch as f64 / 1e6,
+            fwd_ms: fwd,
+            wgrad_ms: wg,
+            igrad_ms: ig,
+        });
+    }
+    for r in &rows {
+        let gf = |ms: f64| r.mflop / ms;
+        eprintln!(
+            "td3-bench: {:<12} {:<22} {:>7.1} MFLOP  fwd {:>6.2} ms {:>5.1} GFLOP/s  wgrad {:>6.2} ms {:>5.1}  igrad {:>6.2} ms {:>5.1}",
+            r.config, r.layer, r.mflop, r.fwd_ms, gf(r.fwd_ms), r.wgrad_ms, gf(r.wgrad_ms), r.igrad_ms, gf(r.igrad_ms)
+        );
+    }
+    KernelsOut {
+        threads,
+        sgemm_gflops: sgemm,
+        rows,
+    }
+}
+
+#[derive(Debug, Serialize)]
 struct ReplayOut {
     image_size: usize,
     frame_stack: usize,
@@ -613,6 +751,10 @@ fn main() -> Result<()> {
             cpu_only,
         } => {
             let r = bench_updates(threads, scale, only.as_deref(), cpu_only)?;
+            write_json(&out, &r)
+        }
+        Cmd::Kernels { out, threads, only } => {
+            let r = bench_kernels(threads, only.as_deref());
             write_json(&out, &r)
         }
         Cmd::Sgemm { seconds } => {

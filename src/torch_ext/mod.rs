@@ -37,8 +37,7 @@ extern "C" {
     fn td3_foreach_norm(xs: *const *const C_tensor, n: i64, out: *mut *mut C_tensor)
         -> *mut c_char;
     fn td3_foreach_zero(xs: *const *const C_tensor, n: i64) -> *mut c_char;
-    fn td3_foreach_mul(xs: *const *const C_tensor, n: i64, scale: *const C_tensor)
-        -> *mut c_char;
+    fn td3_foreach_mul(xs: *const *const C_tensor, n: i64, scale: *const C_tensor) -> *mut c_char;
 }
 
 fn ptrs(xs: &[&Tensor]) -> Vec<*const C_tensor> {
@@ -88,13 +87,7 @@ pub fn fused_adam(
     if n == 0 {
         return;
     }
-    let (p, g, m, v, s) = (
-        ptrs(params),
-        ptrs(grads),
-        ptrs(m),
-        ptrs(v),
-        ptrs(steps),
-    );
+    let (p, g, m, v, s) = (ptrs(params), ptrs(grads), ptrs(m), ptrs(v), ptrs(steps));
     // SAFETY: every pointer comes from a live `Tensor` borrowed for the duration of the call;
     // the C++ side only reads the arrays and updates the tensors through libtorch.
     let err = unsafe {
@@ -200,7 +193,10 @@ mod tests {
         let n = foreach_norm(&[&a, &b]);
         let want = [a.norm().double_value(&[]), b.norm().double_value(&[])];
         let got = vals(&n);
-        assert!((f64::from(got[0]) - want[0]).abs() < 1e-5 && (f64::from(got[1]) - want[1]).abs() < 1e-5);
+        assert!(
+            (f64::from(got[0]) - want[0]).abs() < 1e-5
+                && (f64::from(got[1]) - want[1]).abs() < 1e-5
+        );
 
         let (ta, tb) = (a.zeros_like(), b.ones_like());
         foreach_lerp(&[&ta, &tb], &[&a, &b], 0.25);

@@ -218,7 +218,10 @@ mod tests {
         assert_eq!(opt.steps(), vec![5, 5, 5]);
         for (x, w) in xs.iter().zip(&want) {
             let d = (x.detach() - w).abs().max().double_value(&[]);
-            assert!(d < 1e-6, "fused Adam differs from the textbook update by {d}");
+            assert!(
+                d < 1e-6,
+                "fused Adam differs from the textbook update by {d}"
+            );
         }
     }
 }

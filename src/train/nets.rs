@@ -191,7 +191,11 @@ pub fn clip_grads(vars: &[Tensor], total_norm: &Tensor, max_norm: f64) {
         .reciprocal()
         .g_mul_scalar(max_norm)
         .clamp_max(1.0);
-    let grads: Vec<Tensor> = vars.iter().map(|v| v.grad()).filter(|g| g.defined()).collect();
+    let grads: Vec<Tensor> = vars
+        .iter()
+        .map(|v| v.grad())
+        .filter(|g| g.defined())
+        .collect();
     torch_ext::foreach_mul(&grads.iter().collect::<Vec<_>>(), &coef);
 }
 
