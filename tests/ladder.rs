@@ -71,6 +71,7 @@ fn three_stage_ladder_promotes_only_passing_variants_and_continues_from_checkpoi
         dry_out.contains("s2") && dry_out.contains("pass (every seed PASS)"),
         "{dry_out}"
     );
+    assert!(dry_out.contains("steps 60 → 100 → 140"), "{dry_out}");
     let o = sweep(&s, &results);
     let out = text(&o);
     let l = ladder(&results);
@@ -107,6 +108,23 @@ fn three_stage_ladder_promotes_only_passing_variants_and_continues_from_checkpoi
     let nan = run_dir(&results, "nan");
     let nan_rows = td3_sweep::metrics::read_metrics(&nan.join("metrics.csv")).unwrap();
     assert!(nan_rows.iter().all(|r| r.env_step <= 60));
+    // summary.csv says which stage each run was last in.
+    let mut csv = csv::Reader::from_path(results.join("ladder/summary.csv")).unwrap();
+    let head = csv.headers().unwrap().clone();
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    let (variant, stage) = (col("variant"), col("stage"));
+    let mut at: Vec<(String, String)> = csv
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (r[variant].to_string(), r[stage].to_string())
+        })
+        .collect();
+    at.sort();
+    assert_eq!(
+        at,
+        vec![("good".into(), "s3".into()), ("nan".into(), "s1".into())]
+    );
     let report = std::fs::read_to_string(results.join("ladder/VALIDATION_ladder.md")).unwrap();
     assert!(report.contains("## Validation ladder"), "{report}");
     assert!(

@@ -175,9 +175,20 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
     for (i, run) in plan.runs.iter().enumerate() {
         let slot = &slots[i % slots.len()];
         println!("[{:>3}] {}", run.index, run.run_id);
+        // A ladder run trains to each stage's end in turn, as far as it is promoted.
+        let steps = if plan.spec.stages.is_empty() {
+            run.config.training.steps.to_string()
+        } else {
+            plan.spec
+                .stages
+                .iter()
+                .map(|s| s.steps.to_string())
+                .collect::<Vec<_>>()
+                .join(" → ")
+        };
         println!(
             "      variant {}  seed {}  steps {}  {}",
-            run.variant, run.seed, run.config.training.steps, slot
+            run.variant, run.seed, steps, slot
         );
         for (k, v) in &run.overrides {
             println!("      set {k} = {v}");
@@ -357,7 +368,13 @@ fn summarise(plan: &SweepPlan, runs_dir: &Path, summary_path: &Path) -> std::io:
             run_dir: d,
         })
         .collect();
-    write_summary(summary_path, &rows)
+    let stages: Vec<(&str, u64)> = plan
+        .spec
+        .stages
+        .iter()
+        .map(|s| (s.name.as_str(), s.steps))
+        .collect();
+    write_summary(summary_path, &rows, &stages)
 }
 
 /// Classifies, renders the report and prints where things are; the exit code is the report's

@@ -39,12 +39,33 @@ fn last_of(rows: &[MetricRow], col: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The ladder stage a run that has trained `steps_done` steps was last in: the first stage that
+/// ends at or after that step (the last stage beyond it). `stages` are `(name, cumulative steps)`
+/// in order.
+fn stage_of(stages: &[(&str, u64)], steps_done: u64) -> String {
+    stages
+        .iter()
+        .find(|(_, steps)| *steps >= steps_done)
+        .or(stages.last())
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_default()
+}
+
 /// Writes `summary.csv` for `runs`, reading each run's `run.json` and `metrics.csv` from its folder.
-/// Runs without a record yet get outcome `pending`.
-pub fn write_summary(path: &Path, runs: &[PlannedRun<'_>]) -> std::io::Result<()> {
+/// Runs without a record yet get outcome `pending`. A ladder sweep passes its `stages`
+/// (`(name, cumulative steps)`), which adds a `stage` column: the stage each run was last in (empty
+/// while it has no record).
+pub fn write_summary(
+    path: &Path,
+    runs: &[PlannedRun<'_>],
+    stages: &[(&str, u64)],
+) -> std::io::Result<()> {
     let keys: BTreeSet<&String> = runs.iter().flat_map(|r| r.swept.keys()).collect();
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut header: Vec<String> = vec!["run_id".into(), "variant".into(), "seed".into()];
+    if !stages.is_empty() {
+        header.push("stage".into());
+    }
     header.extend(keys.iter().map(|k| k.to_string()));
     header.extend(
         [
@@ -68,6 +89,13 @@ pub fn write_summary(path: &Path, runs: &[PlannedRun<'_>]) -> std::io::Result<()
             .and_then(|t| serde_json::from_str(&t).ok());
         let rows = read_metrics(&r.run_dir.join("metrics.csv")).unwrap_or_default();
         let mut line: Vec<String> = vec![r.run_id.into(), r.variant.into(), r.seed.to_string()];
+        if !stages.is_empty() {
+            line.push(
+                rec.as_ref()
+                    .map(|r| stage_of(stages, r.steps_done))
+                    .unwrap_or_default(),
+            );
+        }
         line.extend(
             keys.iter()
                 .map(|k| r.swept.get(*k).cloned().unwrap_or_default()),
@@ -100,4 +128,21 @@ pub fn write_summary(path: &Path, runs: &[PlannedRun<'_>]) -> std::io::Result<()
         .into_inner()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     write_atomic(path, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_is_the_one_a_run_was_last_in() {
+        let st = [("1k", 1000), ("3k", 3000), ("5k", 5000)];
+        assert_eq!(stage_of(&st, 0), "1k");
+        assert_eq!(stage_of(&st, 999), "1k");
+        assert_eq!(stage_of(&st, 1000), "1k");
+        assert_eq!(stage_of(&st, 1001), "3k");
+        assert_eq!(stage_of(&st, 5000), "5k");
+        assert_eq!(stage_of(&st, 6000), "5k");
+        assert_eq!(stage_of(&[], 10), "");
+    }
 }
