@@ -178,6 +178,45 @@ fn criteria_override_and_custom_template() {
 }
 
 #[test]
+fn seeds_rules_get_their_own_section_and_change_group_verdicts() {
+    let (tmp, dir) = fixture("lr-grid");
+    let crit = tmp.path().join("seeds.yaml");
+    // Per run: the lenient rule of the test above. Across seeds: the mean of each seed's peak
+    // actor CNN gradient norm, which every completed group crosses at 1.
+    std::fs::write(
+        &crit,
+        "rules:\n  - metric: actor_cnn_grad_norm\n    fail_above: 100000000\nseeds:\n  rules:\n    - metric: actor_cnn_grad_norm\n      investigate_above: 1\n      description: every group crosses this\n",
+    )
+    .unwrap();
+    let o = ReportOptions {
+        criteria: Some(crit),
+        ..opts()
+    };
+    let out = generate(&dir, &o).unwrap();
+    let text = std::fs::read_to_string(out.report_path).unwrap();
+    assert!(text.contains("## Across seeds"), "{text}");
+    assert!(
+        text.contains("### actor_cnn_grad_norm (max, mean over seeds)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("max of `actor_cnn_grad_norm` per seed, mean over seeds; INVESTIGATE ≥ 1; completed runs only — every group crosses this"),
+        "{text}"
+    );
+    // 5e-5 passed on every seed under the per-run rules (the test above); now it is INVESTIGATE.
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("| lr (actor_cnn_lr=5e-5) | INVESTIGATE | mean "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.contains("over 2 of 2 seeds"), "{row}");
+    assert!(row.contains("crossed INVESTIGATE ≥ 1"), "{row}");
+    assert!(
+        text.contains("| lr (actor_cnn_lr=5e-5) | PASS | PASS | **INVESTIGATE** |"),
+        "{text}"
+    );
+}
+
+#[test]
 fn not_a_results_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let err = generate(tmp.path(), &opts()).unwrap_err().to_string();

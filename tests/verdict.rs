@@ -2,7 +2,8 @@
 
 use td3_sweep::metrics::{MetricRow, Outcome, RunRecord};
 use td3_sweep::verdict::{
-    certain_fail, classify_run, growth, log_linear_fit, Aggregate, Criteria, Rule, Verdict,
+    certain_fail, classify_group, classify_run, growth, log_linear_fit, with_seed_rules, Across,
+    Aggregate, Criteria, GroupVerdict, Rule, SeedRule, Verdict,
 };
 
 fn record(outcome: Outcome, done: u64, planned: u64) -> RunRecord {
@@ -321,4 +322,120 @@ fn certain_fail_table() {
         "{reason}"
     );
     assert_eq!(certain_fail(&c, &[]), None);
+}
+
+/// Rows whose last `eval_return` is `last`.
+fn eval_rows(last: f64) -> Vec<MetricRow> {
+    let mut r = rows(&[900.0; 3]);
+    for (row, e) in r.iter_mut().zip([-1200.0, -600.0, last]) {
+        row.eval_return = Some(e);
+    }
+    r
+}
+
+#[test]
+fn seeds_rules_judge_a_group_as_a_whole() {
+    // Pendulum's published bar: the mean over seeds of the final return at -250 or better.
+    let rule = |across| SeedRule {
+        rule: Rule {
+            investigate_below: Some(-250.0),
+            fail_below: Some(-600.0),
+            ..Rule::new("eval_return", Aggregate::Last)
+        },
+        across,
+    };
+    let seeds = [eval_rows(-150.0), eval_rows(-200.0), eval_rows(-380.0)];
+    let refs: Vec<&[MetricRow]> = seeds.iter().map(|r| r.as_slice()).collect();
+    let table = [
+        // mean -243.3: passes although one seed is at -380.
+        (Across::Mean, Verdict::Pass, -730.0 / 3.0),
+        (Across::Median, Verdict::Pass, -200.0),
+        (Across::Min, Verdict::Investigate, -380.0),
+        (Across::Max, Verdict::Pass, -150.0),
+    ];
+    for (across, want, value) in table {
+        let c = Criteria {
+            seed_rules: vec![rule(across)],
+            ..Criteria::default_set()
+        };
+        let f = classify_group(&c, &refs);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].verdict, want, "{across}: {}", f[0].evidence);
+        assert!((f[0].value.unwrap() - value).abs() < 1e-9, "{across}");
+        assert!(
+            f[0].evidence.contains("over 3 of 3 seeds"),
+            "{}",
+            f[0].evidence
+        );
+    }
+    // A mean below the FAIL line.
+    let bad = [eval_rows(-700.0), eval_rows(-900.0)];
+    let refs: Vec<&[MetricRow]> = bad.iter().map(|r| r.as_slice()).collect();
+    let c = Criteria {
+        seed_rules: vec![rule(Across::Mean)],
+        ..Criteria::default_set()
+    };
+    let f = classify_group(&c, &refs);
+    assert_eq!(f[0].verdict, Verdict::Fail, "{}", f[0].evidence);
+    // No seed logged the metric: not measured, PASS (as a per-run rule with no values).
+    let none = [rows(&[900.0; 3])];
+    let refs: Vec<&[MetricRow]> = none.iter().map(|r| r.as_slice()).collect();
+    let f = classify_group(&c, &refs);
+    assert_eq!(f[0].verdict, Verdict::Pass);
+    assert!(
+        f[0].evidence.starts_with("not measured"),
+        "{}",
+        f[0].evidence
+    );
+}
+
+#[test]
+fn seeds_rules_combine_with_the_quorum() {
+    let finding = |v: Verdict| {
+        let c = Criteria {
+            seed_rules: vec![SeedRule {
+                rule: Rule {
+                    investigate_below: Some(0.0),
+                    fail_below: Some(-10.0),
+                    ..Rule::new("eval_return", Aggregate::Last)
+                },
+                across: Across::Mean,
+            }],
+            ..Criteria::default_set()
+        };
+        let last = match v {
+            Verdict::Pass => 5.0,
+            Verdict::Investigate => -5.0,
+            Verdict::Fail => -50.0,
+        };
+        let seeds = [eval_rows(last)];
+        let refs: Vec<&[MetricRow]> = seeds.iter().map(|r| r.as_slice()).collect();
+        classify_group(&c, &refs)
+    };
+    let flaky = GroupVerdict::Flaky {
+        passed: 1,
+        total: 2,
+    };
+    let table = [
+        (GroupVerdict::Pass, Verdict::Pass, GroupVerdict::Pass),
+        (
+            GroupVerdict::Pass,
+            Verdict::Investigate,
+            GroupVerdict::Investigate,
+        ),
+        (GroupVerdict::Pass, Verdict::Fail, GroupVerdict::Fail),
+        (flaky, Verdict::Investigate, flaky),
+        (flaky, Verdict::Fail, GroupVerdict::Fail),
+        (
+            GroupVerdict::Investigate,
+            Verdict::Pass,
+            GroupVerdict::Investigate,
+        ),
+    ];
+    for (quorum, seeds, want) in table {
+        let f = finding(seeds);
+        assert_eq!(f[0].verdict, seeds);
+        assert_eq!(with_seed_rules(quorum, &f), want, "{quorum} + {seeds}");
+    }
+    assert_eq!(with_seed_rules(GroupVerdict::Pass, &[]), GroupVerdict::Pass);
 }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use crate::metrics::{parse_metrics, MetricRow, RunRecord};
 use crate::verdict::{
-    aggregate_seeds, classify_run, Criteria, Finding, FindingKind, GroupVerdict, RunVerdict,
-    Verdict,
+    aggregate_seeds, classify_group, classify_run, with_seed_rules, Criteria, Finding, FindingKind,
+    GroupVerdict, RunVerdict, Verdict,
 };
 
 /// One run folder, loaded and classified.
@@ -50,6 +50,9 @@ pub struct GroupResult {
     pub swept: BTreeMap<String, String>,
     /// Indices into the run list, by seed.
     pub runs: Vec<usize>,
+    /// The seeds rules' results on this group (`criteria.seeds.rules`), in criteria order.
+    pub seed_findings: Vec<Finding>,
+    /// The seeds quorum's verdict, then the seeds rules' ([`crate::verdict::with_seed_rules`]).
     pub verdict: GroupVerdict,
 }
 
@@ -174,6 +177,25 @@ pub fn load_runs(results_dir: &Path, criteria: &Criteria) -> std::io::Result<Vec
         .collect())
 }
 
+/// The seeds rules on one group. Only completed runs count: a crashed or stopped seed is
+/// already a FAIL of its own, and its partial values would skew a mean.
+fn group_findings(runs: &[RunResult], idx: &[usize], criteria: &Criteria) -> Vec<Finding> {
+    if criteria.seed_rules.is_empty() {
+        return Vec::new();
+    }
+    let seeds: Vec<&[MetricRow]> = idx
+        .iter()
+        .map(|i| &runs[*i])
+        .filter(|r| {
+            r.record
+                .as_ref()
+                .is_some_and(|rec| rec.outcome == crate::metrics::Outcome::Completed)
+        })
+        .map(|r| r.rows.as_slice())
+        .collect();
+    classify_group(criteria, &seeds)
+}
+
 /// Groups runs by (variant, swept values) and aggregates each group's seeds with the quorum.
 /// Runs whose run.json is unreadable form a group of one, named after their folder.
 pub fn group_runs(runs: &[RunResult], criteria: &Criteria) -> Vec<GroupResult> {
@@ -190,10 +212,15 @@ pub fn group_runs(runs: &[RunResult], criteria: &Criteria) -> Vec<GroupResult> {
         .map(|((variant, swept), mut idx)| {
             idx.sort_by_key(|i| (runs[*i].seed(), runs[*i].dir_name.clone()));
             let verdicts: Vec<Verdict> = idx.iter().map(|i| runs[*i].verdict.verdict).collect();
+            let seed_findings = group_findings(runs, &idx, criteria);
             GroupResult {
                 variant,
                 swept,
-                verdict: aggregate_seeds(&verdicts, criteria.quorum),
+                verdict: with_seed_rules(
+                    aggregate_seeds(&verdicts, criteria.quorum),
+                    &seed_findings,
+                ),
+                seed_findings,
                 runs: idx,
             }
         })

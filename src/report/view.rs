@@ -38,6 +38,8 @@ pub struct ReportView {
     pub stop_on_fail: bool,
     pub seeds: Vec<String>,
     pub overview: Vec<GroupView>,
+    /// Rules on each variant group's seeds together (`seeds.rules`); empty when there are none.
+    pub seed_rules: Vec<SeedRuleView>,
     pub criteria: Vec<CriterionView>,
     pub growth: Vec<GrowthView>,
     pub exponential_rule: String,
@@ -171,6 +173,23 @@ pub struct GroupView {
     pub seeds: Vec<String>,
 }
 
+/// A seeds rule and every variant group's result on it.
+#[derive(Debug, Serialize)]
+pub struct SeedRuleView {
+    pub name: String,
+    pub rule: String,
+    pub description: String,
+    pub rows: Vec<SeedRuleRow>,
+}
+
+/// One variant group's result on a seeds rule.
+#[derive(Debug, Serialize)]
+pub struct SeedRuleRow {
+    pub label: String,
+    pub verdict: String,
+    pub evidence: String,
+}
+
 /// A criterion and every run's result on it.
 #[derive(Debug, Serialize)]
 pub struct CriterionView {
@@ -283,6 +302,27 @@ fn group_of(groups: &[GroupResult], run: usize) -> String {
         .unwrap_or_default()
 }
 
+/// "last of `eval_return`, mean over seeds; INVESTIGATE ≤ -250" for a seeds rule.
+fn seed_rule_text(sr: &crate::verdict::SeedRule) -> String {
+    let r = &sr.rule;
+    let mut parts = vec![format!(
+        "{} of `{}` per seed, {} over seeds",
+        r.aggregate, r.metric, sr.across
+    )];
+    for (label, t) in [
+        ("INVESTIGATE ≥", r.investigate_above),
+        ("INVESTIGATE ≤", r.investigate_below),
+        ("FAIL >", r.fail_above),
+        ("FAIL <", r.fail_below),
+    ] {
+        if let Some(t) = t {
+            parts.push(format!("{label} {}", fmt_num(t)));
+        }
+    }
+    parts.push("completed runs only".into());
+    parts.join("; ")
+}
+
 fn rule_text(c: &Criteria, name: &str) -> (String, String) {
     if let Some(r) = c.rules.iter().find(|r| r.name == name) {
         let mut parts = vec![format!("{} of `{}`", r.aggregate, r.metric)];
@@ -373,6 +413,29 @@ pub fn build(i: Input<'_>) -> ReportView {
         })
         .collect();
 
+    let seed_rules = i
+        .criteria
+        .seed_rules
+        .iter()
+        .enumerate()
+        .map(|(k, sr)| SeedRuleView {
+            name: sr.rule.name.clone(),
+            rule: seed_rule_text(sr),
+            description: sr.rule.description.clone().unwrap_or_default(),
+            rows: i
+                .groups
+                .iter()
+                .filter_map(|g| {
+                    let f = g.seed_findings.get(k)?;
+                    Some(SeedRuleRow {
+                        label: cell(&g.label()),
+                        verdict: f.verdict.to_string(),
+                        evidence: cell(&f.evidence),
+                    })
+                })
+                .collect(),
+        })
+        .collect();
     // Criteria in first-seen order across runs (built-ins, declared rules, spike; "unreadable" first).
     let mut names: Vec<String> = Vec::new();
     for r in runs {
@@ -494,6 +557,7 @@ pub fn build(i: Input<'_>) -> ReportView {
         stop_on_fail: i.criteria.stop_on_fail,
         seeds: seeds.iter().map(|s| format!("seed {}", seed_label(*s))).collect(),
         overview,
+        seed_rules,
         criteria,
         growth,
         exponential_rule: format!(

@@ -569,6 +569,74 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
     f
 }
 
+/// Judges a variant group's seeds together on each of `criteria.seed_rules`: each run's rows (one
+/// slice per seed) reduce with the rule's aggregate, `across` combines the seeds that have a value,
+/// and the thresholds judge that. A rule no seed has a value for passes as "not measured".
+pub fn classify_group(criteria: &Criteria, seeds: &[&[MetricRow]]) -> Vec<Finding> {
+    criteria
+        .seed_rules
+        .iter()
+        .map(|sr| {
+            let rule = &sr.rule;
+            let values: Vec<f64> = seeds
+                .iter()
+                .filter_map(|rows| {
+                    let pts = rule_points(rule, rows);
+                    let g = growth(&pts);
+                    aggregate(rule.aggregate, &pts, g.as_ref()).map(|(v, _)| v)
+                })
+                .collect();
+            let mut f = Finding {
+                rule: rule.name.clone(),
+                kind: FindingKind::Threshold,
+                metric: Some(rule.metric.clone()),
+                aggregate: Some(rule.aggregate),
+                verdict: Verdict::Pass,
+                value: None,
+                worst: None,
+                crossings: Vec::new(),
+                growth: None,
+                note: None,
+                evidence: String::new(),
+                step: None,
+            };
+            let Some(value) = sr.across.apply(&values) else {
+                f.evidence = "not measured (no seed has a value in the window)".into();
+                return f;
+            };
+            f.value = Some(value);
+            let each: Vec<String> = values.iter().map(|v| fmt_num(*v)).collect();
+            let mut parts = vec![format!(
+                "{} {} over {} of {} seeds ({})",
+                sr.across,
+                fmt_num(value),
+                values.len(),
+                seeds.len(),
+                each.join(", ")
+            )];
+            let ths = thresholds(rule);
+            let mut crossed = Vec::new();
+            for &(level, above, t) in &ths {
+                if crosses(level, above, t, value) {
+                    f.verdict = f.verdict.max(level);
+                    crossed.push(format!("{level} {} {}", op(level, above), fmt_num(t)));
+                }
+            }
+            if crossed.is_empty() && !ths.is_empty() {
+                let limits: Vec<String> = ths
+                    .iter()
+                    .map(|&(l, a, t)| format!("{l} {} {}", op(l, a), fmt_num(t)))
+                    .collect();
+                parts.push(format!("within limits ({})", limits.join(", ")));
+            } else {
+                parts.push(format!("crossed {}", crossed.join(", ")));
+            }
+            f.evidence = parts.join("; ");
+            f
+        })
+        .collect()
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();

@@ -153,6 +153,78 @@ impl Default for SpikeRule {
     }
 }
 
+/// How a seeds rule combines the per-run values of a variant group's seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Across {
+    Mean,
+    Median,
+    Min,
+    Max,
+}
+
+impl Across {
+    /// Every name, as written in YAML.
+    pub const NAMES: [&'static str; 4] = ["mean", "median", "min", "max"];
+
+    /// The YAML name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Across::Mean => "mean",
+            Across::Median => "median",
+            Across::Min => "min",
+            Across::Max => "max",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Across> {
+        Some(match s {
+            "mean" => Across::Mean,
+            "median" => Across::Median,
+            "min" => Across::Min,
+            "max" => Across::Max,
+            _ => return None,
+        })
+    }
+
+    /// Combines the seeds' values (`None` for none).
+    pub fn apply(self, xs: &[f64]) -> Option<f64> {
+        if xs.is_empty() {
+            return None;
+        }
+        Some(match self {
+            Across::Mean => xs.iter().sum::<f64>() / xs.len() as f64,
+            Across::Min => xs.iter().copied().fold(f64::INFINITY, f64::min),
+            Across::Max => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            Across::Median => {
+                let mut v = xs.to_vec();
+                v.sort_by(|a, b| a.total_cmp(b));
+                let n = v.len();
+                if n % 2 == 1 {
+                    v[n / 2]
+                } else {
+                    (v[n / 2 - 1] + v[n / 2]) / 2.0
+                }
+            }
+        })
+    }
+}
+
+impl fmt::Display for Across {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A rule on a variant group as a whole: each seed's run reduces the metric with the rule's
+/// `aggregate` (inside its window), `across` combines the seeds' values, and the thresholds judge
+/// the result ("the mean over seeds of the final eval_return must be -250 or better").
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeedRule {
+    pub rule: Rule,
+    pub across: Across,
+}
+
 /// How many seeds of a variant group must PASS for the group to PASS.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Quorum {
@@ -193,6 +265,8 @@ pub struct Criteria {
     /// `None` when disabled with `spike: false`.
     pub spike: Option<SpikeRule>,
     pub quorum: Quorum,
+    /// Rules on each variant group's seeds together (`seeds.rules`).
+    pub seed_rules: Vec<SeedRule>,
     /// End a run early once its FAIL is certain (see [`super::certain_fail`]).
     pub stop_on_fail: bool,
 }
@@ -239,7 +313,7 @@ const RULE_KEYS: [&str; 11] = [
     "description",
 ];
 const SPIKE_KEYS: [&str; 4] = ["metric", "factor", "window", "verdict"];
-const SEEDS_KEYS: [&str; 1] = ["quorum"];
+const SEEDS_KEYS: [&str; 2] = ["quorum", "rules"];
 
 /// Validates a criteria mapping (a whole file, or a sweep's inline `criteria:`). Missing keys take the
 /// defaults of `criteria/default.yaml`'s top level; `rules` absent means the default rules.
@@ -309,6 +383,7 @@ impl Parser<'_> {
             rules: Vec::new(),
             spike: Some(SpikeRule::default()),
             quorum: Quorum::All,
+            seed_rules: Vec::new(),
             stop_on_fail: true,
         };
         if !self.mapping(node, "criteria") {
@@ -326,10 +401,10 @@ impl Parser<'_> {
                 }
             },
         };
-        let quorum = node
+        let (quorum, seed_rules) = node
             .get("seeds")
             .map(|s| self.seeds(s))
-            .unwrap_or(Quorum::All);
+            .unwrap_or((Quorum::All, Vec::new()));
         let spike = match node.get("spike") {
             None => Some(SpikeRule::default()),
             Some(n) => self.spike(n),
@@ -354,15 +429,69 @@ impl Parser<'_> {
             rules,
             spike,
             quorum,
+            seed_rules,
             stop_on_fail,
         }
     }
 
-    fn seeds(&mut self, node: &Node) -> Quorum {
+    fn seeds(&mut self, node: &Node) -> (Quorum, Vec<SeedRule>) {
         if !self.mapping(node, "seeds") {
-            return Quorum::All;
+            return (Quorum::All, Vec::new());
         }
         self.check_keys(node, "seeds", &SEEDS_KEYS);
+        let rules = match node.get("rules") {
+            None => Vec::new(),
+            Some(n) => match &n.value {
+                Value::Seq(items) => items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, r)| self.seed_rule(r, i))
+                    .collect(),
+                Value::Null => Vec::new(),
+                other => {
+                    let msg = format!("expected a list of rules, found {}", other.type_name());
+                    self.err(n.mark, "seeds.rules", msg, None);
+                    Vec::new()
+                }
+            },
+        };
+        (self.quorum(node), rules)
+    }
+
+    fn seed_rule(&mut self, node: &Node, i: usize) -> Option<SeedRule> {
+        let path = format!("seeds.rules[{i}]");
+        let mut keys = RULE_KEYS.to_vec();
+        keys.push("across");
+        let across = match node.get("across") {
+            None => Some(Across::Mean),
+            Some(a) => match a.as_str().and_then(Across::parse) {
+                Some(x) => Some(x),
+                None => {
+                    let word = a.value.to_string();
+                    let hint = match did_you_mean(&word, Across::NAMES) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("write one of: {}", Across::NAMES.join(", ")),
+                    };
+                    self.err(
+                        a.mark,
+                        &format!("{path}.across"),
+                        format!("unknown `across` `{word}`"),
+                        Some(hint),
+                    );
+                    None
+                }
+            },
+        };
+        // Both parts are checked before either gives up, so every mistake is reported at once.
+        let rule = self.rule_at(node, &path, &keys);
+        let (mut rule, across) = (rule?, across?);
+        if node.get("name").is_none() {
+            rule.name = format!("{} ({}, {across} over seeds)", rule.metric, rule.aggregate);
+        }
+        Some(SeedRule { rule, across })
+    }
+
+    fn quorum(&mut self, node: &Node) -> Quorum {
         let Some(q) = node.get("quorum") else {
             return Quorum::All;
         };
@@ -485,11 +614,15 @@ impl Parser<'_> {
     }
 
     fn rule(&mut self, node: &Node, i: usize) -> Option<Rule> {
-        let path = format!("rules[{i}]");
+        self.rule_at(node, &format!("rules[{i}]"), &RULE_KEYS)
+    }
+
+    fn rule_at(&mut self, node: &Node, path: &str, keys: &[&str]) -> Option<Rule> {
+        let path = path.to_string();
         if !self.mapping(node, &path) {
             return None;
         }
-        self.check_keys(node, &path, &RULE_KEYS);
+        self.check_keys(node, &path, keys);
         let errors_before = self.errors.len();
         let metric = match node.get("metric") {
             Some(m) => self.metric(m, &format!("{path}.metric")),
@@ -707,5 +840,48 @@ mod tests {
         assert_eq!(r.name, "eval_return (last)");
         assert!(r.lower_is_worse());
         assert!(!r.in_window(100) && r.in_window(200) && r.in_window(10_000));
+    }
+
+    #[test]
+    fn seeds_rules_parse_with_their_own_errors() {
+        let c = parse_str(
+            "seeds:\n  quorum: all\n  rules:\n    - metric: eval_return\n      aggregate: last\n      across: median\n      investigate_below: -250\n    - metric: q_abs_max\n      fail_above: 1.0e7\n",
+        )
+        .unwrap();
+        assert_eq!(c.quorum, Quorum::All);
+        assert_eq!(c.seed_rules.len(), 2);
+        assert_eq!(c.seed_rules[0].across, Across::Median);
+        assert_eq!(
+            c.seed_rules[0].rule.name,
+            "eval_return (last, median over seeds)"
+        );
+        assert_eq!(c.seed_rules[1].across, Across::Mean);
+        assert_eq!(c.seed_rules[1].rule.aggregate, Aggregate::Max);
+        // Per-run rules are untouched: the default set.
+        assert_eq!(c.rules, Criteria::default_set().rules);
+
+        let errs = parse_str(
+            "seeds:\n  rules:\n    - metric: eval_retrun\n      across: meen\n      investigate_bellow: 1\n",
+        )
+        .unwrap_err();
+        let all: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        assert_eq!(errs.len(), 3, "{all:#?}");
+        assert!(
+            all.iter().any(|e| e.starts_with(
+                "c.yaml:3:15: error: `seeds.rules[0].metric`: unknown metric `eval_retrun`"
+            ) && e.contains("did you mean `eval_return`?")),
+            "{all:#?}"
+        );
+        assert!(
+            all.iter().any(
+                |e| e.contains("`seeds.rules[0].across`") && e.contains("did you mean `mean`?")
+            ),
+            "{all:#?}"
+        );
+        assert!(
+            all.iter()
+                .any(|e| e.contains("did you mean `investigate_below`?")),
+            "{all:#?}"
+        );
     }
 }

@@ -7,11 +7,12 @@ mod classify;
 mod criteria;
 
 pub use classify::{
-    certain_fail, classify_run, growth, log_linear_fit, Crossing, Finding, FindingKind, Growth,
-    LogFit, RunVerdict, EXPONENTIAL_MIN_FACTOR, EXPONENTIAL_MIN_POINTS, EXPONENTIAL_MIN_R2,
+    certain_fail, classify_group, classify_run, growth, log_linear_fit, Crossing, Finding,
+    FindingKind, Growth, LogFit, RunVerdict, EXPONENTIAL_MIN_FACTOR, EXPONENTIAL_MIN_POINTS,
+    EXPONENTIAL_MIN_R2,
 };
 pub use criteria::{
-    load_criteria, parse_criteria, Aggregate, Criteria, Quorum, Rule, SpikeRule,
+    load_criteria, parse_criteria, Across, Aggregate, Criteria, Quorum, Rule, SeedRule, SpikeRule,
     DEFAULT_CRITERIA_YAML,
 };
 
@@ -101,6 +102,17 @@ pub fn aggregate_seeds(verdicts: &[Verdict], quorum: Quorum) -> GroupVerdict {
         GroupVerdict::Fail
     } else {
         GroupVerdict::Investigate
+    }
+}
+
+/// A group's verdict after its seeds rules ([`classify_group`]): a FAIL among them makes the group
+/// FAIL; an INVESTIGATE turns a PASS into INVESTIGATE (a FLAKY group stays FLAKY, which already
+/// asks for a look); PASS changes nothing.
+pub fn with_seed_rules(group: GroupVerdict, seed_findings: &[Finding]) -> GroupVerdict {
+    match seed_findings.iter().map(|f| f.verdict).max() {
+        Some(Verdict::Fail) => GroupVerdict::Fail,
+        Some(Verdict::Investigate) if group == GroupVerdict::Pass => GroupVerdict::Investigate,
+        _ => group,
     }
 }
 

@@ -15,7 +15,9 @@ use crate::schedule::progress::Display;
 use crate::schedule::{run_jobs, Control, Event, Job};
 use crate::spec::{Promote, RunPlan};
 use crate::train::checkpoint;
-use crate::verdict::{aggregate_seeds, classify_run, Criteria, Verdict};
+use crate::verdict::{
+    aggregate_seeds, classify_group, classify_run, with_seed_rules, Criteria, Verdict,
+};
 
 /// Runs every unfinished stage in order; the exit code is the report's (130 when interrupted).
 pub(super) fn run(args: &SweepArgs, p: Prepared, criteria: Criteria) -> anyhow::Result<i32> {
@@ -212,6 +214,8 @@ fn classify_stage(
 ) -> Classified {
     let mut out_runs = Vec::new();
     let mut by_variant: BTreeMap<String, (Vec<Verdict>, Vec<f64>)> = BTreeMap::new();
+    // Completed runs' rows per variant, for the seeds rules.
+    let mut completed: BTreeMap<String, Vec<Vec<MetricRow>>> = BTreeMap::new();
     for (run, _) in runs {
         let dir = runs_dir.join(&run.run_id);
         let rec = read_record(&dir);
@@ -242,6 +246,12 @@ fn classify_stage(
                 0,
             ),
         };
+        if rec
+            .as_ref()
+            .is_some_and(|r| r.outcome == crate::metrics::Outcome::Completed)
+        {
+            completed.entry(group(run)).or_default().push(rows.clone());
+        }
         let e = by_variant.entry(group(run)).or_default();
         e.0.push(verdict);
         if let Some(Promote::Best {
@@ -272,7 +282,16 @@ fn classify_stage(
         .iter()
         .map(|(v, (verdicts, scores))| Standing {
             variant: v.clone(),
-            verdict: aggregate_seeds(verdicts, criteria.quorum),
+            verdict: {
+                let seeds: Vec<&[MetricRow]> = completed
+                    .get(v)
+                    .map(|rs| rs.iter().map(|r| r.as_slice()).collect())
+                    .unwrap_or_default();
+                with_seed_rules(
+                    aggregate_seeds(verdicts, criteria.quorum),
+                    &classify_group(criteria, &seeds),
+                )
+            },
             score: (!scores.is_empty() && scores.len() == verdicts.len())
                 .then(|| scores.iter().sum::<f64>() / scores.len() as f64),
         })
