@@ -194,6 +194,9 @@ pub struct RunOneArgs {
     /// The run's index in the plan (global; the array script maps its chunk-local task id to it).
     #[arg(long)]
     pub index: usize,
+    /// The plan to read instead of `plan.json` beside `--sweep` (a ladder stage's own plan).
+    #[arg(long)]
+    pub plan: Option<PathBuf>,
 }
 
 /// `td3-sweep validate`.

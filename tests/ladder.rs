@@ -228,3 +228,22 @@ fn grid_points_climb_separately() {
         "{groups:?}"
     );
 }
+
+#[test]
+fn a_ladder_cannot_be_written_up_front_for_slurm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = spec(tmp.path(), VARIANTS);
+    let o = Command::new(bin())
+        .args(["sweep"])
+        .arg(&s)
+        .args(["--backend", "slurm", "--no-submit", "--results"])
+        .arg(tmp.path().join("r"))
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("--no-submit cannot write a ladder's scripts up front"),
+        "{out}"
+    );
+}

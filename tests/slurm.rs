@@ -336,3 +336,97 @@ fn a_task_killed_by_slurm_is_a_crashed_row_not_a_missing_one() {
     assert_eq!(get("outcome"), "crashed", "{log}");
     assert!(get("reason").contains("Slurm"), "{}", get("reason"));
 }
+
+/// The 3-stage ladder of tests/ladder.rs at tiny sizes: `nan` FAILs stage 1 and stops there,
+/// `good` climbs through its checkpoints and is approved.
+fn ladder_spec(dir: &Path) -> PathBuf {
+    let p = dir.join("slurmladder.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: slurmladder\nbase: {}\nset:\n  env.kind: lane-keep\n  env.obs: pixels\n  env.image_size: 24\n  env.frame_stack: 2\n  networks.cnn.channels: [8, 8]\n  networks.cnn.kernels: [3, 3]\n  networks.cnn.strides: [2, 1]\n  networks.cnn.feature_dim: 16\n  networks.actor.hidden: [32, 32]\n  networks.critic.hidden: [32, 32]\n  training.batch_size: 16\n  training.buffer_size: 1000\n  training.learning_starts: 20\n  logging.log_every: 10\nvariants:\n  - name: good\n  - name: nan\n    set: {{ debug.nan_at_step: 5 }}\nseeds: [0]\nstages:\n  - {{ name: s1, steps: 60 }}\n  - {{ name: s2, steps: 100, promote: pass }}\n  - {{ name: s3, steps: 140, promote: pass, approve: true }}\nresources: {{ devices: cpu, runs_per_device: 1, threads_per_run: 1 }}\ntimeout: 2m\n",
+            repo().join("configs/td3.yaml").display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn a_ladder_on_slurm_climbs_like_the_local_one() {
+    if !slurm_or_skip("a_ladder_on_slurm_climbs_like_the_local_one") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = ladder_spec(tmp.path());
+    let (local, slurm) = (tmp.path().join("local"), tmp.path().join("slurm"));
+    let lo = sweep(&spec, &local, &[]);
+    let so = sweep(&spec, &slurm, &["--backend", "slurm"]);
+    let slog = text(&so);
+    assert_eq!(so.status.code(), lo.status.code(), "{slog}");
+    let ladder = |root: &Path| -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(root.join("slurmladder/ladder.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    let (l, s) = (ladder(&local), ladder(&slurm));
+    assert_eq!(s["approved"], serde_json::json!(["good"]), "{slog}");
+    for k in 0..3 {
+        assert_eq!(s["stages"][k]["done"], true, "{slog}");
+        assert_eq!(s["stages"][k]["entered"], l["stages"][k]["entered"]);
+        let verdicts = |v: &serde_json::Value| -> Vec<(String, String)> {
+            v["stages"][k]["variants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| {
+                    (
+                        x["variant"].as_str().unwrap().to_string(),
+                        x["verdict"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(verdicts(&s), verdicts(&l), "stage {k}: {slog}");
+    }
+    assert_eq!(s["stages"][1]["entered"], serde_json::json!(["good"]));
+    // One array per stage, each with its own plan; stage 2's task resumed from its checkpoint.
+    let res = slurm.join("slurmladder");
+    for (stage, tasks) in [("s1", 2), ("s2", 1), ("s3", 1)] {
+        let jobs: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(res.join(format!("slurm/{stage}/jobs.json"))).unwrap(),
+        )
+        .unwrap();
+        let sub = &jobs["submissions"][0];
+        assert_eq!(
+            sub["indices"].as_array().unwrap().len(),
+            tasks,
+            "{stage}: {jobs}"
+        );
+        let script = std::fs::read_to_string(sub["script"].as_str().unwrap()).unwrap();
+        let plan_path = res.join(format!("slurm/{stage}/plan.json"));
+        assert!(
+            script.contains(&format!("--plan {} --index", plan_path.display())),
+            "{script}"
+        );
+        let plan = std::fs::read_to_string(res.join(format!("slurm/{stage}/plan.json"))).unwrap();
+        assert_eq!(plan.contains("--resume"), stage != "s1", "{plan}");
+    }
+    // The same metrics, value for value, as the local ladder (wall_s aside).
+    let good_rows = |root: &Path| {
+        let runs = root.join("slurmladder/runs");
+        let dir = std::fs::read_dir(&runs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("good"))
+            .unwrap();
+        common::metrics_values(&dir)
+    };
+    assert_eq!(good_rows(&slurm), good_rows(&local));
+    let summary = std::fs::read_to_string(res.join("summary.csv")).unwrap();
+    assert!(
+        summary.lines().next().unwrap().contains(",stage,"),
+        "{summary}"
+    );
+}

@@ -1,6 +1,7 @@
 //! `td3-sweep run-one` (hidden): the body of one Slurm array task.
 //!
-//! It looks the run up in `plan.json` beside the stored `sweep.yaml` and runs exactly the `train`
+//! It looks the run up in `plan.json` beside the stored `sweep.yaml` (or the stage plan `--plan`
+//! names, for a ladder) and runs exactly the `train`
 //! child the local backend would, through the same [`ProcessExecutor`], so the run folder gets the
 //! same files: `stdout.log`, `stderr.log`, `metrics.csv` and a final `run.json` (crashed, with the
 //! stderr tail, when the child dies).
@@ -37,7 +38,7 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    let plan_path = dir.join("plan.json");
+    let plan_path = args.plan.clone().unwrap_or_else(|| dir.join("plan.json"));
     let plan = read_plan(&plan_path)?;
     if file_sha256(&args.sweep)? != plan.sweep_sha256 {
         return Err(BadInput(format!(

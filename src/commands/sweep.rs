@@ -411,13 +411,17 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
         return Ok(0);
     };
     if !p.plan.spec.stages.is_empty() {
-        if backend == Backend::Slurm {
-            return Err(BadInput(
-                "`stages:` (a validation ladder) runs on the local backend only for now".into(),
-            )
-            .into());
-        }
-        return ladder::run(&args, p, criteria);
+        let slurm = match backend {
+            Backend::Slurm if args.no_submit => {
+                return Err(BadInput(
+                    "--no-submit cannot write a ladder's scripts up front: each stage's runs depend on the last stage's verdicts; run without --no-submit, or without `stages:`".into(),
+                )
+                .into());
+            }
+            Backend::Slurm => Some(slurm_effective(&p.plan.spec, slurm_opts)),
+            Backend::Local => None,
+        };
+        return ladder::run(&args, p, criteria, slurm);
     }
     if backend == Backend::Slurm {
         return run_slurm(&args, p, slurm_opts);
@@ -525,6 +529,17 @@ fn slurm_options(
     Ok(opts)
 }
 
+/// Slurm options with the spec's defaults filled in: one CPU per intra-op thread, and a time
+/// limit from the per-run timeout.
+fn slurm_effective(spec: &SweepSpec, opts: SlurmOptions) -> SlurmOptions {
+    let mut options = opts;
+    options.cpus_per_task = options
+        .cpus_per_task
+        .or(Some(spec.resources.threads_per_run as u32));
+    options.time = options.time.or_else(|| default_time(spec.timeout));
+    options
+}
+
 /// `--backend slurm`: the same prepared runs as sbatch arrays, then the same summary and report.
 fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Result<i32> {
     let Prepared {
@@ -549,9 +564,7 @@ fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Resul
         results.display()
     );
     let threads = spec.resources.threads_per_run;
-    let mut options = opts;
-    options.cpus_per_task = options.cpus_per_task.or(Some(threads as u32));
-    options.time = options.time.or_else(|| default_time(spec.timeout));
+    let options = slurm_effective(spec, opts);
     let ctl = Control::default();
     let c = ctl.clone();
     let _ = ctrlc::set_handler(move || {
@@ -568,6 +581,7 @@ fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Resul
         threads,
         cpu_only: spec.resources.devices == Devices::Cpu,
         submit: !args.no_submit,
+        stage: None,
     };
     let t0 = std::time::Instant::now();
     let mut summary_err = None;

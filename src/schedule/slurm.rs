@@ -165,6 +165,9 @@ pub struct SlurmSweep<'a> {
     pub cpu_only: bool,
     /// `false` for `--no-submit`.
     pub submit: bool,
+    /// A ladder stage's name: its scripts, jobs and plan go to `slurm/<stage>/` so that each
+    /// stage's array indices refer to its own plan.
+    pub stage: Option<&'a str>,
 }
 
 /// How [`run_sweep`] ended.
@@ -222,9 +225,16 @@ pub fn run_sweep(
     if !problems.is_empty() {
         return Err(SlurmError::Options(problems));
     }
-    let slurm_dir = s.results.join("slurm");
+    let slurm_dir = match s.stage {
+        Some(stage) => s.results.join("slurm").join(stage),
+        None => s.results.join("slurm"),
+    };
     std::fs::create_dir_all(&slurm_dir).map_err(io(&slurm_dir))?;
     let sweep_file = s.results.join("sweep.yaml");
+    let plan_path = match s.stage {
+        Some(_) => slurm_dir.join("plan.json"),
+        None => s.results.join("plan.json"),
+    };
     let plan = PlanFile {
         sweep: s.name.to_string(),
         sweep_sha256: file_sha256(&sweep_file)?,
@@ -232,7 +242,7 @@ pub fn run_sweep(
         cpu_only: s.cpu_only,
         runs: s.all.to_vec(),
     };
-    write_json(&s.results.join("plan.json"), &plan)?;
+    write_json(&plan_path, &plan)?;
     let jobs_path = slurm_dir.join("jobs.json");
     let mut jobs_file: JobsFile = if jobs_path.exists() {
         read_json(&jobs_path)?
@@ -279,6 +289,7 @@ pub fn run_sweep(
             workdir: &workdir,
             program: &s.program,
             sweep_file: &sweep_file,
+            plan_file: s.stage.map(|_| plan_path.as_path()),
             options: &s.options,
         });
         write_atomic(&path, text.as_bytes()).map_err(io(&path))?;

@@ -1,5 +1,7 @@
-//! The local backend for a sweep with `stages:`: run a stage, classify, promote, continue the
-//! promoted runs from their checkpoints, and record each stage in `ladder.json`.
+//! A sweep with `stages:`: run a stage, classify, promote, continue the promoted runs from their
+//! checkpoints, and record each stage in `ladder.json`. Each stage's runs go to the local slots or,
+//! with `--backend slurm`, to one Slurm array per stage (`slurm/<stage>/`), waited for before the
+//! next stage is decided.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,15 +14,22 @@ use crate::metrics::{read_metrics, write_atomic, MetricRow};
 use crate::schedule::ladder::{promote, LadderState, RunAtStage, Standing, VariantAtStage};
 use crate::schedule::process::ProcessExecutor;
 use crate::schedule::progress::Display;
+use crate::schedule::slurm::{self, SlurmEnd, SlurmOptions, SlurmSweep};
 use crate::schedule::{run_jobs, Control, Event, Job};
-use crate::spec::{Promote, RunPlan};
+use crate::spec::{Devices, Promote, RunPlan};
 use crate::train::checkpoint;
 use crate::verdict::{
     aggregate_seeds, classify_group, classify_run, with_seed_rules, Criteria, Verdict,
 };
 
-/// Runs every unfinished stage in order; the exit code is the report's (130 when interrupted).
-pub(super) fn run(args: &SweepArgs, p: Prepared, criteria: Criteria) -> anyhow::Result<i32> {
+/// Runs every unfinished stage in order, locally or (`slurm` set) as one Slurm array per stage;
+/// the exit code is the report's (130 when interrupted).
+pub(super) fn run(
+    args: &SweepArgs,
+    p: Prepared,
+    criteria: Criteria,
+    slurm: Option<SlurmOptions>,
+) -> anyhow::Result<i32> {
     let Prepared {
         plan,
         slots,
@@ -41,8 +50,12 @@ pub(super) fn run(args: &SweepArgs, p: Prepared, criteria: Criteria) -> anyhow::
     let criteria_path = results.join("criteria.yaml");
     let ctl = Control::default();
     let c = ctl.clone();
+    let on_slurm = slurm.is_some();
     let _ = ctrlc::set_handler(move || {
-        if c.escalate() == 1 {
+        let level = c.escalate();
+        if on_slurm {
+            eprintln!("\ninterrupt: no longer waiting; queued and running tasks stay in Slurm");
+        } else if level == 1 {
             eprintln!("\ninterrupt: no new runs; ending running ones gracefully (Ctrl-C again to kill them)");
         } else {
             eprintln!("\ninterrupt: killing running runs");
@@ -121,17 +134,48 @@ pub(super) fn run(args: &SweepArgs, p: Prepared, criteria: Criteria) -> anyhow::
             entered.len(),
             jobs.len()
         );
-        let mut display = Display::new(&jobs);
         let mut summary_err = None;
-        run_jobs(jobs, &slots, &exec, &ctl, |ev| {
-            display.on_event(ev);
-            if let Event::Finished { .. } = ev {
-                if let Err(e) = summarise() {
-                    summary_err = Some(e);
+        match &slurm {
+            None => {
+                let mut display = Display::new(&jobs);
+                run_jobs(jobs, &slots, &exec, &ctl, |ev| {
+                    display.on_event(ev);
+                    if let Event::Finished { .. } = ev {
+                        if let Err(e) = summarise() {
+                            summary_err = Some(e);
+                        }
+                    }
+                });
+                display.finish();
+            }
+            Some(options) if !jobs.is_empty() => {
+                let sweep = SlurmSweep {
+                    name: &spec.name,
+                    results: &results,
+                    all: &jobs,
+                    to_run: jobs.iter().map(|j| j.index).collect(),
+                    program: exec.program.clone(),
+                    options: options.clone(),
+                    threads: spec.resources.threads_per_run,
+                    cpu_only: spec.resources.devices == Devices::Cpu,
+                    submit: true,
+                    stage: Some(&stage.name),
+                };
+                let end = slurm::run_sweep(sweep, &ctl, || {
+                    if let Err(e) = summarise() {
+                        summary_err = Some(e);
+                    }
+                })?;
+                if let SlurmEnd::Interrupted { jobs } = end {
+                    println!(
+                        "slurm jobs {} keep running; run the same command again to wait for them and go on with the ladder (nothing is submitted twice), or `scancel {}`",
+                        jobs.join(","),
+                        jobs.join(" ")
+                    );
                 }
             }
-        });
-        display.finish();
+            Some(_) => {}
+        }
         if let Some(e) = summary_err {
             return Err(
                 anyhow::Error::new(e).context(format!("writing {}", summary_path.display()))

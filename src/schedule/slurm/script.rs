@@ -127,6 +127,8 @@ pub struct ArrayScript<'a> {
     pub program: &'a Path,
     /// `results/<name>/sweep.yaml`, as `run-one --sweep` gets it.
     pub sweep_file: &'a Path,
+    /// A plan other than `plan.json` beside the sweep file (`run-one --plan`): a ladder stage's.
+    pub plan_file: Option<&'a Path>,
     /// Effective options (`cpus_per_task` and `time` already defaulted).
     pub options: &'a SlurmOptions,
 }
@@ -177,8 +179,12 @@ pub fn render(s: &ArrayScript<'_>) -> String {
     );
     lines.push("set -u".into());
     lines.push(format!("INDEX=({wrapped})"));
+    let plan = s
+        .plan_file
+        .map(|p| format!(" --plan {}", shell_quote(&p.display().to_string())))
+        .unwrap_or_default();
     lines.push(format!(
-        "exec \"${{TD3_SWEEP:-{}}}\" run-one --sweep {} --index \"${{INDEX[$SLURM_ARRAY_TASK_ID]}}\"",
+        "exec \"${{TD3_SWEEP:-{}}}\" run-one --sweep {}{plan} --index \"${{INDEX[$SLURM_ARRAY_TASK_ID]}}\"",
         s.program.display(),
         shell_quote(&s.sweep_file.display().to_string())
     ));
@@ -251,6 +257,7 @@ mod tests {
             workdir: Path::new("/w"),
             program: Path::new("/bin/td3-sweep"),
             sweep_file: Path::new("results/smoke/sweep.yaml"),
+            plan_file: None,
             options: &o,
         });
         assert!(text.contains("#SBATCH --array=0-24%4\n"), "{text}");
