@@ -35,6 +35,18 @@ pub enum Command {
     RunOne(RunOneArgs),
 }
 
+impl Command {
+    /// Commands that only print (no child processes, nothing to leave half-done), which may end
+    /// quietly when their output pipe closes.
+    pub fn only_prints(&self) -> bool {
+        match self {
+            Command::Devices | Command::Validate(_) | Command::Report(_) => true,
+            Command::Sweep(a) => a.dry_run,
+            Command::Train(_) | Command::RunOne(_) => false,
+        }
+    }
+}
+
 /// `td3-sweep train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod report;
 pub mod schedule;
 pub mod spec;
+pub mod sys;
 pub mod torch_ext;
 pub mod train;
 pub mod verdict;

@@ -6,8 +6,11 @@ use clap::Parser;
 use td3_sweep::cli::Cli;
 
 fn main() -> ExitCode {
-    td3_sweep::torch_ext::tune_allocator();
+    td3_sweep::sys::tune_allocator();
     let cli = Cli::parse();
+    if cli.command.only_prints() {
+        td3_sweep::sys::die_quietly_on_closed_pipe();
+    }
     match td3_sweep::commands::run(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {

@@ -485,3 +485,46 @@ fn every_malformed_spec_exits_2_and_creates_nothing() {
     }
     assert!(n >= 20, "only {n} fixtures");
 }
+
+/// `td3-sweep sweep x.yaml --dry-run | head -1`: the reader goes away after one line, and the
+/// printing command ends by SIGPIPE, quietly, not with a panic and a backtrace.
+#[test]
+fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    // 2,000 runs: the plan is far larger than a pipe's buffer, so writes go on after the close.
+    let values: Vec<String> = (0..2000)
+        .map(|i| format!("{}", 0.001 + i as f64 * 1e-6))
+        .collect();
+    let s = spec(
+        tmp.path(),
+        "bigplan",
+        50,
+        "[0]",
+        &format!("grid:\n  training.tau: [{}]\n", values.join(", ")),
+    );
+    let mut child = Command::new(bin())
+        .args(["sweep"])
+        .arg(&s)
+        .arg("--dry-run")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("sweep bigplan"), "{first}");
+    // The reader (and the pipe's read end) is gone now.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?} {err}",
+        out.status
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -740,7 +740,7 @@ fn write_json<T: Serialize>(path: &PathBuf, v: &T) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    td3_sweep::torch_ext::tune_allocator();
+    td3_sweep::sys::tune_allocator();
     match Cli::parse().cmd {
         Cmd::Configs { out, scale } => write_json(&out, &configs(scale)),
         Cmd::Updates {

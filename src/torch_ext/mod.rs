@@ -1,11 +1,12 @@
-//! libtorch operators tch does not bind, and the allocator set-up for training processes.
+//! libtorch operators tch does not bind.
 //!
 //! tch's code generator skips every `_foreach_*` and `_fused_*` operator, so an optimizer written
 //! with tch issues one small op per parameter tensor per maths step (issue 9 measured the
 //! hand-written Adam at 1.3 ms per step over the default agent's 459k parameters, against 0.25 ms
 //! for the fused kernel). `ops.cpp` calls the ATen functions directly; `build.rs` compiles it
-//! against the same libtorch headers tch uses. This is the crate's only `unsafe` code: raw tensor
+//! against the same libtorch headers tch uses. With `crate::sys`, this is where the crate's `unsafe` code lives: raw tensor
 //! pointers go to C++, which never lets an exception cross back (it returns a message instead).
+//! (`crate::sys` holds the other `unsafe`: libc calls that set up the process.)
 
 #![allow(unsafe_code)]
 
@@ -156,24 +157,6 @@ pub fn foreach_mul(xs: &[&Tensor], scale: &Tensor) {
     // SAFETY: as in `fused_adam`.
     let err = unsafe { td3_foreach_mul(p.as_ptr(), p.len() as i64, scale.as_ptr()) };
     check("_foreach_mul_", err);
-}
-
-/// Keeps freed tensor buffers in the heap instead of returning them to the kernel.
-///
-/// glibc serves blocks above its mmap threshold (128 KiB, adapting up to 32 MiB) with fresh
-/// `mmap`s and unmaps them on free, so every update page-faults and zero-fills its activation and
-/// gradient buffers again; issue 9's bench measured a single 84×84 batch-64 CNN step going from
-/// 60 to 37 ms without that. Raising the thresholds makes the training loop reuse the same heap
-/// blocks. Buffers of 64 MiB and more (the replay store) are still mapped on their own, and up to
-/// 128 MiB of free heap may stay resident. Call once at start-up, before any tensor exists.
-pub fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes glibc's allocation parameters; called before other threads
-    // allocate.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
-    }
 }
 
 #[cfg(test)]
