@@ -430,3 +430,39 @@ fn a_ladder_on_slurm_climbs_like_the_local_one() {
         "{summary}"
     );
 }
+
+/// Slurm's own time limit (`--slurm-time 1`: one minute) ends a run that would take far longer:
+/// the row says `timeout` with Slurm's reason, and the sweep's verdict is FAIL. About 1-2 minutes.
+#[test]
+fn slurms_time_limit_is_a_timeout_row() {
+    if !slurm_or_skip("slurms_time_limit_is_a_timeout_row") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = smoke_copy(
+        tmp.path(),
+        "slurmtime",
+        "",
+        &[("steps:", "steps: 5000000"), ("seeds:", "seeds: [0]")],
+    );
+    let res = tmp.path().join("results");
+    let t0 = Instant::now();
+    let out = sweep(&spec, &res, &["--backend", "slurm", "--slurm-time", "1"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(11), "{log}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(240),
+        "Slurm's 1-minute limit took {:?}: {log}",
+        t0.elapsed()
+    );
+    let dir = res.join("slurmtime");
+    let mut r = csv::Reader::from_path(dir.join("summary.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{log}");
+    let get = |k: &str| rows[0][h.iter().position(|x| x == k).unwrap()].to_string();
+    assert_eq!(get("outcome"), "timeout", "{log}");
+    assert!(get("reason").contains("time limit"), "{}", get("reason"));
+    // The run trained for a while before it was stopped: its metrics are kept.
+    assert!(get("steps_done").parse::<u64>().unwrap() > 0, "{log}");
+}
