@@ -25,7 +25,7 @@
 #        PYTHON             interpreter that creates the venv    (default python3)
 #
 # Then, with the `run` device tool (the repo's root is its working directory; `.device-bin` is
-# ignored through .git/info/exclude, so it must be carried):
+# ignored through .gitignore, so it must be carried):
 #   run(command=".device-bin/td3-sweep devices", carry=[".device-bin"])
 # docs/gpu.md lists the GPU checks to run there.
 #
