@@ -28,7 +28,7 @@ echo "bench: load average $BEFORE on $(nproc) CPUs; results in $OUT" >&2
 "$BENCH" configs --out "$OUT/configs.json" --scale "$SCALE"
 CONFIGS=${BENCH_CONFIGS:-$($PY -c 'import json,sys; print(",".join(c["name"] for c in json.load(open(sys.argv[1]))))' "$OUT/configs.json")}
 for c in ${CONFIGS//,/ }; do
-  # ours sets the same allocator thresholds itself (torch_ext::tune_allocator), so it runs once.
+  # ours sets the same allocator thresholds itself (sys::tune_allocator), so it runs once.
   "$BENCH" updates --out "$OUT/parts/ours.$c.json" --threads "$THREADS" --scale "$SCALE" --only "$c"
   $PY bench/sb3_td3.py --configs "$OUT/configs.json" --out "$OUT/parts/sb3.$c.json" --threads "$THREADS" --only "$c"
   GLIBC_TUNABLES=$TUNED $PY bench/sb3_td3.py --configs "$OUT/configs.json" \
