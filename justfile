@@ -48,6 +48,10 @@ validate-td3 *ARGS: setup
 report DIR *ARGS: setup
     {{bin}} report {{DIR}} {{ARGS}}
 
+# Build td3-sweep/td3-bench against the lent GPU machine's torch 2.11 into .device-bin (see docs/gpu.md).
+device-build *OUT:
+    scripts/build-for-device.sh {{OUT}}
+
 # Print the libtorch version, CUDA availability and the GPUs.
 devices: setup
     {{bin}} devices
