@@ -193,7 +193,7 @@ fn seeds_rules_get_their_own_section_and_change_group_verdicts() {
         ..opts()
     };
     let out = generate(&dir, &o).unwrap();
-    let text = std::fs::read_to_string(out.report_path).unwrap();
+    let text = std::fs::read_to_string(&out.report_path).unwrap();
     assert!(text.contains("## Across seeds"), "{text}");
     assert!(
         text.contains("### actor_cnn_grad_norm (max, mean over seeds)"),
@@ -214,6 +214,18 @@ fn seeds_rules_get_their_own_section_and_change_group_verdicts() {
         text.contains("| lr (actor_cnn_lr=5e-5) | PASS | PASS | **INVESTIGATE** |"),
         "{text}"
     );
+    // JUnit: one testcase per group and seeds rule, failing where the rule does.
+    let xml = out.junit();
+    let case = xml
+        .split("<testcase ")
+        .find(|c| {
+            c.starts_with(
+                "name=\"lr (actor_cnn_lr=5e-5) · actor_cnn_grad_norm (max, mean over seeds)\"",
+            )
+        })
+        .unwrap_or_else(|| panic!("{xml}"));
+    assert!(case.contains("<failure type=\"INVESTIGATE\""), "{case}");
+    assert!(case.contains("over 2 of 2 seeds"), "{case}");
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! JUnit XML: one testcase per run, so CI dashboards show each run's verdict.
+//! JUnit XML: one testcase per run, so CI dashboards show each run's verdict, and one per variant
+//! group and seeds rule (`seeds.rules`), since those judge a group, not a run.
 //!
 //! A FAIL run is a `<failure type="FAIL">`; an INVESTIGATE run is a `<failure type="INVESTIGATE">`
 //! too, because a person has to look at it (the same reason the exit code is non-zero). The failure
@@ -7,15 +8,23 @@
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
-use super::load::RunResult;
+use super::load::{GroupResult, RunResult};
 use crate::verdict::Verdict;
 
-/// Renders the JUnit XML document for a sweep's runs.
-pub fn junit_xml(suite: &str, runs: &[RunResult]) -> String {
+/// Renders the JUnit XML document for a sweep's runs and its groups' seeds rules.
+pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult]) -> String {
+    let group_cases: Vec<(&GroupResult, &crate::verdict::Finding)> = groups
+        .iter()
+        .flat_map(|g| g.seed_findings.iter().map(move |f| (g, f)))
+        .collect();
     let failures = runs
         .iter()
         .filter(|r| r.verdict.verdict != Verdict::Pass)
-        .count();
+        .count()
+        + group_cases
+            .iter()
+            .filter(|(_, f)| f.verdict != Verdict::Pass)
+            .count();
     let total_time: f64 = runs
         .iter()
         .filter_map(|r| r.record.as_ref().map(|x| x.wall_s))
@@ -24,7 +33,7 @@ pub fn junit_xml(suite: &str, runs: &[RunResult]) -> String {
     // Writing to a Vec cannot fail.
     let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
     let (tests, fails, time) = (
-        runs.len().to_string(),
+        (runs.len() + group_cases.len()).to_string(),
         failures.to_string(),
         format!("{total_time:.3}"),
     );
@@ -72,6 +81,25 @@ pub fn junit_xml(suite: &str, runs: &[RunResult]) -> String {
             body.push_str(&format!("\nreproduce: {cmd}"));
         }
         let _ = w.write_event(Event::Text(BytesText::new(&body)));
+        let _ = w.write_event(Event::End(BytesEnd::new("failure")));
+        let _ = w.write_event(Event::End(BytesEnd::new("testcase")));
+    }
+    for (g, f) in &group_cases {
+        let mut tc = BytesStart::new("testcase");
+        let name = format!("{} · {}", g.label(), f.rule);
+        tc.push_attribute(("name", name.as_str()));
+        tc.push_attribute(("classname", g.variant.as_str()));
+        tc.push_attribute(("time", "0.000"));
+        if f.verdict == Verdict::Pass {
+            let _ = w.write_event(Event::Empty(tc));
+            continue;
+        }
+        let _ = w.write_event(Event::Start(tc));
+        let mut fe = BytesStart::new("failure");
+        fe.push_attribute(("type", f.verdict.as_str()));
+        fe.push_attribute(("message", f.evidence.as_str()));
+        let _ = w.write_event(Event::Start(fe));
+        let _ = w.write_event(Event::Text(BytesText::new(&f.evidence)));
         let _ = w.write_event(Event::End(BytesEnd::new("failure")));
         let _ = w.write_event(Event::End(BytesEnd::new("testcase")));
     }

@@ -97,9 +97,9 @@ impl ReportOutcome {
         }
     }
 
-    /// The JUnit XML for these runs.
+    /// The JUnit XML for these runs (and the groups' seeds rules, when the criteria have any).
     pub fn junit(&self) -> String {
-        junit_xml(&self.sweep, &self.runs)
+        junit_xml(&self.sweep, &self.runs, &self.groups)
     }
 }
 
