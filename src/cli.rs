@@ -233,4 +233,8 @@ pub struct ReportArgs {
     /// Also write JUnit XML here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Leave out the date, git commit and run durations, so that the report of the same results
+    /// renders identically later (for snapshot tests in CI).
+    #[arg(long)]
+    pub stable: bool,
 }

@@ -304,3 +304,32 @@ fn the_recorded_command_reproduces_a_run_value_for_value() {
     assert_eq!(metrics_values(&run), metrics_values(&again), "{command}");
     let _ = std::fs::remove_dir_all(&again);
 }
+
+/// What users do in CI: run a sweep, render its report with `--stable`, and compare it with a
+/// snapshot. Two sweeps of the same spec on this CPU give the same report, byte for byte, once the
+/// results folder's own path (in the reproduce commands) is set aside.
+#[test]
+fn a_stable_report_is_the_same_for_the_same_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = smoke_variant(tmp.path(), "stable", "");
+    let render = |root: &str| {
+        let results = tmp.path().join(root);
+        let o = sweep(&s, &results, &[]);
+        assert!(matches!(o.status.code(), Some(0 | 10 | 11)), "{}", text(&o));
+        let dir = results.join("stable");
+        let r = Command::new(bin())
+            .arg("report")
+            .arg(&dir)
+            .arg("--stable")
+            .output()
+            .unwrap();
+        assert!(matches!(r.status.code(), Some(0 | 10 | 11)), "{}", text(&r));
+        std::fs::read_to_string(dir.join("VALIDATION_stable.md"))
+            .unwrap()
+            .replace(&results.display().to_string(), "RESULTS")
+    };
+    let (a, b) = (render("a"), render("b"));
+    assert!(a.contains("| Date | — (--stable) |"), "{a}");
+    assert!(!a.contains(" s\n"), "a duration is left in:\n{a}");
+    assert_eq!(a, b);
+}

@@ -9,6 +9,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
         template: args.template.clone(),
         junit: args.junit.clone(),
         criteria: args.criteria.clone(),
+        stable: args.stable,
         ..Default::default()
     };
     let out = generate(&args.dir, &opts)?;

@@ -39,6 +39,9 @@ pub struct ReportOptions {
     pub criteria: Option<PathBuf>,
     /// The date printed in the header; `None` means now (local time). Tests pin it.
     pub date: Option<String>,
+    /// Leave out what changes between two renderings of the same results on another day or
+    /// commit (date, git commit, run durations), so the report can be snapshot-tested.
+    pub stable: bool,
 }
 
 /// Why no report could be written. A failed or corrupted *run* is not one of these: it is in the report.
@@ -221,13 +224,15 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
         }
     }
 
-    let date = opts
-        .date
-        .clone()
-        .unwrap_or_else(|| chrono::Local::now().format("%Y-%m-%d %H:%M").to_string());
+    let date = match (&opts.date, opts.stable) {
+        (Some(d), _) => d.clone(),
+        (None, true) => view::STABLE_BLANK.to_string(),
+        (None, false) => chrono::Local::now().format("%Y-%m-%d %H:%M").to_string(),
+    };
     let model = view::build(view::Input {
         sweep: &sweep,
         date,
+        stable: opts.stable,
         criteria: &criteria,
         criteria_source,
         runs: &runs,

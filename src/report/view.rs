@@ -14,6 +14,8 @@ use crate::verdict::{fmt_num, Criteria, GroupVerdict, Verdict};
 pub struct Input<'a> {
     pub sweep: &'a str,
     pub date: String,
+    /// `--stable`: the git commit and run durations read [`STABLE_BLANK`].
+    pub stable: bool,
     pub criteria: &'a Criteria,
     pub criteria_source: String,
     pub runs: &'a [RunResult],
@@ -22,6 +24,9 @@ pub struct Input<'a> {
     pub plots: Vec<PlotView>,
     pub load_errors: &'a [String],
 }
+
+/// What `--stable` prints instead of a date, a commit or a duration.
+pub const STABLE_BLANK: &str = "— (--stable)";
 
 /// The whole report.
 #[derive(Debug, Serialize)]
@@ -514,9 +519,11 @@ pub fn build(i: Input<'_>) -> ReportView {
                         )
                     })
                     .unwrap_or_else(|| "?".into()),
-                wall: rec
-                    .map(|x| format!("{:.1} s", x.wall_s))
-                    .unwrap_or_else(|| "?".into()),
+                wall: match rec {
+                    _ if i.stable => STABLE_BLANK.to_string(),
+                    Some(x) => format!("{:.1} s", x.wall_s),
+                    None => "?".into(),
+                },
                 headline: r.verdict.headline(),
                 problems: r
                     .verdict
@@ -540,7 +547,11 @@ pub fn build(i: Input<'_>) -> ReportView {
     ReportView {
         sweep: i.sweep.to_string(),
         date: i.date,
-        git_commit: unique(runs, |r| r.record.as_ref().map(|x| x.git_commit.as_str())),
+        git_commit: if i.stable {
+            STABLE_BLANK.to_string()
+        } else {
+            unique(runs, |r| r.record.as_ref().map(|x| x.git_commit.as_str()))
+        },
         libtorch_version: unique(runs, |r| r.record.as_ref().map(|x| x.libtorch_version.as_str())),
         device: unique(runs, |r| r.record.as_ref().map(|x| x.device.as_str())),
         status: ["PASS", "INVESTIGATE", "FAIL"][worst as usize].into(),
