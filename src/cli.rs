@@ -146,6 +146,9 @@ pub struct SweepArgs {
     /// Also write JUnit XML here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Render the report without the date, git commit and run durations (see `report --stable`).
+    #[arg(long)]
+    pub stable: bool,
     /// Where runs execute: child processes here, or Slurm job arrays (see docs/slurm.md).
     /// Default: the spec's `backend:`, else local.
     #[arg(long, value_enum)]

@@ -330,6 +330,23 @@ fn a_stable_report_is_the_same_for_the_same_sweep() {
     };
     let (a, b) = (render("a"), render("b"));
     assert!(a.contains("| Date | — (--stable) |"), "{a}");
+    // `sweep --stable` renders the same report in one go, JUnit times zeroed.
+    let results = tmp.path().join("c");
+    let junit = tmp.path().join("c.xml");
+    let o = sweep(
+        &s,
+        &results,
+        &["--stable", "--junit", junit.to_str().unwrap()],
+    );
+    assert!(matches!(o.status.code(), Some(0 | 10 | 11)), "{}", text(&o));
+    let c = std::fs::read_to_string(results.join("stable/VALIDATION_stable.md"))
+        .unwrap()
+        .replace(&results.display().to_string(), "RESULTS");
+    assert_eq!(a, c);
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let times: Vec<&str> = xml.split("time=\"").skip(1).collect();
+    assert!(times.len() >= 3, "{xml}");
+    assert!(times.iter().all(|t| t.starts_with("0.000\"")), "{xml}");
     assert!(!a.contains(" s\n"), "a duration is left in:\n{a}");
     assert_eq!(a, b);
 }

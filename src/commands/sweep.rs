@@ -383,6 +383,7 @@ fn finish(args: &SweepArgs, results: &Path, lock: Lock, interrupted: bool) -> an
     let opts = ReportOptions {
         template: args.template.clone(),
         junit: args.junit.clone(),
+        stable: args.stable,
         ..Default::default()
     };
     let out = generate(results, &opts)?;

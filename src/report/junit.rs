@@ -11,8 +11,16 @@ use quick_xml::Writer;
 use super::load::{GroupResult, RunResult};
 use crate::verdict::Verdict;
 
-/// Renders the JUnit XML document for a sweep's runs and its groups' seeds rules.
-pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult]) -> String {
+/// Renders the JUnit XML document for a sweep's runs and its groups' seeds rules; `stable` writes
+/// every time as 0 (see `ReportOptions::stable`).
+pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable: bool) -> String {
+    let wall = |r: &RunResult| {
+        r.record
+            .as_ref()
+            .map(|x| x.wall_s)
+            .filter(|_| !stable)
+            .unwrap_or(0.0)
+    };
     let group_cases: Vec<(&GroupResult, &crate::verdict::Finding)> = groups
         .iter()
         .flat_map(|g| g.seed_findings.iter().map(move |f| (g, f)))
@@ -25,10 +33,7 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult]) -> Str
             .iter()
             .filter(|(_, f)| f.verdict != Verdict::Pass)
             .count();
-    let total_time: f64 = runs
-        .iter()
-        .filter_map(|r| r.record.as_ref().map(|x| x.wall_s))
-        .sum();
+    let total_time: f64 = runs.iter().map(wall).sum();
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     // Writing to a Vec cannot fail.
     let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
@@ -56,7 +61,7 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult]) -> Str
             .as_ref()
             .map(|x| x.variant.clone())
             .unwrap_or_else(|| "unreadable".into());
-        let time = format!("{:.3}", r.record.as_ref().map(|x| x.wall_s).unwrap_or(0.0));
+        let time = format!("{:.3}", wall(r));
         let mut tc = BytesStart::new("testcase");
         tc.push_attribute(("name", r.run_id()));
         tc.push_attribute(("classname", class.as_str()));

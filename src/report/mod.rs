@@ -87,6 +87,8 @@ pub struct ReportOutcome {
     pub runs: Vec<RunResult>,
     pub groups: Vec<GroupResult>,
     pub recommendation: Recommendation,
+    /// Rendered with [`ReportOptions::stable`].
+    pub stable: bool,
 }
 
 impl ReportOutcome {
@@ -102,7 +104,7 @@ impl ReportOutcome {
 
     /// The JUnit XML for these runs (and the groups' seeds rules, when the criteria have any).
     pub fn junit(&self) -> String {
-        junit_xml(&self.sweep, &self.runs, &self.groups)
+        junit_xml(&self.sweep, &self.runs, &self.groups, self.stable)
     }
 }
 
@@ -290,6 +292,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
         runs,
         groups,
         recommendation,
+        stable: opts.stable,
     };
     if let Some(j) = &opts.junit {
         write_junit(&outcome, j)?;
