@@ -462,10 +462,9 @@ fn aggregate(
     }
 }
 
-fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
-    let pts = rule_points(rule, rows);
-    let g = growth(&pts);
-    let mut f = Finding {
+/// A declared rule's finding before anything is judged: PASS, no value, no evidence.
+fn threshold_finding(rule: &Rule, growth: Option<Growth>) -> Finding {
+    Finding {
         rule: rule.name.clone(),
         kind: FindingKind::Threshold,
         metric: Some(rule.metric.clone()),
@@ -474,11 +473,26 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
         value: None,
         worst: None,
         crossings: Vec::new(),
-        growth: g,
+        growth,
         note: None,
         evidence: String::new(),
         step: None,
-    };
+    }
+}
+
+/// "within limits (INVESTIGATE ≥ 10,000, FAIL > 50,000)".
+fn within_limits(ths: &[(Verdict, bool, f64)]) -> String {
+    let limits: Vec<String> = ths
+        .iter()
+        .map(|&(l, a, t)| format!("{l} {} {}", op(l, a), fmt_num(t)))
+        .collect();
+    format!("within limits ({})", limits.join(", "))
+}
+
+fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
+    let pts = rule_points(rule, rows);
+    let g = growth(&pts);
+    let mut f = threshold_finding(rule, g);
     let Some((value, at)) = aggregate(rule.aggregate, &pts, g.as_ref()) else {
         f.evidence = if pts.is_empty() {
             "not measured in this run (no values in the window)".into()
@@ -536,11 +550,7 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
         ));
     }
     if f.crossings.is_empty() && !ths.is_empty() {
-        let limits: Vec<String> = ths
-            .iter()
-            .map(|&(l, a, t)| format!("{l} {} {}", op(l, a), fmt_num(t)))
-            .collect();
-        parts.push(format!("within limits ({})", limits.join(", ")));
+        parts.push(within_limits(&ths));
     }
     f.step = f.crossings.iter().map(|c| c.step).min();
     if let Some((lo, hi)) = rule.expected {
@@ -586,20 +596,7 @@ pub fn classify_group(criteria: &Criteria, seeds: &[&[MetricRow]]) -> Vec<Findin
                     aggregate(rule.aggregate, &pts, g.as_ref()).map(|(v, _)| v)
                 })
                 .collect();
-            let mut f = Finding {
-                rule: rule.name.clone(),
-                kind: FindingKind::Threshold,
-                metric: Some(rule.metric.clone()),
-                aggregate: Some(rule.aggregate),
-                verdict: Verdict::Pass,
-                value: None,
-                worst: None,
-                crossings: Vec::new(),
-                growth: None,
-                note: None,
-                evidence: String::new(),
-                step: None,
-            };
+            let mut f = threshold_finding(rule, None);
             let Some(value) = sr.across.apply(&values) else {
                 f.evidence = "not measured (no seed has a value in the window)".into();
                 return f;
@@ -622,14 +619,10 @@ pub fn classify_group(criteria: &Criteria, seeds: &[&[MetricRow]]) -> Vec<Findin
                     crossed.push(format!("{level} {} {}", op(level, above), fmt_num(t)));
                 }
             }
-            if crossed.is_empty() && !ths.is_empty() {
-                let limits: Vec<String> = ths
-                    .iter()
-                    .map(|&(l, a, t)| format!("{l} {} {}", op(l, a), fmt_num(t)))
-                    .collect();
-                parts.push(format!("within limits ({})", limits.join(", ")));
-            } else {
+            if !crossed.is_empty() {
                 parts.push(format!("crossed {}", crossed.join(", ")));
+            } else if !ths.is_empty() {
+                parts.push(within_limits(&ths));
             }
             f.evidence = parts.join("; ");
             f
@@ -637,7 +630,8 @@ pub fn classify_group(criteria: &Criteria, seeds: &[&[MetricRow]]) -> Vec<Findin
         .collect()
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// The median (the mean of the middle two for an even count); sorts `v`.
+pub(super) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n % 2 == 1 {

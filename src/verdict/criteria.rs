@@ -196,16 +196,7 @@ impl Across {
             Across::Mean => xs.iter().sum::<f64>() / xs.len() as f64,
             Across::Min => xs.iter().copied().fold(f64::INFINITY, f64::min),
             Across::Max => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            Across::Median => {
-                let mut v = xs.to_vec();
-                v.sort_by(|a, b| a.total_cmp(b));
-                let n = v.len();
-                if n % 2 == 1 {
-                    v[n / 2]
-                } else {
-                    (v[n / 2 - 1] + v[n / 2]) / 2.0
-                }
-            }
+            Across::Median => super::classify::median(&mut xs.to_vec()),
         })
     }
 }
