@@ -4,7 +4,7 @@
 //! sets it): then a missing Slurm is a failure.
 
 mod common;
-use common::{bin, repo, text};
+use common::{bin, repo, sweep, text};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,18 +31,6 @@ fn slurm_or_skip(test: &str) -> bool {
         "\n{bar}\nSKIPPED {test}: no Slurm (`scontrol ping` fails). Start one with `sudo scripts/slurm-local.sh`;\nset TD3_REQUIRE_SLURM=1 to make this a failure.\n{bar}"
     );
     false
-}
-
-fn sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("sweep")
-        .arg(spec)
-        .arg("--results")
-        .arg(results)
-        .args(extra)
-        .current_dir(repo())
-        .output()
-        .expect("run td3-sweep")
 }
 
 /// sweeps/smoke.yaml under another name, with an absolute `base:` and `extra` YAML appended.

@@ -1,22 +1,10 @@
 //! End-to-end sweeps through the real binary: real child processes training through tch on the CPU.
 
 mod common;
-use common::{bin, metrics_values, repo, text};
+use common::{bin, metrics_values, repo, sweep, text};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-
-fn sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
-    Command::new(bin())
-        .arg("sweep")
-        .arg(spec)
-        .arg("--results")
-        .arg(results)
-        .args(extra)
-        .current_dir(repo())
-        .output()
-        .expect("run td3-sweep")
-}
 
 fn summary(results: &Path, name: &str) -> Vec<csv::StringRecord> {
     let mut r = csv::Reader::from_path(results.join(name).join("summary.csv")).unwrap();

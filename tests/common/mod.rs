@@ -17,6 +17,19 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// `td3-sweep sweep SPEC --results RESULTS EXTRA...`, run from the crate root, to completion.
+pub fn sweep(spec: &Path, results: &Path, extra: &[&str]) -> Output {
+    std::process::Command::new(bin())
+        .arg("sweep")
+        .arg(spec)
+        .arg("--results")
+        .arg(results)
+        .args(extra)
+        .current_dir(repo())
+        .output()
+        .expect("run td3-sweep")
+}
+
 /// A command's exit status, stdout and stderr, for assertion messages.
 pub fn text(o: &Output) -> String {
     format!(
