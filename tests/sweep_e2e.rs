@@ -4,7 +4,7 @@ mod common;
 use common::{bin, metrics_values, repo, sweep, text};
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 fn summary(results: &Path, name: &str) -> Vec<csv::StringRecord> {
     let mut r = csv::Reader::from_path(results.join(name).join("summary.csv")).unwrap();
