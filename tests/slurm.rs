@@ -58,6 +58,18 @@ fn smoke_copy(dir: &Path, name: &str, extra: &str, replace: &[(&str, &str)]) -> 
     p
 }
 
+/// The single row of a one-run sweep's summary.csv, by column name.
+fn only_summary_row(dir: &Path, log: &str) -> std::collections::HashMap<String, String> {
+    let mut r = csv::Reader::from_path(dir.join("summary.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.len(), 1, "{log}");
+    h.iter()
+        .zip(rows[0].iter())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 /// summary.csv without the timing column, sorted by run id.
 fn summary_rows(dir: &Path) -> Vec<Vec<String>> {
     let mut r = csv::Reader::from_path(dir.join("summary.csv")).unwrap();
@@ -316,11 +328,8 @@ fn a_task_killed_by_slurm_is_a_crashed_row_not_a_missing_one() {
     let out = child.wait_with_output().unwrap();
     let log = text(&out);
     assert_eq!(out.status.code(), Some(11), "{log}");
-    let mut r = csv::Reader::from_path(dir.join("summary.csv")).unwrap();
-    let h = r.headers().unwrap().clone();
-    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
-    assert_eq!(rows.len(), 1, "{log}");
-    let get = |k: &str| rows[0][h.iter().position(|x| x == k).unwrap()].to_string();
+    let row = only_summary_row(&dir, &log);
+    let get = |k: &str| row[k].clone();
     assert_eq!(get("outcome"), "crashed", "{log}");
     assert!(get("reason").contains("Slurm"), "{}", get("reason"));
 }
@@ -444,11 +453,8 @@ fn slurms_time_limit_is_a_timeout_row() {
         t0.elapsed()
     );
     let dir = res.join("slurmtime");
-    let mut r = csv::Reader::from_path(dir.join("summary.csv")).unwrap();
-    let h = r.headers().unwrap().clone();
-    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
-    assert_eq!(rows.len(), 1, "{log}");
-    let get = |k: &str| rows[0][h.iter().position(|x| x == k).unwrap()].to_string();
+    let row = only_summary_row(&dir, &log);
+    let get = |k: &str| row[k].clone();
     assert_eq!(get("outcome"), "timeout", "{log}");
     assert!(get("reason").contains("time limit"), "{}", get("reason"));
     // The run trained for a while before it was stopped: its metrics are kept.

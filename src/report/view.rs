@@ -314,48 +314,49 @@ fn seed_rule_text(sr: &crate::verdict::SeedRule) -> String {
         "{} of `{}` per seed, {} over seeds",
         r.aggregate, r.metric, sr.across
     )];
-    for (label, t) in [
+    parts.extend(threshold_parts(r));
+    parts.extend(window_part(r));
+    parts.push("completed runs only".into());
+    parts.join("; ")
+}
+
+/// A rule's thresholds, as the report lists them ("INVESTIGATE ≥ 10,000").
+fn threshold_parts(r: &crate::verdict::Rule) -> Vec<String> {
+    [
         ("INVESTIGATE ≥", r.investigate_above),
         ("INVESTIGATE ≤", r.investigate_below),
         ("FAIL >", r.fail_above),
         ("FAIL <", r.fail_below),
-    ] {
-        if let Some(t) = t {
-            parts.push(format!("{label} {}", fmt_num(t)));
-        }
+    ]
+    .into_iter()
+    .filter_map(|(label, t)| t.map(|t| format!("{label} {}", fmt_num(t))))
+    .collect()
+}
+
+/// A rule's step window ("steps 300–end"), when it has one.
+fn window_part(r: &crate::verdict::Rule) -> Option<String> {
+    if r.from_step.is_none() && r.to_step.is_none() {
+        return None;
     }
-    parts.push("completed runs only".into());
-    parts.join("; ")
+    let from = r
+        .from_step
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "start".into());
+    let to = r
+        .to_step
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "end".into());
+    Some(format!("steps {from}–{to}"))
 }
 
 fn rule_text(c: &Criteria, name: &str) -> (String, String) {
     if let Some(r) = c.rules.iter().find(|r| r.name == name) {
         let mut parts = vec![format!("{} of `{}`", r.aggregate, r.metric)];
-        let th = [
-            ("INVESTIGATE ≥", r.investigate_above),
-            ("INVESTIGATE ≤", r.investigate_below),
-            ("FAIL >", r.fail_above),
-            ("FAIL <", r.fail_below),
-        ];
-        for (label, t) in th {
-            if let Some(t) = t {
-                parts.push(format!("{label} {}", fmt_num(t)));
-            }
-        }
+        parts.extend(threshold_parts(r));
         if let Some((lo, hi)) = r.expected {
             parts.push(format!("expected {}–{}", fmt_num(lo), fmt_num(hi)));
         }
-        if r.from_step.is_some() || r.to_step.is_some() {
-            let from = r
-                .from_step
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "start".into());
-            let to = r
-                .to_step
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "end".into());
-            parts.push(format!("steps {from}–{to}"));
-        }
+        parts.extend(window_part(r));
         return (parts.join("; "), r.description.clone().unwrap_or_default());
     }
     let builtin = match name {
