@@ -35,3 +35,25 @@ pub fn die_quietly_on_closed_pipe() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
+
+/// Writes one line to stdout and ignores a failure. Long-running commands (`sweep`, `train`,
+/// `run-one`) print progress through [`crate::say!`]: a closed stdout (a `| head` that exited, a
+/// dead terminal, a parent sweep that was killed) must not panic in the middle of a run or of a
+/// sweep's bookkeeping. The run's records are files; the console is a courtesy.
+pub fn say_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(args).and_then(|()| out.write_all(b"\n"));
+}
+
+/// `println!` that drops the line when stdout is closed instead of panicking (see
+/// [`say_line`]).
+#[macro_export]
+macro_rules! say {
+    () => {
+        $crate::sys::say_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::sys::say_line(format_args!($($arg)*))
+    };
+}

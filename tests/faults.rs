@@ -528,3 +528,173 @@ fn a_printing_command_ends_quietly_when_its_reader_goes_away() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// The parent sweep is SIGKILLed while its child is stuck inside a step (it never sees the stop
+/// flag): the child still ends by itself within the kill grace instead of running forever.
+#[test]
+fn a_hung_child_does_not_outlive_a_killed_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let s = spec(
+        tmp.path(),
+        "orphan",
+        60,
+        "[0]",
+        "variants:\n  - name: stuck\n    set: { debug.hang_at_step: 5 }\n",
+    );
+    let mut sweep = spawn(sweep_cmd(&s, &res, &[]));
+    let needle = res.join("orphan/runs").display().to_string();
+    let stderr = || {
+        std::fs::read_dir(res.join("orphan/runs"))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        std::fs::read_to_string(e.path().join("stderr.log")).unwrap_or_default()
+                    })
+                    .collect::<String>()
+            })
+            .unwrap_or_default()
+    };
+    wait_for("the child to hang", Duration::from_secs(60), || {
+        stderr().contains("hanging")
+    });
+    signal(sweep.id(), "-KILL");
+    let _ = sweep.wait();
+    // TD3_SWEEP_KILL_GRACE_S is 2 in sweep_cmd; the child inherits it.
+    wait_for("the hung child to exit", Duration::from_secs(20), || {
+        pids_with(&needle).is_empty()
+    });
+    assert!(
+        stderr().contains("the parent sweep is gone"),
+        "{}",
+        stderr()
+    );
+}
+
+/// A sweep whose stdout reader goes away at once (`| head -1`) still trains, writes its summary
+/// and its report, and exits with the verdict's code, not a panic.
+#[test]
+fn a_closed_stdout_does_not_stop_the_bookkeeping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let s = spec(tmp.path(), "nostdout", 60, "[0, 1]", "");
+    let mut c = sweep_cmd(&s, &res, &["--jobs", "2"]);
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        outcomes(&res, "nostdout"),
+        outcomes(&res, "nostdout")
+            .into_iter()
+            .map(|(id, _)| (id, "completed".to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(outcomes(&res, "nostdout").len(), 2);
+    assert!(res.join("nostdout/VALIDATION_nostdout.md").is_file());
+}
+
+/// Editing a sweep file and running it again under the same name: the earlier version's runs
+/// stay on disk but leave the verdict, and the report lists them as left out.
+#[test]
+fn an_edited_sweep_is_judged_on_its_current_runs_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    // First version: every run diverges (FAIL, exit 11).
+    let s = spec(
+        tmp.path(),
+        "edited",
+        60,
+        "[0]",
+        "variants:\n  - name: v\n    set: { debug.nan_at_step: 5 }\n",
+    );
+    assert_eq!(run(sweep_cmd(&s, &res, &[])).status.code(), Some(11));
+    // The fix: the same name and variant, without the fault.
+    let s = spec(tmp.path(), "edited", 60, "[0]", "variants:\n  - name: v\n");
+    let out = run(sweep_cmd(&s, &res, &[]));
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(log.contains("not in the sweep's current plan"), "{log}");
+    let report = std::fs::read_to_string(res.join("edited/VALIDATION_edited.md")).unwrap();
+    assert!(report.contains("## Left out"), "{report}");
+    assert!(
+        report.contains("1 runs in 1 variant groups")
+            || report.contains("1 run in 1 variant group"),
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read_dir(res.join("edited/runs")).unwrap().count(),
+        2,
+        "the earlier run is kept on disk"
+    );
+}
+
+/// A completed run whose metrics.csv was deleted has no evidence: the report makes it FAIL with
+/// the file named, and the next sweep trains it again.
+#[test]
+fn a_run_whose_metrics_were_deleted_fails_and_is_trained_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let s = spec(tmp.path(), "lost", 60, "[0, 1]", "");
+    let first = run(sweep_cmd(&s, &res, &["--jobs", "2"])).status.code();
+    assert_ne!(first, Some(11), "both runs complete without a FAIL");
+    let (id, _) = outcomes(&res, "lost").remove(0);
+    let csv = res.join("lost/runs").join(&id).join("metrics.csv");
+    std::fs::remove_file(&csv).unwrap();
+
+    let report = run({
+        let mut c = Command::new(bin());
+        c.arg("report").arg(res.join("lost"));
+        c
+    });
+    let log = text(&report);
+    // That seed FAILs (its group is FLAKY or FAIL, never PASS).
+    assert!(matches!(report.status.code(), Some(10) | Some(11)), "{log}");
+    assert!(log.contains(":FAIL"), "{log}");
+    assert!(
+        log.contains("metrics.csv: missing, though run.json says"),
+        "{log}"
+    );
+
+    let again = run(sweep_cmd(&s, &res, &["--jobs", "2"]));
+    let log = text(&again);
+    assert!(log.contains("1 to train, 1 already done"), "{log}");
+    assert_eq!(
+        again.status.code(),
+        first,
+        "the same verdict as before: {log}"
+    );
+    assert!(metrics_rows(&res, "lost", &id) > 0);
+}
+
+/// A bad `--template` or `--junit` is found before anything trains: exit 2, nothing created.
+#[test]
+fn bad_report_outputs_are_refused_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let s = spec(tmp.path(), "outputs", 60, "[0]", "");
+    let bad_template = tmp.path().join("t.j2");
+    std::fs::write(&bad_template, "{{ foo(").unwrap();
+    let missing_dir = tmp.path().join("nope/junit.xml");
+    let out = run(sweep_cmd(
+        &s,
+        &res,
+        &[
+            "--template",
+            bad_template.to_str().unwrap(),
+            "--junit",
+            missing_dir.to_str().unwrap(),
+        ],
+    ));
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(log.contains("--template"), "{log}");
+    assert!(log.contains("--junit"), "{log}");
+    assert!(!res.exists(), "created {}", res.display());
+}

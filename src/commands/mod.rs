@@ -29,6 +29,19 @@ pub fn load_checked(
     Ok((plan, criteria))
 }
 
+/// `--template` and `--junit` checked before anything runs (see [`crate::report::check_outputs`]).
+pub fn check_report_outputs(
+    template: Option<&std::path::Path>,
+    junit: Option<&std::path::Path>,
+) -> Result<(), BadInput> {
+    let problems = crate::report::check_outputs(template, junit);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(BadInput(problems.join("\n")))
+    }
+}
+
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {

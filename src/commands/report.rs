@@ -1,7 +1,8 @@
 //! `td3-sweep report`: re-classify stored results and re-render the report, without training.
 
+use super::BadInput;
 use crate::cli::ReportArgs;
-use crate::report::{generate, ReportOptions};
+use crate::report::{generate, ReportError, ReportOptions};
 
 /// Renders `VALIDATION_<name>.md` for a results folder; the exit code is the verdict's.
 pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
@@ -12,7 +13,15 @@ pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
         stable: args.stable,
         ..Default::default()
     };
-    let out = generate(&args.dir, &opts)?;
+    super::check_report_outputs(args.template.as_deref(), args.junit.as_deref())?;
+    let out = generate(&args.dir, &opts).map_err(|e| -> anyhow::Error {
+        match e {
+            // Bad input (exit 2), each printed once: the diagnostics already name file:line:key.
+            ReportError::Criteria(d) => d.into(),
+            e @ ReportError::NotResults { .. } => BadInput(e.to_string()).into(),
+            e => e.into(),
+        }
+    })?;
     println!("{}", out.overview);
     println!("report: {}", out.report_path.display());
     if let Some(j) = &args.junit {

@@ -83,9 +83,9 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
     // Progress lines still go to stdout.log; nobody here displays them live.
     let (tx, rx) = channel();
     drop(rx);
-    println!("run-one: index {} = {} on {slot}", job.index, job.run_id);
+    crate::say!("run-one: index {} = {} on {slot}", job.index, job.run_id);
     let rec = exec.execute(&job, &slot, &ctl, &tx);
-    println!(
+    crate::say!(
         "run-one: {} {}{}",
         rec.run_id,
         rec.outcome,

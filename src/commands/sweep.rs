@@ -120,12 +120,23 @@ fn read_record(dir: &Path) -> Option<RunRecord> {
 }
 
 /// Whether a run with this stored record must be trained (again).
-fn needs_run(rec: Option<&RunRecord>, hash: &str, rerun: Option<Rerun>) -> bool {
-    let Some(rec) = rec else { return true };
+fn needs_run(dir: &Path, hash: &str, rerun: Option<Rerun>) -> bool {
+    let Some(rec) = read_record(dir) else {
+        return true;
+    };
     if rec.config_hash != hash || rerun == Some(Rerun::All) {
         return true;
     }
     match rec.outcome {
+        // A finished run whose metrics are gone has no evidence left: train it again.
+        Outcome::Completed | Outcome::Stopped if metrics_lost(dir, &rec) => {
+            eprintln!(
+                "note: {}: run.json says {} training steps were done but metrics.csv is missing or has no rows; training it again",
+                dir.display(),
+                rec.train_steps_done
+            );
+            true
+        }
         Outcome::Completed | Outcome::Stopped => false,
         // Never seen to end by a scheduler (the sweep itself was killed): partial, train again.
         Outcome::Interrupted => true,
@@ -134,30 +145,42 @@ fn needs_run(rec: Option<&RunRecord>, hash: &str, rerun: Option<Rerun>) -> bool 
     }
 }
 
+/// True when a run that trained (`train_steps_done > 0`) has no metric rows on disk: the training
+/// loop always writes a row on its last step, so the file was deleted or truncated since.
+fn metrics_lost(dir: &Path, rec: &RunRecord) -> bool {
+    if rec.train_steps_done == 0 {
+        return false;
+    }
+    match std::fs::read_to_string(dir.join("metrics.csv")) {
+        Ok(text) => text.lines().skip(1).all(|l| l.trim().is_empty()),
+        Err(_) => true,
+    }
+}
+
 fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
     let spec = &plan.spec;
-    println!(
+    crate::say!(
         "sweep {} ({}): {} runs on {} slot(s)",
         spec.name,
         spec.source.display(),
         plan.runs.len(),
         slots.len()
     );
-    println!("base config: {}", spec.base.display());
-    println!("results:     {}", results.display());
+    crate::say!("base config: {}", spec.base.display());
+    crate::say!("results:     {}", results.display());
     if let Some(t) = spec.timeout {
-        println!("timeout:     {} per run", crate::spec::format_duration(t));
+        crate::say!("timeout:     {} per run", crate::spec::format_duration(t));
     }
-    println!(
+    crate::say!(
         "stop_on_fail: {}",
         spec.stop_on_fail
             .map_or("from the criteria (default true)".to_string(), |b| b
                 .to_string())
     );
     if !spec.stages.is_empty() {
-        println!("stages (each run continues from its checkpoint at the previous stage's end):");
+        crate::say!("stages (each run continues from its checkpoint at the previous stage's end):");
         for (i, st) in spec.stages.iter().enumerate() {
-            println!(
+            crate::say!(
                 "  {}. {:<10} to {} env steps; entry: {}{}",
                 i + 1,
                 st.name,
@@ -171,10 +194,10 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
             );
         }
     }
-    println!();
+    crate::say!();
     for (i, run) in plan.runs.iter().enumerate() {
         let slot = &slots[i % slots.len()];
-        println!("[{:>3}] {}", run.index, run.run_id);
+        crate::say!("[{:>3}] {}", run.index, run.run_id);
         // A ladder run trains to each stage's end in turn, as far as it is promoted.
         let steps = if plan.spec.stages.is_empty() {
             run.config.training.steps.to_string()
@@ -186,37 +209,40 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
                 .collect::<Vec<_>>()
                 .join(" → ")
         };
-        println!(
+        crate::say!(
             "      variant {}  seed {}  steps {}  {}",
-            run.variant, run.seed, steps, slot
+            run.variant,
+            run.seed,
+            steps,
+            slot
         );
         for (k, v) in &run.overrides {
-            println!("      set {k} = {v}");
+            crate::say!("      set {k} = {v}");
         }
         let l = run.config.resolved_lrs();
         let py = crate::train::run::py_float;
         if run.config.uses_pixels() {
             if run.config.networks.cnn.actor_encoder == crate::config::ActorEncoder::Own {
-                println!(
+                crate::say!(
                     "      Actor CNN optimizer:   lr={} ({})",
                     py(l.actor_cnn.lr),
                     l.actor_cnn.source.key()
                 );
             } else {
-                println!("      Actor CNN:             none (shared_detached: reads the critic CNN's features)");
+                crate::say!("      Actor CNN:             none (shared_detached: reads the critic CNN's features)");
             }
-            println!(
+            crate::say!(
                 "      Critic CNN optimizer:  lr={} ({})",
                 py(l.critic_cnn.lr),
                 l.critic_cnn.source.key()
             );
         }
-        println!(
+        crate::say!(
             "      Actor head optimizer:  lr={} ({})",
             py(l.actor_head.lr),
             l.actor_head.source.key()
         );
-        println!(
+        crate::say!(
             "      Critic head optimizer: lr={} ({})",
             py(l.critic_head.lr),
             l.critic_head.source.key()
@@ -329,7 +355,7 @@ fn prepare(args: &SweepArgs, plan: SweepPlan) -> anyhow::Result<Option<Prepared>
     let mut to_run = Vec::new();
     for (run, job) in plan.runs.iter().zip(&all) {
         let dir = &job.run_dir;
-        if !needs_run(read_record(dir).as_ref(), &run.config_hash, args.rerun) {
+        if !needs_run(dir, &run.config_hash, args.rerun) {
             continue;
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -388,11 +414,11 @@ fn finish(args: &SweepArgs, results: &Path, lock: Lock, interrupted: bool) -> an
     };
     let out = generate(results, &opts)?;
     drop(lock);
-    println!("{}", out.overview);
-    println!("report:  {}", out.report_path.display());
-    println!("summary: {}", results.join("summary.csv").display());
+    crate::say!("{}", out.overview);
+    crate::say!("report:  {}", out.report_path.display());
+    crate::say!("summary: {}", results.join("summary.csv").display());
     if interrupted {
-        println!("interrupted: run the same command again to resume");
+        crate::say!("interrupted: run the same command again to resume");
         return Ok(130);
     }
     Ok(out.exit_code())
@@ -403,6 +429,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
     // Spec and criteria are checked before anything is created; the spec decides the backend
     // unless `--backend` does.
     let (plan, criteria) = super::load_checked(&args.file)?;
+    super::check_report_outputs(args.template.as_deref(), args.junit.as_deref())?;
     let backend = args.backend.unwrap_or(match plan.spec.backend.as_deref() {
         Some("slurm") => Backend::Slurm,
         _ => Backend::Local,
@@ -443,7 +470,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
         .filter(|j| to_run.contains(&j.index))
         .collect();
     let skipped = plan.runs.len() - jobs.len();
-    println!(
+    crate::say!(
         "sweep {}: {} runs, {} to train, {} already done; {} slot(s); results in {}",
         spec.name,
         plan.runs.len(),
@@ -487,7 +514,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
     }
     let wall = t0.elapsed().as_secs_f64();
     let run_sum: f64 = done.iter().map(|r| r.wall_s).sum();
-    println!(
+    crate::say!(
         "trained {} run(s) in {wall:.1} s wall ({run_sum:.1} s of run time, {:.2}x parallel)",
         done.len(),
         if wall > 0.0 { run_sum / wall } else { 0.0 }
@@ -556,7 +583,7 @@ fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Resul
     let summary_path = results.join("summary.csv");
     let summarise = || summarise(&plan, &runs_dir, &summary_path);
     summarise().with_context(|| format!("writing {}", summary_path.display()))?;
-    println!(
+    crate::say!(
         "sweep {}: {} runs, {} to train, {} already done; backend slurm; results in {}",
         spec.name,
         plan.runs.len(),
@@ -598,28 +625,28 @@ fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Resul
     match end {
         SlurmEnd::Written(scripts) => {
             drop(lock);
-            println!(
+            crate::say!(
                 "--no-submit: wrote {} script(s); submit them with:",
                 scripts.len()
             );
             for s in &scripts {
-                println!("  sbatch {}", s.display());
+                crate::say!("  sbatch {}", s.display());
             }
-            println!(
+            crate::say!(
                 "then, once the tasks ended: td3-sweep report {}",
                 results.display()
             );
             Ok(0)
         }
         SlurmEnd::Finished { submitted } => {
-            println!(
+            crate::say!(
                 "slurm: {submitted} task(s) submitted, all ended after {:.1} s",
                 t0.elapsed().as_secs_f64()
             );
             finish(args, &results, lock, false)
         }
         SlurmEnd::Interrupted { jobs } => {
-            println!(
+            crate::say!(
                 "slurm jobs {} keep running; run the same command again to wait for them (nothing is submitted twice), or `scancel {}`",
                 jobs.join(","),
                 jobs.join(" ")

@@ -71,7 +71,7 @@ fn resume_from(args: &TrainArgs, cfg: &crate::config::AgentConfig) -> Option<std
             if st.config_hash == checkpoint::resume_hash(cfg)
                 && st.env_step < cfg.training.steps =>
         {
-            println!(
+            crate::say!(
                 "resuming from {} at env step {} (pass --fresh to start from zero)",
                 dir.display(),
                 st.env_step
@@ -79,21 +79,21 @@ fn resume_from(args: &TrainArgs, cfg: &crate::config::AgentConfig) -> Option<std
             Some(dir)
         }
         Ok(_) => {
-            println!(
+            crate::say!(
                 "note: {} belongs to another config or is already at training.steps; starting from zero",
                 dir.display()
             );
             None
         }
         Err(e) => {
-            println!("note: ignoring {}: {e}; starting from zero", dir.display());
+            crate::say!("note: ignoring {}: {e}; starting from zero", dir.display());
             None
         }
     }
 }
 
 /// Trains one agent; the exit code encodes the outcome (0 completed, 1 crashed, 3 diverged, 4 stopped,
-/// 130 interrupted).
+/// 5 orphaned: the parent sweep died and a hung run was ended, 130 interrupted).
 pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
     let cfg = load_with_overrides(&args)?;
     let criteria = match &args.criteria {
@@ -149,6 +149,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
                 line.clear();
             }
             s.store(true, Ordering::SeqCst);
+            // A run that is stuck inside a step never sees the flag, and with the sweep gone
+            // nobody enforces its timeout any more: don't outlive the parent by more than the
+            // grace a sweep gives its children (TD3_SWEEP_KILL_GRACE_S, default 10 s). run.json
+            // keeps its start-up record (crashed, ended before its final record), which the next
+            // sweep retrains.
+            let grace = std::env::var("TD3_SWEEP_KILL_GRACE_S")
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(10.0)
+                .max(0.0);
+            std::thread::sleep(std::time::Duration::from_secs_f64(grace));
+            eprintln!(
+                "the parent sweep is gone and the run did not stop within {grace} s: exiting"
+            );
+            std::process::exit(exit::ORPHANED);
         });
     }
     if let Some(c) = criteria {
@@ -169,13 +184,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
                 critic_cnn_grad_norm: r.critic_cnn_grad_norm,
                 q_abs_max: r.q_abs_max,
             };
-            println!(
+            crate::say!(
                 "{PROGRESS_PREFIX}{}",
                 serde_json::to_string(&p).unwrap_or_default()
             );
         } else {
             let f = |v: Option<f64>| v.map(|x| format!("{x:.4e}")).unwrap_or_else(|| "-".into());
-            println!(
+            crate::say!(
                 "step {:>6}/{steps} train {:>6}  actor_cnn_gn {}  critic_cnn_gn {}  |Q|max {}  critic_loss {}",
                 r.env_step,
                 r.train_step,
@@ -188,7 +203,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         let _ = std::io::stdout().flush();
     }));
     let rec = train(&cfg, opts)?;
-    println!(
+    crate::say!(
         "{}: {} after {}/{} env steps ({} updates) in {:.1} s{}",
         args.out.display(),
         rec.outcome,

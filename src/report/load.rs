@@ -119,8 +119,12 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
     let csv_path = run_dir.join("metrics.csv");
     // A run that crashed before its first row may have no metrics.csv: that is an empty run, not a
     // corrupted one (its outcome already says what happened).
+    let mut csv_missing = false;
     let rows = match std::fs::read_to_string(&csv_path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            csv_missing = true;
+            Vec::new()
+        }
         Err(e) => {
             load_errors.push(format!("{csv_rel}: cannot read: {e}"));
             Vec::new()
@@ -133,6 +137,28 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
             }
         },
     };
+    // The training loop always writes a row on its last step, so a run that says it completed
+    // training steps but has no rows lost its metrics (deleted, truncated, copied without them).
+    // Passing it would be a verdict without evidence.
+    if let Some(r) = &record {
+        if rows.is_empty()
+            && load_errors.is_empty()
+            && r.outcome == crate::metrics::Outcome::Completed
+            && r.train_steps_done > 0
+        {
+            load_errors.push(if csv_missing {
+                format!(
+                    "{csv_rel}: missing, though run.json says the run completed {} training steps",
+                    r.train_steps_done
+                )
+            } else {
+                format!(
+                    "{csv_rel}: no metric rows, though run.json says the run completed {} training steps",
+                    r.train_steps_done
+                )
+            });
+        }
+    }
     let evidence_csv = run_dir
         .join("evidence.csv")
         .is_file()
@@ -160,8 +186,31 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
     }
 }
 
-/// Loads every folder under `runs/` (sorted by name, so the report is deterministic).
-pub fn load_runs(results_dir: &Path, criteria: &Criteria) -> std::io::Result<Vec<RunResult>> {
+/// The runs a results folder holds, and the run folders it leaves out.
+#[derive(Debug, Default)]
+pub struct LoadedRuns {
+    /// Sorted by folder name, so the report is deterministic.
+    pub runs: Vec<RunResult>,
+    /// Folders under `runs/` that the sweep's current plan (`summary.csv`) does not list: runs of
+    /// an earlier version of the sweep file, kept on disk but not part of this verdict.
+    pub left_out: Vec<String>,
+}
+
+/// The run ids `summary.csv` lists (one row per planned run), or `None` when the folder has no
+/// readable summary (a results folder put together by hand: then every run folder counts).
+fn planned_run_ids(results_dir: &Path) -> Option<std::collections::BTreeSet<String>> {
+    let mut reader = csv::Reader::from_path(results_dir.join("summary.csv")).ok()?;
+    let col = reader.headers().ok()?.iter().position(|h| h == "run_id")?;
+    let mut ids = std::collections::BTreeSet::new();
+    for rec in reader.records() {
+        ids.insert(rec.ok()?.get(col)?.to_string());
+    }
+    Some(ids)
+}
+
+/// Loads the folders under `runs/` that belong to the sweep: those `summary.csv` lists when it
+/// exists (the sweep rewrites it for its current plan), else all of them.
+pub fn load_runs(results_dir: &Path, criteria: &Criteria) -> std::io::Result<LoadedRuns> {
     let runs_dir: PathBuf = results_dir.join("runs");
     let mut names: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(&runs_dir)? {
@@ -171,10 +220,17 @@ pub fn load_runs(results_dir: &Path, criteria: &Criteria) -> std::io::Result<Vec
         }
     }
     names.sort();
-    Ok(names
-        .iter()
-        .map(|n| load_run(results_dir, n, criteria))
-        .collect())
+    let planned = planned_run_ids(results_dir);
+    let (names, left_out): (Vec<String>, Vec<String>) = names
+        .into_iter()
+        .partition(|n| planned.as_ref().is_none_or(|p| p.contains(n)));
+    Ok(LoadedRuns {
+        runs: names
+            .iter()
+            .map(|n| load_run(results_dir, n, criteria))
+            .collect(),
+        left_out,
+    })
 }
 
 /// The seeds rules on one group. Only completed runs count: a crashed or stopped seed is

@@ -13,7 +13,7 @@ mod recommend;
 mod view;
 
 pub use junit::junit_xml;
-pub use load::{group_runs, load_run, load_runs, GroupResult, RunResult};
+pub use load::{group_runs, load_run, load_runs, GroupResult, LoadedRuns, RunResult};
 pub use recommend::{recommend, Recommendation, GRAD_CLIP_KEY, Q_NORM_KEY};
 
 use std::path::{Path, PathBuf};
@@ -47,8 +47,8 @@ pub struct ReportOptions {
 /// Why no report could be written. A failed or corrupted *run* is not one of these: it is in the report.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: not a results folder (no runs/ folder inside)")]
-    NotResults { path: PathBuf },
+    #[error("{path}: {why}; give a sweep's results folder, e.g. results/actor_lr")]
+    NotResults { path: PathBuf, why: &'static str },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -173,16 +173,33 @@ fn resolve_criteria(
 /// asked, JUnit XML. Unreadable runs are reported (and printed to stderr), never fatal.
 pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcome, ReportError> {
     if !results_dir.join("runs").is_dir() {
+        let why = if !results_dir.exists() {
+            "does not exist"
+        } else if !results_dir.is_dir() {
+            "is a file, not a results folder"
+        } else {
+            "not a results folder (no runs/ folder inside)"
+        };
         return Err(ReportError::NotResults {
             path: results_dir.to_path_buf(),
+            why,
         });
     }
     let (criteria, criteria_source) = resolve_criteria(results_dir, opts)?;
     let sweep = sweep_name(results_dir);
-    let runs = load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {
-        path: results_dir.join("runs"),
-        source,
-    })?;
+    let LoadedRuns { runs, left_out } =
+        load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {
+            path: results_dir.join("runs"),
+            source,
+        })?;
+    if !left_out.is_empty() {
+        eprintln!(
+            "warning: {}: {} run folder(s) under runs/ are not in the sweep's current plan (summary.csv) and are left out of the verdict: {}",
+            results_dir.display(),
+            left_out.len(),
+            left_out.join(", ")
+        );
+    }
     let load_errors: Vec<String> = runs
         .iter()
         .flat_map(|r| r.load_errors.iter().cloned())
@@ -242,6 +259,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
         recommendation: &recommendation,
         plots: plot_views,
         load_errors: &load_errors,
+        left_out: &left_out,
     });
     let mut model = model;
     if let Some(l) = crate::schedule::ladder::LadderState::read(results_dir) {
@@ -298,6 +316,49 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
         write_junit(&outcome, j)?;
     }
     Ok(outcome)
+}
+
+/// Checks the output options before any work: a `--template` that is not a readable file or
+/// does not compile, and a `--junit` path whose folder does not exist or that names a folder.
+/// Every problem, one line each (`--flag PATH: why`), so a long sweep never trains only to fail
+/// at the report.
+pub fn check_outputs(template: Option<&Path>, junit: Option<&Path>) -> Vec<String> {
+    let mut problems = Vec::new();
+    if let Some(t) = template {
+        match std::fs::read_to_string(t) {
+            Err(_) if t.is_dir() => problems.push(format!(
+                "--template {}: is a folder; give a template file (the embedded one is templates/validation.md.j2)",
+                t.display()
+            )),
+            Err(e) => problems.push(format!("--template {}: {e}", t.display())),
+            Ok(text) => {
+                let mut env = minijinja::Environment::new();
+                if let Err(e) = env.add_template_owned(t.display().to_string(), text) {
+                    problems.push(format!("--template {}: {e:#}", t.display()));
+                }
+            }
+        }
+    }
+    if let Some(j) = junit {
+        let parent = j
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if j.is_dir() {
+            problems.push(format!(
+                "--junit {}: is a folder; give a file path such as {}",
+                j.display(),
+                j.join("junit.xml").display()
+            ));
+        } else if !parent.is_dir() {
+            problems.push(format!(
+                "--junit {}: the folder {} does not exist; create it first",
+                j.display(),
+                parent.display()
+            ));
+        }
+    }
+    problems
 }
 
 fn render(name: &str, text: &str, model: &view::ReportView) -> Result<String, minijinja::Error> {

@@ -23,6 +23,8 @@ pub struct Input<'a> {
     pub recommendation: &'a Recommendation,
     pub plots: Vec<PlotView>,
     pub load_errors: &'a [String],
+    /// Run folders not in the current plan (see [`super::LoadedRuns::left_out`]).
+    pub left_out: &'a [String],
 }
 
 /// What `--stable` prints instead of a date, a commit or a duration.
@@ -53,6 +55,8 @@ pub struct ReportView {
     pub recommendation: RecommendationView,
     pub runs: Vec<RunView>,
     pub load_errors: Vec<String>,
+    /// Run folders left out of the verdict: not in the sweep's current plan.
+    pub left_out: Vec<String>,
     /// The validation ladder (`stages:`), when the sweep has one.
     pub ladder: Option<LadderView>,
 }
@@ -586,6 +590,7 @@ pub fn build(i: Input<'_>) -> ReportView {
         },
         runs: run_views,
         load_errors: i.load_errors.to_vec(),
+        left_out: i.left_out.to_vec(),
         ladder: None,
     }
 }

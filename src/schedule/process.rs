@@ -20,6 +20,8 @@ pub mod exit {
     pub const DIVERGED: i32 = 3;
     pub const STOPPED: i32 = 4;
     pub const INTERRUPTED: i32 = 130;
+    /// The parent sweep died and the run did not stop within the grace period (a hung step).
+    pub const ORPHANED: i32 = 5;
 }
 
 /// Prefix of the machine-readable progress lines a child prints.

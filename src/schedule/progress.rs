@@ -66,7 +66,7 @@ impl Display {
             Some(m) => {
                 let _ = m.println(line);
             }
-            None => println!("{line}"),
+            None => crate::say!("{line}"),
         }
     }
 
@@ -87,7 +87,7 @@ impl Display {
                     b.set_prefix(id.clone());
                     self.bars.insert(*index, b);
                 } else {
-                    println!("start  {id}  on {slot}");
+                    crate::say!("start  {id}  on {slot}");
                 }
             }
             Event::Progress { index, progress: p } => {
@@ -110,7 +110,7 @@ impl Display {
                         let mut lines: Vec<&String> = self.latest.values().collect();
                         lines.sort();
                         for l in lines {
-                            println!("  ...  {l}");
+                            crate::say!("  ...  {l}");
                         }
                     }
                 }

@@ -332,7 +332,7 @@ pub fn run_sweep(
             indices: indices.clone(),
             submitted_at: chrono::Utc::now().to_rfc3339(),
         };
-        println!(
+        crate::say!(
             "submitted {} ({} task(s)) as job {}",
             path.display(),
             indices.len(),
@@ -345,7 +345,7 @@ pub fn run_sweep(
         write_json(&jobs_path, &jobs_file)?;
     }
     if !active.is_empty() {
-        println!(
+        crate::say!(
             "waiting for {} task(s) already in Slurm from an earlier submission",
             active.len()
         );
@@ -406,9 +406,11 @@ pub fn run_sweep(
                         .as_deref()
                         .map(|x| format!(" ({x})"))
                         .unwrap_or_default();
-                    println!(
+                    crate::say!(
                         "[{ended:>3}/{total}] {} {}{reason}  [task {}]",
-                        r.run_id, r.outcome, w.task
+                        r.run_id,
+                        r.outcome,
+                        w.task
                     );
                     on_end();
                 }
@@ -425,7 +427,7 @@ pub fn run_sweep(
             waiting.len() - running
         );
         if line != last_line && !waiting.is_empty() {
-            println!("{line}");
+            crate::say!("{line}");
             last_line = line;
         }
         if waiting.is_empty() {

@@ -452,7 +452,7 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
     let lrs = cfg.resolved_lrs();
     if opts.verbose {
         let line = |name: &str, r: ResolvedLr| {
-            println!(
+            crate::say!(
                 "  {name} optimizer initialized with lr={} ({})",
                 py_float(r.lr),
                 r.source.key()

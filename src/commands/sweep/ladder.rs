@@ -74,7 +74,7 @@ pub(super) fn run(
                 .filter(|v| v.promoted)
                 .map(|v| v.variant.clone())
                 .collect();
-            println!(
+            crate::say!(
                 "stage {} ({} steps): already done; {} variant(s) climb",
                 stage.name,
                 stage.steps,
@@ -83,7 +83,7 @@ pub(super) fn run(
             continue;
         }
         if entered.is_empty() {
-            println!(
+            crate::say!(
                 "stage {}: no variant was promoted; the ladder ends",
                 stage.name
             );
@@ -104,7 +104,7 @@ pub(super) fn run(
             let hash = config_hash(cfg);
             let dir = runs_dir.join(&run.run_id);
             let rerun = if k == 0 { args.rerun } else { None };
-            if !needs_run(read_record(&dir).as_ref(), &hash, rerun) {
+            if !needs_run(&dir, &hash, rerun) {
                 continue;
             }
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -125,7 +125,7 @@ pub(super) fn run(
             }
             jobs.push(job);
         }
-        println!(
+        crate::say!(
             "stage {} ({} steps, {}): {} run(s) of {} variant(s), {} to train",
             stage.name,
             stage.steps,
@@ -167,7 +167,7 @@ pub(super) fn run(
                     }
                 })?;
                 if let SlurmEnd::Interrupted { jobs } = end {
-                    println!(
+                    crate::say!(
                         "slurm jobs {} keep running; run the same command again to wait for them and go on with the ladder (nothing is submitted twice), or `scancel {}`",
                         jobs.join(","),
                         jobs.join(" ")
@@ -200,7 +200,7 @@ pub(super) fn run(
             .map(|v| v.variant.clone())
             .collect();
         for v in &s.variants {
-            println!(
+            crate::say!(
                 "  {:<24} {:<12} {}",
                 v.variant,
                 v.verdict,
@@ -227,7 +227,7 @@ pub(super) fn run(
         state.write(&results)?;
     }
     if state.approve {
-        println!(
+        crate::say!(
             "approved for deployment: {}",
             if state.approved.is_empty() {
                 "none".to_string()
