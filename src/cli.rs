@@ -66,7 +66,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// libtorch intra-op threads (default: libtorch's choice).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
     pub threads: Option<i32>,
     /// Criteria file: when a FAIL becomes certain, write `evidence.csv` (and stop with `--stop-on-fail`).
     #[arg(long)]
@@ -129,7 +129,7 @@ pub struct SweepArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Parallel runs (overrides the slots computed from `resources`).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub jobs: Option<usize>,
     /// Retry runs that already ended.
     #[arg(long, value_enum)]
@@ -240,4 +240,13 @@ pub struct ReportArgs {
     /// renders identically later (for snapshot tests in CI).
     #[arg(long)]
     pub stable: bool,
+}
+
+/// A count that must be 1 or more (`--jobs`).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
 }

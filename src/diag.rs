@@ -152,13 +152,41 @@ pub struct Source {
 
 impl Source {
     /// Reads a file; a missing or unreadable file is a diagnostic.
+    ///
+    /// A leading UTF-8 byte-order mark (some Windows editors write one) is dropped. A folder, a
+    /// missing file and bytes that are not UTF-8 (with the line and column of the first one) are
+    /// diagnostics.
     pub fn read(path: &Path) -> Result<Source, Diagnostic> {
-        std::fs::read_to_string(path)
-            .map(|text| Source {
-                path: path.to_path_buf(),
-                text,
-            })
-            .map_err(|e| Diagnostic::file_level(path, format!("cannot read file: {e}")))
+        if path.is_dir() {
+            return Err(Diagnostic::file_level(
+                path,
+                "is a folder, not a file: give the YAML file inside it",
+            ));
+        }
+        let bytes = std::fs::read(path)
+            .map_err(|e| Diagnostic::file_level(path, format!("cannot read file: {e}")))?;
+        let text = match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                let line = 1 + good.iter().filter(|&&b| b == b'\n').count();
+                let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let col = 1 + String::from_utf8_lossy(&good[line_start..]).chars().count();
+                let mut d =
+                    Diagnostic::file_level(path, "not UTF-8 text: a byte here is not valid UTF-8")
+                        .hint("save the file as UTF-8");
+                d.mark = Mark { line, col };
+                return Err(d);
+            }
+        };
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => rest.to_string(),
+            None => text,
+        };
+        Ok(Source {
+            path: path.to_path_buf(),
+            text,
+        })
     }
 
     /// Wraps text that did not come from a file (a `--set` argument, a test string).
@@ -213,5 +241,27 @@ mod tests {
         assert_eq!(did_you_mean("actor_cnn_rl", keys), Some("actor_cnn_lr"));
         assert_eq!(did_you_mean("critc_cnn_lr", keys), Some("critic_cnn_lr"));
         assert_eq!(did_you_mean("batch", keys), None);
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn a_byte_order_mark_is_dropped_and_bad_utf8_is_located() {
+        let d = tempfile::tempdir().unwrap();
+        let bom = d.path().join("bom.yaml");
+        std::fs::write(&bom, b"\xEF\xBB\xBFname: x\n").unwrap();
+        assert_eq!(Source::read(&bom).unwrap().text, "name: x\n");
+
+        let bad = d.path().join("bad.yaml");
+        std::fs::write(&bad, b"name: x\nsteps: 10\nab\xFFc: 1\n").unwrap();
+        let e = Source::read(&bad).unwrap_err();
+        assert_eq!(e.mark, Mark { line: 3, col: 3 });
+        assert!(e.message.contains("UTF-8"), "{}", e.message);
+
+        let e = Source::read(d.path()).unwrap_err();
+        assert!(e.message.contains("is a folder"), "{}", e.message);
     }
 }

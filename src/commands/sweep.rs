@@ -333,11 +333,16 @@ fn prepare(args: &SweepArgs, plan: SweepPlan) -> anyhow::Result<Option<Prepared>
         .with_context(|| format!("creating {}", runs_dir.display()))?;
     let invocation = std::env::args().collect::<Vec<_>>().join(" ");
     let lock = Lock::acquire(&results.join(".lock"), &invocation)?;
-    if let Some(h) = &lock.took_over {
-        eprintln!(
+    match &lock.took_over {
+        Some(h) if h.pid == 0 => eprintln!(
+            "note: took over a stale lock ({}), left by a sweep that died while taking it",
+            h.command
+        ),
+        Some(h) => eprintln!(
             "note: took over a stale lock of pid {} (started {}), which is no longer running",
             h.pid, h.started_at
-        );
+        ),
+        None => {}
     }
     let spec_text = Source::read(&spec.source).map_err(Diagnostics::from)?.text;
     write_atomic(&results.join("sweep.yaml"), spec_text.as_bytes())?;
@@ -514,11 +519,15 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
     }
     let wall = t0.elapsed().as_secs_f64();
     let run_sum: f64 = done.iter().map(|r| r.wall_s).sum();
-    crate::say!(
-        "trained {} run(s) in {wall:.1} s wall ({run_sum:.1} s of run time, {:.2}x parallel)",
-        done.len(),
-        if wall > 0.0 { run_sum / wall } else { 0.0 }
-    );
+    if done.is_empty() {
+        crate::say!("nothing to train: every run is already done (--rerun all trains them again)");
+    } else {
+        crate::say!(
+            "trained {} run(s) in {wall:.1} s wall ({run_sum:.1} s of run time, {:.2}x parallel)",
+            done.len(),
+            if wall > 0.0 { run_sum / wall } else { 0.0 }
+        );
+    }
     finish(&args, &results, lock, ctl.level() > 0)
 }
 

@@ -56,6 +56,19 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// How old an unreadable (empty, cut short) lock file must be before it is taken over: a live
+/// holder writes its line microseconds after creating the file.
+const UNREADABLE_STALE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Time since the file at `path` was last modified (zero when unknown).
+fn lock_age(path: &Path) -> std::time::Duration {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default()
+}
+
 impl Lock {
     /// Takes the lock at `path`, or says who holds it.
     pub fn acquire(path: &Path, command: &str) -> Result<Lock, LockError> {
@@ -93,6 +106,17 @@ impl Lock {
                                 path: path.to_path_buf(),
                                 holder: h,
                             })
+                        }
+                        // Unreadable and old: its writer died between create and write (or
+                        // the disk was full). Nobody will ever complete it; take it over.
+                        Err(_) if lock_age(path) > UNREADABLE_STALE => {
+                            let _ = std::fs::remove_file(path);
+                            took_over = Some(Holder {
+                                pid: 0,
+                                host: "?".into(),
+                                started_at: "?".into(),
+                                command: format!("unreadable lock file: {text:?}"),
+                            });
                         }
                         // Unreadable: a holder may be between create and write; retry briefly.
                         Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
@@ -153,5 +177,22 @@ mod tests {
         std::fs::write(&p, serde_json::to_string(&stale).unwrap()).unwrap();
         let l = Lock::acquire(&p, "new").unwrap();
         assert_eq!(l.took_over.as_ref().map(|h| h.pid), Some(dead));
+    }
+
+    #[test]
+    fn an_empty_lock_is_refused_while_fresh_and_taken_over_when_old() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".lock");
+        let f = std::fs::File::create(&p).unwrap();
+        // Fresh: its writer may be about to fill it in.
+        assert!(Lock::acquire(&p, "a").is_err());
+        // Old: its writer died between create and write.
+        let old = std::time::SystemTime::now() - 2 * UNREADABLE_STALE;
+        f.set_modified(old).unwrap();
+        let l = Lock::acquire(&p, "b").unwrap();
+        assert!(l
+            .took_over
+            .as_ref()
+            .is_some_and(|h| h.command.contains("unreadable")));
     }
 }

@@ -47,6 +47,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if total <= 0.0 || !total.is_finite() {
         return Err("must be longer than zero".into());
     }
+    // A year is far beyond any training run; it also keeps the value convertible.
+    const MAX_S: f64 = 366.0 * 24.0 * 3600.0;
+    if total > MAX_S {
+        return Err("longer than a year; did you mean a smaller number?".into());
+    }
     Ok(Duration::from_secs_f64(total))
 }
 
@@ -98,6 +103,8 @@ mod tests {
             "10 m",
             "10 minutes",
             "5min",
+            "99999999999999999999h",
+            "9000h",
         ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

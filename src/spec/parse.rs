@@ -101,7 +101,7 @@ fn read_chain(path: &Path, errs: &mut Vec<Diagnostic>) -> Option<Vec<(Rc<Source>
                         src,
                         *mark,
                         "extends",
-                        format!("extended sweep `{}` does not exist", cur.display()),
+                        format!("extended sweep `{}` {}", cur.display(), not_a_file(&cur)),
                     )
                     .hint("`extends` is a path relative to the sweep file that contains it"),
                 );
@@ -123,6 +123,10 @@ fn read_chain(path: &Path, errs: &mut Vec<Diagnostic>) -> Option<Vec<(Rc<Source>
         }
         let src = match Source::read(&cur) {
             Ok(s) => Rc::new(s),
+            Err(d) if d.hint.is_some() || cur.is_dir() => {
+                errs.push(d);
+                return None;
+            }
             Err(d) => {
                 errs.push(d.hint("check the path; sweep files are usually under sweeps/"));
                 return None;
@@ -404,7 +408,7 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
                     base = normalize(&dir_of(&e.src.path).join(s));
                     if !base.is_file() {
                         errs.push(
-                        at(&e.src, e.node.mark, "base", format!("base config `{}` does not exist", base.display()))
+                        at(&e.src, e.node.mark, "base", format!("base config `{}` {}", base.display(), not_a_file(&base)))
                             .hint("`base` is a path relative to the sweep file, e.g. ../configs/td3.yaml"),
                     );
                     } else {
@@ -900,7 +904,7 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
                             &e.src,
                             e.node.mark,
                             "criteria",
-                            format!("criteria file `{}` does not exist", p.display()),
+                            format!("criteria file `{}` {}", p.display(), not_a_file(&p)),
                         )
                         .hint(
                             "`criteria` is a path relative to the sweep file, or an inline mapping",
@@ -977,8 +981,21 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
             Ok(o) => {
                 let problems = o.problems();
                 for p in &problems {
+                    // "slurm.time: ..." → point at `time`'s value, with its key path.
+                    let key = p
+                        .strip_prefix("slurm.")
+                        .and_then(|r| r.split(':').next())
+                        .map(|k| k.split('[').next().unwrap_or(k));
+                    let (mark, path) = match key.and_then(|k| e.node.get(k).map(|n| (k, n))) {
+                        Some((k, n)) => (n.mark, format!("slurm.{k}")),
+                        None => (e.node.mark, "slurm".to_string()),
+                    };
+                    let msg = p
+                        .split_once(": ")
+                        .map_or(p.as_str(), |(_, m)| m)
+                        .to_string();
                     errs.push(
-                        at(&e.src, e.node.mark, "slurm", p.clone())
+                        at(&e.src, mark, &path, msg)
                             .hint("see docs/slurm.md for every `slurm:` key"),
                     );
                 }
@@ -1060,4 +1077,13 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
         seeds,
         size_at,
     })
+}
+
+/// "does not exist" or, for a folder, "is a folder, not a file": why `p` can't be read as a file.
+fn not_a_file(p: &Path) -> &'static str {
+    if p.is_dir() {
+        "is a folder, not a file"
+    } else {
+        "does not exist"
+    }
 }

@@ -136,6 +136,20 @@ impl FrameStore {
     /// # Panics
     /// If `capacity`, `k` or a frame side is zero.
     pub fn new(capacity: usize, frame_shape: [usize; 2], k: usize, act_dim: usize) -> FrameStore {
+        Self::try_new(capacity, frame_shape, k, act_dim).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`FrameStore::new`], with an error instead of an abort when the address space can't hold
+    /// the store (a `buffer_size` far beyond the machine): "needs N GB for M transitions".
+    ///
+    /// # Panics
+    /// If `capacity`, `k` or a frame side is zero.
+    pub fn try_new(
+        capacity: usize,
+        frame_shape: [usize; 2],
+        k: usize,
+        act_dim: usize,
+    ) -> Result<FrameStore, String> {
         assert!(
             capacity > 0 && k > 0,
             "capacity and frame stack must be > 0"
@@ -143,24 +157,39 @@ impl FrameStore {
         let frame_len = frame_shape[0] * frame_shape[1];
         assert!(frame_len > 0, "frames must have pixels");
         let slots = Self::frame_slots(capacity, k);
+        let too_big = || {
+            // In f64: the usize products may overflow for the sizes that get here.
+            let gb = (slots as f64 * frame_len as f64
+                + capacity as f64 * (FIXED_BYTES + 4 * act_dim) as f64)
+                / 1e9;
+            format!(
+                "{capacity} transitions of {}x{} frames need {gb:.1} GB, which could not be reserved; lower training.buffer_size",
+                frame_shape[0], frame_shape[1]
+            )
+        };
+        fn reserve<T>(n: Option<usize>) -> Option<Vec<T>> {
+            let mut v = Vec::new();
+            v.try_reserve_exact(n?).ok()?;
+            Some(v)
+        }
         // Reserved, not touched: memory becomes resident only as frames arrive.
-        FrameStore {
+        Ok(FrameStore {
             frame_len,
             frame_shape,
             k,
             act_dim,
             capacity,
             slots,
-            frames: Vec::with_capacity(slots * frame_len),
+            frames: reserve(slots.checked_mul(frame_len)).ok_or_else(too_big)?,
             written: 0,
-            last: Vec::with_capacity(capacity),
-            act: Vec::with_capacity(capacity * act_dim),
-            rew: Vec::with_capacity(capacity),
-            not_done: Vec::with_capacity(capacity),
+            last: reserve(Some(capacity)).ok_or_else(too_big)?,
+            act: reserve(capacity.checked_mul(act_dim)).ok_or_else(too_big)?,
+            rew: reserve(Some(capacity)).ok_or_else(too_big)?,
+            not_done: reserve(Some(capacity)).ok_or_else(too_big)?,
             head: 0,
             len: 0,
             chain_open: false,
-        }
+        })
     }
 
     /// Frame slots for `capacity` transitions: 5% slack for the first stack of each episode

@@ -71,6 +71,17 @@ impl Replay {
     /// # Panics
     /// If `capacity` is zero, or pixel observations are not `[C, H, W]` with positive sides.
     pub fn new(capacity: usize, obs_shape: Vec<i64>, pixels: bool, act_dim: usize) -> Replay {
+        Self::try_new(capacity, obs_shape, pixels, act_dim).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Replay::new`], with an error when a pixel store's memory can't be reserved (see
+    /// [`FrameStore::try_new`]).
+    pub fn try_new(
+        capacity: usize,
+        obs_shape: Vec<i64>,
+        pixels: bool,
+        act_dim: usize,
+    ) -> Result<Replay, String> {
         assert!(capacity > 0, "replay capacity must be > 0");
         let obs_len = obs_shape.iter().product::<i64>() as usize;
         let store = if pixels {
@@ -79,7 +90,12 @@ impl Replay {
             };
             assert!(k > 0 && h > 0 && w > 0, "empty pixel observations");
             Store::Pixels {
-                store: FrameStore::new(capacity, [h as usize, w as usize], k as usize, act_dim),
+                store: FrameStore::try_new(
+                    capacity,
+                    [h as usize, w as usize],
+                    k as usize,
+                    act_dim,
+                )?,
                 batch: None,
                 dropped: 0,
             }
@@ -96,13 +112,13 @@ impl Replay {
                 idx: Vec::new(),
             })
         };
-        Replay {
+        Ok(Replay {
             capacity,
             obs_len,
             obs_shape,
             act_dim,
             store,
-        }
+        })
     }
 
     /// Transitions stored.

@@ -42,6 +42,8 @@ pub enum TrainError {
     Device(String, String),
     #[error("network shape: {0}")]
     Shape(String),
+    #[error("replay buffer: {0}")]
+    Replay(String),
     /// A running env stopped working (a Gymnasium bridge died or its env raised); carries the
     /// traceback. [`train`] records it as a `crashed` run rather than returning it.
     #[error("environment failed: {0}")]
@@ -502,15 +504,17 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
             source,
         })
     };
+    // Before anything is written: a buffer the machine can't hold is a configuration error.
+    let t = &cfg.training;
+    let mut replay = Replay::try_new(t.buffer_size, shape.clone(), cfg.uses_pixels(), act_dim)
+        .map_err(TrainError::Replay)?;
     // Written first as "crashed": if the process dies without a word, that is what it did.
     save(&record)?;
     let metrics_path = out.join("metrics.csv");
 
-    let t = &cfg.training;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED);
     let noise = Normal::new(0.0, t.exploration_noise.max(0.0))
         .unwrap_or_else(|_| Normal::new(0.0, 0.0).unwrap());
-    let mut replay = Replay::new(t.buffer_size, shape.clone(), cfg.uses_pixels(), act_dim);
     let mut ep = Episodes::default();
     let mut win = Window::default();
     let mut rows: Vec<MetricRow> = Vec::new();

@@ -78,6 +78,16 @@ impl SlurmOptions {
                 }
             }
         }
+        if let Some(t) = self.time.as_deref().filter(|t| !sbatch_time_ok(t)) {
+            out.push(format!(
+                "slurm.time: {t:?} is not an sbatch time; write minutes (30), H:MM:SS (2:00:00) or D-HH:MM:SS (1-00:00:00)"
+            ));
+        }
+        if let Some(m) = self.mem.as_deref().filter(|m| !sbatch_mem_ok(m)) {
+            out.push(format!(
+                "slurm.mem: {m:?} is not an sbatch memory size; write a whole number with an optional K, M, G or T suffix (4G)"
+            ));
+        }
         if self.cpus_per_task == Some(0) {
             out.push("slurm.cpus_per_task: must be at least 1".into());
         }
@@ -93,6 +103,32 @@ impl SlurmOptions {
         }
         out
     }
+}
+
+/// sbatch's `--time` formats: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`, or unlimited.
+fn sbatch_time_ok(t: &str) -> bool {
+    if matches!(t, "UNLIMITED" | "INFINITE" | "unlimited" | "infinite") {
+        return true;
+    }
+    let num = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    let (days, rest) = match t.split_once('-') {
+        Some((d, r)) => (Some(d), r),
+        None => (None, t),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    // Without days: M, M:S or H:M:S; with days: D-H, D-H:M or D-H:M:S. Three parts at most.
+    days.is_none_or(num) && parts.iter().all(|p| num(p)) && parts.len() <= 3
+}
+
+/// sbatch's `--mem`: a whole number with an optional unit (K, M, G, T; MB etc. too).
+fn sbatch_mem_ok(m: &str) -> bool {
+    let digits = m.bytes().take_while(u8::is_ascii_digit).count();
+    let unit = &m[digits..];
+    digits > 0
+        && matches!(
+            unit.to_ascii_uppercase().as_str(),
+            "" | "K" | "M" | "G" | "T" | "KB" | "MB" | "GB" | "TB"
+        )
 }
 
 /// `--time` in minutes for a per-run timeout, with [`TIME_MARGIN_MIN`] to spare.
@@ -225,6 +261,31 @@ mod tests {
         let p = o.problems();
         assert_eq!(p.len(), 3, "{p:?}");
         assert!(SlurmOptions::default().problems().is_empty());
+        for (time, ok) in [
+            ("30", true),
+            ("30:00", true),
+            ("2:00:00", true),
+            ("1-00:00:00", true),
+            ("1-12", true),
+            ("UNLIMITED", true),
+            ("soon", false),
+            ("1h", false),
+            ("-5", false),
+            ("1:2:3:4", false),
+        ] {
+            assert_eq!(sbatch_time_ok(time), ok, "{time}");
+        }
+        for (mem, ok) in [
+            ("4G", true),
+            ("4000", true),
+            ("512M", true),
+            ("16GB", true),
+            ("lots", false),
+            ("-4G", false),
+            ("4.5G", false),
+        ] {
+            assert_eq!(sbatch_mem_ok(mem), ok, "{mem}");
+        }
     }
 
     #[test]
