@@ -14,7 +14,7 @@ default:
 setup:
     @scripts/setup.sh
 
-# A verdict (exit 10 INVESTIGATE/FLAKY, 11 FAIL) is a result, not a failed recipe: it is printed
+# A verdict (exit 10 INVESTIGATE/FLAKY, 11 FAIL, 12 not finished) is a result, not a failed recipe: it is printed
 # and the recipe succeeds. Bad input (2) or errors (1) fail it. `td3-sweep sweep` returns them all.
 
 # Run a sweep end to end: train every run, classify, write the VALIDATION report.
@@ -24,7 +24,7 @@ sweep FILE *ARGS: setup
     "{{bin}}" sweep {{FILE}} {{ARGS}}
     code=$?
     case $code in
-      0|10|11) echo "verdict exit code $code (0 all PASS, 10 INVESTIGATE or FLAKY, 11 FAIL)";;
+      0|10|11|12) echo "verdict exit code $code (0 all PASS, 10 INVESTIGATE or FLAKY, 11 FAIL, 12 not finished)";;
       *) exit $code;;
     esac
 

@@ -25,9 +25,10 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable
         .iter()
         .flat_map(|g| g.seed_findings.iter().map(move |f| (g, f)))
         .collect();
+    let skipped = runs.iter().filter(|r| r.unfinished.is_some()).count();
     let failures = runs
         .iter()
-        .filter(|r| r.verdict.verdict != Verdict::Pass)
+        .filter(|r| r.unfinished.is_none() && r.verdict.verdict != Verdict::Pass)
         .count()
         + group_cases
             .iter()
@@ -37,9 +38,10 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     // Writing to a Vec cannot fail.
     let _ = w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)));
-    let (tests, fails, time) = (
+    let (tests, fails, skips, time) = (
         (runs.len() + group_cases.len()).to_string(),
         failures.to_string(),
+        skipped.to_string(),
         format!("{total_time:.3}"),
     );
     let mut suites = BytesStart::new("testsuites");
@@ -53,6 +55,9 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable
     s.push_attribute(("tests", tests.as_str()));
     s.push_attribute(("failures", fails.as_str()));
     s.push_attribute(("errors", "0"));
+    if skipped > 0 {
+        s.push_attribute(("skipped", skips.as_str()));
+    }
     s.push_attribute(("time", time.as_str()));
     let _ = w.write_event(Event::Start(s));
     for r in runs {
@@ -60,12 +65,31 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable
             .record
             .as_ref()
             .map(|x| x.variant.clone())
-            .unwrap_or_else(|| "unreadable".into());
+            .unwrap_or_else(|| {
+                if r.unfinished.is_some() {
+                    "not-started".into()
+                } else {
+                    "unreadable".into()
+                }
+            });
         let time = format!("{:.3}", wall(r));
         let mut tc = BytesStart::new("testcase");
         tc.push_attribute(("name", r.run_id()));
         tc.push_attribute(("classname", class.as_str()));
         tc.push_attribute(("time", time.as_str()));
+        if let Some(u) = r.unfinished {
+            // Not a failure of the run: it has no verdict yet (the sweep will train it).
+            let _ = w.write_event(Event::Start(tc));
+            let mut sk = BytesStart::new("skipped");
+            let why = format!(
+                "{}: not finished; run the same sweep again to resume",
+                u.as_str().to_lowercase()
+            );
+            sk.push_attribute(("message", why.as_str()));
+            let _ = w.write_event(Event::Empty(sk));
+            let _ = w.write_event(Event::End(BytesEnd::new("testcase")));
+            continue;
+        }
         if r.verdict.verdict == Verdict::Pass {
             let _ = w.write_event(Event::Empty(tc));
             continue;

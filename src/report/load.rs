@@ -25,6 +25,39 @@ pub struct RunResult {
     /// `runs/<id>/evidence.csv` relative to the results folder, when the run wrote one.
     pub evidence_csv: Option<String>,
     pub verdict: RunVerdict,
+    /// Set when the run has not finished: it has no verdict yet and its group is INCOMPLETE.
+    pub unfinished: Option<Unfinished>,
+    /// The run's identity from `summary.csv` (the sweep's plan), for a run that has no run.json
+    /// yet: which variant group and seed it belongs to.
+    pub planned: Option<Planned>,
+}
+
+/// A planned run's identity, as `summary.csv` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
+    pub variant: String,
+    pub seed: Option<u64>,
+    pub swept: BTreeMap<String, String>,
+}
+
+/// Why a planned run has no verdict yet. Neither is the run's fault, and running the same sweep
+/// again trains it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfinished {
+    /// Nothing written yet: no run.json and no metrics.csv (the sweep stopped before it started).
+    NotStarted,
+    /// Ended by Ctrl-C, or its sweep died before seeing it end.
+    Interrupted,
+}
+
+impl Unfinished {
+    /// The word in overview cells: `PENDING` or `INTERRUPTED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unfinished::NotStarted => "PENDING",
+            Unfinished::Interrupted => "INTERRUPTED",
+        }
+    }
 }
 
 impl RunResult {
@@ -39,7 +72,10 @@ impl RunResult {
 
     /// The seed, when known.
     pub fn seed(&self) -> Option<u64> {
-        self.record.as_ref().map(|r| r.seed)
+        self.record
+            .as_ref()
+            .map(|r| r.seed)
+            .or_else(|| self.planned.as_ref().and_then(|p| p.seed))
     }
 }
 
@@ -102,7 +138,9 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
     let run_dir = results_dir.join("runs").join(dir_name);
     let mut load_errors = Vec::new();
     let json_rel = rel(dir_name, "run.json");
+    let never_started = !run_dir.join("run.json").exists() && !run_dir.join("metrics.csv").exists();
     let record = match std::fs::read_to_string(run_dir.join("run.json")) {
+        Err(_) if never_started => None,
         Err(e) => {
             load_errors.push(format!("{json_rel}: cannot read: {e}"));
             None
@@ -176,6 +214,21 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
             .insert(0, unreadable("unreadable", e.clone()));
         verdict.verdict = Verdict::Fail;
     }
+    let unfinished = if never_started {
+        Some(Unfinished::NotStarted)
+    } else {
+        record.as_ref().and_then(|r| match r.outcome {
+            crate::metrics::Outcome::Interrupted => Some(Unfinished::Interrupted),
+            // The start-up record nobody replaced: the scheduler never saw the run end (the
+            // sweep itself was killed), so its end says nothing about the run.
+            crate::metrics::Outcome::Crashed
+                if r.exit.is_none() && r.steps_done < r.steps_planned =>
+            {
+                Some(Unfinished::Interrupted)
+            }
+            _ => None,
+        })
+    };
     RunResult {
         dir_name: dir_name.to_string(),
         record,
@@ -183,6 +236,8 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
         load_errors,
         evidence_csv,
         verdict,
+        unfinished,
+        planned: None,
     }
 }
 
@@ -196,16 +251,38 @@ pub struct LoadedRuns {
     pub left_out: Vec<String>,
 }
 
-/// The run ids `summary.csv` lists (one row per planned run), or `None` when the folder has no
-/// readable summary (a results folder put together by hand: then every run folder counts).
-fn planned_run_ids(results_dir: &Path) -> Option<std::collections::BTreeSet<String>> {
+/// The runs `summary.csv` lists (one row per planned run: id, variant, seed, then one column per
+/// swept key up to `outcome`), or `None` when the folder has no readable summary (a results folder
+/// put together by hand: then every run folder counts).
+fn planned_runs(results_dir: &Path) -> Option<BTreeMap<String, Planned>> {
     let mut reader = csv::Reader::from_path(results_dir.join("summary.csv")).ok()?;
-    let col = reader.headers().ok()?.iter().position(|h| h == "run_id")?;
-    let mut ids = std::collections::BTreeSet::new();
+    let headers = reader.headers().ok()?.clone();
+    let col = |name: &str| headers.iter().position(|h| h == name);
+    let (id, variant, seed) = (col("run_id")?, col("variant"), col("seed"));
+    let swept_cols: Vec<usize> = match (seed, col("outcome")) {
+        (Some(s), Some(o)) if s < o => (s + 1..o).collect(),
+        _ => Vec::new(),
+    };
+    let mut out = BTreeMap::new();
     for rec in reader.records() {
-        ids.insert(rec.ok()?.get(col)?.to_string());
+        let rec = rec.ok()?;
+        let field = |i: Option<usize>| i.and_then(|i| rec.get(i)).unwrap_or("").to_string();
+        out.insert(
+            rec.get(id)?.to_string(),
+            Planned {
+                variant: field(variant),
+                seed: field(seed).parse().ok(),
+                swept: swept_cols
+                    .iter()
+                    .filter_map(|&c| {
+                        let v = rec.get(c)?;
+                        (!v.is_empty()).then(|| (headers[c].to_string(), v.to_string()))
+                    })
+                    .collect(),
+            },
+        );
     }
-    Some(ids)
+    Some(out)
 }
 
 /// Loads the folders under `runs/` that belong to the sweep: those `summary.csv` lists when it
@@ -220,14 +297,17 @@ pub fn load_runs(results_dir: &Path, criteria: &Criteria) -> std::io::Result<Loa
         }
     }
     names.sort();
-    let planned = planned_run_ids(results_dir);
+    let planned = planned_runs(results_dir);
     let (names, left_out): (Vec<String>, Vec<String>) = names
         .into_iter()
-        .partition(|n| planned.as_ref().is_none_or(|p| p.contains(n)));
+        .partition(|n| planned.as_ref().is_none_or(|p| p.contains_key(n)));
     Ok(LoadedRuns {
         runs: names
             .iter()
-            .map(|n| load_run(results_dir, n, criteria))
+            .map(|n| RunResult {
+                planned: planned.as_ref().and_then(|p| p.get(n).cloned()),
+                ..load_run(results_dir, n, criteria)
+            })
             .collect(),
         left_out,
     })
@@ -257,9 +337,14 @@ fn group_findings(runs: &[RunResult], idx: &[usize], criteria: &Criteria) -> Vec
 pub fn group_runs(runs: &[RunResult], criteria: &Criteria) -> Vec<GroupResult> {
     let mut map: BTreeMap<(String, BTreeMap<String, String>), Vec<usize>> = BTreeMap::new();
     for (i, r) in runs.iter().enumerate() {
-        let key = match &r.record {
-            Some(rec) => (rec.variant.clone(), rec.swept.clone()),
-            None => (format!("{} (unreadable)", r.dir_name), BTreeMap::new()),
+        let key = match (&r.record, &r.planned) {
+            (Some(rec), _) => (rec.variant.clone(), rec.swept.clone()),
+            // Not started yet: the plan says which group it belongs to.
+            (None, Some(p)) if r.unfinished.is_some() => (p.variant.clone(), p.swept.clone()),
+            (None, _) if r.unfinished.is_some() => {
+                (format!("{} (not started)", r.dir_name), BTreeMap::new())
+            }
+            (None, _) => (format!("{} (unreadable)", r.dir_name), BTreeMap::new()),
         };
         map.entry(key).or_default().push(i);
     }
@@ -268,14 +353,27 @@ pub fn group_runs(runs: &[RunResult], criteria: &Criteria) -> Vec<GroupResult> {
         .map(|((variant, swept), mut idx)| {
             idx.sort_by_key(|i| (runs[*i].seed(), runs[*i].dir_name.clone()));
             let verdicts: Vec<Verdict> = idx.iter().map(|i| runs[*i].verdict.verdict).collect();
-            let seed_findings = group_findings(runs, &idx, criteria);
+            let unfinished = idx
+                .iter()
+                .filter(|i| runs[**i].unfinished.is_some())
+                .count();
+            let seed_findings = if unfinished > 0 {
+                Vec::new()
+            } else {
+                group_findings(runs, &idx, criteria)
+            };
+            let verdict = if unfinished > 0 {
+                GroupVerdict::Incomplete {
+                    finished: idx.len() - unfinished,
+                    total: idx.len(),
+                }
+            } else {
+                with_seed_rules(aggregate_seeds(&verdicts, criteria.quorum), &seed_findings)
+            };
             GroupResult {
                 variant,
                 swept,
-                verdict: with_seed_rules(
-                    aggregate_seeds(&verdicts, criteria.quorum),
-                    &seed_findings,
-                ),
+                verdict,
                 seed_findings,
                 runs: idx,
             }

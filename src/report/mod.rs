@@ -3,7 +3,8 @@
 //! SVG plots beside it, and optionally JUnit XML.
 //!
 //! Exit codes of [`ReportOutcome::exit_code`]: 0 every variant group PASS; 10 some group INVESTIGATE
-//! or FLAKY and none FAIL; 11 some group FAIL. (2 stays reserved for bad input, 1 for other errors.)
+//! or FLAKY and none FAIL; 11 some group FAIL; 12 some runs not finished (pending or interrupted)
+//! and no group FAIL. (2 stays reserved for bad input, 1 for other errors.)
 
 mod junit;
 mod load;
@@ -13,7 +14,7 @@ mod recommend;
 mod view;
 
 pub use junit::junit_xml;
-pub use load::{group_runs, load_run, load_runs, GroupResult, LoadedRuns, RunResult};
+pub use load::{group_runs, load_run, load_runs, GroupResult, LoadedRuns, RunResult, Unfinished};
 pub use recommend::{recommend, Recommendation, GRAD_CLIP_KEY, Q_NORM_KEY};
 
 use std::path::{Path, PathBuf};
@@ -70,6 +71,8 @@ pub enum ReportError {
 pub enum Status {
     Pass,
     Investigate,
+    /// Some runs have not finished (and no group FAILs): rerun the sweep to resume.
+    Incomplete,
     Fail,
 }
 
@@ -93,12 +96,13 @@ pub struct ReportOutcome {
 
 impl ReportOutcome {
     /// 0 when every variant group PASSes; 10 when some group is INVESTIGATE or FLAKY and none FAILs;
-    /// 11 when some group FAILs. Groups, not runs, decide, so a seeds quorum below `all` is honoured.
+    /// 11 when some group FAILs; 12 when some runs have not finished and no group FAILs. Groups, not runs, decide, so a seeds quorum below `all` is honoured.
     pub fn exit_code(&self) -> i32 {
         match self.status {
             Status::Pass => 0,
             Status::Investigate => 10,
             Status::Fail => 11,
+            Status::Incomplete => 12,
         }
     }
 
@@ -217,6 +221,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
     {
         0 => Status::Pass,
         1 => Status::Investigate,
+        2 => Status::Incomplete,
         _ => Status::Fail,
     };
 

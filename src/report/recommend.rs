@@ -86,9 +86,24 @@ pub fn recommend(groups: &[GroupResult], runs: &[RunResult]) -> Recommendation {
             .then_with(|| ga.swept.len().cmp(&gb.swept.len()))
             .then_with(|| ga.label().cmp(&gb.label()))
     });
+    let unfinished: Vec<String> = groups
+        .iter()
+        .filter_map(|g| match g.verdict {
+            GroupVerdict::Incomplete { finished, total } => {
+                Some(format!("{} ({finished}/{total} seeds finished)", g.label()))
+            }
+            _ => None,
+        })
+        .collect();
     if let Some(&best) = passing.first() {
         let g = &groups[best];
         let mut details = Vec::new();
+        if !unfinished.is_empty() {
+            details.push(format!(
+                "Not finished yet, so not compared: {}. Run the same sweep again to finish them; the choice may change.",
+                unfinished.join(", ")
+            ));
+        }
         let why = match (intrusiveness(g), actor_cnn_lr(g, runs)) {
             (0, Some(lr)) if passing.len() > 1 => format!(
                 "It is the highest actor CNN learning rate that passes ({}), among {} passing variants; rollback Option 1 (learning rate only) is the least intrusive change.",
@@ -116,6 +131,13 @@ pub fn recommend(groups: &[GroupResult], runs: &[RunResult]) -> Recommendation {
             ),
             details,
             group: Some(best),
+        };
+    }
+    if !unfinished.is_empty() {
+        return Recommendation {
+            headline: "The sweep is not finished: no variant passes yet, and some have seeds that did not run. Run the same command again to resume.".into(),
+            details: vec![format!("Not finished: {}.", unfinished.join(", "))],
+            group: None,
         };
     }
     let tried = |level: u8| groups.iter().any(|g| intrusiveness(g) >= level);

@@ -282,7 +282,16 @@ fn cell(s: &str) -> String {
 pub(super) fn group_short(v: GroupVerdict) -> String {
     match v {
         GroupVerdict::Flaky { passed, total } => format!("FLAKY {passed}/{total}"),
+        GroupVerdict::Incomplete { finished, total } => format!("INCOMPLETE {finished}/{total}"),
         other => other.to_string(),
+    }
+}
+
+/// A run's cell in the overviews: its verdict, or PENDING / INTERRUPTED while it has none.
+fn run_cell(r: &RunResult) -> String {
+    match r.unfinished {
+        Some(u) => u.as_str().to_string(),
+        None => r.verdict.verdict.to_string(),
     }
 }
 
@@ -414,7 +423,7 @@ pub fn build(i: Input<'_>) -> ReportView {
                     g.runs
                         .iter()
                         .filter(|ri| runs[**ri].seed() == *s)
-                        .map(|ri| runs[*ri].verdict.verdict.to_string())
+                        .map(|ri| run_cell(&runs[*ri]))
                         .collect::<Vec<_>>()
                         .join(", ")
                 })
@@ -473,7 +482,11 @@ pub fn build(i: Input<'_>) -> ReportView {
                     };
                     Some(FindingView {
                         run_id: cell(r.run_id()),
-                        verdict: f.verdict.to_string(),
+                        // An interrupted run did not fail its step count: it was stopped.
+                        verdict: match r.unfinished {
+                            Some(u) if f.rule == "completed" => u.as_str().to_string(),
+                            _ => f.verdict.to_string(),
+                        },
                         worst,
                         evidence: cell(&evidence),
                     })
@@ -514,7 +527,7 @@ pub fn build(i: Input<'_>) -> ReportView {
                 outcome: rec
                     .map(|x| x.outcome.to_string())
                     .unwrap_or_else(|| "unknown".into()),
-                verdict: r.verdict.verdict.to_string(),
+                verdict: run_cell(r),
                 steps: rec
                     .map(|x| {
                         format!(
@@ -542,7 +555,12 @@ pub fn build(i: Input<'_>) -> ReportView {
         })
         .collect();
 
-    let count = |v: Verdict| runs.iter().filter(|r| r.verdict.verdict == v).count();
+    let count = |v: Verdict| {
+        runs.iter()
+            .filter(|r| r.unfinished.is_none() && r.verdict.verdict == v)
+            .count()
+    };
+    let unfinished = runs.iter().filter(|r| r.unfinished.is_some()).count();
     let worst = i
         .groups
         .iter()
@@ -559,14 +577,25 @@ pub fn build(i: Input<'_>) -> ReportView {
         },
         libtorch_version: unique(runs, |r| r.record.as_ref().map(|x| x.libtorch_version.as_str())),
         device: unique(runs, |r| r.record.as_ref().map(|x| x.device.as_str())),
-        status: ["PASS", "INVESTIGATE", "FAIL"][worst as usize].into(),
+        status: match worst {
+            0 => "PASS",
+            1 => "INVESTIGATE",
+            2 => "INCOMPLETE",
+            _ => "FAIL",
+        }
+        .into(),
         counts: format!(
-            "{} runs in {} variant groups: {} PASS, {} INVESTIGATE, {} FAIL",
+            "{} runs in {} variant groups: {} PASS, {} INVESTIGATE, {} FAIL{}",
             runs.len(),
             i.groups.len(),
             count(Verdict::Pass),
             count(Verdict::Investigate),
-            count(Verdict::Fail)
+            count(Verdict::Fail),
+            if unfinished > 0 {
+                format!(", {unfinished} not finished (pending or interrupted: run the same sweep again to resume)")
+            } else {
+                String::new()
+            }
         ),
         criteria_source: i.criteria_source,
         quorum: i.criteria.quorum.to_string(),
@@ -665,13 +694,7 @@ pub fn overview_text(groups: &[GroupResult], runs: &[RunResult]) -> String {
             let seeds: Vec<String> = g
                 .runs
                 .iter()
-                .map(|ri| {
-                    format!(
-                        "{}:{}",
-                        seed_label(runs[*ri].seed()),
-                        runs[*ri].verdict.verdict
-                    )
-                })
+                .map(|ri| format!("{}:{}", seed_label(runs[*ri].seed()), run_cell(&runs[*ri])))
                 .collect();
             [g.label(), seeds.join(" "), group_short(g.verdict)]
         })

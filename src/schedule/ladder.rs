@@ -150,8 +150,8 @@ pub fn promote(rule: &Promote, standings: &[Standing]) -> BTreeMap<String, (bool
             for s in standings {
                 let ok = match s.verdict {
                     GroupVerdict::Pass => true,
-                    GroupVerdict::Fail => false,
-                    _ => lenient,
+                    GroupVerdict::Fail | GroupVerdict::Incomplete { .. } => false,
+                    GroupVerdict::Flaky { .. } | GroupVerdict::Investigate => lenient,
                 };
                 let why = if ok {
                     format!("{} meets `{}`", s.verdict, rule_name(rule))
@@ -166,7 +166,12 @@ pub fn promote(rule: &Promote, standings: &[Standing]) -> BTreeMap<String, (bool
         } => {
             let mut ranked: Vec<&Standing> = standings
                 .iter()
-                .filter(|s| s.verdict != GroupVerdict::Fail && s.score.is_some())
+                .filter(|s| {
+                    !matches!(
+                        s.verdict,
+                        GroupVerdict::Fail | GroupVerdict::Incomplete { .. }
+                    ) && s.score.is_some()
+                })
                 .collect();
             ranked.sort_by(|a, b| {
                 let (x, y) = (a.score.unwrap_or(0.0), b.score.unwrap_or(0.0));
@@ -182,6 +187,9 @@ pub fn promote(rule: &Promote, standings: &[Standing]) -> BTreeMap<String, (bool
                 let rank = ranked.iter().position(|r| r.variant == s.variant);
                 let (ok, why) = match (s.verdict, rank) {
                     (GroupVerdict::Fail, _) => (false, "FAIL never advances".to_string()),
+                    (GroupVerdict::Incomplete { .. }, _) => {
+                        (false, "not finished: no verdict yet".to_string())
+                    }
                     (_, None) => (false, format!("no finite `{metric}` to rank by")),
                     (_, Some(r)) if r < *n => (
                         true,

@@ -63,6 +63,14 @@ impl Executor for ProcessExecutor {
             Ok(f) => f,
             Err(e) => return fail(format!("cannot create stderr.log: {e}")),
         };
+        // Files older than this launch belong to an earlier attempt (a `--rerun`): never read them
+        // as this attempt's record or progress.
+        let launched_at = std::time::SystemTime::now() - Duration::from_millis(50);
+        let fresh = |name: &str| {
+            std::fs::metadata(dir.join(name))
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= launched_at)
+        };
         let mut cmd = Command::new(&self.program);
         cmd.args(&job.args)
             .arg("--threads")
@@ -145,6 +153,7 @@ impl Executor for ProcessExecutor {
         };
         let child_record: Option<RunRecord> = std::fs::read_to_string(dir.join("run.json"))
             .ok()
+            .filter(|_| fresh("run.json"))
             .and_then(|t| serde_json::from_str(&t).ok());
         let mut rec = child_record.unwrap_or_else(|| job.placeholder(Outcome::Crashed, None, wall));
         let stderr_tail = tail(&dir.join("stderr.log"), 20);
@@ -158,7 +167,7 @@ impl Executor for ProcessExecutor {
             (_, Some(exit::INTERRUPTED)) => Outcome::Interrupted,
             _ => Outcome::Crashed,
         };
-        if rec.steps_done == 0 {
+        if rec.steps_done == 0 && fresh("metrics.csv") {
             // The child died before its final record: its metrics say how far it got.
             if let Some(last) = crate::metrics::read_metrics(&dir.join("metrics.csv"))
                 .ok()
@@ -185,11 +194,26 @@ impl Executor for ProcessExecutor {
                     Some(r) if !r.starts_with(crate::train::run::PLACEHOLDER_REASON) => {
                         format!("{r} (process {exit})")
                     }
-                    _ => format!("process {exit}"),
+                    // Nothing recorded: the last thing it said is the best cause we have.
+                    _ => match stderr_tail.lines().rev().find(|l| !l.trim().is_empty()) {
+                        Some(last) => format!("process {exit}: {}", last.trim()),
+                        None => format!("process {exit}"),
+                    },
                 });
                 rec.stderr_tail = Some(stderr_tail);
             }
-            Outcome::Interrupted if rec.reason.is_none() => rec.reason = Some("interrupted".into()),
+            Outcome::Interrupted
+                if rec
+                    .reason
+                    .as_deref()
+                    .is_none_or(|r| r.starts_with(crate::train::run::PLACEHOLDER_REASON)) =>
+            {
+                rec.reason = Some(if status.signal().is_some() {
+                    format!("interrupted ({exit} after a second Ctrl-C or the grace period)")
+                } else {
+                    "interrupted".into()
+                })
+            }
             _ => {}
         }
         if let Ok(text) = serde_json::to_string_pretty(&rec) {

@@ -56,15 +56,20 @@ pub enum GroupVerdict {
     Investigate,
     /// No seed passed and at least one failed.
     Fail,
+    /// Some seeds have not finished (never started, or interrupted with the sweep): no verdict
+    /// yet. Running the same sweep again trains them.
+    Incomplete { finished: usize, total: usize },
 }
 
 impl GroupVerdict {
-    /// How bad it is, for sorting and for the overall status: Pass 0, Flaky and Investigate 1, Fail 2.
+    /// How bad it is, for sorting and for the overall status: Pass 0, Flaky and Investigate 1,
+    /// Incomplete 2 (nothing is known to be wrong, but nothing is proven either), Fail 3.
     pub fn severity(self) -> u8 {
         match self {
             GroupVerdict::Pass => 0,
             GroupVerdict::Flaky { .. } | GroupVerdict::Investigate => 1,
-            GroupVerdict::Fail => 2,
+            GroupVerdict::Incomplete { .. } => 2,
+            GroupVerdict::Fail => 3,
         }
     }
 }
@@ -78,6 +83,9 @@ impl fmt::Display for GroupVerdict {
             }
             GroupVerdict::Investigate => f.write_str("INVESTIGATE"),
             GroupVerdict::Fail => f.write_str("FAIL"),
+            GroupVerdict::Incomplete { finished, total } => {
+                write!(f, "INCOMPLETE ({finished}/{total} seeds finished)")
+            }
         }
     }
 }
