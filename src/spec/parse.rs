@@ -265,7 +265,7 @@ fn overrides_of(
         );
         return Vec::new();
     };
-    let mut out = Vec::new();
+    let mut out: Vec<Override> = Vec::new();
     for (k, v) in entries {
         let o = Override {
             key: k.name.clone(),
@@ -278,13 +278,56 @@ fn overrides_of(
             continue;
         }
         let problems = check_override(&o);
-        if problems.is_empty() {
-            out.push(o);
-        } else {
+        if !problems.is_empty() {
             errs.extend(prefixed(problems, path));
+            continue;
+        }
+        // A group written as a mapping (`networks.cnn: { actor_cnn_lr: ... }`) merges key by
+        // key, so it is checked key by key: against the reserved keys, against the same key
+        // written twice, and (by the callers) against the grid.
+        for leaf in leaves(o) {
+            let k = Key {
+                name: leaf.key.clone(),
+                mark: leaf.key_mark,
+            };
+            if let Some(d) = reserved(src, &k, path) {
+                errs.push(d);
+                continue;
+            }
+            if let Some(prev) = out.iter().find(|p| p.key == leaf.key) {
+                errs.push(
+                    at(src, leaf.key_mark, &format!("{path}.{}", leaf.key), format!("`{}` is set twice", leaf.key))
+                        .hint(format!(
+                            "first set at line {}, column {}; the later value would silently win, so keep one",
+                            prev.key_mark.line, prev.key_mark.col
+                        )),
+                );
+                continue;
+            }
+            out.push(leaf);
         }
     }
     out
+}
+
+/// An override whose value is a mapping for a group key, split into one override per leaf key
+/// (recursively); any other override as it is.
+fn leaves(o: Override) -> Vec<Override> {
+    let is_group = schema::lookup(&o.key).is_some_and(|s| s.kind == schema::Kind::Group);
+    match &o.value.value {
+        Value::Map(entries) if is_group => entries
+            .iter()
+            .flat_map(|(k, v)| {
+                leaves(Override {
+                    key: format!("{}.{}", o.key, k.name),
+                    key_mark: k.mark,
+                    value: v.clone(),
+                    origin: o.origin.clone(),
+                })
+            })
+            .collect(),
+        _ => vec![o],
+    }
 }
 
 /// `seed` and `training.steps` have their own sweep keys.
