@@ -671,6 +671,29 @@ impl Parser<'_> {
                 self.err(n.mark, &format!("{path}.fail_below"), msg, None);
             }
         }
+        // Every value at or below the lowest "above" threshold and at or above the highest
+        // "below" one would cross one of them: the rule would flag everything.
+        let lowest_above = [investigate_above, fail_above]
+            .into_iter()
+            .flatten()
+            .reduce(f64::min);
+        let highest_below = [investigate_below, fail_below]
+            .into_iter()
+            .flatten()
+            .reduce(f64::max);
+        if let (Some(a), Some(b)) = (lowest_above, highest_below) {
+            if a <= b {
+                let msg = format!(
+                    "the \"above\" thresholds start at {a}, not above the \"below\" thresholds' {b}: every value would cross one of them"
+                );
+                self.err(
+                    node.mark,
+                    &path,
+                    msg,
+                    Some("a band of good values lies between them: `*_below` thresholds must be lower than `*_above` ones".into()),
+                );
+            }
+        }
         let expected = node.get("expected").and_then(|e| {
             let pair = match &e.value {
                 Value::Seq(v) if v.len() == 2 => v[0].as_f64().zip(v[1].as_f64()),
@@ -723,6 +746,19 @@ impl Parser<'_> {
         };
         let name = text(self, "name");
         let description = text(self, "description");
+        if [investigate_above, fail_above, investigate_below, fail_below]
+            .iter()
+            .all(Option::is_none)
+            && expected.is_none()
+            && self.errors.len() == errors_before
+        {
+            self.err(
+                node.mark,
+                &path,
+                "this rule has no threshold, so it can never flag anything",
+                Some("add `investigate_above`, `fail_above`, `investigate_below` or `fail_below` (or an `expected: [low, high]` band to report)".into()),
+            );
+        }
         if self.errors.len() > errors_before {
             return None;
         }
@@ -758,6 +794,20 @@ mod tests {
     fn parse_str(text: &str) -> Result<Criteria, Vec<Diagnostic>> {
         let src = Source::inline("c.yaml", text);
         parse_criteria(&src, &yaml::parse(&src).unwrap())
+    }
+
+    #[test]
+    fn a_rule_that_can_never_flag_or_always_flags_is_an_error() {
+        let e = parse_str("rules:\n  - metric: q_abs_max\n    aggregate: max\n").unwrap_err();
+        assert!(e[0].message.contains("no threshold"), "{e:?}");
+        let e = parse_str(
+            "rules:\n  - metric: q_abs_max\n    investigate_below: 100\n    investigate_above: 10\n",
+        )
+        .unwrap_err();
+        assert!(e[0].message.contains("every value would cross"), "{e:?}");
+        // A band with good values between its thresholds is fine, and so is `expected` alone.
+        parse_str("rules:\n  - metric: q_abs_max\n    investigate_below: 10\n    investigate_above: 100\n").unwrap();
+        parse_str("rules:\n  - metric: q_abs_max\n    expected: [0, 10]\n").unwrap();
     }
 
     #[test]
