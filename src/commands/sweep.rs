@@ -145,6 +145,32 @@ fn needs_run(dir: &Path, hash: &str, rerun: Option<Rerun>) -> bool {
     }
 }
 
+/// Says when some of the runs a resume skips ended crashed, timed out or diverged: a plain rerun
+/// keeps those outcomes (the timeout and criteria are not part of a run's identity), which is
+/// right after a fix elsewhere only if the user asks for it.
+fn note_failed_but_done(plan: &SweepPlan, runs_dir: &Path, to_run: &[usize]) {
+    let failed: Vec<String> = plan
+        .runs
+        .iter()
+        .filter(|r| !to_run.contains(&r.index))
+        .filter_map(|r| {
+            let rec = read_record(&runs_dir.join(&r.run_id))?;
+            matches!(
+                rec.outcome,
+                Outcome::Crashed | Outcome::Timeout | Outcome::Diverged
+            )
+            .then(|| format!("{} ({})", r.run_id, rec.outcome))
+        })
+        .collect();
+    if !failed.is_empty() {
+        eprintln!(
+            "note: {} of the runs already done ended badly and are kept as they are: {}; `--rerun failed` trains them again (e.g. after raising `timeout:`)",
+            failed.len(),
+            failed.join(", ")
+        );
+    }
+}
+
 /// True when a run that trained (`train_steps_done > 0`) has no metric rows on disk: the training
 /// loop always writes a row on its last step, so the file was deleted or truncated since.
 fn metrics_lost(dir: &Path, rec: &RunRecord) -> bool {
@@ -423,7 +449,12 @@ fn finish(args: &SweepArgs, results: &Path, lock: Lock, interrupted: bool) -> an
     crate::say!("report:  {}", out.report_path.display());
     crate::say!("summary: {}", results.join("summary.csv").display());
     if interrupted {
-        crate::say!("interrupted: run the same command again to resume");
+        if args.rerun == Some(Rerun::All) {
+            // With --rerun all, the same command would start every run over.
+            crate::say!("interrupted: run it again without `--rerun all` to resume");
+        } else {
+            crate::say!("interrupted: run the same command again to resume");
+        }
         return Ok(130);
     }
     Ok(out.exit_code())
@@ -484,6 +515,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
         slots.len(),
         results.display()
     );
+    note_failed_but_done(&plan, &runs_dir, &to_run);
     let summary_path = results.join("summary.csv");
     let summarise = || summarise(&plan, &runs_dir, &summary_path);
     summarise().with_context(|| format!("writing {}", summary_path.display()))?;
@@ -600,6 +632,7 @@ fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Resul
         plan.runs.len() - to_run.len(),
         results.display()
     );
+    note_failed_but_done(&plan, &runs_dir, &to_run);
     let threads = spec.resources.threads_per_run;
     let options = slurm_effective(spec, opts);
     let ctl = Control::default();
