@@ -296,6 +296,20 @@ pub fn parse_set_arg(arg: &str) -> Result<Override, Diagnostic> {
         );
     }
     let value_col = key.chars().count() + 2;
+    if value.trim().is_empty() {
+        return Err(Diagnostic::new(
+            &origin,
+            Mark {
+                line: 1,
+                col: value_col,
+            },
+            format!("no value after `{key_trim}=`"),
+        )
+        .key(key_trim)
+        .hint(format!(
+            "give one, e.g. --set {key_trim}=VALUE (write null to unset a key that allows it)"
+        )));
+    }
     let value = Node {
         value: yaml::parse_scalar(value),
         mark: Mark {

@@ -466,11 +466,6 @@ pub fn join(prefix: &str, name: &str) -> String {
 pub fn suggest(key: &str) -> Option<String> {
     let parent = parent_of(key);
     let name = last_segment(key);
-    if lookup(parent).is_some() {
-        if let Some(s) = did_you_mean(name, children(parent)) {
-            return Some(join(parent, s));
-        }
-    }
     let all = || {
         LEAVES
             .iter()
@@ -478,8 +473,15 @@ pub fn suggest(key: &str) -> Option<String> {
             .filter(|s| !s.key.is_empty())
             .map(|s| s.key)
     };
+    // The exact name at another level (`cnn:` at the top means `networks.cnn`) beats a
+    // near-miss sibling (`env`).
     if let Some(s) = all().find(|k| last_segment(k) == name) {
         return Some(s.to_string());
+    }
+    if lookup(parent).is_some() {
+        if let Some(s) = did_you_mean(name, children(parent)) {
+            return Some(join(parent, s));
+        }
     }
     if let Some(s) = did_you_mean(key, all()) {
         return Some(s.to_string());

@@ -975,6 +975,27 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
             ),
         }
     }
+    // Checked here with everything else, so one round shows every problem.
+    match &criteria {
+        CriteriaRef::Default => {}
+        CriteriaRef::Path(p) => {
+            if let Err(d) = crate::verdict::load_criteria(p) {
+                errs.extend(d.0);
+            }
+        }
+        CriteriaRef::Inline { node, source } => {
+            if let Err(ds) = crate::verdict::parse_criteria(source, node) {
+                // Inline, the criteria's keys live under `criteria:` in the sweep file.
+                errs.extend(ds.into_iter().map(|mut d| {
+                    d.key = Some(match d.key.take() {
+                        Some(k) => format!("criteria.{k}"),
+                        None => "criteria".into(),
+                    });
+                    d
+                }));
+            }
+        }
+    }
 
     let mut stop_on_fail = None;
     if let Some(e) = get("stop_on_fail") {
