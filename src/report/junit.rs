@@ -98,6 +98,7 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable
         let mut f = BytesStart::new("failure");
         let headline = r.verdict.headline();
         f.push_attribute(("type", r.verdict.verdict.as_str()));
+        let headline = super::printable(&headline);
         f.push_attribute(("message", headline.as_str()));
         let _ = w.write_event(Event::Start(f));
         let mut body = r.verdict.evidence();
@@ -109,7 +110,7 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable
         {
             body.push_str(&format!("\nreproduce: {cmd}"));
         }
-        let _ = w.write_event(Event::Text(BytesText::new(&body)));
+        let _ = w.write_event(Event::Text(BytesText::new(&super::printable(&body))));
         let _ = w.write_event(Event::End(BytesEnd::new("failure")));
         let _ = w.write_event(Event::End(BytesEnd::new("testcase")));
     }
@@ -126,9 +127,10 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable
         let _ = w.write_event(Event::Start(tc));
         let mut fe = BytesStart::new("failure");
         fe.push_attribute(("type", f.verdict.as_str()));
-        fe.push_attribute(("message", f.evidence.as_str()));
+        let evidence = super::printable(&f.evidence);
+        fe.push_attribute(("message", evidence.as_str()));
         let _ = w.write_event(Event::Start(fe));
-        let _ = w.write_event(Event::Text(BytesText::new(&f.evidence)));
+        let _ = w.write_event(Event::Text(BytesText::new(&evidence)));
         let _ = w.write_event(Event::End(BytesEnd::new("failure")));
         let _ = w.write_event(Event::End(BytesEnd::new("testcase")));
     }

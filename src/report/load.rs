@@ -146,7 +146,16 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
             None
         }
         Ok(text) => match serde_json::from_str::<RunRecord>(&text) {
-            Ok(r) => Some(r),
+            Ok(mut r) => {
+                // Quoted from a child's logs: no terminal codes or control characters.
+                for t in [&mut r.reason, &mut r.stderr_tail, &mut r.exit] {
+                    if let Some(x) = t.as_mut() {
+                        *x = super::printable(x);
+                    }
+                }
+                r.command = super::printable(&r.command);
+                Some(r)
+            }
             Err(e) => {
                 load_errors.push(format!("{json_rel}:{}:{}: {e}", e.line(), e.column()));
                 None
@@ -329,7 +338,18 @@ fn group_findings(runs: &[RunResult], idx: &[usize], criteria: &Criteria) -> Vec
         })
         .map(|r| r.rows.as_slice())
         .collect();
-    classify_group(criteria, &seeds)
+    let left_out = idx.len() - seeds.len();
+    let mut findings = classify_group(criteria, &seeds);
+    if left_out > 0 {
+        // Say so: a seed that exploded and was stopped is not in a mean or max over seeds.
+        for f in &mut findings {
+            f.evidence.push_str(&format!(
+                "; {left_out} of the group's {} seeds did not complete and are not in this (each is a FAIL of its own)",
+                idx.len()
+            ));
+        }
+    }
+    findings
 }
 
 /// Groups runs by (variant, swept values) and aggregates each group's seeds with the quorum.

@@ -112,6 +112,35 @@ impl ReportOutcome {
     }
 }
 
+/// `s` without terminal escape sequences (ANSI colours in a child's stderr) and without other
+/// control characters except newlines and tabs: what a report or JUnit file may quote from a
+/// run's logs (XML 1.0 forbids most control characters; a terminal code in Markdown is noise).
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters... final byte in @..~; other escapes: ESC + one char.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for d in chars.by_ref() {
+                    if ('@'..='~').contains(&d) {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+        } else if c == '\r' {
+            // A progress bar's carriage returns: keep the line readable.
+            out.push('\n');
+        } else if !c.is_control() || c == '\n' || c == '\t' {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Writes `text` to `path` through a temporary file in the same folder and a rename, so a reader never
 /// sees half a file.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), ReportError> {
@@ -411,4 +440,19 @@ fn ladder_plot(
         &[],
         &markers,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn printable_drops_terminal_codes_and_control_characters() {
+        assert_eq!(
+            printable("\u{1b}[31mRuntimeError\u{1b}[0m: boom\u{7}\u{0}\tx\ny"),
+            "RuntimeError: boom\tx\ny"
+        );
+        assert_eq!(printable("10%\r50%"), "10%\n50%");
+        assert_eq!(printable("plain"), "plain");
+    }
 }

@@ -2,7 +2,7 @@
 //! (2) gradient clipping, (3) Q-value normalisation — from least to most intrusive.
 
 use super::load::{GroupResult, RunResult};
-use crate::verdict::{fmt_num, GroupVerdict};
+use crate::verdict::{fmt_num, GroupVerdict, Verdict};
 
 /// The sweep key that turns on gradient clipping of the actor CNN (rollback Option 2).
 pub const GRAD_CLIP_KEY: &str = "training.actor_cnn_grad_clip.max_norm";
@@ -75,10 +75,23 @@ pub fn recommend(groups: &[GroupResult], runs: &[RunResult]) -> Recommendation {
     let mut passing: Vec<usize> = (0..groups.len())
         .filter(|i| groups[*i].verdict == GroupVerdict::Pass)
         .collect();
+    // Seeds of a group that PASS (a group passes when enough of them do: the quorum).
+    let passed = |g: &GroupResult| {
+        g.runs
+            .iter()
+            .filter(|i| {
+                runs[**i].unfinished.is_none() && runs[**i].verdict.verdict == Verdict::Pass
+            })
+            .count()
+    };
     passing.sort_by(|a, b| {
         let (ga, gb) = (&groups[*a], &groups[*b]);
-        intrusiveness(ga)
-            .cmp(&intrusiveness(gb))
+        // Passing on every seed beats passing on the quorum only.
+        let all_a = passed(ga) == ga.runs.len();
+        let all_b = passed(gb) == gb.runs.len();
+        all_b
+            .cmp(&all_a)
+            .then_with(|| intrusiveness(ga).cmp(&intrusiveness(gb)))
             .then_with(|| {
                 let (la, lb) = (actor_cnn_lr(ga, runs), actor_cnn_lr(gb, runs));
                 lb.unwrap_or(0.0).total_cmp(&la.unwrap_or(0.0))
@@ -104,7 +117,15 @@ pub fn recommend(groups: &[GroupResult], runs: &[RunResult]) -> Recommendation {
                 unfinished.join(", ")
             ));
         }
+        let quorum_only = passing
+            .iter()
+            .filter(|i| passed(&groups[**i]) < groups[**i].runs.len())
+            .count();
         let why = match (intrusiveness(g), actor_cnn_lr(g, runs)) {
+            (0, Some(lr)) if quorum_only > 0 && passed(g) == g.runs.len() => format!(
+                "It is the highest actor CNN learning rate that passes on every seed ({}); {quorum_only} other variant(s) pass only by the quorum, with some seeds not passing; rollback Option 1 (learning rate only) is the least intrusive change.",
+                lr_text(lr),
+            ),
             (0, Some(lr)) if passing.len() > 1 => format!(
                 "It is the highest actor CNN learning rate that passes ({}), among {} passing variants; rollback Option 1 (learning rate only) is the least intrusive change.",
                 lr_text(lr),
@@ -123,12 +144,32 @@ pub fn recommend(groups: &[GroupResult], runs: &[RunResult]) -> Recommendation {
             let yaml: Vec<String> = g.swept.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             details.push(format!("Settings: `{}`", yaml.join("`, `")));
         }
-        let seeds = g.runs.len();
+        let (ok, seeds) = (passed(g), g.runs.len());
+        if ok < seeds {
+            let others: Vec<String> = g
+                .runs
+                .iter()
+                .map(|i| &runs[*i])
+                .filter(|r| r.verdict.verdict != Verdict::Pass)
+                .map(|r| {
+                    let seed = r.seed().map_or("?".to_string(), |s| s.to_string());
+                    format!(
+                        "seed {seed} {}: {}",
+                        r.verdict.verdict,
+                        r.verdict.headline()
+                    )
+                })
+                .collect();
+            details.insert(
+                0,
+                format!(
+                    "Only the quorum passes: {}. Read their evidence before adopting this.",
+                    others.join("; ")
+                ),
+            );
+        }
         return Recommendation {
-            headline: format!(
-                "Use **{}**: it passes on {seeds} of {seeds} seeds.",
-                g.label()
-            ),
+            headline: format!("Use **{}**: it passes on {ok} of {seeds} seeds.", g.label()),
             details,
             group: Some(best),
         };

@@ -196,7 +196,9 @@ impl Executor for ProcessExecutor {
                     }
                     // Nothing recorded: the last thing it said is the best cause we have.
                     _ => match stderr_tail.lines().rev().find(|l| !l.trim().is_empty()) {
-                        Some(last) => format!("process {exit}: {}", last.trim()),
+                        Some(last) => {
+                            format!("process {exit}: {}", crate::report::printable(last).trim())
+                        }
                         None => format!("process {exit}"),
                     },
                 });
