@@ -28,6 +28,8 @@ import os
 import signal
 import struct
 import sys
+import threading
+import time
 import traceback
 
 # The protocol owns the real stdout; anything the env, pygame or numpy print goes to stderr
@@ -107,9 +109,32 @@ def describe(env):
     }
 
 
+def exit_with_parent() -> None:
+    """Ends this process soon after td3-sweep's training process is gone, however it went.
+
+    Normally its end closes our stdin and the main loop exits. But an env stuck inside `step()`
+    never reads stdin again, and a trainer killed for its timeout (SIGKILL) can't stop us: watch
+    the parent instead, from a thread, and leave when we are re-parented.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                try:
+                    print("[gym-bridge] td3-sweep is gone: exiting", file=sys.stderr, flush=True)
+                except Exception:  # noqa: BLE001 - stderr may be a closed pipe by now
+                    pass
+                os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> int:
     # Ctrl-C reaches the whole process group; td3-sweep decides when to stop, and closes stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent()
     request = json.loads(sys.argv[1])
     try:
         import gymnasium

@@ -464,3 +464,77 @@ print(json.dumps((time.perf_counter() - t) / {n} * 1e6))
         );
     }
 }
+
+/// A bridge whose env hangs inside `step()` never reads its pipe again; when its trainer is
+/// SIGKILLed (what a sweep's timeout does after its grace), it must still go away.
+#[test]
+fn a_hung_env_does_not_outlive_its_killed_trainer() {
+    require_gymnasium();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("hangenv.py"),
+        "import sys, time\nimport numpy as np\nimport gymnasium as gym\nfrom gymnasium import spaces\n\n\
+         class Hang(gym.Env):\n    def __init__(self):\n        self.observation_space = spaces.Box(-1, 1, (3,), np.float32)\n        \
+         self.action_space = spaces.Box(-1, 1, (1,), np.float32)\n        self.n = 0\n    \
+         def reset(self, seed=None, options=None):\n        super().reset(seed=seed)\n        return np.zeros(3, np.float32), {}\n    \
+         def step(self, a):\n        self.n += 1\n        if self.n == 15:\n            print('hanging', file=sys.stderr, flush=True)\n            time.sleep(600)\n        \
+         return np.zeros(3, np.float32), 0.0, False, False, {}\n\n\
+         gym.register(id='Hang-v0', entry_point='hangenv:Hang')\n",
+    )
+    .unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "{ kind: gymnasium, id: 'hangenv:Hang-v0', obs: state }",
+    );
+    let stderr_path = dir.path().join("stderr.txt");
+    let mut child = Command::new(bin())
+        .arg("train")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .env("PYTHONPATH", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let bridges = |parent: Option<u32>| -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+            .filter(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                String::from_utf8_lossy(&cmd).contains("Runs one Gymnasium environment")
+                    && String::from_utf8_lossy(&cmd).contains("hangenv")
+                    && parent.is_none_or(|p| status.contains(&format!("PPid:\t{p}\n")))
+            })
+            .collect()
+    };
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(&stderr_path)
+        .unwrap_or_default()
+        .contains("hanging")
+    {
+        assert!(t.elapsed().as_secs() < 60, "the env never hung");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mine = bridges(Some(child.id()));
+    assert_eq!(mine.len(), 1, "one bridge for the run");
+    child.kill().unwrap();
+    let _ = child.wait();
+    let t = std::time::Instant::now();
+    while std::path::Path::new(&format!("/proc/{}", mine[0])).exists()
+        && !std::fs::read_to_string(format!("/proc/{}/status", mine[0]))
+            .unwrap_or_default()
+            .contains("State:\tZ")
+    {
+        assert!(
+            t.elapsed().as_secs() < 15,
+            "the bridge outlived its trainer by 15 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
