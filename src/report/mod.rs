@@ -241,13 +241,25 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
         eprintln!("warning: {}: {e}", results_dir.display());
     }
     let groups = group_runs(&runs, &criteria);
-    let recommendation = recommend(&groups, &runs);
-    let status = match groups
+    let ladder_state = crate::schedule::ladder::LadderState::read(results_dir);
+    // A ladder recommends among the variants that reached its last stage.
+    let finalists: Option<Vec<String>> = ladder_state
+        .as_ref()
+        .and_then(|l| l.stages.last().map(|s| s.entered.clone()));
+    let recommendation = recommend(&groups, &runs, finalists.as_deref());
+    let mut worst = groups
         .iter()
         .map(|g| g.verdict.severity())
         .max()
-        .unwrap_or(0)
-    {
+        .unwrap_or(0);
+    // A finished ladder that approved nobody is not a PASS, whatever its early stages said.
+    let ladder_done = ladder_state
+        .as_ref()
+        .is_some_and(|l| l.stages.iter().all(|s| s.done || s.entered.is_empty()));
+    if ladder_done && finalists.as_ref().is_some_and(|f| f.is_empty()) {
+        worst = worst.max(1);
+    }
+    let status = match worst {
         0 => Status::Pass,
         1 => Status::Investigate,
         2 => Status::Incomplete,
@@ -294,9 +306,10 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
         plots: plot_views,
         load_errors: &load_errors,
         left_out: &left_out,
+        worst,
     });
     let mut model = model;
-    if let Some(l) = crate::schedule::ladder::LadderState::read(results_dir) {
+    if let Some(l) = ladder_state {
         let plot = match ladder_plot(&l, &runs) {
             Ok(Some(svg)) => {
                 std::fs::create_dir_all(&plots_dir).map_err(|source| ReportError::Io {

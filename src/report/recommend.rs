@@ -45,6 +45,14 @@ fn intrusiveness(g: &GroupResult) -> u8 {
 
 /// The group's actor CNN learning rate: resolved from run.json, else a swept `*_lr` value.
 fn actor_cnn_lr(g: &GroupResult, runs: &[RunResult]) -> Option<f64> {
+    // Only when the sweep varied it: an unchanged base value says nothing about the choice.
+    let swept = g
+        .swept
+        .keys()
+        .any(|k| k == "networks.cnn.actor_cnn_lr" || k == "networks.cnn.learning_rate");
+    if !swept {
+        return None;
+    }
     let from_record = g.runs.iter().find_map(|i| {
         runs[*i]
             .record
@@ -55,7 +63,7 @@ fn actor_cnn_lr(g: &GroupResult, runs: &[RunResult]) -> Option<f64> {
     from_record.or_else(|| {
         g.swept
             .iter()
-            .filter(|(k, _)| k.ends_with("actor_cnn_lr") || k.ends_with("learning_rate"))
+            .filter(|(k, _)| k.starts_with("networks.cnn."))
             .find_map(|(_, v)| v.parse::<f64>().ok())
     })
 }
@@ -71,10 +79,30 @@ fn lr_text(lr: f64) -> String {
 /// Picks the least intrusive group that passes on every seed (within the quorum): first by the
 /// rollback order, then the highest actor CNN learning rate (learning fastest while stable), then the
 /// fewest swept keys. If nothing passes, names the next rollback option that was not tried yet.
-pub fn recommend(groups: &[GroupResult], runs: &[RunResult]) -> Recommendation {
+///
+/// `finalists`, for a ladder: the variant groups that reached its last stage. Only they can be
+/// recommended; a variant that passed an early stage and stopped there is not a candidate.
+pub fn recommend(
+    groups: &[GroupResult],
+    runs: &[RunResult],
+    finalists: Option<&[String]>,
+) -> Recommendation {
     let mut passing: Vec<usize> = (0..groups.len())
         .filter(|i| groups[*i].verdict == GroupVerdict::Pass)
+        .filter(|i| finalists.is_none_or(|f| f.contains(&groups[*i].label())))
         .collect();
+    if let Some(f) = finalists.filter(|_| passing.is_empty()) {
+        if f.is_empty() {
+            return Recommendation {
+                headline: "No variant reached the ladder's last stage: nothing to recommend."
+                    .into(),
+                details: vec![
+                    "The Ladder section below says where each variant stopped and why.".into(),
+                ],
+                group: None,
+            };
+        }
+    }
     // Seeds of a group that PASS (a group passes when enough of them do: the quorum).
     let passed = |g: &GroupResult| {
         g.runs
@@ -178,6 +206,25 @@ pub fn recommend(groups: &[GroupResult], runs: &[RunResult]) -> Recommendation {
         return Recommendation {
             headline: "The sweep is not finished: no variant passes yet, and some have seeds that did not run. Run the same command again to resume.".into(),
             details: vec![format!("Not finished: {}.", unfinished.join(", "))],
+            group: None,
+        };
+    }
+    // Nothing trained at all: the set-up is broken (an env id, a missing dependency), and no
+    // training fix can be read from these runs.
+    let setup_crash = |r: &RunResult| {
+        r.record.as_ref().is_some_and(|rec| {
+            rec.outcome == crate::metrics::Outcome::Crashed && rec.train_steps_done == 0
+        })
+    };
+    if !runs.is_empty() && runs.iter().all(setup_crash) {
+        let reason = runs
+            .iter()
+            .find_map(|r| r.record.as_ref()?.reason.clone())
+            .unwrap_or_default();
+        let first_line = reason.lines().next().unwrap_or("").to_string();
+        return Recommendation {
+            headline: "Every run crashed before its first training step: this is a set-up problem, not a training one. Fix it, then run the sweep again.".into(),
+            details: vec![format!("First run's reason: {first_line}")],
             group: None,
         };
     }

@@ -25,6 +25,9 @@ pub struct Input<'a> {
     pub load_errors: &'a [String],
     /// Run folders not in the current plan (see [`super::LoadedRuns::left_out`]).
     pub left_out: &'a [String],
+    /// The overall severity (the worst group's, raised for a ladder that approved nobody):
+    /// 0 PASS, 1 INVESTIGATE, 2 INCOMPLETE, 3 FAIL.
+    pub worst: u8,
 }
 
 /// What `--stable` prints instead of a date, a commit or a duration.
@@ -561,12 +564,7 @@ pub fn build(i: Input<'_>) -> ReportView {
             .count()
     };
     let unfinished = runs.iter().filter(|r| r.unfinished.is_some()).count();
-    let worst = i
-        .groups
-        .iter()
-        .map(|g| g.verdict.severity())
-        .max()
-        .unwrap_or(0);
+    let worst = i.worst;
     ReportView {
         sweep: i.sweep.to_string(),
         date: i.date,
