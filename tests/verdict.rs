@@ -439,3 +439,98 @@ fn seeds_rules_combine_with_the_quorum() {
     }
     assert_eq!(with_seed_rules(GroupVerdict::Pass, &[]), GroupVerdict::Pass);
 }
+
+/// Evidence must not contradict the verdict: a mean, growth or slope crosses as a whole (no
+/// "first crossed at step" from rows it never judged), a NaN in the window FAILs the rule with
+/// the finite rows' evidence kept, and a value just short of a threshold never prints as it.
+#[test]
+fn evidence_matches_what_each_aggregate_judges() {
+    let mean_rule = Rule {
+        investigate_above: Some(10_000.0),
+        fail_above: Some(50_000.0),
+        ..Rule::new("actor_cnn_grad_norm", Aggregate::Mean)
+    };
+    let c = Criteria {
+        rules: vec![mean_rule],
+        spike: None,
+        ..Criteria::default_set()
+    };
+    let done = record(Outcome::Completed, 500, 500);
+    // The mean (6,600) is within limits although one row is far above both thresholds.
+    let v = classify_run(&c, &done, &rows(&[100.0, 100.0, 100.0, 100.0, 32_700.0]));
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.metric.as_deref() == Some("actor_cnn_grad_norm"))
+        .unwrap();
+    assert_eq!(f.verdict, Verdict::Pass, "{}", f.evidence);
+    assert!(!f.evidence.contains("crossed"), "{}", f.evidence);
+    assert_eq!(f.worst, None, "a mean has no worst row");
+    // Above both: the mean crosses as a whole.
+    let v = classify_run(&c, &done, &rows(&[60_000.0; 5]));
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.metric.as_deref() == Some("actor_cnn_grad_norm"))
+        .unwrap();
+    assert_eq!(f.verdict, Verdict::Fail);
+    assert!(
+        f.evidence.contains("FAIL: the mean is > 50,000"),
+        "{}",
+        f.evidence
+    );
+    assert!(!f.evidence.contains("first crossed"), "{}", f.evidence);
+
+    // A NaN after the rows that crossed: FAIL, the crossing kept, the NaN named.
+    let max = Criteria {
+        spike: None,
+        ..Criteria::default_set()
+    };
+    let v = classify_run(&max, &done, &rows(&[5_000.0, 20_000.0, f64::NAN]));
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.rule == "actor_cnn_grad_norm")
+        .unwrap();
+    assert_eq!(f.verdict, Verdict::Fail);
+    assert!(
+        f.evidence.contains("first crossed at step 200"),
+        "{}",
+        f.evidence
+    );
+    assert!(f.evidence.contains("NaN at step 300"), "{}", f.evidence);
+
+    // 9,999.6 is within limits and must not read "10,000".
+    let v = classify_run(&max, &done, &rows(&[100.0, 9_999.6]));
+    let f = v
+        .findings
+        .iter()
+        .find(|f| f.rule == "actor_cnn_grad_norm")
+        .unwrap();
+    assert_eq!(f.verdict, Verdict::Pass);
+    assert!(f.evidence.starts_with("max 9999.6"), "{}", f.evidence);
+}
+
+/// The growth fit covers the rise the factor describes: a collapse after an explosion does not
+/// make the explosion "not growing".
+#[test]
+fn growth_is_fitted_up_to_its_peak() {
+    let pts: Vec<(u64, f64)> = [
+        5_191.0,
+        42_000.0,
+        260_000.0,
+        1_900_000.0,
+        7_475_702.0,
+        0.1,
+        0.1,
+        0.1,
+        0.1,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, v)| (100 * (i as u64 + 1), *v))
+    .collect();
+    let g = growth(&pts).unwrap();
+    assert_eq!(g.peak_step, 500);
+    assert!(g.is_exponential(), "{}", g.describe_fit());
+}

@@ -471,13 +471,29 @@ pub fn build(i: Input<'_>) -> ReportView {
         .iter()
         .map(|name| {
             let (rule, description) = rule_text(i.criteria, name);
+            // The rule's thresholds, so a worst value just short of one prints as itself.
+            let limits: Vec<f64> = i
+                .criteria
+                .rules
+                .iter()
+                .filter(|r| &r.name == name)
+                .flat_map(|r| {
+                    [
+                        r.investigate_above,
+                        r.fail_above,
+                        r.investigate_below,
+                        r.fail_below,
+                    ]
+                })
+                .flatten()
+                .collect();
             let rows = runs
                 .iter()
                 .filter_map(|r| {
                     let f = r.verdict.findings.iter().find(|f| &f.rule == name)?;
                     let worst = f
                         .worst
-                        .map(|(v, s)| format!("{} @ {s}", fmt_num(v)))
+                        .map(|(v, s)| format!("{} @ {s}", crate::verdict::fmt_num_near(v, &limits)))
                         .unwrap_or_else(|| "—".into());
                     let evidence = match &f.note {
                         Some(n) => format!("{}; {n}", f.evidence),

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::criteria::{Aggregate, Criteria, Rule, SpikeRule};
-use super::{fmt_factor, fmt_num, Verdict};
+use super::{fmt_factor, fmt_num, fmt_num_near, Verdict};
 use crate::metrics::{MetricRow, Outcome, RunRecord, COLUMNS};
 
 /// "Exponential growth" needs a log-linear fit with at least this R²...
@@ -126,10 +126,17 @@ impl Growth {
                     Some(d) => format!("doubling every {} steps", fmt_num(d.round())),
                     None => "not growing".into(),
                 };
-                format!(
-                    "not exponential: {doubling}, R² {:.3}, {} points",
-                    f.r2, f.points
-                )
+                // Just under the bar must not print as the bar itself (0.89999 is not 0.900).
+                let r2 = if f.r2 < EXPONENTIAL_MIN_R2
+                    && format!("{:.3}", f.r2)
+                        .parse::<f64>()
+                        .is_ok_and(|x| x >= EXPONENTIAL_MIN_R2)
+                {
+                    format!("{:.5}", f.r2)
+                } else {
+                    format!("{:.3}", f.r2)
+                };
+                format!("not exponential: {doubling}, R² {r2}, {} points", f.points)
             }
         }
     }
@@ -150,13 +157,25 @@ pub fn growth(points: &[(u64, f64)]) -> Option<Growth> {
         .iter()
         .copied()
         .fold(finite[0], |m, p| if p.1 > m.1 { p } else { m });
+    // The fit covers the rise the growth factor describes (first row to peak): a collapse after
+    // an explosion must not make the explosion read "not growing".
+    let rise: Vec<(u64, f64)> = finite
+        .iter()
+        .copied()
+        .take_while(|p| p.0 <= peak_step)
+        .collect();
+    let fit = if rise.len() >= EXPONENTIAL_MIN_POINTS {
+        log_linear_fit(&rise)
+    } else {
+        log_linear_fit(&finite)
+    };
     Some(Growth {
         first,
         first_step,
         peak,
         peak_step,
         factor: peak / first,
-        fit: log_linear_fit(&finite),
+        fit,
     })
 }
 
@@ -493,6 +512,33 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
     let pts = rule_points(rule, rows);
     let g = growth(&pts);
     let mut f = threshold_finding(rule, g);
+    // A NaN or inf in the window is beyond every threshold: said here too, not only by the
+    // built-in non-finite check (the aggregate over the finite rows alone would read "within
+    // limits"). The finite rows' evidence stays: it shows what led up to it.
+    let non_finite = rows
+        .iter()
+        .filter(|r| rule.in_window(r.train_step))
+        .find_map(|r| {
+            r.get(&rule.metric)
+                .filter(|v| !v.is_finite())
+                .map(|v| (r.train_step, v))
+        });
+    let mark_non_finite = |f: &mut Finding| {
+        if let Some((step, v)) = non_finite {
+            f.verdict = Verdict::Fail;
+            f.worst = Some((v, step));
+            f.step = Some(f.step.map_or(step, |s| s.min(step)));
+            let note = format!(
+                "{} at step {step}: not a number, beyond every threshold (the non-finite check fails this run)",
+                fmt_num(v)
+            );
+            f.evidence = if f.evidence.is_empty() || f.value.is_none() {
+                note
+            } else {
+                format!("{}; then {note}", f.evidence)
+            };
+        }
+    };
     let Some((value, at)) = aggregate(rule.aggregate, &pts, g.as_ref()) else {
         f.evidence = if pts.is_empty() {
             "not measured in this run (no values in the window)".into()
@@ -503,6 +549,7 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
                 pts.len()
             )
         };
+        mark_non_finite(&mut f);
         return f;
     };
     f.value = Some(value);
@@ -511,43 +558,76 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
     } else {
         |a, b| a > b
     };
-    f.worst = pts
-        .iter()
-        .copied()
-        .reduce(|m, p| if worse(p.1, m.1) { p } else { m })
-        .map(|(s, v)| (v, s));
+    // The worst row is comparable with the thresholds only when they judge rows (max, min,
+    // last); a growth factor or a slope has no worst row, a mean has no step.
+    let row_based = matches!(
+        rule.aggregate,
+        Aggregate::Max | Aggregate::Min | Aggregate::Last
+    );
+    f.worst = if row_based {
+        pts.iter()
+            .copied()
+            .reduce(|m, p| if worse(p.1, m.1) { p } else { m })
+            .map(|(s, v)| (v, s))
+    } else if rule.aggregate == Aggregate::Growth {
+        at.map(|s| (value, s))
+    } else {
+        None
+    };
+    let ths = thresholds(rule);
+    let near: Vec<f64> = ths.iter().map(|t| t.2).collect();
 
     let mut parts = vec![match at {
         Some(s) if rule.aggregate != Aggregate::Growth => {
-            format!("{} {} at step {s}", rule.aggregate, fmt_num(value))
+            format!(
+                "{} {} at step {s}",
+                rule.aggregate,
+                fmt_num_near(value, &near)
+            )
         }
-        _ => format!("{} {}", rule.aggregate, fmt_num(value)),
+        _ => format!("{} {}", rule.aggregate, fmt_num_near(value, &near)),
     }];
-    let ths = thresholds(rule);
     for &(level, above, t) in &ths {
-        if crosses(level, above, t, value) {
-            f.verdict = f.verdict.max(level);
+        if !crosses(level, above, t, value) {
+            continue;
         }
-        // Per-row crossings are the "first step it went wrong"; for max/min aggregates they coincide
-        // with the verdict, for the others they are context.
-        if let Some(&(step, v)) = pts.iter().find(|p| crosses(level, above, t, p.1)) {
-            f.crossings.push(Crossing {
-                level,
-                op: op(level, above),
-                threshold: t,
+        f.verdict = f.verdict.max(level);
+        // A max crossing an "above" threshold (a min a "below" one) crossed it first on some row:
+        // that row is the first step it went wrong. Other aggregates cross as a whole.
+        let per_row = (rule.aggregate == Aggregate::Max && above)
+            || (rule.aggregate == Aggregate::Min && !above);
+        let first_row = per_row
+            .then(|| pts.iter().find(|p| crosses(level, above, t, p.1)).copied())
+            .flatten();
+        let (step, v, text) = match first_row {
+            Some((step, v)) => (
                 step,
-                value: v,
-            });
-        }
-    }
-    for c in &f.crossings {
-        parts.push(format!(
-            "{} {} {} first crossed at step {}",
-            c.level,
-            c.op,
-            fmt_num(c.threshold),
-            c.step
-        ));
+                v,
+                format!(
+                    "{level} {} {} first crossed at step {step}",
+                    op(level, above),
+                    fmt_num(t)
+                ),
+            ),
+            None => (
+                at.or(pts.last().map(|p| p.0)).unwrap_or(0),
+                value,
+                format!(
+                    "{level}: the {} is {} {}",
+                    rule.aggregate,
+                    op(level, above),
+                    fmt_num(t)
+                ),
+            ),
+        };
+        f.crossings.push(Crossing {
+            level,
+            op: op(level, above),
+            threshold: t,
+            step,
+            value: v,
+        });
+        parts.push(text);
     }
     if f.crossings.is_empty() && !ths.is_empty() {
         parts.push(within_limits(&ths));
@@ -576,6 +656,7 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
         }
     }
     f.evidence = parts.join("; ");
+    mark_non_finite(&mut f);
     f
 }
 

@@ -124,6 +124,17 @@ pub fn with_seed_rules(group: GroupVerdict, seed_findings: &[Finding]) -> GroupV
     }
 }
 
+/// [`fmt_num`], with more digits when the short form would read as one of `thresholds` without
+/// being it (9,999.6 against 10,000 prints "9999.6", not "10,000").
+pub fn fmt_num_near(v: f64, thresholds: &[f64]) -> String {
+    let short = fmt_num(v);
+    if thresholds.iter().any(|&t| t != v && fmt_num(t) == short) {
+        format!("{v}")
+    } else {
+        short
+    }
+}
+
 /// Formats a metric value for people: thousands separators from 1,000 up ("7,475,702"), a few
 /// significant digits below ("233.5", "0.0125", "1.2e-5"), and "NaN" / "inf" spelled out.
 pub fn fmt_num(v: f64) -> String {
