@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::load::{GroupResult, RunResult};
 use super::plot::{self, Series, Threshold};
 use super::recommend::Recommendation;
-use crate::verdict::{fmt_num, Criteria, GroupVerdict, Verdict};
+use crate::verdict::{fmt_num, Aggregate, Criteria, GroupVerdict, Verdict};
 
 /// Everything `build` needs.
 pub struct Input<'a> {
@@ -209,6 +209,9 @@ pub struct CriterionView {
     pub rule: String,
     pub description: String,
     pub rows: Vec<FindingView>,
+    /// No run had a value for this rule in its window: it judged nothing (a step window past
+    /// the runs' end, a metric this kind of run never logs).
+    pub unmeasured: bool,
 }
 
 /// One run's finding on one criterion.
@@ -487,7 +490,7 @@ pub fn build(i: Input<'_>) -> ReportView {
                 })
                 .flatten()
                 .collect();
-            let rows = runs
+            let rows: Vec<FindingView> = runs
                 .iter()
                 .filter_map(|r| {
                     let f = r.verdict.findings.iter().find(|f| &f.rule == name)?;
@@ -511,11 +514,27 @@ pub fn build(i: Input<'_>) -> ReportView {
                     })
                 })
                 .collect();
+            let unmeasured = !rows.is_empty()
+                && runs.iter().all(|r| {
+                    r.verdict
+                        .findings
+                        .iter()
+                        .find(|f| &f.rule == name)
+                        .is_none_or(|f| {
+                            f.kind == crate::verdict::FindingKind::Threshold && f.value.is_none()
+                        })
+                });
+            if unmeasured {
+                eprintln!(
+                    "warning: criterion `{name}` had no value in any run's window: it judged nothing"
+                );
+            }
             CriterionView {
                 name: name.clone(),
                 rule: cell(&rule),
                 description: cell(&description),
                 rows,
+                unmeasured,
             }
         })
         .collect();
@@ -566,7 +585,13 @@ pub fn build(i: Input<'_>) -> ReportView {
                     .verdict
                     .problems()
                     .iter()
-                    .map(|f| format!("{} ({}): {}", f.rule, f.verdict, f.evidence))
+                    .map(|f| {
+                        let verdict = match r.unfinished {
+                            Some(u) if f.rule == "completed" => u.as_str().to_string(),
+                            _ => f.verdict.to_string(),
+                        };
+                        format!("{} ({verdict}): {}", f.rule, f.evidence)
+                    })
                     .collect(),
                 evidence_csv: r.evidence_csv.clone().unwrap_or_default(),
                 command: rec.map(|x| x.command.clone()).unwrap_or_default(),
@@ -626,7 +651,7 @@ pub fn build(i: Input<'_>) -> ReportView {
             crate::verdict::EXPONENTIAL_MIN_FACTOR
         ),
         plots: i.plots,
-        plot_aggregation: "one line per variant group: the maximum over its seeds at each logged step (the worst seed shows)".into(),
+        plot_aggregation: "one line per variant group: the maximum over its seeds at each logged step, so against an upper limit the worst seed shows (against a lower limit, read the per-run evidence)".into(),
         recommendation: RecommendationView {
             headline: i.recommendation.headline.clone(),
             details: i.recommendation.details.clone(),
@@ -664,21 +689,40 @@ pub fn plot_metric(
             });
         }
     }
-    let mut thresholds = Vec::new();
-    for r in criteria.rules_for(metric) {
-        if let Some(t) = r.investigate_above {
-            thresholds.push(Threshold {
-                label: format!("INVESTIGATE ≥ {}", fmt_num(t)),
-                value: t,
-                color: plot::INVESTIGATE_ORANGE,
-            });
-        }
-        if let Some(t) = r.fail_above {
-            thresholds.push(Threshold {
-                label: format!("FAIL > {}", fmt_num(t)),
-                value: t,
-                color: plot::FAIL_RED,
-            });
+    let mut thresholds: Vec<Threshold> = Vec::new();
+    // Only rules that judge the plotted values themselves have lines on this scale: a growth
+    // factor or a slope threshold is not a value of the metric.
+    for r in criteria.rules_for(metric).filter(|r| {
+        matches!(
+            r.aggregate,
+            Aggregate::Max | Aggregate::Min | Aggregate::Last | Aggregate::Mean
+        )
+    }) {
+        let lines = [
+            (
+                r.investigate_above,
+                "INVESTIGATE ≥",
+                plot::INVESTIGATE_ORANGE,
+            ),
+            (r.fail_above, "FAIL >", plot::FAIL_RED),
+            (
+                r.investigate_below,
+                "INVESTIGATE ≤",
+                plot::INVESTIGATE_ORANGE,
+            ),
+            (r.fail_below, "FAIL <", plot::FAIL_RED),
+        ];
+        for (t, what, color) in lines {
+            let Some(t) = t else { continue };
+            let label = format!("{what} {}", fmt_num(t));
+            // Two rules on one metric with the same line draw it once.
+            if !thresholds.iter().any(|x| x.label == label) {
+                thresholds.push(Threshold {
+                    label,
+                    value: t,
+                    color,
+                });
+            }
         }
         if let Some((lo, hi)) = r.expected {
             thresholds.push(Threshold {
