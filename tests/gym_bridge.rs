@@ -62,7 +62,7 @@ fn state(o: &Observation) -> &[f32] {
 fn pendulum_through_the_bridge_is_gymnasium_exactly() {
     require_gymnasium();
     let mut cfg = gym_cfg("Pendulum-v1", ObsKind::State);
-    cfg.max_episode_steps = 7;
+    cfg.max_episode_steps = Some(7);
     let mut env = make_env(&cfg).unwrap();
     assert_eq!(env.obs_spec(), ObsSpec::State { dim: 3 });
     assert_eq!(env.action_dim(), 1);
@@ -432,7 +432,7 @@ fn bridge_overhead() {
         ("CarRacing-v3", ObsKind::Pixels, 1_000),
     ] {
         let mut cfg = gym_cfg(id, obs);
-        cfg.max_episode_steps = 1_000_000;
+        cfg.max_episode_steps = Some(1_000_000);
         let mut env = make_env(&cfg).unwrap();
         let a = vec![0.1f32; env.action_dim()];
         env.reset(Some(0));

@@ -134,7 +134,7 @@ fn compare(cases: &[Case], resync: bool) {
     let cfg = EnvConfig {
         kind: EnvKind::Pendulum,
         obs: ObsKind::State,
-        max_episode_steps: STEPS,
+        max_episode_steps: Some(STEPS),
         ..EnvConfig::default()
     };
     let mut worst = (0.0f64, 0.0f64);

@@ -77,8 +77,9 @@ pub struct EnvConfig {
     pub image_size: usize,
     /// Number of most recent frames stacked as channels (pixel observations only).
     pub frame_stack: usize,
-    /// Time limit; reaching it truncates the episode (non-terminal for TD3).
-    pub max_episode_steps: usize,
+    /// Time limit; reaching it truncates the episode (non-terminal for TD3). `None`: the env's own
+    /// (Gymnasium's registered limit; 200 for the built-in envs, as Pendulum-v1 registers).
+    pub max_episode_steps: Option<usize>,
     /// Multiplies every reward. The seed's Q of 11M suggests large raw rewards; this reproduces that regime.
     pub reward_scale: f64,
     /// Gymnasium env id (`CarRacing-v3`); required for, and only used by, `kind: gymnasium`.
@@ -87,6 +88,16 @@ pub struct EnvConfig {
     pub kwargs: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
+impl EnvConfig {
+    /// The time limit the built-in envs use: `max_episode_steps`, else 200.
+    pub fn time_limit(&self) -> usize {
+        self.max_episode_steps.unwrap_or(BUILTIN_TIME_LIMIT)
+    }
+}
+
+/// The built-in envs' own time limit (Pendulum-v1 registers 200; lane-keep follows it).
+pub const BUILTIN_TIME_LIMIT: usize = 200;
+
 impl Default for EnvConfig {
     fn default() -> Self {
         Self {
@@ -94,7 +105,7 @@ impl Default for EnvConfig {
             obs: ObsKind::Pixels,
             image_size: 48,
             frame_stack: 3,
-            max_episode_steps: 200,
+            max_episode_steps: Some(200),
             reward_scale: 1.0,
             id: None,
             kwargs: Default::default(),

@@ -200,8 +200,8 @@ static LEAVES: &[KeySpec] = &[
     ),
     k(
         "env.max_episode_steps",
-        Kind::Int { min: 1 },
-        "time limit of an episode (truncation)",
+        Kind::OptInt { min: 1 },
+        "time limit of an episode (truncation); null: the env's own (Gymnasium's registered one)",
         "200",
     ),
     k("env.reward_scale", POS, "multiplies every reward", "1.0"),

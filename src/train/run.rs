@@ -629,6 +629,16 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
         };
         let st = env.step(&action);
         env_step += 1;
+        // A bridged env that died or raised: the run is `crashed`, with the traceback as its
+        // reason. Checked before anything uses the step, which did not happen (no transition,
+        // no episode end).
+        if let Some(why) = env.failure() {
+            let why = format!("at env step {env_step}: {why}");
+            outcome = Outcome::Crashed;
+            record.stderr_tail = Some(why.clone());
+            reason = Some(format!("environment failed {why}"));
+            break;
+        }
         ep.current += st.reward;
         // Truncation (time limit) is not terminal: TD3 bootstraps through it.
         replay.push(&obs, &action, st.reward as f32, &st.obs, st.terminated);
@@ -645,7 +655,7 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
             ep_actions.extend_from_slice(&action);
             st.obs
         };
-        // A bridged env that died or raised: the run is `crashed`, with the traceback as its reason.
+        // A reset after an episode's end can fail too.
         let env_failure = env
             .failure()
             .map(|why| format!("at env step {env_step}: {why}"));

@@ -400,7 +400,7 @@ impl LaneKeep {
                 heading: 0.0,
             },
             steps: 0,
-            max_episode_steps: cfg.max_episode_steps,
+            max_episode_steps: cfg.time_limit(),
             reward_scale: cfg.reward_scale,
             view: View::new(side),
             pixels: match cfg.obs {
@@ -549,7 +549,7 @@ mod tests {
             obs,
             image_size: side,
             frame_stack: 3,
-            max_episode_steps: 1000,
+            max_episode_steps: Some(1000),
             reward_scale: 1.0,
             ..EnvConfig::default()
         }
@@ -930,7 +930,7 @@ mod tests {
     #[test]
     fn long_episodes_keep_memory_bounded() {
         let mut c = cfg(ObsKind::Pixels, 32);
-        c.max_episode_steps = 100_000;
+        c.max_episode_steps = Some(100_000);
         let mut env = LaneKeep::new(&c).unwrap();
         env.start_episode(straight());
         for _ in 0..6000 {

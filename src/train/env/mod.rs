@@ -161,7 +161,7 @@ pub(crate) fn validate(cfg: &EnvConfig) -> Result<(), EnvError> {
             });
         }
     }
-    if cfg.max_episode_steps == 0 {
+    if cfg.max_episode_steps == Some(0) {
         return Err(EnvError::MaxEpisodeSteps);
     }
     if !cfg.reward_scale.is_finite() {
@@ -202,7 +202,7 @@ mod tests {
             obs,
             image_size: 32,
             frame_stack: 3,
-            max_episode_steps: 60,
+            max_episode_steps: Some(60),
             reward_scale: 1.0,
             ..EnvConfig::default()
         }
@@ -302,7 +302,7 @@ mod tests {
     fn truncation_at_time_limit_for_both_envs() {
         for kind in [EnvKind::Pendulum, EnvKind::LaneKeep] {
             let mut c = cfg(kind, ObsKind::State);
-            c.max_episode_steps = 25;
+            c.max_episode_steps = Some(25);
             let mut env = make_env(&c).unwrap();
             env.reset(Some(3));
             // Zero action: the lane-keep car drives straight at its start speed; 25 steps of
@@ -357,7 +357,10 @@ mod tests {
             .iter()
             .all(|e| matches!(e, Some(EnvError::FrameStack { .. }))));
         let steps = Some(EnvError::MaxEpisodeSteps);
-        assert_eq!(err(|c| c.max_episode_steps = 0), vec![steps.clone(), steps]);
+        assert_eq!(
+            err(|c| c.max_episode_steps = Some(0)),
+            vec![steps.clone(), steps]
+        );
         let nan = err(|c| c.reward_scale = f64::NAN);
         assert!(nan
             .iter()

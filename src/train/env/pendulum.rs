@@ -74,7 +74,7 @@ impl Pendulum {
             thdot: 0.0,
             rng: ChaCha8Rng::seed_from_u64(0),
             steps: 0,
-            max_episode_steps: cfg.max_episode_steps,
+            max_episode_steps: cfg.time_limit(),
             reward_scale: cfg.reward_scale,
             pixels: match cfg.obs {
                 ObsKind::Pixels => Some(PixelObs::new(cfg.image_size, cfg.frame_stack)),
@@ -199,7 +199,7 @@ mod tests {
             obs,
             image_size: 48,
             frame_stack: 3,
-            max_episode_steps: 200,
+            max_episode_steps: Some(200),
             reward_scale: 1.0,
             ..EnvConfig::default()
         }
