@@ -313,7 +313,7 @@ fn extends_merges_keys_and_resolves_paths_per_file() {
 #[test]
 fn normalised_spec_round_trips() {
     let (dir, path) = write(
-        "name: rt\nbase: base.yaml\nseeds: 2\nsteps: 40\ntimeout: 1h30m\ngrid: {networks.cnn.actor_cnn_lr: [1.0e-4, 1.0e-5]}\nvariants:\n  - name: a\n  - name: b\n    set: {training.q_normalization: true}\ncriteria: {pass: {}}\nresources: {devices: [0, 1], runs_per_device: 2}\n",
+        "name: rt\nbase: base.yaml\nseeds: 2\nsteps: 40\ntimeout: 1h30m\ngrid: {networks.cnn.actor_cnn_lr: [1.0e-4, 1.0e-5]}\nvariants:\n  - name: a\n  - name: b\n    set: {training.q_normalization: true}\ncriteria: {stop_on_fail: false}\nresources: {devices: [0, 1], runs_per_device: 2}\n",
         &[],
     );
     let plan = load_sweep(&path).unwrap();
