@@ -386,9 +386,23 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
         Some(e) => match &e.node.value {
             Value::Str(s) if valid_name(s) => s.clone(),
             other => {
+                let hint = match other {
+                    // `name: 123` or `name: 1e-4` is a number to YAML.
+                    Value::Int(_) | Value::Float(_) | Value::Bool(_) => format!(
+                        "YAML reads it as {}; quote it: name: \"{}\"",
+                        other.type_name(),
+                        schema::fmt_scalar(other)
+                    ),
+                    _ => "use letters, digits, `_` and `-` only (it names the folder results/<name>/)".into(),
+                };
                 errs.push(
-                    at(&e.src, e.node.mark, "name", format!("invalid sweep name {}", schema::describe(other)))
-                        .hint("use letters, digits, `_` and `-` only (it names the folder results/<name>/)"),
+                    at(
+                        &e.src,
+                        e.node.mark,
+                        "name",
+                        format!("invalid sweep name {}", schema::describe(other)),
+                    )
+                    .hint(hint),
                 );
                 String::new()
             }
@@ -436,15 +450,30 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
     let mut base_doc = None;
     let mut base = PathBuf::new();
     match get("base") {
-        None => errs.push(
-            at(
-                &leaf,
-                Mark { line: 1, col: 1 },
-                "base",
-                "missing `base:`, the agent config every run starts from",
+        None => {
+            // `validate configs/td3.yaml`: an agent config given where a sweep file goes.
+            let agent_keys: Vec<&str> = ["env", "networks", "training", "logging", "evaluation"]
+                .into_iter()
+                .filter(|k| entries.iter().any(|e| e.key.name == *k))
+                .collect();
+            let hint = if agent_keys.len() >= 2 {
+                format!(
+                    "this looks like an agent config (it has {}), not a sweep file; a sweep names one with `base:`. To check an agent config alone: td3-sweep train --config FILE --steps 1 --out /tmp/check",
+                    agent_keys.iter().map(|k| format!("`{k}:`")).collect::<Vec<_>>().join(", ")
+                )
+            } else {
+                "add `base: ../configs/td3.yaml` (relative to this sweep file)".to_string()
+            };
+            errs.push(
+                at(
+                    &leaf,
+                    Mark { line: 1, col: 1 },
+                    "base",
+                    "missing `base:`, the agent config every run starts from",
+                )
+                .hint(hint),
             )
-            .hint("add `base: ../configs/td3.yaml` (relative to this sweep file)"),
-        ),
+        }
         Some(e) => {
             match &e.node.value {
                 Value::Str(s) => {
@@ -454,6 +483,17 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
                         at(&e.src, e.node.mark, "base", format!("base config `{}` {}", base.display(), not_a_file(&base)))
                             .hint("`base` is a path relative to the sweep file, e.g. ../configs/td3.yaml"),
                     );
+                    } else if let Some(keys) = sweep_keys_in(&base) {
+                        // A sweep file given as `base:` would fail on every sweep key it has.
+                        errs.push(
+                            at(&e.src, e.node.mark, "base", format!(
+                                "`{}` is a sweep file (it has {keys}), not an agent config",
+                                base.display()
+                            ))
+                            .hint(format!(
+                                "`base:` takes an agent config such as ../configs/td3.yaml; to build on another sweep, write `extends: {s}`"
+                            )),
+                        );
                     } else {
                         match ConfigDoc::load(&base) {
                             Ok(doc) => base_doc = Some(doc),
@@ -1141,6 +1181,36 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
         seeds,
         size_at,
     })
+}
+
+/// The sweep-only top-level keys the YAML file at `p` has ("`name:`, `grid:`"), when it has at
+/// least two of them (one could be a typo in an agent config).
+fn sweep_keys_in(p: &Path) -> Option<String> {
+    let src = Source::read(p).ok()?;
+    let root = yaml::parse(&src).ok()?;
+    let Value::Map(entries) = &root.value else {
+        return None;
+    };
+    let found: Vec<String> = entries
+        .iter()
+        .map(|(k, _)| k.name.as_str())
+        .filter(|k| {
+            matches!(
+                *k,
+                "name"
+                    | "base"
+                    | "extends"
+                    | "grid"
+                    | "variants"
+                    | "seeds"
+                    | "steps"
+                    | "stages"
+                    | "set"
+            )
+        })
+        .map(|k| format!("`{k}:`"))
+        .collect();
+    (found.len() >= 2).then(|| found.join(", "))
 }
 
 /// "does not exist" or, for a folder, "is a folder, not a file": why `p` can't be read as a file.
