@@ -244,15 +244,24 @@ impl MarkedEventReceiver for Builder<'_> {
             }
             Event::Scalar(text, style, _, _) => {
                 let value = if style == TScalarStyle::Plain {
-                    match Yaml::from_str(&text) {
-                        Yaml::Null => Value::Null,
-                        Yaml::Boolean(b) => Value::Bool(b),
-                        Yaml::Integer(i) => Value::Int(i),
-                        Yaml::Real(r) => r
-                            .parse::<f64>()
-                            .map(Value::Float)
-                            .unwrap_or(Value::Str(text)),
-                        _ => Value::Str(text),
+                    // YAML 1.2's core schema spellings the parser leaves as strings.
+                    match text.as_str() {
+                        "Null" | "NULL" => Value::Null,
+                        ".nan" | ".NaN" | ".NAN" => Value::Float(f64::NAN),
+                        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+                            Value::Float(f64::INFINITY)
+                        }
+                        "-.inf" | "-.Inf" | "-.INF" => Value::Float(f64::NEG_INFINITY),
+                        _ => match Yaml::from_str(&text) {
+                            Yaml::Null => Value::Null,
+                            Yaml::Boolean(b) => Value::Bool(b),
+                            Yaml::Integer(i) => Value::Int(i),
+                            Yaml::Real(r) => r
+                                .parse::<f64>()
+                                .map(Value::Float)
+                                .unwrap_or(Value::Str(text)),
+                            _ => Value::Str(text),
+                        },
                     }
                 } else {
                     Value::Str(text)
@@ -284,6 +293,23 @@ pub fn parse(src: &Source) -> Result<Node, Vec<Diagnostic>> {
     };
     let mut parser = Parser::new_from_str(&src.text);
     if let Err(e) = parser.load(&mut b, false) {
+        // A tab in the indentation makes the parser fail somewhere near it, often on an earlier
+        // line: point at the tab itself.
+        if let Some((i, line)) = src.text.lines().enumerate().find(|(_, l)| {
+            l.chars()
+                .take_while(|c| c.is_whitespace())
+                .any(|c| c == '\t')
+        }) {
+            let col = 1 + line.chars().position(|c| c == '\t').unwrap_or(0);
+            return Err(vec![Diagnostic::new(
+                src,
+                Mark { line: i + 1, col },
+                "a tab in the indentation: YAML indents with spaces only",
+            )
+            .hint(
+                "replace the tab with spaces (two per level, as elsewhere in the file)",
+            )]);
+        }
         let mark = mark_of(*e.marker());
         return Err(vec![Diagnostic::new(src, mark, format!("YAML syntax error: {}", e.info()))
             .hint("check indentation, and quote values that contain `: ` or start with a special character")]);
@@ -354,6 +380,9 @@ mod tests {
         assert_eq!(parse_scalar("1e-5"), Value::Float(1e-5));
         assert_eq!(parse_scalar("true"), Value::Bool(true));
         assert_eq!(parse_scalar("null"), Value::Null);
+        assert_eq!(parse_scalar("Null"), Value::Null);
+        assert!(matches!(parse_scalar(".nan"), Value::Float(x) if x.is_nan()));
+        assert_eq!(parse_scalar("-.inf"), Value::Float(f64::NEG_INFINITY));
         assert_eq!(parse_scalar("own"), Value::Str("own".into()));
         assert_eq!(parse_scalar("3"), Value::Int(3));
     }

@@ -581,6 +581,14 @@ impl Parser<'_> {
     fn number(&mut self, node: &Node, key: &str) -> Option<f64> {
         match node.as_f64() {
             Some(x) if x.is_finite() => Some(x),
+            Some(x) => {
+                let msg = format!(
+                    "expected a finite number, found {}",
+                    crate::verdict::fmt_num(x)
+                );
+                self.err(node.mark, key, msg, None);
+                None
+            }
             _ => {
                 let msg = format!("expected a number, found {}", node.value.type_name());
                 self.err(node.mark, key, msg, None);
