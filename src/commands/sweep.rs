@@ -471,17 +471,41 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
         _ => Backend::Local,
     });
     let slurm_opts = slurm_options(&args, backend, &plan.spec.slurm)?;
+    // Refused before anything is written.
+    if !plan.spec.stages.is_empty() && backend == Backend::Slurm && args.no_submit {
+        return Err(BadInput(
+            "--no-submit cannot write a ladder's scripts up front: each stage's runs depend on the last stage's verdicts; run without --no-submit, or without `stages:`".into(),
+        )
+        .into());
+    }
+    if backend == Backend::Local {
+        if let Devices::Gpus(asked) = &plan.spec.resources.devices {
+            let have = tch::Cuda::device_count().max(0) as usize;
+            let missing: Vec<String> = asked
+                .iter()
+                .filter(|&&g| g >= have)
+                .map(|g| g.to_string())
+                .collect();
+            if !missing.is_empty() {
+                let msg = format!(
+                    "{}: `resources.devices` asks for GPU {}, but libtorch sees {have} CUDA device(s) here; runs would silently train on the CPU. Use `devices: auto` or `cpu`, or run it where those GPUs exist (`--backend slurm --slurm-gres gpu:1` on a cluster)",
+                    args.file.display(),
+                    missing.join(", ")
+                );
+                if args.dry_run {
+                    eprintln!("warning: {msg}");
+                } else {
+                    return Err(BadInput(msg).into());
+                }
+            }
+        }
+    }
     let Some(p) = prepare(&args, plan)? else {
         return Ok(0);
     };
     if !p.plan.spec.stages.is_empty() {
         let slurm = match backend {
-            Backend::Slurm if args.no_submit => {
-                return Err(BadInput(
-                    "--no-submit cannot write a ladder's scripts up front: each stage's runs depend on the last stage's verdicts; run without --no-submit, or without `stages:`".into(),
-                )
-                .into());
-            }
+            Backend::Slurm if args.no_submit => unreachable!("refused above"),
             Backend::Slurm => Some(slurm_effective(&p.plan.spec, slurm_opts)),
             Backend::Local => None,
         };

@@ -319,7 +319,10 @@ pub enum LrSource {
     CriticCnnLr,
     LearningRate,
     Default,
+    /// Written as the key it came from, like the others (older run.json files say `actor_head`).
+    #[serde(rename = "networks.actor.learning_rate", alias = "actor_head")]
     ActorHead,
+    #[serde(rename = "networks.critic.learning_rate", alias = "critic_head")]
     CriticHead,
 }
 

@@ -168,6 +168,12 @@ pub fn recommend(
             _ => "No learning-rate or clipping variant passes; this one uses Q normalisation (rollback Option 3).".into(),
         };
         details.push(why);
+        if finalists.is_some() {
+            details.push(format!(
+                "Among the {} variant(s) that reached the ladder's last stage; variants that stopped earlier are not candidates (see the Ladder section).",
+                finalists.map_or(0, |f| f.len())
+            ));
+        }
         if !g.swept.is_empty() {
             let yaml: Vec<String> = g.swept.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             details.push(format!("Settings: `{}`", yaml.join("`, `")));

@@ -24,7 +24,8 @@ use crate::metrics::{write_atomic, MetricRow, MetricsWriter, Outcome, RunRecord}
 /// Why a run could not be carried out at all.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("environment: {0}")]
+    /// Printed as the env's own message (it names the key to fix), once.
+    #[error(transparent)]
     Env(#[from] super::env::EnvError),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

@@ -592,10 +592,12 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
             continue;
         }
         f.verdict = f.verdict.max(level);
-        // A max crossing an "above" threshold (a min a "below" one) crossed it first on some row:
-        // that row is the first step it went wrong. Other aggregates cross as a whole.
+        // A max crossing an "above" threshold (a min a "below" one) crossed it first on some row,
+        // and so did a last value that crosses: that row is the first step it went wrong. A mean,
+        // growth or slope crosses as a whole.
         let per_row = (rule.aggregate == Aggregate::Max && above)
-            || (rule.aggregate == Aggregate::Min && !above);
+            || (rule.aggregate == Aggregate::Min && !above)
+            || rule.aggregate == Aggregate::Last;
         let first_row = per_row
             .then(|| pts.iter().find(|p| crosses(level, above, t, p.1)).copied())
             .flatten();
