@@ -688,6 +688,24 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
                             continue;
                         }
                         if !problems.is_empty() {
+                            // A list-valued key swept with scalars: the grid's list is the values
+                            // to try, so each value is itself a list.
+                            let list_key = schema::lookup(&k.name)
+                                .is_some_and(|s| matches!(s.kind, schema::Kind::IntList { .. }));
+                            if list_key && !matches!(item.value, Value::Seq(_)) {
+                                let scalars: Vec<String> = items.iter().map(|n| schema::fmt_scalar(&n.value)).collect();
+                                errs.push(
+                                    at(&e.src, v.mark, &path, format!("`{}` takes a list, so each grid value must be a list", k.name))
+                                        .hint(format!(
+                                            "one value: `{}: [[{}]]`; several: `{}: [[64, 64], [256, 256]]`",
+                                            k.name,
+                                            scalars.join(", "),
+                                            k.name
+                                        )),
+                                );
+                                key_ok = false;
+                                break;
+                            }
                             errs.extend(prefixed(problems, "grid"));
                             continue;
                         }
