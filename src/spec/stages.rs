@@ -107,7 +107,10 @@ impl fmt::Display for Promote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Promote::All => write!(f, "all variants"),
-            Promote::Pass => write!(f, "pass (every seed PASS)"),
+            Promote::Pass => write!(
+                f,
+                "pass (the group PASSes under the criteria's seeds quorum)"
+            ),
             Promote::PassOrInvestigate => write!(f, "pass_or_investigate (no FAIL)"),
             Promote::Best {
                 n,
