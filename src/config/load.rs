@@ -310,8 +310,12 @@ pub fn parse_set_arg(arg: &str) -> Result<Override, Diagnostic> {
             "give one, e.g. --set {key_trim}=VALUE (write null to unset a key that allows it)"
         )));
     }
+    // Positions inside a mapping or list value (`--set 'networks.cnn={actor_cnn_lr: 1e-5}'`) are
+    // counted from the value's start; shift them to the whole argument's columns.
+    let mut parsed = yaml::parse_scalar(value);
+    shift_cols(&mut parsed, value_col - 1);
     let value = Node {
-        value: yaml::parse_scalar(value),
+        value: parsed,
         mark: Mark {
             line: 1,
             col: value_col,
@@ -323,6 +327,31 @@ pub fn parse_set_arg(arg: &str) -> Result<Override, Diagnostic> {
         value,
         origin,
     })
+}
+
+/// Adds `by` to the column of every first-line position inside `v` (keys and values).
+fn shift_cols(v: &mut Value, by: usize) {
+    let shift = |m: &mut Mark| {
+        if m.line == 1 {
+            m.col += by;
+        }
+    };
+    match v {
+        Value::Map(entries) => {
+            for (k, n) in entries {
+                shift(&mut k.mark);
+                shift(&mut n.mark);
+                shift_cols(&mut n.value, by);
+            }
+        }
+        Value::Seq(items) => {
+            for n in items {
+                shift(&mut n.mark);
+                shift_cols(&mut n.value, by);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The fully resolved config as YAML (what a run's `config.yaml` holds). Loading it back with
@@ -417,6 +446,18 @@ mod tests {
             Some("did you mean `training.batch_size`?")
         );
         assert!(parse_set_arg("no-equals").is_err());
+    }
+
+    #[test]
+    fn set_arg_positions_inside_a_mapping_are_the_arguments_columns() {
+        let o = parse_set_arg("networks.cnn={actor_cnn_lr: 1e-5, foo: 1}").unwrap();
+        let Value::Map(entries) = &o.value.value else {
+            panic!("{:?}", o.value.value)
+        };
+        // `foo` starts at column 35 of the whole argument.
+        assert_eq!(entries[1].0.name, "foo");
+        assert_eq!(entries[1].0.mark, Mark { line: 1, col: 35 });
+        assert!(parse_set_arg("training.tau=").is_err());
     }
 
     #[test]

@@ -483,7 +483,8 @@ pub fn suggest(key: &str) -> Option<String> {
             return Some(join(parent, s));
         }
     }
-    if let Some(s) = did_you_mean(key, all()) {
+    // Never the unknown key's own parent (`networks.cnn.foo` is not a typo of `networks.cnn`).
+    if let Some(s) = did_you_mean(key, all().filter(|k| !key.starts_with(&format!("{k}.")))) {
         return Some(s.to_string());
     }
     // A typo in a middle segment (`networks.cnnn.actor_cnn_lr`): match the last segment loosely.
