@@ -327,6 +327,20 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
                 None
             }
         };
+        // A ladder's groups ended at different stages: say where, beside each verdict.
+        let n = l.stages.len();
+        for (g, gv) in groups.iter().zip(model.overview.iter_mut()) {
+            let label = g.label();
+            if let Some((k, st)) = l
+                .stages
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, st)| st.entered.contains(&label))
+            {
+                gv.label = format!("{} · stage {} `{}` of {n}", gv.label, k + 1, st.name);
+            }
+        }
         model.ladder = Some(view::ladder_view(&l, plot));
     }
     let (name, text) = match &opts.template {
