@@ -123,3 +123,38 @@ fn a_corrupted_or_missing_checkpoint_is_a_clear_error() {
         text(&o)
     );
 }
+
+/// A fresh start (another config) in a folder holding an earlier attempt's checkpoint removes it:
+/// otherwise running the first config again would "resume" from it and trim the second run's
+/// metrics.csv to the old checkpoint's length.
+#[test]
+fn a_fresh_start_removes_the_earlier_attempts_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path());
+    let out = tmp.path().join("run");
+    // Config A stops half way with a checkpoint.
+    let o = train(&cfg, &out, &["--steps", "60", "--checkpoint-at-end"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(out.join("checkpoint").is_dir());
+    // Config B in the same folder starts from zero and takes the folder over.
+    let o = train(
+        &cfg,
+        &out,
+        &["--set", "networks.cnn.actor_cnn_lr=1e-5", "--steps", "80"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!out.join("checkpoint").exists(), "{}", text(&o));
+    let b_rows = metrics(&out);
+    // Config A again: nothing to resume from, so it starts from zero and writes its own rows.
+    let o = train(&cfg, &out, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("resuming from"),
+        "{}",
+        text(&o)
+    );
+    let whole = tmp.path().join("whole");
+    assert!(train(&cfg, &whole, &[]).status.success());
+    assert_eq!(metrics(&out), metrics(&whole));
+    assert_ne!(metrics(&out), b_rows);
+}

@@ -19,6 +19,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
             // Bad input (exit 2), each printed once: the diagnostics already name file:line:key.
             ReportError::Criteria(d) => d.into(),
             e @ ReportError::NotResults { .. } => BadInput(e.to_string()).into(),
+            // A custom template that does not render is the user's file (the embedded one is
+            // tested): bad input.
+            e @ ReportError::Template { .. } if args.template.is_some() => {
+                BadInput(e.to_string()).into()
+            }
             e => e.into(),
         }
     })?;

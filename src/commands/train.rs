@@ -92,6 +92,31 @@ fn resume_from(args: &TrainArgs, cfg: &crate::config::AgentConfig) -> Option<std
     }
 }
 
+/// A fresh start in a folder that held another attempt: its checkpoint (of another config, or of
+/// a finished run) would be picked up by a later resume, which trims metrics.csv to the
+/// checkpoint's length, so this run's rows would be cut or mixed with the old config's; its
+/// evidence.csv would be shown as this run's. Both go before anything is written. metrics.csv
+/// and run.json are rewritten by the run itself.
+fn clear_earlier_attempt(out: &std::path::Path) -> anyhow::Result<()> {
+    let ckpt = crate::train::checkpoint::dir_of(out);
+    if ckpt.is_dir() {
+        std::fs::remove_dir_all(&ckpt).map_err(|e| {
+            anyhow::anyhow!("removing the earlier attempt's {}: {e}", ckpt.display())
+        })?;
+        eprintln!(
+            "note: removed {}: an earlier attempt's checkpoint, which a fresh start must not leave for a later resume",
+            ckpt.display()
+        );
+    }
+    let evidence = out.join("evidence.csv");
+    if evidence.is_file() {
+        std::fs::remove_file(&evidence).map_err(|e| {
+            anyhow::anyhow!("removing the earlier attempt's {}: {e}", evidence.display())
+        })?;
+    }
+    Ok(())
+}
+
 /// Trains one agent; the exit code encodes the outcome (0 completed, 1 crashed, 3 diverged, 4 stopped,
 /// 5 orphaned: the parent sweep died and a hung run was ended, 130 interrupted).
 pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
@@ -171,7 +196,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         opts.fail_fast = Some(Box::new(move |rows| crate::verdict::certain_fail(&c, rows)));
     }
     opts.checkpoint_at_end = args.checkpoint_at_end;
+    if cfg.training.steps <= cfg.training.learning_starts {
+        eprintln!(
+            "warning: training.steps ({}) is not above training.learning_starts ({}): this run takes random actions only and never trains",
+            cfg.training.steps, cfg.training.learning_starts
+        );
+    }
     opts.resume = resume_from(&args, &cfg);
+    if opts.resume.is_none() {
+        clear_earlier_attempt(&args.out)?;
+    }
     let steps = cfg.training.steps;
     let machine = args.child.progress;
     opts.on_row = Some(Box::new(move |r| {

@@ -58,11 +58,13 @@ pub enum ReportError {
     },
     #[error("invalid criteria:\n{0}")]
     Criteria(#[source] Diagnostics),
-    #[error("template {name}: {source:#}")]
+    /// Printed once: minijinja's alternate form carries the file, line and detail; `line` is that
+    /// line of the template, since an undefined value's message does not name it.
+    #[error("template {name}: {error:#}{line}")]
     Template {
         name: String,
-        #[source]
-        source: minijinja::Error,
+        error: minijinja::Error,
+        line: String,
     },
 }
 
@@ -357,7 +359,14 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
         ),
     };
     let rendered =
-        render(&name, &text, &model).map_err(|source| ReportError::Template { name, source })?;
+        render(&name, &text, &model).map_err(|error| {
+            let line = error
+                .line()
+                .and_then(|n| text.lines().nth(n.saturating_sub(1)))
+                .map(|l| format!("\n  | {}\n  = hint: check the names used on this line against the fields the embedded templates/validation.md.j2 uses", l.trim_end()))
+                .unwrap_or_default();
+            ReportError::Template { name, error, line }
+        })?;
     let report_path = results_dir.join(format!("VALIDATION_{sweep}.md"));
     write_atomic(&report_path, &rendered)?;
     let overview = view::overview_text(&groups, &runs);
