@@ -57,10 +57,10 @@ pub struct TrainArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Environment steps (overrides training.steps).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=i64::MAX as u64))]
     pub steps: Option<u64>,
-    /// Seed (overrides seed).
-    #[arg(long)]
+    /// Seed (overrides seed); 0 to 2^63-1, as in the config file.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(..=i64::MAX as u64))]
     pub seed: Option<u64>,
     /// Output folder.
     #[arg(long)]
