@@ -140,7 +140,7 @@ fn needs_run(dir: &Path, hash: &str, rerun: Option<Rerun>) -> bool {
         Outcome::Completed | Outcome::Stopped => false,
         // Never seen to end by a scheduler (the sweep itself was killed): partial, train again.
         Outcome::Interrupted => true,
-        Outcome::Crashed if rec.exit.is_none() => true,
+        Outcome::Crashed if rec.ended_unobserved() => true,
         Outcome::Crashed | Outcome::Timeout | Outcome::Diverged => rerun == Some(Rerun::Failed),
     }
 }

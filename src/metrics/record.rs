@@ -100,3 +100,12 @@ pub struct RunRecord {
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
 }
+
+impl RunRecord {
+    /// The start-up record nobody replaced: the run's process ended (or its sweep was killed)
+    /// without anyone recording how, so its "crashed" says nothing about the run. A sweep trains
+    /// it again; a report calls it INTERRUPTED, not FAIL.
+    pub fn ended_unobserved(&self) -> bool {
+        self.outcome == Outcome::Crashed && self.exit.is_none()
+    }
+}

@@ -228,11 +228,7 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
     } else {
         record.as_ref().and_then(|r| match r.outcome {
             crate::metrics::Outcome::Interrupted => Some(Unfinished::Interrupted),
-            // The start-up record nobody replaced: the scheduler never saw the run end (the
-            // sweep itself was killed), so its end says nothing about the run.
-            crate::metrics::Outcome::Crashed
-                if r.exit.is_none() && r.steps_done < r.steps_planned =>
-            {
+            crate::metrics::Outcome::Crashed if r.ended_unobserved() => {
                 Some(Unfinished::Interrupted)
             }
             _ => None,

@@ -480,15 +480,7 @@ pub fn build(i: Input<'_>) -> ReportView {
                 .rules
                 .iter()
                 .filter(|r| &r.name == name)
-                .flat_map(|r| {
-                    [
-                        r.investigate_above,
-                        r.fail_above,
-                        r.investigate_below,
-                        r.fail_below,
-                    ]
-                })
-                .flatten()
+                .flat_map(|r| crate::verdict::thresholds(r).into_iter().map(|t| t.2))
                 .collect();
             let rows: Vec<FindingView> = runs
                 .iter()

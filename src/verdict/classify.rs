@@ -443,7 +443,8 @@ fn op(level: Verdict, above: bool) -> &'static str {
 }
 
 /// The thresholds of a rule as (level, above?, value), INVESTIGATE first.
-fn thresholds(rule: &Rule) -> Vec<(Verdict, bool, f64)> {
+/// A rule's thresholds as (level, is an upper limit, value), INVESTIGATE first.
+pub fn thresholds(rule: &Rule) -> Vec<(Verdict, bool, f64)> {
     [
         (Verdict::Investigate, true, rule.investigate_above),
         (Verdict::Investigate, false, rule.investigate_below),

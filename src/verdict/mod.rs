@@ -7,9 +7,9 @@ mod classify;
 mod criteria;
 
 pub use classify::{
-    certain_fail, classify_group, classify_run, growth, log_linear_fit, Crossing, Finding,
-    FindingKind, Growth, LogFit, RunVerdict, EXPONENTIAL_MIN_FACTOR, EXPONENTIAL_MIN_POINTS,
-    EXPONENTIAL_MIN_R2,
+    certain_fail, classify_group, classify_run, growth, log_linear_fit, thresholds, Crossing,
+    Finding, FindingKind, Growth, LogFit, RunVerdict, EXPONENTIAL_MIN_FACTOR,
+    EXPONENTIAL_MIN_POINTS, EXPONENTIAL_MIN_R2,
 };
 pub use criteria::{
     load_criteria, parse_criteria, Across, Aggregate, Criteria, Quorum, Rule, SeedRule, SpikeRule,
