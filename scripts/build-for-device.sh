@@ -59,7 +59,7 @@ STAMP=$VENV/.td3-device-torch-$TORCH_VERSION
 if [ ! -f "$STAMP" ] || [ ! -x "$VENV/bin/python" ]; then
   log "installing torch==$TORCH_VERSION into $VENV (about 4.7 GB, a few minutes the first time)"
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-cache-dir "torch==$TORCH_VERSION"
   "$VENV/bin/python" -W ignore -c "import torch; assert torch.__version__.startswith('$TORCH_VERSION'), torch.__version__; print('build-for-device: torch', torch.__version__)"
   touch "$STAMP"
 fi

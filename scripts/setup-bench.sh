@@ -13,7 +13,7 @@ if [ ! -f "$STAMP" ]; then
   echo "setup-bench: installing stable-baselines3==$SB3_VERSION into .venv" >&2
   # Pin torch to the installed version so pip never swaps libtorch under tch.
   TORCH=$(.venv/bin/python -c 'import torch; print(torch.__version__.split("+")[0])')
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-cache-dir \
     "stable-baselines3==$SB3_VERSION" "torch==$TORCH"
   .venv/bin/python -c 'import stable_baselines3 as s; print("setup-bench: stable-baselines3", s.__version__)'
   touch "$STAMP"

@@ -9,10 +9,29 @@ TORCH_VERSION=2.13.0
 PY=${PYTHON:-python3}
 STAMP=.venv/.td3-sweep-setup-$TORCH_VERSION
 
+# Free space, in GiB, on the filesystem holding $1 (which must exist).
+free_gib() { df -Pk "$1" | awk 'NR==2 { printf "%d", $4 / 1048576 }'; }
+
+# The install needs about 5 GiB in .venv plus room for pip to unpack the largest wheel (in $TMPDIR);
+# the release build about 3 GiB more in target/. A full disk otherwise shows up as pip's bare
+# "[Errno 28] No space left on device" part-way through, so say it first, with what to do.
+need_space() {
+  local where=$1 need=$2 what=$3 have
+  have=$(free_gib "$where")
+  if [ "$have" -lt "$need" ]; then
+    echo "setup: error: $what needs about $need GiB free on the filesystem of $where; it has $have GiB." >&2
+    echo "setup: hint: free some space (old clones, cargo target/ folders, ~/.cache/pip), or point TMPDIR at a larger disk." >&2
+    exit 1
+  fi
+}
+
 if [ ! -f "$STAMP" ] || [ ! -x .venv/bin/python ]; then
   echo "setup: installing torch==$TORCH_VERSION into .venv (about 4.7 GB, a few minutes the first time)" >&2
+  need_space . 6 "installing torch into .venv"
+  need_space "${TMPDIR:-/tmp}" 2 "unpacking torch's wheels (pip's temporary folder)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+  # --no-cache-dir: the wheels are installed once per checkout; caching them would take another ~3 GB.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-cache-dir "torch==$TORCH_VERSION"
   .venv/bin/python - <<PYEOF
 import torch
 assert torch.__version__.startswith("$TORCH_VERSION"), torch.__version__
@@ -28,10 +47,10 @@ GYM_SPEC="gymnasium[box2d]==1.4.0"
 GYM_STAMP=.venv/.td3-sweep-setup-gymnasium-1.4.0
 if [ ! -f "$GYM_STAMP" ]; then
   echo "setup: installing $GYM_SPEC into .venv" >&2
-  if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check "$GYM_SPEC"; then
+  if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-cache-dir "$GYM_SPEC"; then
     echo "setup: retrying with SWIG from PyPI (box2d built from source)" >&2
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check swig
-    PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -m pip install --quiet --disable-pip-version-check "$GYM_SPEC"
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-cache-dir swig
+    PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-cache-dir "$GYM_SPEC"
   fi
   .venv/bin/python -c 'import gymnasium, Box2D; gymnasium.make("CarRacing-v3").reset(seed=0); print("setup: gymnasium", gymnasium.__version__, "with box2d")'
   touch "$GYM_STAMP"
@@ -42,6 +61,7 @@ export PATH="$PWD/.venv/bin:$PATH"
 if [ "${SETUP_SKIP_BUILD:-0}" != 1 ]; then
   if [ ! -x target/release/td3-sweep ]; then
     echo "setup: building td3-sweep (release; a few minutes the first time)" >&2
+    need_space . 3 "the first release build (target/)"
     cargo build --release
   else
     cargo build --release --quiet
