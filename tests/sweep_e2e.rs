@@ -158,6 +158,9 @@ fn a_second_sweep_on_the_same_results_is_refused() {
         "command": "td3-sweep sweep sweeps/smoke.yaml (the first one)"
     });
     std::fs::write(res.join("smoke/.lock"), holder.to_string()).unwrap();
+    // The lock is the kernel's lock on the file, held while this handle is open.
+    let held = std::fs::File::open(res.join("smoke/.lock")).unwrap();
+    held.try_lock().unwrap();
     let out = sweep(&repo().join("sweeps/smoke.yaml"), &res, &[]);
     let log = text(&out);
     assert_eq!(out.status.code(), Some(1), "{log}");
@@ -170,6 +173,12 @@ fn a_second_sweep_on_the_same_results_is_refused() {
         .read_dir()
         .map(|mut d| d.next().is_some())
         .unwrap_or(false));
+    let still = std::fs::read_to_string(res.join("smoke/.lock")).unwrap();
+    assert!(
+        still.contains("(the first one)"),
+        "the refused sweep left the holder's file alone: {still}"
+    );
+    drop(held);
 }
 
 #[test]

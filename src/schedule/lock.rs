@@ -1,8 +1,14 @@
-//! One sweep per results folder at a time. The lock file names its holder; a holder that is
-//! dead (its PID is gone on this host) is taken over.
+//! One sweep per results folder at a time.
+//!
+//! The lock is the kernel's advisory lock (`flock`) on `.lock`, held for as long as the sweep's
+//! process lives: when it dies, however it dies, the kernel releases it, so there is no stale
+//! lock to guess about and no race between two sweeps taking over the same dead holder. The file
+//! also names its holder, for the error message; a file that names a holder but is not locked
+//! was left by a sweep that died, and is taken over (reported as such).
 
-use std::fs::OpenOptions;
-use std::io::Write;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -29,11 +35,12 @@ pub enum LockError {
     },
 }
 
-/// A held lock; released (file removed) on drop.
+/// A held lock: the open, locked file. On drop the file is removed and then unlocked.
 #[derive(Debug)]
 pub struct Lock {
     path: PathBuf,
-    /// Set when a dead holder's lock was taken over.
+    file: File,
+    /// Set when the file named an earlier holder that no longer held it (it died).
     pub took_over: Option<Holder>,
 }
 
@@ -43,30 +50,23 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// Whether `pid` is a live process on this machine.
-pub fn pid_alive(pid: u32) -> bool {
-    // /proc/<pid>/stat exists for live processes and zombies; a zombie ('Z') is dead for our purpose.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit(')')
-            .next()
-            .map(|r| r.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
+/// The holder a lock file's text names; text that names nobody (empty: its writer died between
+/// locking and writing) becomes a placeholder that says so.
+fn holder_of(text: &str) -> Holder {
+    serde_json::from_str(text).unwrap_or_else(|_| Holder {
+        pid: 0,
+        host: "?".into(),
+        started_at: "?".into(),
+        command: format!("unreadable lock file: {text:?}"),
+    })
 }
 
-/// How old an unreadable (empty, cut short) lock file must be before it is taken over: a live
-/// holder writes its line microseconds after creating the file.
-const UNREADABLE_STALE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Time since the file at `path` was last modified (zero when unknown).
-fn lock_age(path: &Path) -> std::time::Duration {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .unwrap_or_default()
+/// Whether the open `file` is still the file at `path` (not removed or replaced since opening).
+fn still_at(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
 }
 
 impl Lock {
@@ -82,66 +82,70 @@ impl Lock {
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             command: command.to_string(),
         };
-        let mut took_over = None;
-        for _ in 0..3 {
-            match OpenOptions::new().write(true).create_new(true).open(path) {
-                Ok(mut f) => {
-                    f.write_all(serde_json::to_string(&me).unwrap_or_default().as_bytes())
-                        .map_err(io)?;
-                    return Ok(Lock {
+        // A holder that is finishing removes the file and then unlocks it; one that opened the
+        // file just before the removal can lock the removed file. It checks, after locking, that
+        // the file is still the one at `path`, and starts again if not.
+        for _ in 0..100 {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(io)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let mut text = String::new();
+                    let _ = file.read_to_string(&mut text);
+                    let holder = if text.trim().is_empty() {
+                        // Locked but not yet written: its holder is between the two.
+                        Holder {
+                            pid: 0,
+                            host: "?".into(),
+                            started_at: "now".into(),
+                            command: "a sweep that is starting".into(),
+                        }
+                    } else {
+                        holder_of(&text)
+                    };
+                    return Err(LockError::Held {
                         path: path.to_path_buf(),
-                        took_over,
+                        holder,
                     });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let text = std::fs::read_to_string(path).unwrap_or_default();
-                    match serde_json::from_str::<Holder>(&text) {
-                        Ok(h) if h.host == me.host && !pid_alive(h.pid) => {
-                            // Stale: its holder died (e.g. SIGKILL). Safe to take over.
-                            let _ = std::fs::remove_file(path);
-                            took_over = Some(h);
-                        }
-                        Ok(h) => {
-                            return Err(LockError::Held {
-                                path: path.to_path_buf(),
-                                holder: h,
-                            })
-                        }
-                        // Unreadable and old: its writer died between create and write (or
-                        // the disk was full). Nobody will ever complete it; take it over.
-                        Err(_) if lock_age(path) > UNREADABLE_STALE => {
-                            let _ = std::fs::remove_file(path);
-                            took_over = Some(Holder {
-                                pid: 0,
-                                host: "?".into(),
-                                started_at: "?".into(),
-                                command: format!("unreadable lock file: {text:?}"),
-                            });
-                        }
-                        // Unreadable: a holder may be between create and write; retry briefly.
-                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
-                    }
-                }
-                Err(e) => return Err(io(e)),
+                Err(TryLockError::Error(e)) => return Err(io(e)),
             }
+            if !still_at(&file, path) {
+                continue;
+            }
+            let mut text = String::new();
+            file.read_to_string(&mut text).map_err(io)?;
+            // Text with nobody holding the lock: left by a sweep that died (its lock died with it).
+            let took_over = (!text.trim().is_empty()).then(|| holder_of(&text));
+            file.set_len(0).map_err(io)?;
+            file.rewind().map_err(io)?;
+            file.write_all(serde_json::to_string(&me).unwrap_or_default().as_bytes())
+                .map_err(io)?;
+            file.flush().map_err(io)?;
+            return Ok(Lock {
+                path: path.to_path_buf(),
+                file,
+                took_over,
+            });
         }
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let holder = serde_json::from_str(&text).unwrap_or(Holder {
-            pid: 0,
-            host: "?".into(),
-            started_at: "?".into(),
-            command: format!("unreadable lock file: {text:?}"),
-        });
-        Err(LockError::Held {
-            path: path.to_path_buf(),
-            holder,
-        })
+        Err(io(std::io::Error::other(
+            "the lock file kept being removed while taking it; is another sweep starting and stopping in a loop?",
+        )))
     }
 }
 
 impl Drop for Lock {
     fn drop(&mut self) {
+        // Remove while still locked, so nobody can lock this file and then find it gone unnoticed
+        // (they check `still_at`); the lock goes with the file descriptor.
         let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
     }
 }
 
@@ -180,19 +184,77 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_lock_is_refused_while_fresh_and_taken_over_when_old() {
+    fn an_unlocked_file_is_taken_over_whatever_it_says() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join(".lock");
-        let f = std::fs::File::create(&p).unwrap();
-        // Fresh: its writer may be about to fill it in.
-        assert!(Lock::acquire(&p, "a").is_err());
-        // Old: its writer died between create and write.
-        let old = std::time::SystemTime::now() - 2 * UNREADABLE_STALE;
-        f.set_modified(old).unwrap();
+        // Empty: its writer died between locking and writing.
+        std::fs::File::create(&p).unwrap();
         let l = Lock::acquire(&p, "b").unwrap();
+        assert_eq!(l.took_over, None, "an empty file names nobody");
+        drop(l);
+        // Garbage: reported as unreadable, still taken over.
+        std::fs::write(&p, "{half a holder").unwrap();
+        let l = Lock::acquire(&p, "c").unwrap();
         assert!(l
             .took_over
             .as_ref()
             .is_some_and(|h| h.command.contains("unreadable")));
+        // A live PID in the file does not matter: only the kernel's lock does.
+        drop(l);
+        let alive = Holder {
+            pid: std::process::id(),
+            host: hostname(),
+            started_at: "x".into(),
+            command: "crashed earlier".into(),
+        };
+        std::fs::write(&p, serde_json::to_string(&alive).unwrap()).unwrap();
+        let l = Lock::acquire(&p, "d").unwrap();
+        assert_eq!(
+            l.took_over.as_ref().map(|h| h.command.as_str()),
+            Some("crashed earlier")
+        );
+        assert!(std::fs::read_to_string(&p)
+            .unwrap()
+            .contains("\"command\":\"d\""));
+    }
+
+    #[test]
+    fn many_sweeps_racing_for_a_stale_lock_get_one_holder_at_a_time() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".lock");
+        let stale = Holder {
+            pid: 0,
+            host: hostname(),
+            started_at: "x".into(),
+            command: "died".into(),
+        };
+        std::fs::write(&p, serde_json::to_string(&stale).unwrap()).unwrap();
+        let holders = std::sync::atomic::AtomicUsize::new(0);
+        let most = std::sync::atomic::AtomicUsize::new(0);
+        let wins = std::sync::atomic::AtomicUsize::new(0);
+        let start = std::sync::Barrier::new(16);
+        std::thread::scope(|s| {
+            for i in 0..16 {
+                let (p, holders, most, wins, start) = (&p, &holders, &most, &wins, &start);
+                s.spawn(move || {
+                    start.wait();
+                    for round in 0..50 {
+                        if let Ok(l) = Lock::acquire(p, &format!("t{i} r{round}")) {
+                            use std::sync::atomic::Ordering::SeqCst;
+                            let now = holders.fetch_add(1, SeqCst) + 1;
+                            most.fetch_max(now, SeqCst);
+                            wins.fetch_add(1, SeqCst);
+                            std::thread::yield_now();
+                            holders.fetch_sub(1, SeqCst);
+                            drop(l);
+                        }
+                    }
+                });
+            }
+        });
+        use std::sync::atomic::Ordering::SeqCst;
+        assert_eq!(most.load(SeqCst), 1, "two sweeps held the lock at once");
+        assert!(wins.load(SeqCst) > 0);
+        assert!(!p.exists(), "the last holder removes the file");
     }
 }

@@ -664,7 +664,7 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
         // on training steps), and the untrained policy's return says nothing.
         let eval_failure = if env_failure.is_none()
             && cfg.evaluation.every > 0
-            && env_step % cfg.evaluation.every == 0
+            && env_step.is_multiple_of(cfg.evaluation.every)
             && env_step > t.learning_starts
         {
             match evaluate(&agent, cfg) {

@@ -435,7 +435,7 @@ impl Td3 {
         // ---- delayed actor + targets -------------------------------------------------------
         let mut actor_ok = true;
         let mut actor_layers = actor_zeros();
-        let actor_updated = self.total_it % t.policy_delay == 0;
+        let actor_updated = self.total_it.is_multiple_of(t.policy_delay);
         if actor_updated {
             // Freeze the critic so the actor loss leaves no gradients in it that a later step
             // could apply, and spends no compute on them (as Spinning Up does).

@@ -341,7 +341,7 @@ fn render(road: &Road, car: &Car, idx: usize, view: &View, img: &mut [u8]) {
     let r_mark = (MARK_HALF_WIDTH * view.ppm).max(0.75);
     for i in lo..hi {
         // Dashes are anchored to the road, so they scroll past as the car drives.
-        if (i / DASH_SAMPLES) % 2 == 0 && (i + 1) / DASH_SAMPLES == i / DASH_SAMPLES {
+        if (i / DASH_SAMPLES).is_multiple_of(2) && (i + 1) / DASH_SAMPLES == i / DASH_SAMPLES {
             let (a, b) = (to_img(road.pt(i)), to_img(road.pt(i + 1)));
             fill_capsule(img, side, a, b, r_mark, MARKING);
         }
