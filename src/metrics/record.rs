@@ -74,6 +74,7 @@ pub struct RunRecord {
     pub seed: u64,
     pub device: String,
     pub libtorch_version: String,
+    /// td3-sweep's source commit the binary was built from (`-dirty`: with uncommitted changes).
     pub git_commit: String,
     pub wall_s: f64,
     /// RFC 3339 start time.

@@ -160,15 +160,34 @@ pub fn py_float(v: f64) -> String {
     }
 }
 
-/// The git commit of the working directory, or "unknown".
+/// The commit of the td3-sweep source this binary was built from (the TD3 code that trained),
+/// with `-dirty` when tracked files there differ from it; "unknown" where the source folder is
+/// gone (a binary copied elsewhere) or is not a git checkout.
 pub fn git_commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    let src = env!("CARGO_MANIFEST_DIR");
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(src)
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(c) if !c.is_empty() => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{c}-dirty")
+            } else {
+                c
+            }
+        }
+        _ => "unknown".into(),
+    }
 }
 
 /// The reason `run.json` carries until the run writes its final record: if the process dies
@@ -898,4 +917,30 @@ fn cut_metrics(path: &std::path::Path, st: &HostState) -> Result<Vec<MetricRow>,
         ));
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_commit_is_the_source_folders_head_marked_dirty_or_not() {
+        let head = std::process::Command::new("git")
+            .args([
+                "-C",
+                env!("CARGO_MANIFEST_DIR"),
+                "rev-parse",
+                "--short=12",
+                "HEAD",
+            ])
+            .output()
+            .unwrap();
+        if !head.status.success() {
+            return; // built outside a git checkout: "unknown" is the honest answer
+        }
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        let got = super::git_commit();
+        assert!(
+            got == head || got == format!("{head}-dirty"),
+            "{got} vs {head}"
+        );
+    }
 }
