@@ -243,6 +243,7 @@ impl MarkedEventReceiver for Builder<'_> {
                 }
             }
             Event::Scalar(text, style, _, _) => {
+                let empty_plain = text.is_empty() && style == TScalarStyle::Plain;
                 let value = if style == TScalarStyle::Plain {
                     // YAML 1.2's core schema spellings the parser leaves as strings.
                     match text.as_str() {
@@ -265,6 +266,16 @@ impl MarkedEventReceiver for Builder<'_> {
                     }
                 } else {
                     Value::Str(text)
+                };
+                // A key with nothing after its colon (`env:` then the next key): the parser marks
+                // the empty value where the next token starts, a line below. Point just past the
+                // key's colon instead, where the value is missing.
+                let mark = match self.stack.last() {
+                    Some(Frame::Map(_, _, Some(key))) if empty_plain => Mark {
+                        line: key.mark.line,
+                        col: key.mark.col + key.name.chars().count() + 1,
+                    },
+                    _ => mark,
                 };
                 self.push_value(Node { value, mark });
             }
@@ -353,6 +364,22 @@ mod tests {
         }
         assert_eq!(b.get("d").unwrap().value, Value::Str("7".into()));
         assert_eq!(root.get("a").unwrap().value, Value::Int(1));
+    }
+
+    #[test]
+    fn a_missing_value_is_marked_after_its_keys_colon_not_on_the_next_line() {
+        let src = Source::inline("e.yaml", "seed: 0\n  \nenv:\nnetworks: {}\nlast:");
+        let root = parse(&src).unwrap();
+        let env = root.get("env").unwrap();
+        assert_eq!(env.value, Value::Null);
+        assert_eq!(env.mark, Mark { line: 3, col: 5 });
+        assert_eq!(root.get("last").unwrap().mark, Mark { line: 5, col: 6 });
+        // An explicit null keeps its own position.
+        let src = Source::inline("n.yaml", "env: null\n");
+        assert_eq!(
+            parse(&src).unwrap().get("env").unwrap().mark,
+            Mark { line: 1, col: 6 }
+        );
     }
 
     #[test]
