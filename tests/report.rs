@@ -234,3 +234,66 @@ fn not_a_results_folder() {
     let err = generate(tmp.path(), &opts()).unwrap_err().to_string();
     assert!(err.contains("not a results folder"), "{err}");
 }
+
+/// `templates/verdicts.md.j2` for snapshot tests across CPUs: the same verdicts whatever the last
+/// digits of the measured values, which differ from one CPU to another.
+#[test]
+fn the_verdicts_template_ignores_last_digit_differences() {
+    let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/verdicts.md.j2");
+    insta::glob!("fixtures/results/*/sweep.yaml", |path| {
+        let name = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let (_tmp, dir) = fixture(name);
+        let render = |template: Option<&Path>| {
+            let o = ReportOptions {
+                template: template.map(Path::to_path_buf),
+                stable: true,
+                ..opts()
+            };
+            let out = generate(&dir, &o).unwrap();
+            std::fs::read_to_string(&out.report_path).unwrap()
+        };
+        let (verdicts, full) = (render(Some(&template)), render(None));
+        // Every measured float, a tenth of a percent larger, as another CPU's kernels can give.
+        for run in std::fs::read_dir(dir.join("runs")).unwrap().flatten() {
+            let m = run.path().join("metrics.csv");
+            let Ok(text) = std::fs::read_to_string(&m) else {
+                continue;
+            };
+            let nudged: String = text
+                .lines()
+                .map(|line| {
+                    line.split(',')
+                        .map(|f| match f.parse::<f64>() {
+                            Ok(v) if f.contains(['.', 'e']) && v.is_finite() && v != 0.0 => {
+                                format!("{}", v * (1.0 + 1e-3))
+                            }
+                            _ => f.to_string(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .map(|l| l + "\n")
+                .collect();
+            std::fs::write(&m, nudged).unwrap();
+        }
+        assert_eq!(
+            verdicts,
+            render(Some(&template)),
+            "{name}: the verdicts changed"
+        );
+        assert_ne!(
+            full,
+            render(None),
+            "{name}: the nudge changed no printed value"
+        );
+        insta::with_settings!({ filters => filters() }, {
+            insta::assert_snapshot!("verdicts", verdicts);
+        });
+    });
+}

@@ -616,9 +616,11 @@ pub fn build(i: Input<'_>) -> ReportView {
         }
         .into(),
         counts: format!(
-            "{} runs in {} variant groups: {} PASS, {} INVESTIGATE, {} FAIL{}",
+            "{} run{} in {} variant group{}: {} PASS, {} INVESTIGATE, {} FAIL{}",
             runs.len(),
+            if runs.len() == 1 { "" } else { "s" },
             i.groups.len(),
+            if i.groups.len() == 1 { "" } else { "s" },
             count(Verdict::Pass),
             count(Verdict::Investigate),
             count(Verdict::Fail),
