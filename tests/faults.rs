@@ -694,3 +694,56 @@ fn bad_report_outputs_are_refused_before_training() {
     assert!(log.contains("--junit"), "{log}");
     assert!(!res.exists(), "created {}", res.display());
 }
+
+#[test]
+fn a_report_taken_mid_sweep_says_running_not_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let s = spec(tmp.path(), "live", 20000, "[0]", "");
+    let mut sweep = spawn(sweep_cmd(&s, &res, &[]));
+    wait_for(
+        "the run's first metric rows",
+        Duration::from_secs(60),
+        || {
+            std::fs::read_dir(res.join("live/runs"))
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|e| e.ok())
+                .is_some_and(|e| metrics_rows(&res, "live", e.file_name().to_str().unwrap()) > 2)
+        },
+    );
+    let junit = tmp.path().join("live.xml");
+    let out = run({
+        let mut c = Command::new(bin());
+        c.arg("report")
+            .arg(res.join("live"))
+            .arg("--junit")
+            .arg(&junit);
+        c
+    });
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(12), "{log}");
+    assert!(log.contains("0:RUNNING"), "{log}");
+    assert!(
+        log.contains(&format!("running sweep (pid {}", sweep.id())),
+        "{log}"
+    );
+    let report = std::fs::read_to_string(res.join("live/VALIDATION_live.md")).unwrap();
+    assert!(report.contains("the sweep is still running"), "{report}");
+    assert!(!report.contains("INTERRUPTED"), "{report}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<skipped message=\"running:"), "{xml}");
+    // Once the sweep is gone without recording the run's end, the same run is INTERRUPTED.
+    signal(sweep.id(), "-KILL");
+    let _ = sweep.wait();
+    wait_for("the orphaned child to end", Duration::from_secs(30), || {
+        pids_with(res.to_str().unwrap()).is_empty()
+    });
+    let out = run({
+        let mut c = Command::new(bin());
+        c.arg("report").arg(res.join("live"));
+        c
+    });
+    let log = text(&out);
+    assert!(log.contains("0:INTERRUPTED"), "{log}");
+}

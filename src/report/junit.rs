@@ -81,10 +81,15 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable
             // Not a failure of the run: it has no verdict yet (the sweep will train it).
             let _ = w.write_event(Event::Start(tc));
             let mut sk = BytesStart::new("skipped");
-            let why = format!(
-                "{}: not finished; run the same sweep again to resume",
-                u.as_str().to_lowercase()
-            );
+            let why = match u {
+                super::Unfinished::Running => {
+                    "running: the sweep is still training it (a mid-sweep snapshot)".to_string()
+                }
+                _ => format!(
+                    "{}: not finished; run the same sweep again to resume",
+                    u.as_str().to_lowercase()
+                ),
+            };
             sk.push_attribute(("message", why.as_str()));
             let _ = w.write_event(Event::Empty(sk));
             let _ = w.write_event(Event::End(BytesEnd::new("testcase")));

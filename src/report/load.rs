@@ -48,14 +48,18 @@ pub enum Unfinished {
     NotStarted,
     /// Ended by Ctrl-C, or its sweep died before seeing it end.
     Interrupted,
+    /// Started and not ended, while the sweep that trains it is still running (it holds the
+    /// results folder's lock): the report is a snapshot taken mid-sweep.
+    Running,
 }
 
 impl Unfinished {
-    /// The word in overview cells: `PENDING` or `INTERRUPTED`.
+    /// The word in overview cells: `PENDING`, `INTERRUPTED` or `RUNNING`.
     pub fn as_str(self) -> &'static str {
         match self {
             Unfinished::NotStarted => "PENDING",
             Unfinished::Interrupted => "INTERRUPTED",
+            Unfinished::Running => "RUNNING",
         }
     }
 }

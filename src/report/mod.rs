@@ -222,11 +222,32 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
     }
     let (criteria, criteria_source) = resolve_criteria(results_dir, opts)?;
     let sweep = sweep_name(results_dir);
-    let LoadedRuns { runs, left_out } =
+    let LoadedRuns { mut runs, left_out } =
         load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {
             path: results_dir.join("runs"),
             source,
         })?;
+    // A sweep still running on this folder (another process holding its lock): its started,
+    // unended runs are in progress, not interrupted. The sweep's own final report is not a
+    // snapshot, whatever its lock says.
+    let live = crate::schedule::lock::live_holder(&results_dir.join(".lock"))
+        .filter(|h| h.pid != std::process::id());
+    if let Some(h) = &live {
+        for r in &mut runs {
+            if r.unfinished == Some(Unfinished::Interrupted)
+                && r.record.as_ref().is_some_and(|x| x.ended_unobserved())
+            {
+                r.unfinished = Some(Unfinished::Running);
+            }
+        }
+        eprintln!(
+            "note: {} is being written by a running sweep (pid {} since {}: `{}`); this report is a snapshot, and runs it has not finished are RUNNING or PENDING",
+            results_dir.display(),
+            h.pid,
+            h.started_at,
+            printable(&h.command)
+        );
+    }
     if !left_out.is_empty() {
         eprintln!(
             "warning: {}: {} run folder(s) under runs/ are not in the sweep's current plan (summary.csv) and are left out of the verdict: {}",

@@ -209,8 +209,15 @@ pub fn recommend(
         };
     }
     if !unfinished.is_empty() {
+        let running = runs
+            .iter()
+            .any(|r| r.unfinished == Some(super::Unfinished::Running));
         return Recommendation {
-            headline: "The sweep is not finished: no variant passes yet, and some have seeds that did not run. Run the same command again to resume.".into(),
+            headline: if running {
+                "The sweep is still running: no variant passes yet. This report is a snapshot; the sweep writes the final one when it ends.".into()
+            } else {
+                "The sweep is not finished: no variant passes yet, and some have seeds that did not run. Run the same command again to resume.".into()
+            },
             details: vec![format!("Not finished: {}.", unfinished.join(", "))],
             group: None,
         };

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::load::{GroupResult, RunResult};
+use super::load::{GroupResult, RunResult, Unfinished};
 use super::plot::{self, Series, Threshold};
 use super::recommend::Recommendation;
 use crate::verdict::{fmt_num, Aggregate, Criteria, GroupVerdict, Verdict};
@@ -624,7 +624,9 @@ pub fn build(i: Input<'_>) -> ReportView {
             count(Verdict::Pass),
             count(Verdict::Investigate),
             count(Verdict::Fail),
-            if unfinished > 0 {
+            if unfinished > 0 && runs.iter().any(|r| r.unfinished == Some(Unfinished::Running)) {
+                format!(", {unfinished} not finished (the sweep is still running: this report is a snapshot)")
+            } else if unfinished > 0 {
                 format!(", {unfinished} not finished (pending or interrupted: run the same sweep again to resume)")
             } else {
                 String::new()

@@ -69,6 +69,48 @@ fn still_at(file: &File, path: &Path) -> bool {
     }
 }
 
+/// `try_lock`, tried a few times over ~200 ms: a report probing whether a sweep is live
+/// ([`live_holder`]) holds a shared lock for microseconds, and must not make a sweep that starts
+/// at that moment think the folder is taken.
+fn try_lock_patiently(file: &File) -> Result<(), TryLockError> {
+    for _ in 0..4 {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock) => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            other => return other,
+        }
+    }
+    file.try_lock()
+}
+
+/// The sweep holding the lock at `path` right now, if any, without taking it (a running sweep
+/// holds it for its whole life). A report uses it to tell runs in progress from interrupted ones.
+pub fn live_holder(path: &Path) -> Option<Holder> {
+    let mut file = File::open(path).ok()?;
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            None
+        }
+        Err(TryLockError::WouldBlock) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            Some(if text.trim().is_empty() {
+                Holder {
+                    pid: 0,
+                    host: "?".into(),
+                    started_at: "now".into(),
+                    command: "a sweep that is starting".into(),
+                }
+            } else {
+                holder_of(&text)
+            })
+        }
+        Err(TryLockError::Error(_)) => None,
+    }
+}
+
 impl Lock {
     /// Takes the lock at `path`, or says who holds it.
     pub fn acquire(path: &Path, command: &str) -> Result<Lock, LockError> {
@@ -93,7 +135,7 @@ impl Lock {
                 .truncate(false)
                 .open(path)
                 .map_err(io)?;
-            match file.try_lock() {
+            match try_lock_patiently(&file) {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
                     let mut text = String::new();
@@ -216,6 +258,32 @@ mod tests {
         assert!(std::fs::read_to_string(&p)
             .unwrap()
             .contains("\"command\":\"d\""));
+    }
+
+    #[test]
+    fn a_live_sweep_is_seen_without_disturbing_it() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".lock");
+        assert_eq!(live_holder(&p), None, "no file, no sweep");
+        let held = Lock::acquire(&p, "td3-sweep sweep live.yaml").unwrap();
+        let seen = live_holder(&p).expect("the holder is live");
+        assert_eq!(seen.command, "td3-sweep sweep live.yaml");
+        assert_eq!(seen.pid, std::process::id());
+        drop(held);
+        // A file left by a dead sweep is not a live one; looking leaves it in place.
+        std::fs::write(&p, "{}").unwrap();
+        assert_eq!(live_holder(&p), None);
+        assert!(p.exists());
+        // A probe's shared lock, held while a sweep starts, does not turn the sweep away.
+        let probe = std::fs::File::open(&p).unwrap();
+        probe.try_lock_shared().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(60));
+            drop(probe);
+        });
+        let l = Lock::acquire(&p, "starting");
+        release.join().unwrap();
+        assert!(l.is_ok(), "{l:?}");
     }
 
     #[test]
