@@ -101,6 +101,10 @@ pub struct ChildArgs {
     /// `key=value` of each swept key.
     #[arg(long = "swept", hide = true)]
     pub swept: Vec<String>,
+    /// `key=value` of each override the sweep applied to the base config (sweep `set`, variant
+    /// `set`, grid), recorded in run.json; the config file the child trains from already has them.
+    #[arg(long = "override", hide = true)]
+    pub overrides: Vec<String>,
     #[arg(long, hide = true, default_value = "")]
     pub command_line: String,
     /// Print machine-readable progress lines (`@@progress {json}`) on stdout.

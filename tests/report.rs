@@ -297,3 +297,98 @@ fn the_verdicts_template_ignores_last_digit_differences() {
         });
     });
 }
+
+/// A results folder of `variants: [baseline, clip (set: max_norm 1.0)] × actor_cnn_lr [1e-3,
+/// 1e-5]`, 2 seeds, as the sweep records it: the clip setting is in each run's `overrides`, not in
+/// `swept`. `failing` lists the groups (variant, lr) whose actor CNN gradient explodes.
+fn variant_set_results(failing: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("rollback");
+    let header = "train_step,env_step,wall_s,actor_cnn_grad_norm,critic_cnn_grad_norm,actor_head_grad_norm,critic_head_grad_norm,q_mean,q_abs_max,target_q_mean,actor_loss,critic_loss,episode_return,episodes,nonfinite,eval_return\n";
+    for variant in ["baseline", "clip"] {
+        for lr in ["1e-3", "1e-5"] {
+            for seed in 0..2 {
+                let id = format!("{variant}__actor_cnn_lr={lr}__s{seed}");
+                let run = dir.join("runs").join(&id);
+                std::fs::create_dir_all(&run).unwrap();
+                let grad = if failing.contains(&(variant, lr)) {
+                    9.0e6
+                } else {
+                    0.5
+                };
+                let mut csv = header.to_string();
+                for i in 1..=5 {
+                    csv.push_str(&format!(
+                        "{},{},{}.0,{grad},300.0,0.01,40.0,10.0,12.0,10.0,-10.0,0.5,-5.0,{i},0,\n",
+                        i * 100,
+                        i * 100 + 100,
+                        i
+                    ));
+                }
+                std::fs::write(run.join("metrics.csv"), csv).unwrap();
+                let mut overrides = serde_json::json!({
+                    "networks.cnn.critic_cnn_lr": "1e-4",
+                    "networks.cnn.actor_cnn_lr": lr,
+                });
+                if variant == "clip" {
+                    overrides["training.actor_cnn_grad_clip.max_norm"] = "1.0".into();
+                }
+                let rec = serde_json::json!({
+                    "run_id": id, "variant": variant,
+                    "swept": { "networks.cnn.actor_cnn_lr": lr },
+                    "overrides": overrides,
+                    "command": "td3-sweep train ...", "outcome": "completed",
+                    "steps_planned": 600, "steps_done": 600, "train_steps_done": 500, "seed": seed,
+                    "device": "cpu", "libtorch_version": "2.13.0", "git_commit": "x", "wall_s": 1.0,
+                    "learning_rates": null, "config_hash": "0", "extra": {}
+                });
+                std::fs::write(run.join("run.json"), rec.to_string()).unwrap();
+            }
+        }
+    }
+    std::fs::write(dir.join("sweep.yaml"), "name: rollback\n").unwrap();
+    (tmp, dir)
+}
+
+#[test]
+fn a_variants_set_counts_in_the_recommendation() {
+    // Only the baseline at 1e-3 explodes: the least intrusive passing choice is the baseline at
+    // the highest passing rate, not the clipped 1e-3 (whose settings alone would be the failing
+    // baseline's).
+    let (_t, dir) = variant_set_results(&[("baseline", "1e-3")]);
+    let r = generate(&dir, &opts()).unwrap().recommendation;
+    assert!(r.headline.contains("baseline (actor_cnn_lr=1e-5)"), "{r:?}");
+    assert!(
+        r.details
+            .iter()
+            .any(|d| d == "Settings: `networks.cnn.actor_cnn_lr: 1e-5`"),
+        "the sweep-wide critic_cnn_lr is not the choice: {r:?}"
+    );
+
+    // Every baseline explodes: the clipped variant passes, and its settings say so.
+    let (_t, dir) = variant_set_results(&[("baseline", "1e-3"), ("baseline", "1e-5")]);
+    let r = generate(&dir, &opts()).unwrap().recommendation;
+    assert!(r.headline.contains("clip (actor_cnn_lr=1e-3)"), "{r:?}");
+    assert!(
+        r.details
+            .iter()
+            .any(|d| d.contains("gradient clipping (rollback Option 2)")),
+        "{r:?}"
+    );
+    assert!(
+        r.details.iter().any(|d| d
+            == "Settings: `networks.cnn.actor_cnn_lr: 1e-3`, `training.actor_cnn_grad_clip.max_norm: 1.0`"),
+        "{r:?}"
+    );
+
+    // Nothing passes: clipping was tried (through the variant's set), so Q normalisation is next.
+    let all = [
+        ("baseline", "1e-3"),
+        ("baseline", "1e-5"),
+        ("clip", "1e-3"),
+        ("clip", "1e-5"),
+    ];
+    let (_t, dir) = variant_set_results(&all);
+    let r = generate(&dir, &opts()).unwrap().recommendation;
+    assert!(r.headline.contains("try Q normalisation next"), "{r:?}");
+}

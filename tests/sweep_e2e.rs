@@ -81,6 +81,11 @@ fn smoke_sweep_trains_in_parallel_then_resumes_without_training() {
         ] {
             assert!(d.join(f).exists(), "{} missing in {}", f, d.display());
         }
+        // run.json records what the sweep set on top of the base config (for the report's advice).
+        let rec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("run.json")).unwrap()).unwrap();
+        assert_eq!(rec["overrides"]["env.image_size"], "24", "{rec}");
+        assert!(rec["overrides"].get("seed").is_none(), "{rec}");
         metrics.push((
             d.join("metrics.csv"),
             std::fs::read(d.join("metrics.csv")).unwrap(),

@@ -11,6 +11,7 @@ fn record(outcome: Outcome, done: u64, planned: u64) -> RunRecord {
         run_id: "r".into(),
         variant: "v".into(),
         swept: Default::default(),
+        overrides: Default::default(),
         command: String::new(),
         outcome,
         steps_planned: planned,

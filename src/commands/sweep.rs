@@ -300,6 +300,15 @@ fn job_for(spec: &SweepSpec, run: &RunPlan, runs_dir: &Path, criteria_path: &Pat
         a.push("--swept".into());
         a.push(format!("{k}={v}"));
     }
+    // The settings side of the overrides; steps and seed have their own fields in run.json.
+    for (k, v) in run
+        .overrides
+        .iter()
+        .filter(|(k, _)| k != "training.steps" && k != "seed")
+    {
+        a.push("--override".into());
+        a.push(format!("{k}={v}"));
+    }
     // Criteria always travel with the run, so a certain FAIL writes evidence.csv; whether it also
     // stops the run is the spec's `stop_on_fail`, else the criteria's own (default true).
     a.push("--criteria".into());

@@ -149,6 +149,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         .filter_map(|s| s.split_once('='))
         .map(|(k, v)| (k.into(), v.into()))
         .collect();
+    opts.overrides = args
+        .child
+        .overrides
+        .iter()
+        .chain(&args.set)
+        .filter_map(|s| s.split_once('='))
+        .map(|(k, v)| (k.trim().into(), v.trim().into()))
+        .collect();
     opts.command = if args.child.command_line.is_empty() {
         std::env::args().collect::<Vec<_>>().join(" ")
     } else {

@@ -61,6 +61,10 @@ pub struct RunRecord {
     /// The swept keys and their values for this run, as written in the sweep (dotted key -> value).
     #[serde(default)]
     pub swept: BTreeMap<String, String>,
+    /// Every `--set` override the run was trained with (the sweep's `set`, its variant's `set`,
+    /// its grid values), on top of the base config; display form.
+    #[serde(default)]
+    pub overrides: BTreeMap<String, String>,
     /// The exact command that reproduces this run.
     #[serde(default)]
     pub command: String,

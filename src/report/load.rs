@@ -88,6 +88,9 @@ impl RunResult {
 pub struct GroupResult {
     pub variant: String,
     pub swept: BTreeMap<String, String>,
+    /// Every override its runs were trained with (sweep `set`, variant `set`, grid), from
+    /// run.json; empty for results written before run.json recorded them.
+    pub overrides: BTreeMap<String, String>,
     /// Indices into the run list, by seed.
     pub runs: Vec<usize>,
     /// The seeds rules' results on this group (`criteria.seeds.rules`), in criteria order.
@@ -390,9 +393,16 @@ pub fn group_runs(runs: &[RunResult], criteria: &Criteria) -> Vec<GroupResult> {
             } else {
                 with_seed_rules(aggregate_seeds(&verdicts, criteria.quorum), &seed_findings)
             };
+            let overrides = idx
+                .iter()
+                .filter_map(|i| runs[*i].record.as_ref())
+                .map(|r| r.overrides.clone())
+                .find(|o| !o.is_empty())
+                .unwrap_or_default();
             GroupResult {
                 variant,
                 swept,
+                overrides,
                 verdict,
                 seed_findings,
                 runs: idx,

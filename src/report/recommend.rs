@@ -27,11 +27,13 @@ fn enabled(v: &str) -> bool {
     )
 }
 
-/// 0 = only learning-rate changes, 1 = gradient clipping, 2 = Q normalisation (the rollback order).
+/// 0 = only learning-rate changes, 1 = gradient clipping, 2 = Q normalisation (the rollback order),
+/// from everything the group's runs were trained with: a variant's `set:` counts, not only the grid.
 fn intrusiveness(g: &GroupResult) -> u8 {
     let on = |needle: &str| {
         g.swept
             .iter()
+            .chain(&g.overrides)
             .any(|(k, v)| k.contains(needle) && enabled(v))
     };
     if on("q_normalization") {
@@ -66,6 +68,31 @@ fn actor_cnn_lr(g: &GroupResult, runs: &[RunResult]) -> Option<f64> {
             .filter(|(k, _)| k.starts_with("networks.cnn."))
             .find_map(|(_, v)| v.parse::<f64>().ok())
     })
+}
+
+/// The settings that set `g` apart: its overrides (grid values and its variant's `set:`) that
+/// some other variant group was not trained with, in key order. Overrides every group shares
+/// (the sweep's own `set:`) are the sweep's base, not the choice. Results written before run.json
+/// recorded overrides fall back to the swept values.
+fn distinguishing(g: &GroupResult, groups: &[GroupResult]) -> Vec<(String, String)> {
+    if g.overrides.is_empty() {
+        return g
+            .swept
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+    }
+    let others: Vec<&GroupResult> = groups
+        .iter()
+        .filter(|o| !std::ptr::eq(*o, g) && !o.overrides.is_empty())
+        .collect();
+    g.overrides
+        .iter()
+        .filter(|(k, v)| {
+            g.swept.contains_key(*k) || others.iter().any(|o| o.overrides.get(*k) != Some(*v))
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 fn lr_text(lr: f64) -> String {
@@ -174,8 +201,9 @@ pub fn recommend(
                 finalists.map_or(0, |f| f.len())
             ));
         }
-        if !g.swept.is_empty() {
-            let yaml: Vec<String> = g.swept.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        let settings = distinguishing(g, groups);
+        if !settings.is_empty() {
+            let yaml: Vec<String> = settings.iter().map(|(k, v)| format!("{k}: {v}")).collect();
             details.push(format!("Settings: `{}`", yaml.join("`, `")));
         }
         let (ok, seeds) = (passed(g), g.runs.len());

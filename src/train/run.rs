@@ -65,6 +65,8 @@ pub struct TrainOptions {
     pub run_id: String,
     pub variant: String,
     pub swept: BTreeMap<String, String>,
+    /// The `--set` overrides, recorded in run.json (the last one of a key wins, as in loading).
+    pub overrides: BTreeMap<String, String>,
     pub command: String,
     pub config_hash: String,
     /// Set from outside (Ctrl-C, parent gone) to end the run early with outcome `interrupted`.
@@ -93,6 +95,7 @@ impl TrainOptions {
             run_id: String::new(),
             variant: "baseline".into(),
             swept: BTreeMap::new(),
+            overrides: BTreeMap::new(),
             command: String::new(),
             config_hash: String::new(),
             stop: Arc::new(AtomicBool::new(false)),
@@ -494,6 +497,7 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
         run_id: opts.run_id.clone(),
         variant: opts.variant.clone(),
         swept: opts.swept.clone(),
+        overrides: opts.overrides.clone(),
         command: opts.command.clone(),
         outcome: Outcome::Crashed,
         steps_planned: cfg.training.steps,
