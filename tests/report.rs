@@ -392,3 +392,51 @@ fn a_variants_set_counts_in_the_recommendation() {
     let r = generate(&dir, &opts()).unwrap().recommendation;
     assert!(r.headline.contains("try Q normalisation next"), "{r:?}");
 }
+
+#[test]
+fn a_last_line_cut_off_mid_write_is_dropped_and_the_rest_judged() {
+    let (_t, dir) = fixture("lr-grid");
+    let run = "actor_cnn_lr=1e-5-s0";
+    let before = generate(&dir, &opts()).unwrap();
+    let find = |o: &td3_sweep::report::ReportOutcome| {
+        o.runs
+            .iter()
+            .find(|r| r.dir_name == run)
+            .map(|r| {
+                (
+                    r.rows.len(),
+                    r.verdict.verdict,
+                    r.load_errors.clone(),
+                    r.notes.clone(),
+                )
+            })
+            .unwrap()
+    };
+    let (rows, verdict, _, _) = find(&before);
+    let csv = dir.join("runs").join(run).join("metrics.csv");
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    text.push_str("600,1100,12.0,991.2,2");
+    std::fs::write(&csv, &text).unwrap();
+    let after = generate(&dir, &opts()).unwrap();
+    let (rows2, verdict2, errors, notes) = find(&after);
+    assert_eq!((rows2, verdict2), (rows, verdict));
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(
+        notes[0].contains("metrics.csv:7: the last line was cut off mid-write"),
+        "{notes:?}"
+    );
+
+    // A damaged line in the middle is a FAIL, but the rows around it are still shown.
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.truncate(6);
+    lines[3] = "300,800,oops";
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let damaged = generate(&dir, &opts()).unwrap();
+    let (rows3, verdict3, errors, _) = find(&damaged);
+    assert_eq!(verdict3, td3_sweep::verdict::Verdict::Fail);
+    assert_eq!(rows3, rows - 1);
+    assert!(
+        errors[0].contains("metrics.csv:4: malformed CSV record: 3 fields"),
+        "{errors:?}"
+    );
+}

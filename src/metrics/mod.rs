@@ -239,8 +239,32 @@ pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>, MetricsError> {
     parse_metrics(path, &text)
 }
 
-/// Parses `metrics.csv` text (see [`read_metrics`]); `path` only labels errors.
+/// Parses `metrics.csv` text (see [`read_metrics`]); `path` only labels errors. A last line cut
+/// off mid-write (no newline after it, and not a whole row) is dropped, see [`parse_metrics_all`];
+/// any other bad line is an error.
 pub fn parse_metrics(path: &Path, text: &str) -> Result<Vec<MetricRow>, MetricsError> {
+    let mut parsed = parse_metrics_all(path, text)?;
+    if parsed.bad_lines.is_empty() {
+        Ok(parsed.rows)
+    } else {
+        Err(parsed.bad_lines.swap_remove(0))
+    }
+}
+
+/// Everything a `metrics.csv` holds, bad lines and all.
+#[derive(Debug, Default)]
+pub struct ParsedMetrics {
+    /// Every row that parsed, in file order.
+    pub rows: Vec<MetricRow>,
+    /// Each line that did not parse (wrong number of fields, a cell that is not a number).
+    pub bad_lines: Vec<MetricsError>,
+    /// The line number of a last line cut off mid-write, dropped: a run killed (or a file copied)
+    /// while a row was being written. Every row before it is whole.
+    pub cut_tail: Option<u64>,
+}
+
+/// Parses `metrics.csv` text, keeping every row that parses. Only an unusable header is an error.
+pub fn parse_metrics_all(path: &Path, text: &str) -> Result<ParsedMetrics, MetricsError> {
     let perr = |line: u64, message: String| MetricsError::Parse {
         path: path.to_path_buf(),
         line,
@@ -248,7 +272,7 @@ pub fn parse_metrics(path: &Path, text: &str) -> Result<Vec<MetricRow>, MetricsE
     };
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
-        .flexible(false)
+        .flexible(true)
         .from_reader(text.as_bytes());
     let headers = rdr.headers().map_err(|e| perr(1, e.to_string()))?.clone();
     let idx: Vec<Option<usize>> = COLUMNS
@@ -261,55 +285,84 @@ pub fn parse_metrics(path: &Path, text: &str) -> Result<Vec<MetricRow>, MetricsE
             return Err(perr(1, format!("missing column `{c}` in the header")));
         }
     }
-    let mut rows = Vec::new();
+    let mut out = ParsedMetrics::default();
+    let mut last_line = 0;
     for rec in rdr.records() {
-        let rec = rec.map_err(|e| {
-            let line = e.position().map(|p| p.line()).unwrap_or(0);
-            perr(line, format!("malformed CSV record: {e}"))
-        })?;
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
-        let cell = |i: usize| idx[i].and_then(|j| rec.get(j)).unwrap_or("");
-        let num = |i: usize| -> Result<Option<f64>, MetricsError> {
-            let s = cell(i).trim();
-            if s.is_empty() {
-                return Ok(None);
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                last_line = line;
+                out.bad_lines
+                    .push(perr(line, format!("malformed CSV record: {e}")));
+                continue;
             }
-            s.parse::<f64>().map(Some).map_err(|_| {
-                perr(
-                    line,
-                    format!("column `{}`: `{s}` is not a number", COLUMNS[i]),
-                )
-            })
         };
-        let int = |i: usize| -> Result<u64, MetricsError> {
-            let s = cell(i).trim();
-            s.parse::<u64>().map_err(|_| {
-                perr(
-                    line,
-                    format!("column `{}`: `{s}` is not a whole number", COLUMNS[i]),
-                )
-            })
-        };
-        rows.push(MetricRow {
-            train_step: int(0)?,
-            env_step: int(1)?,
-            wall_s: num(2)?.unwrap_or(0.0),
-            actor_cnn_grad_norm: num(3)?,
-            critic_cnn_grad_norm: num(4)?,
-            actor_head_grad_norm: num(5)?,
-            critic_head_grad_norm: num(6)?,
-            q_mean: num(7)?,
-            q_abs_max: num(8)?,
-            target_q_mean: num(9)?,
-            actor_loss: num(10)?,
-            critic_loss: num(11)?,
-            episode_return: num(12)?,
-            episodes: int(13)?,
-            nonfinite: int(14)?,
-            eval_return: num(15)?,
-        });
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        last_line = line;
+        match parse_row(&rec, &idx, headers.len()) {
+            Ok(row) => out.rows.push(row),
+            Err(message) => out.bad_lines.push(perr(line, message)),
+        }
     }
-    Ok(rows)
+    // The writer ends every row with a newline: a bad last line without one was cut off mid-write.
+    if !text.ends_with('\n')
+        && out
+            .bad_lines
+            .last()
+            .is_some_and(|e| matches!(e, MetricsError::Parse { line, .. } if *line == last_line))
+    {
+        out.bad_lines.pop();
+        out.cut_tail = Some(last_line);
+    }
+    Ok(out)
+}
+
+/// One record as a row, or why it is not one.
+fn parse_row(
+    rec: &csv::StringRecord,
+    idx: &[Option<usize>],
+    width: usize,
+) -> Result<MetricRow, String> {
+    if rec.len() != width {
+        return Err(format!(
+            "malformed CSV record: {} fields, but the header has {width}",
+            rec.len()
+        ));
+    }
+    let cell = |i: usize| idx[i].and_then(|j| rec.get(j)).unwrap_or("");
+    let num = |i: usize| -> Result<Option<f64>, String> {
+        let s = cell(i).trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse::<f64>()
+            .map(Some)
+            .map_err(|_| format!("column `{}`: `{s}` is not a number", COLUMNS[i]))
+    };
+    let int = |i: usize| -> Result<u64, String> {
+        let s = cell(i).trim();
+        s.parse::<u64>()
+            .map_err(|_| format!("column `{}`: `{s}` is not a whole number", COLUMNS[i]))
+    };
+    Ok(MetricRow {
+        train_step: int(0)?,
+        env_step: int(1)?,
+        wall_s: num(2)?.unwrap_or(0.0),
+        actor_cnn_grad_norm: num(3)?,
+        critic_cnn_grad_norm: num(4)?,
+        actor_head_grad_norm: num(5)?,
+        critic_head_grad_norm: num(6)?,
+        q_mean: num(7)?,
+        q_abs_max: num(8)?,
+        target_q_mean: num(9)?,
+        actor_loss: num(10)?,
+        critic_loss: num(11)?,
+        episode_return: num(12)?,
+        episodes: int(13)?,
+        nonfinite: int(14)?,
+        eval_return: num(15)?,
+    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::metrics::{parse_metrics, MetricRow, RunRecord};
+use crate::metrics::{parse_metrics_all, MetricRow, RunRecord};
 use crate::verdict::{
     aggregate_seeds, classify_group, classify_run, with_seed_rules, Criteria, Finding, FindingKind,
     GroupVerdict, RunVerdict, Verdict,
@@ -20,8 +20,11 @@ pub struct RunResult {
     /// `None` when run.json is missing or unreadable.
     pub record: Option<RunRecord>,
     pub rows: Vec<MetricRow>,
-    /// Problems reading this run's files, each `runs/<id>/<file>:line: message`.
+    /// Problems reading this run's files, each `runs/<id>/<file>:line: message`. Any makes the
+    /// run FAIL; the rows that did parse are still judged and shown.
     pub load_errors: Vec<String>,
+    /// What was read around without harm (a last metrics line cut off mid-write), for the log.
+    pub notes: Vec<String>,
     /// `runs/<id>/evidence.csv` relative to the results folder, when the run wrote one.
     pub evidence_csv: Option<String>,
     pub verdict: RunVerdict,
@@ -144,6 +147,7 @@ fn unreadable(rule: &str, evidence: String) -> Finding {
 pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunResult {
     let run_dir = results_dir.join("runs").join(dir_name);
     let mut load_errors = Vec::new();
+    let mut notes = Vec::new();
     let json_rel = rel(dir_name, "run.json");
     let never_started = !run_dir.join("run.json").exists() && !run_dir.join("metrics.csv").exists();
     let record = match std::fs::read_to_string(run_dir.join("run.json")) {
@@ -183,8 +187,26 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
             load_errors.push(format!("{csv_rel}: cannot read: {e}"));
             Vec::new()
         }
-        Ok(text) => match parse_metrics(Path::new(&csv_rel), &text) {
-            Ok(rows) => rows,
+        Ok(text) => match parse_metrics_all(Path::new(&csv_rel), &text) {
+            Ok(parsed) => {
+                // Every bad line is named (the first few), and the good rows still count: a
+                // 1M-step run with one damaged line keeps its evidence.
+                const SHOWN: usize = 3;
+                let n = parsed.bad_lines.len();
+                for e in parsed.bad_lines.iter().take(SHOWN) {
+                    load_errors.push(e.to_string());
+                }
+                if n > SHOWN {
+                    load_errors.push(format!("{csv_rel}: {} more bad lines", n - SHOWN));
+                }
+                if let Some(line) = parsed.cut_tail {
+                    notes.push(format!(
+                        "{csv_rel}:{line}: the last line was cut off mid-write (the run was killed or the file copied while it ran); it is left out, and the {} whole rows before it are judged",
+                        parsed.rows.len()
+                    ));
+                }
+                parsed.rows
+            }
             Err(e) => {
                 load_errors.push(e.to_string());
                 Vec::new()
@@ -246,6 +268,7 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
         record,
         rows,
         load_errors,
+        notes,
         evidence_csv,
         verdict,
         unfinished,

@@ -263,6 +263,9 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
     for e in &load_errors {
         eprintln!("warning: {}: {e}", results_dir.display());
     }
+    for n in runs.iter().flat_map(|r| &r.notes) {
+        eprintln!("note: {}: {n}", results_dir.display());
+    }
     let groups = group_runs(&runs, &criteria);
     let ladder_state = crate::schedule::ladder::LadderState::read(results_dir);
     // A ladder recommends among the variants that reached its last stage.
