@@ -170,7 +170,10 @@ pub fn fmt_factor(f: f64) -> String {
     if !f.is_finite() {
         return format!("{}x", fmt_num(f));
     }
-    if f >= 100.0 {
+    if f >= 1e15 {
+        // Past what thousands separators keep readable (and past u64 from 1.8e19).
+        format!("{f:.3e}x")
+    } else if f >= 100.0 {
         format!("{}x", group_thousands(f.round() as u64))
     } else {
         format!("{}x", trim_zeros(&format!("{f:.1}")))
@@ -221,6 +224,8 @@ mod tests {
         }
         assert_eq!(fmt_factor(7_475_702.0 / 5_191.0), "1,440x");
         assert_eq!(fmt_factor(3.21), "3.2x");
+        assert_eq!(fmt_factor(5e12 / 1e-9), "5.000e21x");
+        assert_eq!(fmt_factor(999_999_999_999_999.0), "999,999,999,999,999x");
     }
 
     #[test]
