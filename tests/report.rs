@@ -440,3 +440,29 @@ fn a_last_line_cut_off_mid_write_is_dropped_and_the_rest_judged() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_damaged_summary_row_costs_that_row_only() {
+    let (_t, dir) = fixture("lr-grid");
+    let mut ids: Vec<String> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    // The plan lists every run but the first (an earlier sweep version's folder), and one row of
+    // it is damaged (bytes that are not UTF-8).
+    let mut summary = b"run_id,variant,seed,networks.cnn.actor_cnn_lr,outcome\n".to_vec();
+    for id in &ids[1..] {
+        summary.extend_from_slice(format!("{id},lr,0,1e-4,completed\n").as_bytes());
+    }
+    summary.extend_from_slice(b"\xff\xfe,lr,1,1e-4,completed\n");
+    std::fs::write(dir.join("summary.csv"), summary).unwrap();
+    let out = generate(&dir, &opts()).unwrap();
+    assert_eq!(out.runs.len(), ids.len() - 1);
+    assert!(out.runs.iter().all(|r| r.dir_name != ids[0]));
+    let md = std::fs::read_to_string(&out.report_path).unwrap();
+    assert!(
+        md.contains("## Left out") && md.contains(&format!("- `runs/{}`", ids[0])),
+        "{md}"
+    );
+}

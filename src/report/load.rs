@@ -290,20 +290,41 @@ pub struct LoadedRuns {
 /// swept key up to `outcome`), or `None` when the folder has no readable summary (a results folder
 /// put together by hand: then every run folder counts).
 fn planned_runs(results_dir: &Path) -> Option<BTreeMap<String, Planned>> {
-    let mut reader = csv::Reader::from_path(results_dir.join("summary.csv")).ok()?;
-    let headers = reader.headers().ok()?.clone();
+    let path = results_dir.join("summary.csv");
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_path(&path)
+        .ok()?;
+    let Some((headers, id)) = reader.headers().ok().and_then(|h| {
+        let id = h.iter().position(|x| x == "run_id")?;
+        Some((h.clone(), id))
+    }) else {
+        eprintln!(
+            "warning: {}: no run_id column; every folder under runs/ is judged",
+            path.display()
+        );
+        return None;
+    };
     let col = |name: &str| headers.iter().position(|h| h == name);
-    let (id, variant, seed) = (col("run_id")?, col("variant"), col("seed"));
+    let (variant, seed) = (col("variant"), col("seed"));
     let swept_cols: Vec<usize> = match (seed, col("outcome")) {
         (Some(s), Some(o)) if s < o => (s + 1..o).collect(),
         _ => Vec::new(),
     };
     let mut out = BTreeMap::new();
     for rec in reader.records() {
-        let rec = rec.ok()?;
+        // A damaged row (cut short, bad bytes) loses that row only; its run folder, if any, is
+        // then left out like any other folder the plan does not list, and named as such.
+        let Some((rec, run_id)) = rec.ok().and_then(|r| {
+            let id = r.get(id).filter(|x| !x.is_empty())?.to_string();
+            Some((r, id))
+        }) else {
+            eprintln!("warning: {}: a damaged row is skipped", path.display());
+            continue;
+        };
         let field = |i: Option<usize>| i.and_then(|i| rec.get(i)).unwrap_or("").to_string();
         out.insert(
-            rec.get(id)?.to_string(),
+            run_id,
             Planned {
                 variant: field(variant),
                 seed: field(seed).parse().ok(),
