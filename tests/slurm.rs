@@ -402,10 +402,20 @@ fn a_ladder_on_slurm_climbs_like_the_local_one() {
             "{stage}: {jobs}"
         );
         let script = std::fs::read_to_string(sub["script"].as_str().unwrap()).unwrap();
-        let plan_path = res.join(format!("slurm/{stage}/plan.json"));
+        // Each submission reads its own copy of the stage's plan.
+        let plan_path = res.join(format!("slurm/{stage}/plan-000.json"));
         assert!(
             script.contains(&format!("--plan {} --index", plan_path.display())),
             "{script}"
+        );
+        assert_eq!(
+            std::fs::read(&plan_path).unwrap(),
+            std::fs::read(res.join(format!("slurm/{stage}/plan.json"))).unwrap()
+        );
+        assert_eq!(
+            sub["run_ids"].as_array().unwrap().len(),
+            tasks,
+            "{stage}: {jobs}"
         );
         let plan = std::fs::read_to_string(res.join(format!("slurm/{stage}/plan.json"))).unwrap();
         assert_eq!(plan.contains("--resume"), stage != "s1", "{plan}");
@@ -459,4 +469,82 @@ fn slurms_time_limit_is_a_timeout_row() {
     assert!(get("reason").contains("time limit"), "{}", get("reason"));
     // The run trained for a while before it was stopped: its metrics are kept.
     assert!(get("steps_done").parse::<u64>().unwrap() > 0, "{log}");
+}
+
+/// Resubmitting is safe: a submission sbatch refuses loses no earlier result, and a `--no-submit`
+/// script a person submitted by hand is recognised in the queue and waited for, not submitted a
+/// second time. About 30 s.
+#[test]
+fn a_refused_resubmission_loses_nothing_and_hand_submitted_tasks_are_adopted() {
+    if !slurm_or_skip("a_refused_resubmission_loses_nothing_and_hand_submitted_tasks_are_adopted") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = smoke_copy(tmp.path(), "slurmresub", "", &[]);
+    let results = tmp.path().join("r");
+    let first = sweep(&spec, &results, &["--backend", "slurm"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    let res = results.join("slurmresub");
+    let records = |res: &Path| -> Vec<Vec<u8>> {
+        let mut v: Vec<_> = std::fs::read_dir(res.join("runs"))
+            .unwrap()
+            .map(|e| std::fs::read(e.unwrap().path().join("run.json")).unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = records(&res);
+    let refused = sweep(
+        &spec,
+        &results,
+        &[
+            "--backend",
+            "slurm",
+            "--rerun",
+            "all",
+            "--slurm-partition",
+            "no-such-partition",
+        ],
+    );
+    let log = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("no-such-partition") || log.contains("partition"),
+        "{log}"
+    );
+    assert_eq!(
+        records(&res),
+        before,
+        "the refused submission changed run.json files"
+    );
+    let report = Command::new(bin())
+        .arg("report")
+        .arg(&res)
+        .output()
+        .unwrap();
+    assert_eq!(report.status.code(), Some(0), "{}", text(&report));
+
+    // --no-submit, then a person submits the script, then the same sweep runs: it waits for the
+    // hand-submitted tasks instead of submitting the runs again.
+    let results2 = tmp.path().join("r2");
+    let written = sweep(&spec, &results2, &["--backend", "slurm", "--no-submit"]);
+    assert_eq!(written.status.code(), Some(0), "{}", text(&written));
+    let res2 = results2.join("slurmresub");
+    let jobs = jobs_json(&res2);
+    let script = jobs["written"][0]["script"].as_str().unwrap().to_string();
+    let sb = Command::new("sbatch")
+        .arg("--parsable")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(sb.status.success(), "{}", text(&sb));
+    let by_hand = String::from_utf8_lossy(&sb.stdout).trim().to_string();
+    let again = sweep(&spec, &results2, &["--backend", "slurm"]);
+    let log = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{log}");
+    assert!(log.contains(&format!("job {by_hand} runs")), "{log}");
+    assert!(!log.contains(") as job "), "submitted twice: {log}");
+    let subs = jobs_json(&res2)["submissions"].as_array().unwrap().clone();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert_eq!(subs[0]["job_id"], by_hand.as_str());
 }

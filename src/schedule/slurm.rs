@@ -124,8 +124,24 @@ pub struct Submission {
     pub script: PathBuf,
     /// Array task `i` ran the plan's run `indices[i]`.
     pub indices: Vec<usize>,
+    /// The run id of each index, when submitted: a later version of the sweep may number its
+    /// runs differently. Empty in jobs files written before this was recorded.
+    #[serde(default)]
+    pub run_ids: Vec<String>,
     /// RFC 3339.
     pub submitted_at: String,
+}
+
+/// A script written by `--no-submit`, for a person to submit: a later sweep recognises its tasks
+/// in the queue by the script's path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Written {
+    /// The script.
+    pub script: PathBuf,
+    /// Array task `i` runs the plan's run `indices[i]`.
+    pub indices: Vec<usize>,
+    /// The run id of each index.
+    pub run_ids: Vec<String>,
 }
 
 impl Submission {
@@ -143,6 +159,9 @@ impl Submission {
 pub struct JobsFile {
     /// The submissions.
     pub submissions: Vec<Submission>,
+    /// Scripts written by `--no-submit` and not submitted by td3-sweep.
+    #[serde(default)]
+    pub written: Vec<Written>,
 }
 
 /// Everything the backend needs for one `sweep --backend slurm`.
@@ -193,6 +212,10 @@ struct Waiting<'a> {
     out: PathBuf,
     misses: u32,
     state: Option<String>,
+    reason: Option<String>,
+    /// The run's `run.json` as it was before this submission (a resubmitted run's earlier
+    /// attempt): still those bytes means the task has not written its own record yet.
+    prior: Option<Vec<u8>>,
 }
 
 /// After this many consecutive polls without the task in `squeue` and without a final `run.json`,
@@ -201,12 +224,6 @@ const GONE_AFTER_POLLS: u32 = 2;
 
 fn absolute(p: &Path) -> Result<PathBuf, SlurmError> {
     std::path::absolute(p).map_err(io(p))
-}
-
-fn read_record(dir: &Path) -> Option<RunRecord> {
-    std::fs::read_to_string(dir.join("run.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -250,18 +267,84 @@ pub fn run_sweep(
         JobsFile::default()
     };
 
-    // Tasks of earlier submissions still in the queue are waited for, not submitted twice.
-    let mut active: BTreeMap<usize, String> = BTreeMap::new();
-    if s.submit && !jobs_file.submissions.is_empty() {
+    let by_index: BTreeMap<usize, &Job> = s.all.iter().map(|j| (j.index, j)).collect();
+    let by_run_id: BTreeMap<&str, usize> =
+        s.all.iter().map(|j| (j.run_id.as_str(), j.index)).collect();
+
+    // Tasks of earlier submissions still in the queue are waited for, not submitted twice: the
+    // ones td3-sweep submitted (jobs.json) and the ones a person submitted from a `--no-submit`
+    // script (recognised by the script's path). An earlier submission's index is mapped to this
+    // plan through its run id, since an edited sweep numbers its runs differently.
+    let mut active: BTreeMap<usize, (String, Option<String>)> = BTreeMap::new();
+    let mut foreign: BTreeSet<String> = BTreeSet::new();
+    let mut stuck: BTreeSet<String> = BTreeSet::new();
+    if s.submit {
         if let Ok(q) = queue::squeue() {
-            for sub in &jobs_file.submissions {
-                for (task, index) in sub.tasks() {
-                    if q.contains_key(&task) {
-                        active.insert(index, task);
+            let mut adopted: Vec<Submission> = Vec::new();
+            for (task, queued) in &q {
+                let Some((job_id, t)) = task.split_once('_') else {
+                    continue;
+                };
+                let Ok(t) = t.parse::<usize>() else { continue };
+                let known = jobs_file.submissions.iter().find(|x| x.job_id == job_id);
+                let by_hand = || {
+                    jobs_file.written.iter().find(|w| {
+                        absolute(&w.script).is_ok_and(|p| p == Path::new(&queued.command))
+                    })
+                };
+                let (index, run_id) = match (known, known.is_none().then(by_hand).flatten()) {
+                    (Some(sub), _) => (sub.indices.get(t).copied(), sub.run_ids.get(t).cloned()),
+                    (None, Some(w)) => {
+                        if !adopted.iter().any(|x| x.job_id == job_id) {
+                            adopted.push(Submission {
+                                job_id: job_id.to_string(),
+                                script: w.script.clone(),
+                                indices: w.indices.clone(),
+                                run_ids: w.run_ids.clone(),
+                                submitted_at: "by hand (seen in the queue)".into(),
+                            });
+                        }
+                        (w.indices.get(t).copied(), w.run_ids.get(t).cloned())
+                    }
+                    (None, None) => continue,
+                };
+                let here = match (&run_id, index) {
+                    (Some(id), _) => by_run_id.get(id.as_str()).copied(),
+                    (None, Some(i)) => Some(i),
+                    (None, None) => None,
+                };
+                match here {
+                    Some(i) => {
+                        let reason = (queued.state == "PENDING").then(|| queued.reason.clone());
+                        if reason.as_deref().is_some_and(queue::never_starts) {
+                            stuck.insert(job_id.to_string());
+                        }
+                        active.insert(i, (task.clone(), reason));
+                    }
+                    None => {
+                        foreign.insert(job_id.to_string());
                     }
                 }
             }
+            if !adopted.is_empty() {
+                for x in &adopted {
+                    crate::say!(
+                        "job {} runs {} (submitted by hand): its tasks are waited for, not submitted again",
+                        x.job_id,
+                        x.script.display()
+                    );
+                }
+                jobs_file.submissions.extend(adopted);
+                write_json(&jobs_path, &jobs_file)?;
+            }
         }
+    }
+    if !foreign.is_empty() {
+        eprintln!(
+            "note: job(s) {} still have tasks in Slurm for runs that are not in this version of the sweep; they are not waited for (a queued one refuses to start: its plan is stale). `scancel {}` frees the cluster sooner.",
+            foreign.iter().cloned().collect::<Vec<_>>().join(", "),
+            foreign.iter().cloned().collect::<Vec<_>>().join(" ")
+        );
     }
     let to_submit: Vec<usize> = s
         .to_run
@@ -276,8 +359,26 @@ pub fn run_sweep(
         .submissions
         .iter()
         .map(|x| x.script.clone())
+        .chain(jobs_file.written.iter().map(|w| w.script.clone()))
         .collect::<BTreeSet<_>>()
         .len();
+    // Each submission reads its own copy of the plan, so tasks still queued from it keep their
+    // numbering when a later version of the sweep rewrites `plan.json`.
+    let sub_plan = slurm_dir.join(format!("plan-{submission:03}.json"));
+    if !to_submit.is_empty() {
+        write_json(&sub_plan, &plan)?;
+    }
+    let run_ids = |indices: &[usize]| -> Vec<String> {
+        indices
+            .iter()
+            .map(|i| {
+                by_index
+                    .get(i)
+                    .map(|j| j.run_id.clone())
+                    .unwrap_or_default()
+            })
+            .collect()
+    };
     let mut scripts = Vec::new();
     for (k, chunk) in to_submit.chunks(MAX_ARRAY_TASKS).enumerate() {
         let path = slurm_dir.join(format!("array-{submission:03}-{k:03}.sbatch"));
@@ -289,39 +390,52 @@ pub fn run_sweep(
             workdir: &workdir,
             program: &s.program,
             sweep_file: &sweep_file,
-            plan_file: s.stage.map(|_| plan_path.as_path()),
+            plan_file: Some(sub_plan.as_path()),
             options: &s.options,
         });
         write_atomic(&path, text.as_bytes()).map_err(io(&path))?;
         scripts.push((path, chunk.to_vec()));
     }
     if !s.submit {
+        for (path, indices) in &scripts {
+            jobs_file.written.push(Written {
+                script: path.clone(),
+                indices: indices.clone(),
+                run_ids: run_ids(indices),
+            });
+        }
+        write_json(&jobs_path, &jobs_file)?;
         return Ok(SlurmEnd::Written(
             scripts.into_iter().map(|(p, _)| p).collect(),
         ));
     }
 
-    let by_index: BTreeMap<usize, &Job> = s.all.iter().map(|j| (j.index, j)).collect();
-    for &i in &to_submit {
-        // A final record from an earlier attempt would read as this attempt's result.
-        if let Some(j) = by_index.get(&i) {
-            let _ = std::fs::remove_file(j.run_dir.join("run.json"));
-        }
-    }
     let mut waiting: Vec<Waiting<'_>> = Vec::new();
-    let waiter = |index: usize, task: String| {
+    let waiter = |index: usize, task: String, prior: Option<Vec<u8>>| {
         by_index.get(&index).map(|job| Waiting {
             job,
             out: slurm_dir.join(format!("slurm-{task}.out")),
             task,
             misses: 0,
             state: None,
+            reason: None,
+            prior,
         })
     };
-    for (index, task) in &active {
-        waiting.extend(waiter(*index, task.clone()));
+    for (index, (task, _)) in &active {
+        waiting.extend(waiter(*index, task.clone(), None));
     }
     for (path, indices) in &scripts {
+        // An earlier attempt's final record stays in place (a refused or interrupted submission
+        // loses nothing); its bytes are kept to tell it from the record this attempt writes.
+        let priors: Vec<Option<Vec<u8>>> = indices
+            .iter()
+            .map(|i| {
+                by_index
+                    .get(i)
+                    .and_then(|j| std::fs::read(j.run_dir.join("run.json")).ok())
+            })
+            .collect();
         let job_id = queue::sbatch(path).map_err(|source| SlurmError::Submit {
             script: path.clone(),
             source,
@@ -330,6 +444,7 @@ pub fn run_sweep(
             job_id,
             script: path.clone(),
             indices: indices.clone(),
+            run_ids: run_ids(indices),
             submitted_at: chrono::Utc::now().to_rfc3339(),
         };
         crate::say!(
@@ -338,16 +453,25 @@ pub fn run_sweep(
             indices.len(),
             sub.job_id
         );
-        for (task, index) in sub.tasks() {
-            waiting.extend(waiter(index, task));
+        for ((task, index), prior) in sub.tasks().zip(priors) {
+            waiting.extend(waiter(index, task, prior));
         }
         jobs_file.submissions.push(sub);
         write_json(&jobs_path, &jobs_file)?;
     }
     if !active.is_empty() {
         crate::say!(
-            "waiting for {} task(s) already in Slurm from an earlier submission",
+            "waiting for {} task(s) already in Slurm from an earlier submission (they keep the options they were submitted with; to change those, scancel them first)",
             active.len()
+        );
+    }
+    let stuck_told = !stuck.is_empty();
+    if stuck_told {
+        let jobs: Vec<String> = stuck.into_iter().collect();
+        eprintln!(
+            "warning: job(s) {} wait for a reason under which Slurm will not start them as submitted; `scancel {}`, then run the sweep again with other --slurm-* options",
+            jobs.join(", "),
+            jobs.join(" ")
         );
     }
     let submitted = to_submit.len();
@@ -356,6 +480,7 @@ pub fn run_sweep(
     let mut interval = Duration::from_millis(500);
     let mut last_line = String::new();
     let mut queue_warned: Option<Instant> = None;
+    let mut stuck_warned = stuck_told;
     while !waiting.is_empty() {
         if ctl.level() > 0 {
             let jobs: BTreeSet<String> = waiting
@@ -382,13 +507,22 @@ pub fn run_sweep(
         let mut changed = false;
         let mut still = Vec::new();
         for mut w in waiting.drain(..) {
-            let rec = read_record(&w.job.run_dir);
+            // A record still byte for byte the earlier attempt's is not this task's.
+            let rec = match std::fs::read(w.job.run_dir.join("run.json")) {
+                Ok(bytes) if Some(&bytes) == w.prior.as_ref() => None,
+                Ok(bytes) => serde_json::from_slice::<RunRecord>(&bytes).ok(),
+                Err(_) => None,
+            };
             let listed = q.as_ref().map(|q| q.get(&w.task).cloned());
-            if let Some(Some(state)) = &listed {
-                w.state = Some(state.clone());
+            if let Some(Some(queued)) = &listed {
+                w.state = Some(queued.state.clone());
+                w.reason = (queued.state == "PENDING").then(|| queued.reason.clone());
                 w.misses = 0;
             }
-            let final_rec = rec.as_ref().filter(|r| r.exit.is_some());
+            // A task still in the queue has not ended, whatever its run.json says: Slurm
+            // requeued it (preemption, a node failure) and it will run again.
+            let in_queue = matches!(listed, Some(Some(_)));
+            let final_rec = rec.as_ref().filter(|r| r.exit.is_some() && !in_queue);
             let ended_rec = if let Some(r) = final_rec {
                 Some(settle_final(r.clone(), &w))
             } else if matches!(listed, Some(None)) {
@@ -422,13 +556,41 @@ pub fn run_sweep(
             .iter()
             .filter(|w| matches!(w.state.as_deref(), Some("RUNNING" | "COMPLETING")))
             .count();
+        let reasons: BTreeSet<&str> = waiting
+            .iter()
+            .filter_map(|w| w.reason.as_deref())
+            .filter(|r| !r.is_empty() && *r != "None")
+            .collect();
         let line = format!(
-            "slurm: {ended}/{total} ended, {running} running, {} queued",
-            waiting.len() - running
+            "slurm: {ended}/{total} ended, {running} running, {} queued{}",
+            waiting.len() - running,
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    reasons.iter().copied().collect::<Vec<_>>().join(", ")
+                )
+            }
         );
         if line != last_line && !waiting.is_empty() {
             crate::say!("{line}");
             last_line = line;
+        }
+        if !stuck_warned && reasons.iter().any(|r| queue::never_starts(r)) {
+            stuck_warned = true;
+            let jobs: BTreeSet<&str> = waiting
+                .iter()
+                .filter(|w| w.reason.as_deref().is_some_and(queue::never_starts))
+                .filter_map(|w| w.task.split('_').next())
+                .collect();
+            let jobs: Vec<&str> = jobs.into_iter().collect();
+            eprintln!(
+                "warning: Slurm will not start job(s) {} as submitted ({}): `scancel {}`, then run the sweep again with other --slurm-* options",
+                jobs.join(", "),
+                reasons.iter().copied().filter(|r| queue::never_starts(r)).collect::<Vec<_>>().join(", "),
+                jobs.join(" ")
+            );
         }
         if waiting.is_empty() {
             break;
@@ -524,6 +686,7 @@ mod tests {
             job_id: "42".into(),
             script: "x".into(),
             indices: vec![1000, 1003],
+            run_ids: Vec::new(),
             submitted_at: String::new(),
         };
         let tasks: Vec<_> = s.tasks().collect();

@@ -53,20 +53,73 @@ pub fn sbatch(script: &Path) -> Result<String, SlurmCommandError> {
     Ok(id)
 }
 
-/// This user's queued and running array tasks: `"<job>_<task>"` → state (`PENDING`, `RUNNING` ...).
+/// One array task in the queue.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Queued {
+    /// `PENDING`, `RUNNING`, `COMPLETING` ...
+    pub state: String,
+    /// The batch script's absolute path (how a task submitted by hand is recognised).
+    pub command: String,
+    /// Why a pending task waits (`Priority`, `Resources`, `PartitionConfig` ...), `None` if none.
+    pub reason: String,
+}
+
+/// This user's queued and running array tasks: `"<job>_<task>"` → what squeue says of it.
 /// `Err` when the controller cannot be asked (the caller keeps waiting rather than guessing).
-pub fn squeue() -> Result<BTreeMap<String, String>, SlurmCommandError> {
+pub fn squeue() -> Result<BTreeMap<String, Queued>, SlurmCommandError> {
     // `--me` (not `-j`): `-j` fails outright once one of the ids has been purged from the controller.
-    let out = run("squeue", &["--me", "-h", "-r", "-o", "%i|%T"])?;
+    let out = run("squeue", &["--me", "-h", "-r", "-o", "%i|%T|%r|%o"])?;
     Ok(parse_squeue(&out))
 }
 
-/// Parses `squeue -h -r -o '%i|%T'` lines.
-pub fn parse_squeue(text: &str) -> BTreeMap<String, String> {
+/// Parses `squeue -h -r -o '%i|%T|%r|%o'` lines (the command last: a path may hold a `|`).
+pub fn parse_squeue(text: &str) -> BTreeMap<String, Queued> {
     text.lines()
-        .filter_map(|l| l.trim().split_once('|'))
-        .map(|(id, st)| (id.trim().to_string(), st.trim().to_string()))
+        .filter_map(|l| {
+            let mut f = l.trim().splitn(4, '|');
+            let id = f.next()?.trim();
+            let state = f.next()?.trim();
+            (!id.is_empty()).then(|| {
+                (
+                    id.to_string(),
+                    Queued {
+                        state: state.to_string(),
+                        reason: f.next().unwrap_or("").trim().to_string(),
+                        command: f.next().unwrap_or("").trim().to_string(),
+                    },
+                )
+            })
+        })
         .collect()
+}
+
+/// Pending reasons under which Slurm will never start a task as it was submitted (the request
+/// exceeds what the partition, QOS or account allows, or names nodes that do not exist).
+pub fn never_starts(reason: &str) -> bool {
+    matches!(
+        reason,
+        "PartitionConfig"
+            | "PartitionNodeLimit"
+            | "PartitionTimeLimit"
+            | "ReqNodeNotAvail"
+            | "BadConstraints"
+            | "InvalidQOS"
+            | "InvalidAccount"
+            | "QOSMaxCpuPerJobLimit"
+            | "QOSMaxMemoryPerJob"
+            | "QOSMaxWallDurationPerJobLimit"
+            | "AssocMaxWallDurationPerJobLimit"
+            | "AssocMaxCpuPerJobLimit"
+    )
+}
+
+/// The `*** JOB ... CANCELLED ... DUE TO JOB REQUEUE ***` lines of an output file say an earlier
+/// attempt was requeued, not how this task ended: they are left out when classifying.
+fn without_requeues(out: &str) -> String {
+    out.lines()
+        .filter(|l| !l.contains("DUE TO JOB REQUEUE"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What Slurm still remembers of an ended task: `scontrol` (for `MinJobAge` seconds), then `sacct`
@@ -91,7 +144,8 @@ pub fn ended_state(task: &str) -> Option<String> {
 /// How a task ended that left the queue while its `run.json` still said "never seen to end": from
 /// the task's `slurm-%A_%a.out` text and Slurm's remembered state (either may be missing).
 pub fn classify_gone(out_text: Option<&str>, state: Option<&str>) -> (Outcome, String) {
-    let out = out_text.unwrap_or("");
+    let out = without_requeues(out_text.unwrap_or(""));
+    let out = out.as_str();
     let state = state.unwrap_or("");
     if out.contains("DUE TO TIME LIMIT") || state == "TIMEOUT" {
         (
@@ -124,7 +178,8 @@ pub fn classify_gone(out_text: Option<&str>, state: Option<&str>) -> (Outcome, S
 /// `slurm-%A_%a.out` shows that Slurm ended it (time limit, cancel, preemption, OOM kill): the
 /// outcome and reason to record instead. `None` leaves the run's own record alone.
 pub fn slurm_ended(outcome: Outcome, out_text: Option<&str>) -> Option<(Outcome, String)> {
-    let out = out_text?;
+    let out = without_requeues(out_text?);
+    let out = out.as_str();
     let slurm_kill =
         (out.contains("*** JOB") && out.contains("CANCELLED")) || out.contains("oom-kill");
     (matches!(outcome, Outcome::Interrupted | Outcome::Crashed) && slurm_kill)
@@ -205,8 +260,24 @@ mod tests {
 
     #[test]
     fn squeue_lines_parse() {
-        let m = parse_squeue("12_0|RUNNING\n12_1|PENDING\n\n");
+        let m = parse_squeue(
+            "12_0|RUNNING|None|/r/slurm/array-000-000.sbatch\n12_1|PENDING|PartitionConfig|/a|b.sbatch\n\n",
+        );
         assert_eq!(m.len(), 2);
-        assert_eq!(m["12_1"], "PENDING");
+        assert_eq!(m["12_1"].state, "PENDING");
+        assert_eq!(m["12_1"].reason, "PartitionConfig");
+        assert_eq!(m["12_1"].command, "/a|b.sbatch");
+        assert_eq!(m["12_0"].command, "/r/slurm/array-000-000.sbatch");
+        assert!(never_starts("PartitionConfig") && !never_starts("Priority"));
+    }
+
+    #[test]
+    fn a_requeue_line_is_not_how_the_task_ended() {
+        let out = "*** JOB 5 ON n1 CANCELLED AT 2026-11-26T08:00:00 DUE TO JOB REQUEUE ***\nrun-one: index 0\n";
+        assert_eq!(slurm_ended(Outcome::Completed, Some(out)), None);
+        assert_eq!(slurm_ended(Outcome::Crashed, Some(out)), None);
+        let (o, why) = classify_gone(Some(out), None);
+        assert_eq!(o, Outcome::Crashed);
+        assert!(why.contains("never started"), "{why}");
     }
 }
