@@ -1104,12 +1104,21 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
                 let problems = o.problems();
                 for p in &problems {
                     // "slurm.time: ..." → point at `time`'s value, with its key path.
-                    let key = p
-                        .strip_prefix("slurm.")
-                        .and_then(|r| r.split(':').next())
-                        .map(|k| k.split('[').next().unwrap_or(k));
+                    let full = p.strip_prefix("slurm.").and_then(|r| r.split(':').next());
+                    let key = full.map(|k| k.split('[').next().unwrap_or(k));
+                    // `extra[1]` points at that item of the list.
+                    let item = full
+                        .and_then(|k| k.split_once('['))
+                        .and_then(|(_, i)| i.trim_end_matches(']').parse::<usize>().ok());
                     let (mark, path) = match key.and_then(|k| e.node.get(k).map(|n| (k, n))) {
-                        Some((k, n)) => (n.mark, format!("slurm.{k}")),
+                        Some((k, n)) => match (item, &n.value) {
+                            (Some(i), crate::config::yaml::Value::Seq(items))
+                                if i < items.len() =>
+                            {
+                                (items[i].mark, format!("slurm.{k}[{i}]"))
+                            }
+                            _ => (n.mark, format!("slurm.{k}")),
+                        },
                         None => (e.node.mark, "slurm".to_string()),
                     };
                     let msg = p

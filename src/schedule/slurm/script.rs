@@ -24,7 +24,7 @@ pub struct SlurmOptions {
     pub account: Option<String>,
     /// `--time` per array task (Slurm's syntax: `30`, `2:00:00`, `1-00:00:00`). Default: the sweep's
     /// `timeout` plus [`TIME_MARGIN_MIN`] minutes, else the partition's default.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "word_or_number")]
     pub time: Option<String>,
     /// `--gres`, e.g. `gpu:1`.
     #[serde(default)]
@@ -33,7 +33,7 @@ pub struct SlurmOptions {
     #[serde(default)]
     pub cpus_per_task: Option<u32>,
     /// `--mem`, e.g. `4G`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "word_or_number")]
     pub mem: Option<String>,
     /// The `%N` array throttle: at most N tasks of one chunk run at once.
     #[serde(default)]
@@ -41,6 +41,27 @@ pub struct SlurmOptions {
     /// Extra sbatch options, one per `#SBATCH` line, e.g. `--qos=short`.
     #[serde(default)]
     pub extra: Vec<String>,
+}
+
+/// `time: 30` and `mem: 4096` are what sbatch means by `--time=30` (minutes) and `--mem=4096`
+/// (megabytes): a YAML number reads as its digits.
+fn word_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum WordOrNumber {
+        Word(String),
+        Number(u64),
+    }
+    Ok(Option::<WordOrNumber>::deserialize(d)
+        .map_err(|_| {
+            serde::de::Error::custom(
+                "expected a string such as \"2:00:00\" or \"4G\", or a whole number",
+            )
+        })?
+        .map(|v| match v {
+            WordOrNumber::Word(s) => s,
+            WordOrNumber::Number(n) => n.to_string(),
+        }))
 }
 
 impl SlurmOptions {
@@ -98,6 +119,12 @@ impl SlurmOptions {
             if !e.starts_with('-') || e.contains('\n') || e.contains('\r') {
                 out.push(format!(
                     "slurm.extra[{i}]: {e:?} must be one sbatch option such as --qos=short"
+                ));
+            } else if e.chars().any(char::is_whitespace) && !e.contains('"') {
+                // sbatch splits `#SBATCH` lines at spaces outside quotes: `--qos=a b` is an
+                // option `--qos=a` and a stray directive `b`.
+                out.push(format!(
+                    "slurm.extra[{i}]: {e:?} holds a space, which sbatch reads as a second directive; quote the value (--comment=\"a b\") or drop the space"
                 ));
             }
         }
@@ -348,5 +375,35 @@ mod tests {
     fn shell_quote_quotes_only_when_needed() {
         assert_eq!(shell_quote("results/a_b.yaml"), "results/a_b.yaml");
         assert_eq!(shell_quote("it's here"), "'it'\\''s here'");
+    }
+}
+
+#[cfg(test)]
+mod yaml_forms {
+    use super::*;
+
+    #[test]
+    fn numbers_for_time_and_mem_and_spaces_in_extra() {
+        let o: SlurmOptions =
+            serde_json::from_value(serde_json::json!({ "time": 30, "mem": 4096 })).unwrap();
+        assert_eq!(
+            (o.time.as_deref(), o.mem.as_deref()),
+            (Some("30"), Some("4096"))
+        );
+        assert!(o.problems().is_empty(), "{:?}", o.problems());
+        let e = serde_json::from_value::<SlurmOptions>(serde_json::json!({ "time": 1.5 }))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("whole number"), "{e}");
+        let o = SlurmOptions {
+            extra: vec!["--qos=a b".into(), "--comment=\"two words\"".into()],
+            ..Default::default()
+        };
+        let p = o.problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("slurm.extra[0]") && p[0].contains("space"),
+            "{p:?}"
+        );
     }
 }
