@@ -51,7 +51,10 @@ pub enum TrainError {
     EnvFailed(String),
 }
 
-/// Called at each metrics row with all rows so far; returns a reason when a FAIL is already certain.
+/// Called at each metrics row with the rows not checked yet (the new one); returns a reason when a
+/// FAIL is already certain. Certainty is per row (see [`crate::verdict::certain_fail`]), so checking
+/// each row once, as it is written, is the same as checking all rows each time, without the cost
+/// growing with the run's length.
 pub type FailFast = Box<dyn Fn(&[MetricRow]) -> Option<String>>;
 
 /// Called with each metrics row as it is written.
@@ -750,7 +753,7 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
                 break 'outer;
             }
             if let Some(ff) = opts.fail_fast.as_ref().filter(|_| !evidence.written) {
-                if let Some(why) = ff(&rows) {
+                if let Some(why) = ff(&rows[rows.len() - 1..]) {
                     evidence.write(&out, train_step, "fail_detected")?;
                     if opts.stop_on_fail {
                         outcome = Outcome::Stopped;
