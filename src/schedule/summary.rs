@@ -1,7 +1,8 @@
 //! `summary.csv`: one row per planned run, rewritten atomically each time a run ends.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::metrics::{read_metrics, write_atomic, MetricRow, RunRecord};
 
@@ -51,6 +52,43 @@ fn stage_of(stages: &[(&str, u64)], steps_done: u64) -> String {
         .unwrap_or_default()
 }
 
+/// The metric cells of a summary row (max |grad|, max |Q|, last returns) depend only on the run's
+/// `metrics.csv`; a sweep rewrites the summary each time a run ends, so each file is parsed again
+/// only when it changed (by length or modification time). Without this, a sweep of N runs of R
+/// rows parses N·N·R rows over its life.
+type Stamp = (u64, Option<std::time::SystemTime>);
+static METRIC_CELLS: Mutex<Option<HashMap<PathBuf, (Stamp, [String; 5])>>> = Mutex::new(None);
+
+fn metric_cells(csv: &Path) -> [String; 5] {
+    let stamp: Option<Stamp> = std::fs::metadata(csv)
+        .ok()
+        .map(|m| (m.len(), m.modified().ok()));
+    let mut cache = METRIC_CELLS.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = cache.get_or_insert_with(HashMap::new);
+    if let (Some(s), Some((old, cells))) = (stamp, cache.get(csv)) {
+        if *old == s {
+            return cells.clone();
+        }
+    }
+    let rows = read_metrics(csv).unwrap_or_default();
+    let cells = [
+        max_of(&rows, "actor_cnn_grad_norm"),
+        max_of(&rows, "critic_cnn_grad_norm"),
+        max_of(&rows, "q_abs_max"),
+        last_of(&rows, "episode_return"),
+        last_of(&rows, "eval_return"),
+    ];
+    match stamp {
+        Some(s) => {
+            cache.insert(csv.to_path_buf(), (s, cells.clone()));
+        }
+        None => {
+            cache.remove(csv);
+        }
+    }
+    cells
+}
+
 /// Writes `summary.csv` for `runs`, reading each run's `run.json` and `metrics.csv` from its folder.
 /// Runs without a record yet get outcome `pending`. A ladder sweep passes its `stages`
 /// (`(name, cumulative steps)`), which adds a `stage` column: the stage each run was last in (empty
@@ -87,7 +125,7 @@ pub fn write_summary(
         let rec: Option<RunRecord> = std::fs::read_to_string(r.run_dir.join("run.json"))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
-        let rows = read_metrics(&r.run_dir.join("metrics.csv")).unwrap_or_default();
+        let cells = metric_cells(&r.run_dir.join("metrics.csv"));
         let mut line: Vec<String> = vec![r.run_id.into(), r.variant.into(), r.seed.to_string()];
         if !stages.is_empty() {
             line.push(
@@ -114,14 +152,8 @@ pub fn write_summary(
                 String::new(),
             ]),
         }
-        line.extend([
-            max_of(&rows, "actor_cnn_grad_norm"),
-            max_of(&rows, "critic_cnn_grad_norm"),
-            max_of(&rows, "q_abs_max"),
-            last_of(&rows, "episode_return"),
-            last_of(&rows, "eval_return"),
-            rec.and_then(|r| r.reason).unwrap_or_default(),
-        ]);
+        line.extend(cells);
+        line.push(rec.and_then(|r| r.reason).unwrap_or_default());
         w.write_record(&line)?;
     }
     let bytes = w
@@ -133,6 +165,25 @@ pub fn write_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_cells_follow_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let csv = d.path().join("metrics.csv");
+        let header = crate::metrics::COLUMNS.join(",") + "\n";
+        let row =
+            |step: u64, grad: f64| format!("{step},{step},1.0,{grad},1,1,1,1,1,1,1,1,-5,1,0,\n");
+        std::fs::write(&csv, header.clone() + &row(100, 2.0)).unwrap();
+        assert_eq!(metric_cells(&csv)[0], "2");
+        assert_eq!(metric_cells(&csv)[0], "2", "unchanged: from the cache");
+        // A row appended, as the trainer does: the next summary sees it.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&csv).unwrap();
+        std::io::Write::write_all(&mut f, row(200, 7.5).as_bytes()).unwrap();
+        drop(f);
+        assert_eq!(metric_cells(&csv)[0], "7.5");
+        std::fs::remove_file(&csv).unwrap();
+        assert_eq!(metric_cells(&csv)[0], "", "gone: no stale cells");
+    }
 
     #[test]
     fn stage_is_the_one_a_run_was_last_in() {
