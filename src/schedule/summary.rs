@@ -57,7 +57,8 @@ fn stage_of(stages: &[(&str, u64)], steps_done: u64) -> String {
 /// only when it changed (by length or modification time). Without this, a sweep of N runs of R
 /// rows parses N·N·R rows over its life.
 type Stamp = (u64, Option<std::time::SystemTime>);
-static METRIC_CELLS: Mutex<Option<HashMap<PathBuf, (Stamp, [String; 5])>>> = Mutex::new(None);
+type CellCache = HashMap<PathBuf, (Stamp, [String; 5])>;
+static METRIC_CELLS: Mutex<Option<CellCache>> = Mutex::new(None);
 
 fn metric_cells(csv: &Path) -> [String; 5] {
     let stamp: Option<Stamp> = std::fs::metadata(csv)
