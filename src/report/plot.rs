@@ -5,6 +5,7 @@
 //! registered font file, which CI machines may not have; by placing labels ourselves the plots need
 //! no font file at all and are identical on every machine.
 
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -43,6 +44,51 @@ pub const FAIL_RED: RGBColor = RGBColor(214, 39, 40);
 pub const INVESTIGATE_ORANGE: RGBColor = RGBColor(255, 127, 14);
 /// Colour of expected-band lines.
 pub const BAND_GREY: RGBColor = RGBColor(160, 160, 160);
+
+/// Points drawn per series at most. A long run (a 1M-step run logs 10,000 rows) is thinned to this:
+/// each of `MAX_DRAWN / 2` equal spans of training steps keeps its lowest and its highest point,
+/// so every spike and dip is still drawn and the file stays small.
+const MAX_DRAWN: usize = 400;
+/// Series drawn at most: 8 colours × solid, dashed, thin. A sweep with more variant groups draws
+/// those with the highest peaks (the legend says how many are left out; the tables list all).
+const MAX_SERIES: usize = 3 * PALETTE.len();
+/// Series with at most this many points also get a dot per point.
+const DOTS_UP_TO: usize = 60;
+/// Line height of the legend, and where it starts.
+const LEGEND_ROW: i32 = 20;
+const LEGEND_TOP: i32 = 50;
+
+/// `points` (sorted by step) thinned to about [`MAX_DRAWN`], keeping each span's extremes.
+fn thin(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    if points.len() <= MAX_DRAWN {
+        return points.to_vec();
+    }
+    let spans = MAX_DRAWN / 2;
+    let (x0, x1) = (points[0].0, points[points.len() - 1].0);
+    let width = ((x1 - x0) / spans as f64).max(f64::MIN_POSITIVE);
+    let mut out = Vec::with_capacity(MAX_DRAWN + 2);
+    let mut i = 0;
+    while i < points.len() {
+        let span = (((points[i].0 - x0) / width) as usize).min(spans - 1);
+        let (mut lo, mut hi) = (i, i);
+        let mut j = i;
+        while j < points.len() && (((points[j].0 - x0) / width) as usize).min(spans - 1) == span {
+            if points[j].1 < points[lo].1 {
+                lo = j;
+            }
+            if points[j].1 > points[hi].1 {
+                hi = j;
+            }
+            j += 1;
+        }
+        out.push(points[lo.min(hi)]);
+        if lo != hi {
+            out.push(points[lo.max(hi)]);
+        }
+        i = j;
+    }
+    out
+}
 
 fn text_style(size: f64, h: HPos, v: VPos) -> TextStyle<'static> {
     TextStyle::from(("sans-serif", size).into_font()).pos(Pos::new(h, v))
@@ -83,6 +129,23 @@ pub fn render_svg_marked(
     thresholds: &[Threshold],
     markers: &[Marker],
 ) -> Result<Option<String>, String> {
+    let peak = |s: &Series| {
+        s.points
+            .iter()
+            .map(|p| p.1)
+            .filter(|v| v.is_finite())
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    let left_out = series.len().saturating_sub(MAX_SERIES);
+    let series: Vec<&Series> = if left_out > 0 {
+        let mut order: Vec<usize> = (0..series.len()).collect();
+        order.sort_by(|a, b| peak(&series[*b]).total_cmp(&peak(&series[*a])));
+        let mut keep: Vec<usize> = order[..MAX_SERIES].to_vec();
+        keep.sort_unstable();
+        keep.into_iter().map(|i| &series[i]).collect()
+    } else {
+        series.iter().collect()
+    };
     let pts = || {
         series
             .iter()
@@ -181,7 +244,10 @@ pub fn render_svg_marked(
         }
         let legend = text_style(12.0, HPos::Left, VPos::Center);
         let lx = (W as i32) - LEGEND_W + 16;
-        let mut ly = 50;
+        let mut ly = LEGEND_TOP;
+        // Legend rows that fit below the top; a sweep with more variants names the first ones
+        // and says how many more there are (the Overview table lists them all).
+        let rows_fit = ((H as i32 - LEGEND_ROW - LEGEND_TOP) / LEGEND_ROW).max(1) as usize;
         for t in thresholds
             .iter()
             .filter(|t| t.value >= y_min && t.value <= y_max)
@@ -197,8 +263,15 @@ pub fn render_svg_marked(
                 .map_err(err)?;
             root.draw(&Text::new(t.label.clone(), (lx + 30, ly), legend.clone()))
                 .map_err(err)?;
-            ly += 20;
+            ly += LEGEND_ROW;
         }
+        let thresholds_shown = ((ly - LEGEND_TOP) / LEGEND_ROW) as usize;
+        let series_rows = rows_fit.saturating_sub(thresholds_shown);
+        let named = if series.len() <= series_rows && left_out == 0 {
+            series.len()
+        } else {
+            series.len().min(series_rows.saturating_sub(1))
+        };
         for (i, s) in series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             let style = ShapeStyle::from(&color).stroke_width(2);
@@ -208,17 +281,54 @@ pub fn render_svg_marked(
                 .copied()
                 .filter(|p| p.1.is_finite() && p.1 > 0.0)
                 .collect();
-            chart
-                .draw_series(LineSeries::new(line.clone(), style))
+            let line = thin(&line);
+            // Past the palette's 8 colours, lines are dashed, then thin, so no two look alike up
+            // to 24 series. (Dots would be many small elements along a noisy line.)
+            let cycle = (i / PALETTE.len()) % 3;
+            let dash = (cycle == 1).then_some((10, 6));
+            let style = if cycle == 2 {
+                ShapeStyle::from(&color).stroke_width(1)
+            } else {
+                style
+            };
+            match dash {
+                None => {
+                    chart
+                        .draw_series(LineSeries::new(line.clone(), style))
+                        .map_err(err)?;
+                }
+                Some((size, gap)) => {
+                    chart
+                        .draw_series(DashedLineSeries::new(line.clone(), size, gap, style))
+                        .map_err(err)?;
+                }
+            }
+            if line.len() <= DOTS_UP_TO {
+                chart
+                    .draw_series(line.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                    .map_err(err)?;
+            }
+            if i < named {
+                let key = vec![(lx, ly), (lx + 24, ly)];
+                match dash {
+                    None => root.draw(&PathElement::new(key, style)).map_err(err)?,
+                    Some((size, gap)) => root
+                        .draw(&DashedPathElement::new(key, size, gap, style))
+                        .map_err(err)?,
+                }
+                root.draw(&Text::new(s.label.clone(), (lx + 30, ly), legend.clone()))
+                    .map_err(err)?;
+                ly += LEGEND_ROW;
+            }
+        }
+        if named < series.len() || left_out > 0 {
+            let text = match (series.len() - named, left_out) {
+                (0, l) => format!("{l} more, with lower peaks, not drawn"),
+                (n, 0) => format!("… and {n} more (see the Overview)"),
+                (n, l) => format!("… {n} more drawn, {l} with lower peaks not"),
+            };
+            root.draw(&Text::new(text, (lx, ly), legend.clone()))
                 .map_err(err)?;
-            chart
-                .draw_series(line.iter().map(|p| Circle::new(*p, 3, color.filled())))
-                .map_err(err)?;
-            root.draw(&PathElement::new(vec![(lx, ly), (lx + 24, ly)], style))
-                .map_err(err)?;
-            root.draw(&Text::new(s.label.clone(), (lx + 30, ly), legend.clone()))
-                .map_err(err)?;
-            ly += 20;
         }
         root.present().map_err(err)?;
     }
@@ -249,5 +359,38 @@ mod tests {
             "{svg}"
         );
         assert_eq!(render_svg("empty", &[], &[]).unwrap(), None);
+    }
+
+    #[test]
+    fn a_long_run_is_thinned_but_keeps_its_spikes() {
+        // 100,000 rows of a 1M-step run with log_every 10: flat, one spike and one dip.
+        let mut points: Vec<(f64, f64)> = (0..100_000).map(|i| (i as f64 * 10.0, 5.0)).collect();
+        points[31_337].1 = 9.0e6;
+        points[77_777].1 = 1.0e-3;
+        let t = thin(&points);
+        assert!(t.len() <= MAX_DRAWN + 2, "{}", t.len());
+        assert!(t.contains(&(313_370.0, 9.0e6)) && t.contains(&(777_770.0, 1.0e-3)));
+        assert!(
+            t.windows(2).all(|w| w[0].0 <= w[1].0),
+            "still in step order"
+        );
+        assert_eq!(thin(&points[..10]), points[..10].to_vec());
+    }
+
+    #[test]
+    fn many_variants_fit_the_legend_and_the_file_stays_small() {
+        let series: Vec<Series> = (0..108)
+            .map(|g| Series {
+                label: format!("variant {g}"),
+                points: (0..10_001)
+                    .map(|i| (i as f64 * 100.0, 1.0 + g as f64 + (i % 7) as f64))
+                    .collect(),
+            })
+            .collect();
+        let svg = render_svg("q_abs_max", &series, &[]).unwrap().unwrap();
+        assert!(svg.len() < 8_000_000, "{} bytes", svg.len());
+        assert!(svg.contains("variant 84") && svg.contains("84 with lower peaks not"));
+        assert!(!svg.contains("variant 0<"), "a low peak is not drawn");
+        assert!(!svg.contains("<circle"), "no dots on long series");
     }
 }
