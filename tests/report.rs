@@ -466,3 +466,48 @@ fn a_damaged_summary_row_costs_that_row_only() {
         "{md}"
     );
 }
+
+#[test]
+fn a_run_json_missing_fields_stays_in_its_planned_group() {
+    let (_t, dir) = fixture("lr-grid");
+    let groups_before = generate(&dir, &opts()).unwrap().groups.len();
+    let mut summary = String::from("run_id,variant,seed,networks.cnn.actor_cnn_lr,outcome\n");
+    let mut ids: Vec<String> = std::fs::read_dir(dir.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    ids.sort();
+    for id in &ids {
+        let rec: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("runs").join(id).join("run.json")).unwrap(),
+        )
+        .unwrap();
+        summary.push_str(&format!(
+            "{id},{},{},{},{}\n",
+            rec["variant"].as_str().unwrap(),
+            rec["seed"],
+            rec["swept"]["networks.cnn.actor_cnn_lr"].as_str().unwrap(),
+            rec["outcome"].as_str().unwrap()
+        ));
+    }
+    std::fs::write(dir.join("summary.csv"), summary).unwrap();
+    let edit = |id: &str, drop: &[&str]| {
+        let p = dir.join("runs").join(id).join("run.json");
+        let mut rec: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        for k in drop {
+            rec.as_object_mut().unwrap().remove(*k);
+        }
+        std::fs::write(&p, rec.to_string()).unwrap();
+    };
+    edit(&ids[0], &["variant", "swept", "device", "wall_s"]);
+    edit(&ids[2], &["steps_planned"]);
+    let out = generate(&dir, &opts()).unwrap();
+    assert_eq!(out.groups.len(), groups_before, "{}", out.overview);
+    assert!(!out.overview.contains("unreadable"), "{}", out.overview);
+    let unreadable = out.runs.iter().find(|r| r.dir_name == ids[2]).unwrap();
+    assert_eq!(
+        unreadable.verdict.verdict,
+        td3_sweep::verdict::Verdict::Fail
+    );
+}

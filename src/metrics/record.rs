@@ -76,10 +76,15 @@ pub struct RunRecord {
     #[serde(default)]
     pub train_steps_done: u64,
     pub seed: u64,
+    /// Where it ran, what with (informational: a record without them still reads).
+    #[serde(default)]
     pub device: String,
+    #[serde(default)]
     pub libtorch_version: String,
     /// td3-sweep's source commit the binary was built from (`-dirty`: with uncommitted changes).
+    #[serde(default)]
     pub git_commit: String,
+    #[serde(default)]
     pub wall_s: f64,
     /// RFC 3339 start time.
     #[serde(default)]

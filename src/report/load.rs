@@ -405,9 +405,12 @@ pub fn group_runs(runs: &[RunResult], criteria: &Criteria) -> Vec<GroupResult> {
     let mut map: BTreeMap<(String, BTreeMap<String, String>), Vec<usize>> = BTreeMap::new();
     for (i, r) in runs.iter().enumerate() {
         let key = match (&r.record, &r.planned) {
+            // A record that lost its identity (fields missing) belongs where the plan put it.
+            (Some(rec), Some(p)) if rec.variant.is_empty() => (p.variant.clone(), p.swept.clone()),
             (Some(rec), _) => (rec.variant.clone(), rec.swept.clone()),
-            // Not started yet: the plan says which group it belongs to.
-            (None, Some(p)) if r.unfinished.is_some() => (p.variant.clone(), p.swept.clone()),
+            // Not started yet, or its run.json is unreadable: the plan says which group it
+            // belongs to (an unreadable one still FAILs, in its own group's row).
+            (None, Some(p)) => (p.variant.clone(), p.swept.clone()),
             (None, _) if r.unfinished.is_some() => {
                 (format!("{} (not started)", r.dir_name), BTreeMap::new())
             }
