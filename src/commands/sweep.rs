@@ -379,6 +379,14 @@ fn prepare(args: &SweepArgs, plan: SweepPlan) -> anyhow::Result<Option<Prepared>
         ),
         None => {}
     }
+    // Slurm tasks of an earlier attempt that nobody watched end (the sweep was stopped or
+    // killed, or they were submitted by hand): their output says how Slurm ended them, which
+    // decides whether a resume trains them again (a timeout is not resubmitted on its own).
+    for id in crate::schedule::slurm::settle_unwatched(&results) {
+        eprintln!(
+            "note: runs/{id}/run.json now records how Slurm ended it (from its task's output file)"
+        );
+    }
     let spec_text = Source::read(&spec.source).map_err(Diagnostics::from)?.text;
     write_atomic(&results.join("sweep.yaml"), spec_text.as_bytes())?;
     write_atomic(

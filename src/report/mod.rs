@@ -222,16 +222,26 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
     }
     let (criteria, criteria_source) = resolve_criteria(results_dir, opts)?;
     let sweep = sweep_name(results_dir);
-    let LoadedRuns { mut runs, left_out } =
-        load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {
-            path: results_dir.join("runs"),
-            source,
-        })?;
     // A sweep still running on this folder (another process holding its lock): its started,
     // unended runs are in progress, not interrupted. The sweep's own final report is not a
     // snapshot, whatever its lock says.
     let live = crate::schedule::lock::live_holder(&results_dir.join(".lock"))
         .filter(|h| h.pid != std::process::id());
+    if live.is_none() {
+        // Slurm tasks nobody waited for (the sweep was stopped, or they were submitted by hand):
+        // what Slurm did to them is in their output files.
+        for id in crate::schedule::slurm::settle_unwatched(results_dir) {
+            eprintln!(
+                "note: {}: runs/{id}/run.json now records how Slurm ended it (from its task's output file)",
+                results_dir.display()
+            );
+        }
+    }
+    let LoadedRuns { mut runs, left_out } =
+        load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {
+            path: results_dir.join("runs"),
+            source,
+        })?;
     if let Some(h) = &live {
         for r in &mut runs {
             if r.unfinished == Some(Unfinished::Interrupted)

@@ -648,6 +648,85 @@ fn record_gone(rec: Option<RunRecord>, w: &Waiting<'_>) -> RunRecord {
     rec
 }
 
+/// Runs whose final `run.json` says they ended from outside (`interrupted`, or `crashed` by a
+/// signal) while their latest task's `slurm-<job>_<task>.out` shows Slurm ended them (time limit,
+/// cancel, preemption, OOM kill) are recorded with Slurm's outcome and reason, as the waiting sweep
+/// does (see [`queue::slurm_ended`]). This covers the tasks nobody waited for: the sweep was
+/// stopped or killed while they ran, or they were submitted by hand from `--no-submit` scripts.
+/// Returns the run ids it corrected. Call it only while no sweep is writing the folder.
+pub fn settle_unwatched(results: &Path) -> Vec<String> {
+    let slurm = results.join("slurm");
+    let Ok(entries) = std::fs::read_dir(&slurm) else {
+        return Vec::new();
+    };
+    // The sweep's own folder, then each ladder stage's.
+    let mut dirs = vec![slurm.clone()];
+    dirs.extend(
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("jobs.json").is_file()),
+    );
+    // run id -> its latest task's output file (submissions are listed oldest first; stages in
+    // order would need ladder.json, so a later stage simply wins by submission time).
+    let mut latest: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();
+    for dir in dirs {
+        let Ok(jobs) = read_json::<JobsFile>(&dir.join("jobs.json")) else {
+            continue;
+        };
+        let plan = read_json::<PlanFile>(&dir.join("plan.json")).ok();
+        for sub in &jobs.submissions {
+            for (t, (task, index)) in sub.tasks().enumerate() {
+                let run_id = sub.run_ids.get(t).cloned().or_else(|| {
+                    plan.as_ref()?
+                        .runs
+                        .iter()
+                        .find(|j| j.index == index)
+                        .map(|j| j.run_id.clone())
+                });
+                let Some(run_id) = run_id else { continue };
+                let when = sub.submitted_at.clone();
+                let out = dir.join(format!("slurm-{task}.out"));
+                if latest.get(&run_id).is_none_or(|(w, _)| *w <= when) {
+                    latest.insert(run_id, (when, out));
+                }
+            }
+        }
+    }
+    let mut fixed = Vec::new();
+    for (run_id, (_, out)) in latest {
+        let dir = results.join("runs").join(&run_id);
+        let Some(mut rec) = std::fs::read_to_string(dir.join("run.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<RunRecord>(&t).ok())
+        else {
+            continue;
+        };
+        if rec.exit.is_none() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&out).ok();
+        if let Some((outcome, reason)) = queue::slurm_ended(rec.outcome, text.as_deref()) {
+            let task = out
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.strip_prefix("slurm-"))
+                .unwrap_or("?")
+                .to_string();
+            let reason = Some(format!("{reason} (task {task})"));
+            if rec.outcome == outcome && rec.reason == reason {
+                continue; // settled before
+            }
+            rec.outcome = outcome;
+            rec.reason = reason;
+            if write_record(&dir, &rec).is_ok() {
+                fixed.push(run_id);
+            }
+        }
+    }
+    fixed
+}
+
 fn write_record(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let text = serde_json::to_string_pretty(rec).map_err(std::io::Error::other)?;
@@ -678,6 +757,63 @@ mod tests {
             (j.index, j.args, j.timeout, j.swept),
             (3, job.args.clone(), job.timeout, job.swept.clone())
         );
+    }
+
+    #[test]
+    fn unwatched_tasks_are_settled_from_their_output_once() {
+        let d = tempfile::tempdir().unwrap();
+        let res = d.path();
+        let jobs = JobsFile {
+            submissions: vec![Submission {
+                job_id: "5".into(),
+                script: "s".into(),
+                indices: vec![0, 1],
+                run_ids: vec!["slow".into(), "requeued".into()],
+                submitted_at: "2026-11-26T08:00:00Z".into(),
+            }],
+            written: Vec::new(),
+        };
+        std::fs::create_dir_all(res.join("slurm")).unwrap();
+        write_json(&res.join("slurm/jobs.json"), &jobs).unwrap();
+        for id in ["slow", "requeued"] {
+            let mut rec = Job {
+                index: 0,
+                run_id: id.into(),
+                variant: "v".into(),
+                seed: 0,
+                swept: BTreeMap::new(),
+                steps: 100,
+                config_hash: "h".into(),
+                run_dir: res.join("runs").join(id),
+                args: Vec::new(),
+                command: String::new(),
+                timeout: None,
+            }
+            .placeholder(
+                crate::metrics::Outcome::Interrupted,
+                Some("signal".into()),
+                1.0,
+            );
+            rec.exit = Some("exit code 130".into());
+            write_record(&res.join("runs").join(id), &rec).unwrap();
+        }
+        std::fs::write(
+            res.join("slurm/slurm-5_0.out"),
+            "slurmstepd: error: *** JOB 5 ON n1 CANCELLED AT 2026 DUE TO TIME LIMIT ***\n",
+        )
+        .unwrap();
+        std::fs::write(
+            res.join("slurm/slurm-5_1.out"),
+            "*** JOB 5 ON n1 CANCELLED AT 2026 DUE TO JOB REQUEUE ***\n",
+        )
+        .unwrap();
+        assert_eq!(settle_unwatched(res), vec!["slow".to_string()]);
+        let rec: RunRecord =
+            serde_json::from_str(&std::fs::read_to_string(res.join("runs/slow/run.json")).unwrap())
+                .unwrap();
+        assert_eq!(rec.outcome, crate::metrics::Outcome::Timeout);
+        assert!(rec.reason.unwrap().contains("(task 5_0)"));
+        assert!(settle_unwatched(res).is_empty(), "settled once");
     }
 
     #[test]
