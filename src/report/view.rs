@@ -52,6 +52,8 @@ pub struct ReportView {
     pub seed_rules: Vec<SeedRuleView>,
     pub criteria: Vec<CriterionView>,
     pub growth: Vec<GrowthView>,
+    /// Growth rows of passing runs without exponential growth, left out (see [`FULL_TABLES_UP_TO`]).
+    pub growth_left_out: usize,
     pub exponential_rule: String,
     pub plots: Vec<PlotView>,
     pub plot_aggregation: String,
@@ -209,10 +211,17 @@ pub struct CriterionView {
     pub rule: String,
     pub description: String,
     pub rows: Vec<FindingView>,
+    /// Passing runs left out of `rows` (a sweep of more than [`FULL_TABLES_UP_TO`] runs lists
+    /// only the runs that did not pass; summary.csv and the run folders have the rest).
+    pub passing_left_out: usize,
     /// No run had a value for this rule in its window: it judged nothing (a step window past
     /// the runs' end, a metric this kind of run never logs).
     pub unmeasured: bool,
 }
+
+/// Up to this many runs, every table lists every run; beyond it, the criteria and growth tables
+/// list the runs that need a look (not PASS, or growing exponentially) and count the others.
+pub const FULL_TABLES_UP_TO: usize = 24;
 
 /// One run's finding on one criterion.
 #[derive(Debug, Serialize)]
@@ -506,7 +515,14 @@ pub fn build(i: Input<'_>) -> ReportView {
                     })
                 })
                 .collect();
-            let unmeasured = !rows.is_empty()
+            let mut rows = rows;
+            let mut passing_left_out = 0;
+            if runs.len() > FULL_TABLES_UP_TO {
+                let before = rows.len();
+                rows.retain(|r| r.verdict != "PASS");
+                passing_left_out = before - rows.len();
+            }
+            let unmeasured = !runs.is_empty()
                 && runs.iter().all(|r| {
                     r.verdict
                         .findings
@@ -526,15 +542,25 @@ pub fn build(i: Input<'_>) -> ReportView {
                 rule: cell(&rule),
                 description: cell(&description),
                 rows,
+                passing_left_out,
                 unmeasured,
             }
         })
         .collect();
 
     let mut growth = Vec::new();
+    let mut growth_left_out = 0;
     for r in runs {
         for f in &r.verdict.findings {
             if let (Some(g), Some(m)) = (&f.growth, &f.metric) {
+                if runs.len() > FULL_TABLES_UP_TO
+                    && r.verdict.verdict == Verdict::Pass
+                    && r.unfinished.is_none()
+                    && !g.is_exponential()
+                {
+                    growth_left_out += 1;
+                    continue;
+                }
                 growth.push(GrowthView {
                     run_id: cell(r.run_id()),
                     metric: m.clone(),
@@ -640,6 +666,7 @@ pub fn build(i: Input<'_>) -> ReportView {
         seed_rules,
         criteria,
         growth,
+        growth_left_out,
         exponential_rule: format!(
             "\"exponential growth\" is said only when a least-squares fit of ln(value) against the training step over at least {} rows has a positive slope and R² ≥ {}, and the value grew at least {}x from its first row to its peak",
             crate::verdict::EXPONENTIAL_MIN_POINTS,

@@ -661,35 +661,35 @@ pub fn settle_unwatched(results: &Path) -> Vec<String> {
     };
     // The sweep's own folder, then each ladder stage's.
     let mut dirs = vec![slurm.clone()];
-    dirs.extend(
-        entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("jobs.json").is_file()),
-    );
-    // run id -> its latest task's output file (submissions are listed oldest first; stages in
-    // order would need ladder.json, so a later stage simply wins by submission time).
-    let mut latest: BTreeMap<String, (String, PathBuf)> = BTreeMap::new();
+    dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    // run id -> its latest task's output file. Each output names its run on its first line
+    // (`run-one: index N = <run id> on ...`), which also covers tasks submitted by hand, whose
+    // job ids td3-sweep never saw.
+    let mut latest: BTreeMap<String, (std::time::SystemTime, PathBuf)> = BTreeMap::new();
     for dir in dirs {
-        let Ok(jobs) = read_json::<JobsFile>(&dir.join("jobs.json")) else {
+        let Ok(files) = std::fs::read_dir(&dir) else {
             continue;
         };
-        let plan = read_json::<PlanFile>(&dir.join("plan.json")).ok();
-        for sub in &jobs.submissions {
-            for (t, (task, index)) in sub.tasks().enumerate() {
-                let run_id = sub.run_ids.get(t).cloned().or_else(|| {
-                    plan.as_ref()?
-                        .runs
-                        .iter()
-                        .find(|j| j.index == index)
-                        .map(|j| j.run_id.clone())
-                });
-                let Some(run_id) = run_id else { continue };
-                let when = sub.submitted_at.clone();
-                let out = dir.join(format!("slurm-{task}.out"));
-                if latest.get(&run_id).is_none_or(|(w, _)| *w <= when) {
-                    latest.insert(run_id, (when, out));
-                }
+        for out in files.flatten().map(|e| e.path()) {
+            let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if !(name.starts_with("slurm-") && name.ends_with(".out")) {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&out) else {
+                continue;
+            };
+            let Some(run_id) = text.lines().find_map(|l| {
+                let rest = l.strip_prefix("run-one: index ")?;
+                let (_, rest) = rest.split_once(" = ")?;
+                Some(rest.split(" on ").next()?.trim().to_string())
+            }) else {
+                continue;
+            };
+            let when = std::fs::metadata(&out)
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            if latest.get(&run_id).is_none_or(|(w, _)| *w <= when) {
+                latest.insert(run_id, (when, out));
             }
         }
     }
@@ -799,12 +799,12 @@ mod tests {
         }
         std::fs::write(
             res.join("slurm/slurm-5_0.out"),
-            "slurmstepd: error: *** JOB 5 ON n1 CANCELLED AT 2026 DUE TO TIME LIMIT ***\n",
+            "run-one: index 0 = slow on slot 0 (cpu, 1 thread)\nslurmstepd: error: *** JOB 5 ON n1 CANCELLED AT 2026 DUE TO TIME LIMIT ***\n",
         )
         .unwrap();
         std::fs::write(
             res.join("slurm/slurm-5_1.out"),
-            "*** JOB 5 ON n1 CANCELLED AT 2026 DUE TO JOB REQUEUE ***\n",
+            "run-one: index 1 = requeued on slot 0 (cpu, 1 thread)\n*** JOB 5 ON n1 CANCELLED AT 2026 DUE TO JOB REQUEUE ***\n",
         )
         .unwrap();
         assert_eq!(settle_unwatched(res), vec!["slow".to_string()]);
