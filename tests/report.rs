@@ -511,3 +511,46 @@ fn a_run_json_missing_fields_stays_in_its_planned_group() {
         td3_sweep::verdict::Verdict::Fail
     );
 }
+
+#[test]
+fn a_large_sweep_lists_the_runs_that_need_a_look() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("wide");
+    let header = "train_step,env_step,wall_s,actor_cnn_grad_norm,critic_cnn_grad_norm,actor_head_grad_norm,critic_head_grad_norm,q_mean,q_abs_max,target_q_mean,actor_loss,critic_loss,episode_return,episodes,nonfinite,eval_return\n";
+    for seed in 0..30u64 {
+        let id = format!("baseline__s{seed}");
+        let run = dir.join("runs").join(&id);
+        std::fs::create_dir_all(&run).unwrap();
+        let grad = if seed == 7 { 9.0e6 } else { 0.5 };
+        let mut csv = header.to_string();
+        for i in 1..=5 {
+            csv.push_str(&format!(
+                "{},{},1.0,{grad},300.0,0.01,40.0,10.0,12.0,10.0,-10.0,0.5,-5.0,{i},0,\n",
+                i * 100,
+                i * 100 + 100
+            ));
+        }
+        std::fs::write(run.join("metrics.csv"), csv).unwrap();
+        let rec = serde_json::json!({
+            "run_id": id, "variant": "baseline", "swept": {}, "outcome": "completed",
+            "steps_planned": 600, "steps_done": 600, "train_steps_done": 500, "seed": seed,
+            "learning_rates": null, "config_hash": "0", "extra": {}
+        });
+        std::fs::write(run.join("run.json"), rec.to_string()).unwrap();
+    }
+    std::fs::write(dir.join("sweep.yaml"), "name: wide\n").unwrap();
+    let out = generate(&dir, &opts()).unwrap();
+    let md = std::fs::read_to_string(&out.report_path).unwrap();
+    let section = |name: &str| {
+        let start = md.find(&format!("### {name}\n")).unwrap();
+        md[start..].split("\n### ").next().unwrap().to_string()
+    };
+    let grad = section("actor_cnn_grad_norm");
+    assert!(grad.contains("| baseline__s7 | FAIL |"), "{grad}");
+    assert!(grad.contains("| 29 more runs | PASS |"), "{grad}");
+    assert!(!grad.contains("| baseline__s8 |"), "{grad}");
+    let completed = section("completed");
+    assert!(completed.contains("| 30 runs | PASS |"), "{completed}");
+    // Every run still has its own entry under Runs.
+    assert!(md.contains("### baseline__s8 — PASS"), "{md}");
+}
