@@ -248,3 +248,58 @@ fn a_ladder_cannot_be_written_up_front_for_slurm() {
         "{out}"
     );
 }
+
+/// `--rerun failed` reopens the first stage with a failed run (a transient failure, here a
+/// checkpoint that was damaged and then restored): that run continues from its checkpoint, the
+/// others are not trained again, and the ladder goes on from the new promotions.
+#[test]
+fn rerun_failed_reopens_the_stage_where_a_run_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let one = spec_with(
+        &tmp.path().join("one"),
+        VARIANTS,
+        "  - { name: s1, steps: 60 }\n",
+    );
+    let o = sweep(&one, &results);
+    assert!(
+        ladder(&results)["stages"][0]["done"] == true,
+        "{}",
+        text(&o)
+    );
+    let a = run_dir(&results, "a__");
+    let weights = a.join("checkpoint/model.safetensors");
+    let good = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, b"garbage").unwrap();
+    let s = spec(tmp.path(), VARIANTS);
+    let o = sweep(&s, &results);
+    let outcome = |stage: usize, variant: &str| {
+        ladder(&results)["stages"][stage]["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["variant"] == variant)
+            .map(|r| r["outcome"].as_str().unwrap().to_string())
+    };
+    assert_eq!(outcome(1, "a").as_deref(), Some("crashed"), "{}", text(&o));
+    let b_metrics = std::fs::read(run_dir(&results, "b__").join("metrics.csv")).unwrap();
+
+    std::fs::write(&weights, good).unwrap();
+    let o = Command::new(bin())
+        .arg("sweep")
+        .arg(&s)
+        .arg("--results")
+        .arg(&results)
+        .args(["--rerun", "failed"])
+        .output()
+        .unwrap();
+    let log = text(&o);
+    assert!(log.contains("--rerun failed: stage s2"), "{log}");
+    assert_eq!(outcome(1, "a").as_deref(), Some("completed"), "{log}");
+    assert!(outcome(2, "a").is_some(), "a climbs on: {log}");
+    assert_eq!(
+        std::fs::read(run_dir(&results, "b__").join("metrics.csv")).unwrap(),
+        b_metrics,
+        "b finished every stage and is not trained again: {log}"
+    );
+}

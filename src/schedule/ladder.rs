@@ -2,7 +2,8 @@
 //!
 //! A ladder runs its stages in order. After a stage, each variant group (the runs that differ only
 //! by seed) gets a verdict, and the next stage's `promote` rule picks the groups that climb. The
-//! state file records every finished stage, so a finished stage is never rerun.
+//! state file records every finished stage, so a finished stage is not rerun (`--rerun failed`
+//! reopens the first one with a failed run).
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -44,6 +44,27 @@ pub(super) fn run(
         Some(s) if s.matches(stages) && args.rerun != Some(Rerun::All) => s,
         _ => LadderState::new(stages),
     };
+    // `--rerun failed`: the first finished stage with a run that crashed, timed out or diverged
+    // (a cancelled or preempted Slurm task, say) is run again from there: those runs continue
+    // from their checkpoints, the others are only classified again, and the later stages follow
+    // from the new promotions.
+    if args.rerun == Some(Rerun::Failed) {
+        let failed = |o: &str| matches!(o, "crashed" | "timeout" | "diverged" | "interrupted");
+        if let Some(k) = state
+            .stages
+            .iter()
+            .position(|s| s.done && s.runs.iter().any(|r| failed(&r.outcome)))
+        {
+            crate::say!(
+                "--rerun failed: stage {} has runs that did not finish; it and the stages after it run again",
+                state.stages[k].name
+            );
+            for s in &mut state.stages[k..] {
+                s.done = false;
+            }
+            state.approved.clear();
+        }
+    }
     let summary_path = results.join("summary.csv");
     let summarise = || summarise(&plan, &runs_dir, &summary_path);
     summarise().with_context(|| format!("writing {}", summary_path.display()))?;
@@ -103,7 +124,13 @@ pub(super) fn run(
         for (run, cfg) in &runs {
             let hash = config_hash(cfg);
             let dir = runs_dir.join(&run.run_id);
-            let rerun = if k == 0 { args.rerun } else { None };
+            // `--rerun all` restarts the ladder at its first stage; `--rerun failed` retrains the
+            // failed runs of whichever stage it reopened (later stages' runs continue).
+            let rerun = match args.rerun {
+                Some(Rerun::Failed) => Some(Rerun::Failed),
+                r if k == 0 => r,
+                _ => None,
+            };
             if !needs_run(&dir, &hash, rerun) {
                 continue;
             }
