@@ -548,9 +548,10 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
         .collect();
     let skipped = plan.runs.len() - jobs.len();
     crate::say!(
-        "sweep {}: {} runs, {} to train, {} already done; {} slot(s); results in {}",
+        "sweep {}: {} run{}, {} to train, {} already done; {} slot(s); results in {}",
         spec.name,
         plan.runs.len(),
+        if plan.runs.len() == 1 { "" } else { "s" },
         jobs.len(),
         skipped,
         slots.len(),
@@ -666,9 +667,10 @@ fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Resul
     let summarise = || summarise(&plan, &runs_dir, &summary_path);
     summarise().with_context(|| format!("writing {}", summary_path.display()))?;
     crate::say!(
-        "sweep {}: {} runs, {} to train, {} already done; backend slurm; results in {}",
+        "sweep {}: {} run{}, {} to train, {} already done; backend slurm; results in {}",
         spec.name,
         plan.runs.len(),
+        if plan.runs.len() == 1 { "" } else { "s" },
         to_run.len(),
         plan.runs.len() - to_run.len(),
         results.display()
