@@ -61,6 +61,23 @@ fn holder_of(text: &str) -> Holder {
     })
 }
 
+/// The holder named by a lock file someone holds; an empty one is locked but not yet written:
+/// its holder is between the two.
+fn live_holder_of(file: &mut File) -> Holder {
+    let mut text = String::new();
+    let _ = file.read_to_string(&mut text);
+    if text.trim().is_empty() {
+        Holder {
+            pid: 0,
+            host: "?".into(),
+            started_at: "now".into(),
+            command: "a sweep that is starting".into(),
+        }
+    } else {
+        holder_of(&text)
+    }
+}
+
 /// Whether the open `file` is still the file at `path` (not removed or replaced since opening).
 fn still_at(file: &File, path: &Path) -> bool {
     match (file.metadata(), std::fs::metadata(path)) {
@@ -93,20 +110,7 @@ pub fn live_holder(path: &Path) -> Option<Holder> {
             let _ = file.unlock();
             None
         }
-        Err(TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            Some(if text.trim().is_empty() {
-                Holder {
-                    pid: 0,
-                    host: "?".into(),
-                    started_at: "now".into(),
-                    command: "a sweep that is starting".into(),
-                }
-            } else {
-                holder_of(&text)
-            })
-        }
+        Err(TryLockError::WouldBlock) => Some(live_holder_of(&mut file)),
         Err(TryLockError::Error(_)) => None,
     }
 }
@@ -138,22 +142,9 @@ impl Lock {
             match try_lock_patiently(&file) {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
-                    let mut text = String::new();
-                    let _ = file.read_to_string(&mut text);
-                    let holder = if text.trim().is_empty() {
-                        // Locked but not yet written: its holder is between the two.
-                        Holder {
-                            pid: 0,
-                            host: "?".into(),
-                            started_at: "now".into(),
-                            command: "a sweep that is starting".into(),
-                        }
-                    } else {
-                        holder_of(&text)
-                    };
                     return Err(LockError::Held {
                         path: path.to_path_buf(),
-                        holder,
+                        holder: live_holder_of(&mut file),
                     });
                 }
                 Err(TryLockError::Error(e)) => return Err(io(e)),
