@@ -442,36 +442,52 @@ fn a_last_line_cut_off_mid_write_is_dropped_and_the_rest_judged() {
 }
 
 #[test]
-fn a_damaged_summary_row_costs_that_row_only() {
+fn a_damaged_summary_row_never_drops_a_planned_run() {
     let (_t, dir) = fixture("lr-grid");
     let mut ids: Vec<String> = std::fs::read_dir(dir.join("runs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     ids.sort();
-    // The plan lists every run but the first (an earlier sweep version's folder), and one row of
-    // it is damaged (bytes that are not UTF-8).
-    let mut summary = b"run_id,variant,seed,networks.cnn.actor_cnn_lr,outcome\n".to_vec();
+    // The plan lists every run but the first (an earlier sweep version's folder); one row's
+    // reason cell holds bytes that are not UTF-8 (quoted from a child's output).
+    let mut summary = b"run_id,variant,seed,networks.cnn.actor_cnn_lr,outcome,reason\n".to_vec();
     for id in &ids[1..] {
-        summary.extend_from_slice(format!("{id},lr,0,1e-4,completed\n").as_bytes());
+        summary.extend_from_slice(format!("{id},lr,0,1e-4,completed,").as_bytes());
+        summary.extend_from_slice(if id == &ids[1] {
+            b"bad \xff\xfe\n"
+        } else {
+            b"\n"
+        });
     }
-    summary.extend_from_slice(b"\xff\xfe,lr,1,1e-4,completed\n");
-    std::fs::write(dir.join("summary.csv"), summary).unwrap();
+    std::fs::write(dir.join("summary.csv"), &summary).unwrap();
     let out = generate(&dir, &opts()).unwrap();
     assert_eq!(out.runs.len(), ids.len() - 1);
+    assert!(
+        out.runs.iter().any(|r| r.dir_name == ids[1]),
+        "the damaged row's run is judged"
+    );
     assert!(out.runs.iter().all(|r| r.dir_name != ids[0]));
     let md = std::fs::read_to_string(&out.report_path).unwrap();
     assert!(
         md.contains("## Left out") && md.contains(&format!("- `runs/{}`", ids[0])),
         "{md}"
     );
+
+    // A row whose run id itself is unreadable: the plan is unknown, so every folder is judged
+    // (a planned run must never drop out of the verdict unnoticed).
+    summary.extend_from_slice(b"\xff\xfe,lr,1,1e-4,completed,\n");
+    std::fs::write(dir.join("summary.csv"), &summary).unwrap();
+    let out = generate(&dir, &opts()).unwrap();
+    assert_eq!(out.runs.len(), ids.len());
 }
 
 #[test]
 fn a_run_json_missing_fields_stays_in_its_planned_group() {
     let (_t, dir) = fixture("lr-grid");
     let groups_before = generate(&dir, &opts()).unwrap().groups.len();
-    let mut summary = String::from("run_id,variant,seed,networks.cnn.actor_cnn_lr,outcome\n");
+    // As a ladder writes it: a `stage` column before the swept keys.
+    let mut summary = String::from("run_id,variant,seed,stage,networks.cnn.actor_cnn_lr,outcome\n");
     let mut ids: Vec<String> = std::fs::read_dir(dir.join("runs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -483,7 +499,7 @@ fn a_run_json_missing_fields_stays_in_its_planned_group() {
         )
         .unwrap();
         summary.push_str(&format!(
-            "{id},{},{},{},{}\n",
+            "{id},{},{},s1,{},{}\n",
             rec["variant"].as_str().unwrap(),
             rec["seed"],
             rec["swept"]["networks.cnn.actor_cnn_lr"].as_str().unwrap(),

@@ -39,15 +39,7 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
     let plan_path = args.plan.clone().unwrap_or_else(|| dir.join("plan.json"));
-    let plan = read_plan(&plan_path)?;
-    if file_sha256(&args.sweep)? != plan.sweep_sha256 {
-        return Err(BadInput(format!(
-            "{} changed since {} was written; run `td3-sweep sweep ... --backend slurm` again",
-            args.sweep.display(),
-            plan_path.display()
-        ))
-        .into());
-    }
+    let mut plan = read_plan(&plan_path)?;
     let Some(task) = plan.runs.iter().find(|r| r.index == args.index) else {
         return Err(BadInput(format!(
             "{}: no run with index {}",
@@ -56,7 +48,44 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
         ))
         .into());
     };
-    let job = task.clone();
+    let mut job = task.clone();
+    let sweep_sha = file_sha256(&args.sweep)?;
+    if sweep_sha != plan.sweep_sha256 {
+        // The sweep was edited and run again since this task was submitted. Its run is still
+        // wanted if the current plan (rewritten by that run) has the same run id: the same
+        // config, so the same run; it then runs as the current plan says (timeout, criteria).
+        // A run the edit dropped is not trained.
+        let current_path = [plan_path.with_file_name("plan.json"), dir.join("plan.json")]
+            .into_iter()
+            .find(|p| p.is_file() && *p != plan_path);
+        let current = current_path
+            .as_deref()
+            .and_then(|p| read_plan(p).ok())
+            .filter(|c| c.sweep_sha256 == sweep_sha);
+        match current.and_then(|c| {
+            let j = c.runs.iter().find(|r| r.run_id == job.run_id).cloned()?;
+            Some((c, j))
+        }) {
+            Some((c, j)) => {
+                crate::say!(
+                    "run-one: {} changed since this task was submitted; {} is still in its plan",
+                    args.sweep.display(),
+                    j.run_id
+                );
+                plan = c;
+                job = j;
+            }
+            None => {
+                return Err(BadInput(format!(
+                    "{} changed since {} was written, and its current plan has no run {}; nothing to train (run `td3-sweep sweep ... --backend slurm` again)",
+                    args.sweep.display(),
+                    plan_path.display(),
+                    job.run_id
+                ))
+                .into());
+            }
+        }
+    }
     std::fs::create_dir_all(&job.run_dir)
         .with_context(|| format!("creating {}", job.run_dir.display()))?;
     let threads = std::env::var("SLURM_CPUS_PER_TASK")

@@ -295,9 +295,11 @@ fn planned_runs(results_dir: &Path) -> Option<BTreeMap<String, Planned>> {
         .flexible(true)
         .from_path(&path)
         .ok()?;
-    let Some((headers, id)) = reader.headers().ok().and_then(|h| {
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let Some((headers, id)) = reader.byte_headers().ok().and_then(|h| {
+        let h: Vec<String> = h.iter().map(text).collect();
         let id = h.iter().position(|x| x == "run_id")?;
-        Some((h.clone(), id))
+        Some((h, id))
     }) else {
         eprintln!(
             "warning: {}: no run_id column; every folder under runs/ is judged",
@@ -307,22 +309,31 @@ fn planned_runs(results_dir: &Path) -> Option<BTreeMap<String, Planned>> {
     };
     let col = |name: &str| headers.iter().position(|h| h == name);
     let (variant, seed) = (col("variant"), col("seed"));
+    // The swept keys sit between `seed` (and a ladder's `stage`) and `outcome`.
     let swept_cols: Vec<usize> = match (seed, col("outcome")) {
-        (Some(s), Some(o)) if s < o => (s + 1..o).collect(),
+        (Some(s), Some(o)) if s < o => (s + 1..o).filter(|c| headers[*c] != "stage").collect(),
         _ => Vec::new(),
     };
     let mut out = BTreeMap::new();
-    for rec in reader.records() {
-        // A damaged row (cut short, bad bytes) loses that row only; its run folder, if any, is
-        // then left out like any other folder the plan does not list, and named as such.
-        let Some((rec, run_id)) = rec.ok().and_then(|r| {
-            let id = r.get(id).filter(|x| !x.is_empty())?.to_string();
-            Some((r, id))
-        }) else {
-            eprintln!("warning: {}: a damaged row is skipped", path.display());
-            continue;
+    for rec in reader.byte_records() {
+        // Bad bytes in a cell (a reason quoting a child's output, say) cost that cell only. A
+        // row whose run id cannot be read makes the plan unknown: every folder is judged then,
+        // rather than a planned run silently left out of the verdict.
+        let run_id = rec
+            .as_ref()
+            .ok()
+            .and_then(|r| r.get(id))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .filter(|x| !x.is_empty())
+            .map(str::to_string);
+        let (Ok(rec), Some(run_id)) = (rec, run_id) else {
+            eprintln!(
+                "warning: {}: a row's run id cannot be read; every folder under runs/ is judged",
+                path.display()
+            );
+            return None;
         };
-        let field = |i: Option<usize>| i.and_then(|i| rec.get(i)).unwrap_or("").to_string();
+        let field = |i: Option<usize>| i.and_then(|i| rec.get(i)).map(text).unwrap_or_default();
         out.insert(
             run_id,
             Planned {
@@ -331,8 +342,8 @@ fn planned_runs(results_dir: &Path) -> Option<BTreeMap<String, Planned>> {
                 swept: swept_cols
                     .iter()
                     .filter_map(|&c| {
-                        let v = rec.get(c)?;
-                        (!v.is_empty()).then(|| (headers[c].to_string(), v.to_string()))
+                        let v = text(rec.get(c)?);
+                        (!v.is_empty()).then(|| (headers[c].clone(), v))
                     })
                     .collect(),
             },

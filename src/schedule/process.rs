@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use super::{Control, Event, Executor, Job, Progress, Slot, SlotDevice};
 use crate::metrics::{write_atomic, Outcome, RunRecord};
 
+/// The `run.json` `extra` key naming the Slurm array task (`<job>_<task>`) that wrote the record.
+pub const SLURM_TASK_KEY: &str = "slurm_task";
 /// Exit codes of `td3-sweep train`, documented in the CLI help.
 pub mod exit {
     pub const COMPLETED: i32 = 0;
@@ -180,6 +182,15 @@ impl Executor for ProcessExecutor {
         rec.outcome = outcome;
         rec.exit = Some(exit.clone());
         rec.wall_s = wall;
+        // Under Slurm, the array task this record comes from: a sweep waiting for a resubmitted
+        // run accepts only its own task's record, never an earlier attempt's.
+        if let (Ok(job_id), Ok(task)) = (
+            std::env::var("SLURM_ARRAY_JOB_ID"),
+            std::env::var("SLURM_ARRAY_TASK_ID"),
+        ) {
+            rec.extra
+                .insert(SLURM_TASK_KEY.to_string(), format!("{job_id}_{task}"));
+        }
         match outcome {
             Outcome::Timeout => {
                 rec.reason = Some(format!(

@@ -522,12 +522,21 @@ pub fn run_sweep(
             // A task still in the queue has not ended, whatever its run.json says: Slurm
             // requeued it (preemption, a node failure) and it will run again.
             let in_queue = matches!(listed, Some(Some(_)));
-            let final_rec = rec.as_ref().filter(|r| r.exit.is_some() && !in_queue);
+            // A record that names another task is an earlier attempt's (this run was
+            // resubmitted): not this task's end, even if squeue cannot be asked right now.
+            let own = |r: &RunRecord| {
+                r.extra
+                    .get(crate::schedule::process::SLURM_TASK_KEY)
+                    .is_none_or(|t| *t == w.task)
+            };
+            let final_rec = rec
+                .as_ref()
+                .filter(|r| r.exit.is_some() && !in_queue && own(r));
             let ended_rec = if let Some(r) = final_rec {
                 Some(settle_final(r.clone(), &w))
             } else if matches!(listed, Some(None)) {
                 w.misses += 1;
-                (w.misses >= GONE_AFTER_POLLS).then(|| record_gone(rec, &w))
+                (w.misses >= GONE_AFTER_POLLS).then(|| record_gone(rec.filter(own), &w))
             } else {
                 None
             };
