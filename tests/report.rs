@@ -570,3 +570,84 @@ fn a_large_sweep_lists_the_runs_that_need_a_look() {
     // Every run still has its own entry under Runs.
     assert!(md.contains("### baseline__s8 — PASS"), "{md}");
 }
+
+#[test]
+fn the_settings_line_names_a_variants_set_against_a_bare_baseline() {
+    // `variants: [baseline, clip (set: max_norm 1.0)]`, nothing swept: the baseline's runs were
+    // trained with no override at all (`overrides: {}`), and explode.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bare");
+    let header = "train_step,env_step,wall_s,actor_cnn_grad_norm,critic_cnn_grad_norm,actor_head_grad_norm,critic_head_grad_norm,q_mean,q_abs_max,target_q_mean,actor_loss,critic_loss,episode_return,episodes,nonfinite,eval_return\n";
+    for (variant, grad, overrides) in [
+        ("baseline", 9.0e6, serde_json::json!({})),
+        (
+            "clip",
+            0.5,
+            serde_json::json!({ "training.actor_cnn_grad_clip.max_norm": "1.0" }),
+        ),
+    ] {
+        for seed in 0..2u64 {
+            let id = format!("{variant}__s{seed}");
+            let run = dir.join("runs").join(&id);
+            std::fs::create_dir_all(&run).unwrap();
+            let mut csv = header.to_string();
+            for i in 1..=5 {
+                csv.push_str(&format!(
+                    "{},{},1.0,{grad},300.0,0.01,40.0,10.0,12.0,10.0,-10.0,0.5,-5.0,{i},0,\n",
+                    i * 100,
+                    i * 100 + 100
+                ));
+            }
+            std::fs::write(run.join("metrics.csv"), csv).unwrap();
+            let rec = serde_json::json!({
+                "run_id": id, "variant": variant, "swept": {}, "overrides": overrides,
+                "outcome": "completed", "steps_planned": 600, "steps_done": 600,
+                "train_steps_done": 500, "seed": seed, "learning_rates": null,
+                "config_hash": "0", "extra": {}
+            });
+            std::fs::write(run.join("run.json"), rec.to_string()).unwrap();
+        }
+    }
+    std::fs::write(dir.join("sweep.yaml"), "name: bare\n").unwrap();
+    let r = generate(&dir, &opts()).unwrap().recommendation;
+    assert!(r.headline.contains("**clip**"), "{r:?}");
+    assert!(
+        r.details
+            .iter()
+            .any(|d| d == "Settings: `training.actor_cnn_grad_clip.max_norm: 1.0`"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn a_quorum_pass_names_the_failing_rules_not_their_values() {
+    // Seed 1 of every variant explodes; with a quorum of 1 they all still pass.
+    let (tmp, dir) = variant_set_results(&[]);
+    for v in ["baseline", "clip"] {
+        for lr in ["1e-3", "1e-5"] {
+            let run = dir.join(format!("runs/{v}__actor_cnn_lr={lr}__s1/metrics.csv"));
+            let text = std::fs::read_to_string(&run)
+                .unwrap()
+                .replace(",0.5,300.0,", ",9000000,300.0,");
+            std::fs::write(&run, text).unwrap();
+        }
+    }
+    let crit = tmp.path().join("quorum.yaml");
+    std::fs::write(&crit, "seeds:\n  quorum: 1\n").unwrap();
+    let o = ReportOptions {
+        criteria: Some(crit),
+        template: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/verdicts.md.j2")),
+        ..opts()
+    };
+    let out = generate(&dir, &o).unwrap();
+    let md = std::fs::read_to_string(&out.report_path).unwrap();
+    let quorum = md
+        .lines()
+        .find(|l| l.contains("Only the quorum passes"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(
+        quorum.contains("seed 1 FAIL (actor_cnn_grad_norm)"),
+        "{quorum}"
+    );
+    assert!(!quorum.contains("9,000,000"), "{quorum}");
+}

@@ -63,8 +63,9 @@ pub struct RunRecord {
     pub swept: BTreeMap<String, String>,
     /// Every `--set` override the run was trained with (the sweep's `set`, its variant's `set`,
     /// its grid values), on top of the base config; display form.
+    /// `None` in records written before overrides were recorded (none at all is `Some({})`).
     #[serde(default)]
-    pub overrides: BTreeMap<String, String>,
+    pub overrides: Option<BTreeMap<String, String>>,
     /// The exact command that reproduces this run.
     #[serde(default)]
     pub command: String,
@@ -81,7 +82,9 @@ pub struct RunRecord {
     pub device: String,
     #[serde(default)]
     pub libtorch_version: String,
-    /// td3-sweep's source commit the binary was built from (`-dirty`: with uncommitted changes).
+    /// The commit of the td3-sweep source folder the binary was built in, read when the run
+    /// started (`-dirty`: with uncommitted changes). `just` rebuilds before every command, so it
+    /// is the code that trained; a binary run after a checkout without a rebuild is not.
     #[serde(default)]
     pub git_commit: String,
     #[serde(default)]

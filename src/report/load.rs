@@ -92,8 +92,8 @@ pub struct GroupResult {
     pub variant: String,
     pub swept: BTreeMap<String, String>,
     /// Every override its runs were trained with (sweep `set`, variant `set`, grid), from
-    /// run.json; empty for results written before run.json recorded them.
-    pub overrides: BTreeMap<String, String>,
+    /// run.json; `None` for results written before run.json recorded them.
+    pub overrides: Option<BTreeMap<String, String>>,
     /// Indices into the run list, by seed.
     pub runs: Vec<usize>,
     /// The seeds rules' results on this group (`criteria.seeds.rules`), in criteria order.
@@ -454,9 +454,7 @@ pub fn group_runs(runs: &[RunResult], criteria: &Criteria) -> Vec<GroupResult> {
             let overrides = idx
                 .iter()
                 .filter_map(|i| runs[*i].record.as_ref())
-                .map(|r| r.overrides.clone())
-                .find(|o| !o.is_empty())
-                .unwrap_or_default();
+                .find_map(|r| r.overrides.clone());
             GroupResult {
                 variant,
                 swept,

@@ -1,6 +1,8 @@
 //! The recommendation, following the seed's rollback plan: (1) lower the actor CNN learning rate,
 //! (2) gradient clipping, (3) Q-value normalisation — from least to most intrusive.
 
+use std::collections::BTreeMap;
+
 use super::load::{GroupResult, RunResult};
 use crate::verdict::{fmt_num, GroupVerdict, Verdict};
 
@@ -33,7 +35,7 @@ fn intrusiveness(g: &GroupResult) -> u8 {
     let on = |needle: &str| {
         g.swept
             .iter()
-            .chain(&g.overrides)
+            .chain(g.overrides.iter().flatten())
             .any(|(k, v)| k.contains(needle) && enabled(v))
     };
     if on("q_normalization") {
@@ -75,22 +77,20 @@ fn actor_cnn_lr(g: &GroupResult, runs: &[RunResult]) -> Option<f64> {
 /// (the sweep's own `set:`) are the sweep's base, not the choice. Results written before run.json
 /// recorded overrides fall back to the swept values.
 fn distinguishing(g: &GroupResult, groups: &[GroupResult]) -> Vec<(String, String)> {
-    if g.overrides.is_empty() {
+    let Some(mine) = &g.overrides else {
         return g
             .swept
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-    }
-    let others: Vec<&GroupResult> = groups
+    };
+    let others: Vec<&BTreeMap<String, String>> = groups
         .iter()
-        .filter(|o| !std::ptr::eq(*o, g) && !o.overrides.is_empty())
+        .filter(|o| !std::ptr::eq(*o, g))
+        .filter_map(|o| o.overrides.as_ref())
         .collect();
-    g.overrides
-        .iter()
-        .filter(|(k, v)| {
-            g.swept.contains_key(*k) || others.iter().any(|o| o.overrides.get(*k) != Some(*v))
-        })
+    mine.iter()
+        .filter(|(k, v)| g.swept.contains_key(*k) || others.iter().any(|o| o.get(*k) != Some(*v)))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -167,9 +167,17 @@ pub fn recommend(
         let g = &groups[best];
         let mut details = Vec::new();
         if !unfinished.is_empty() {
+            let running = runs
+                .iter()
+                .any(|r| r.unfinished == Some(super::Unfinished::Running));
             details.push(format!(
-                "Not finished yet, so not compared: {}. Run the same sweep again to finish them; the choice may change.",
-                unfinished.join(", ")
+                "Not finished yet, so not compared: {}. {}; the choice may change.",
+                unfinished.join(", "),
+                if running {
+                    "The sweep is still running them"
+                } else {
+                    "Run the same sweep again to finish them"
+                }
             ));
         }
         let quorum_only = passing
@@ -214,12 +222,17 @@ pub fn recommend(
                 .map(|i| &runs[*i])
                 .filter(|r| r.verdict.verdict != Verdict::Pass)
                 .map(|r| {
+                    // Which rules, not their values: the criteria tables hold the evidence,
+                    // and the verdicts-only template shows no measured number.
                     let seed = r.seed().map_or("?".to_string(), |s| s.to_string());
-                    format!(
-                        "seed {seed} {}: {}",
-                        r.verdict.verdict,
-                        r.verdict.headline()
-                    )
+                    let mut rules: Vec<&str> = r
+                        .verdict
+                        .problems()
+                        .iter()
+                        .map(|f| f.rule.as_str())
+                        .collect();
+                    rules.dedup();
+                    format!("seed {seed} {} ({})", r.verdict.verdict, rules.join(", "))
                 })
                 .collect();
             details.insert(

@@ -53,13 +53,14 @@ impl Job {
             run_id: self.run_id.clone(),
             variant: self.variant.clone(),
             swept: self.swept.clone(),
-            overrides: self
-                .args
-                .windows(2)
-                .filter(|w| w[0] == "--set" || w[0] == "--override")
-                .filter_map(|w| w[1].split_once('='))
-                .map(|(k, v)| (k.trim().into(), v.trim().into()))
-                .collect(),
+            overrides: Some(
+                self.args
+                    .windows(2)
+                    .filter(|w| w[0] == "--set" || w[0] == "--override")
+                    .filter_map(|w| w[1].split_once('='))
+                    .map(|(k, v)| (k.trim().into(), v.trim().into()))
+                    .collect(),
+            ),
             command: self.command.clone(),
             outcome,
             steps_planned: self.steps,

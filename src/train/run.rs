@@ -166,9 +166,10 @@ pub fn py_float(v: f64) -> String {
     }
 }
 
-/// The commit of the td3-sweep source this binary was built from (the TD3 code that trained),
-/// with `-dirty` when tracked files there differ from it; "unknown" where the source folder is
-/// gone (a binary copied elsewhere) or is not a git checkout.
+/// The commit of the td3-sweep source folder this binary was built in, read now, with `-dirty`
+/// when tracked files there differ from it; "unknown" where the folder is gone (a binary copied
+/// elsewhere) or is not a git checkout. `just` rebuilds before every command, so this is the TD3
+/// code that trains (not so for a binary left unbuilt after a checkout).
 pub fn git_commit() -> String {
     let src = env!("CARGO_MANIFEST_DIR");
     let git = |args: &[&str]| {
@@ -500,7 +501,7 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
         run_id: opts.run_id.clone(),
         variant: opts.variant.clone(),
         swept: opts.swept.clone(),
-        overrides: opts.overrides.clone(),
+        overrides: Some(opts.overrides.clone()),
         command: opts.command.clone(),
         outcome: Outcome::Crashed,
         steps_planned: cfg.training.steps,

@@ -96,12 +96,17 @@ pub fn parse_squeue(text: &str) -> BTreeMap<String, Queued> {
 /// Pending reasons under which Slurm will never start a task as it was submitted (the request
 /// exceeds what the partition, QOS or account allows, or names nodes that do not exist).
 pub fn never_starts(reason: &str) -> bool {
+    // squeue adds details after a comma: "ReqNodeNotAvail, UnavailableNodes:n[1-4]". Nodes
+    // reserved for maintenance come back by themselves; that one is not "never".
+    let head = reason.split(',').next().unwrap_or("").trim();
+    if head == "ReqNodeNotAvail" {
+        return !reason.contains("Reserved for maintenance");
+    }
     matches!(
-        reason,
+        head,
         "PartitionConfig"
             | "PartitionNodeLimit"
             | "PartitionTimeLimit"
-            | "ReqNodeNotAvail"
             | "BadConstraints"
             | "InvalidQOS"
             | "InvalidAccount"
@@ -269,6 +274,8 @@ mod tests {
         assert_eq!(m["12_1"].command, "/a|b.sbatch");
         assert_eq!(m["12_0"].command, "/r/slurm/array-000-000.sbatch");
         assert!(never_starts("PartitionConfig") && !never_starts("Priority"));
+        assert!(never_starts("ReqNodeNotAvail, UnavailableNodes:n[1-4]"));
+        assert!(!never_starts("ReqNodeNotAvail, Reserved for maintenance"));
     }
 
     #[test]
