@@ -548,3 +548,57 @@ fn a_refused_resubmission_loses_nothing_and_hand_submitted_tasks_are_adopted() {
     assert_eq!(subs.len(), 1, "{subs:?}");
     assert_eq!(subs[0]["job_id"], by_hand.as_str());
 }
+
+/// The sweep is edited (a seed added) and run again while its first submission's tasks are still
+/// queued: those tasks run their runs from the current plan (same run ids), only the new seed is
+/// submitted, and every run completes. About 30 s.
+#[test]
+fn queued_tasks_survive_an_edit_of_their_sweep() {
+    if !slurm_or_skip("queued_tasks_survive_an_edit_of_their_sweep") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = smoke_copy(tmp.path(), "slurmedit", "", &[]);
+    let results = tmp.path().join("r");
+    // Submit, held for 10 s, and stop waiting (as a killed or Ctrl-C'd sweep would).
+    let mut first = Command::new(bin())
+        .arg("sweep")
+        .arg(&spec)
+        .arg("--results")
+        .arg(&results)
+        .args(["--backend", "slurm", "--slurm-extra=--begin=now+10"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let res = results.join("slurmedit");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !res.join("slurm/jobs.json").exists()
+        || jobs_json(&res)["submissions"]
+            .as_array()
+            .is_none_or(|s| s.is_empty())
+    {
+        assert!(std::time::Instant::now() < deadline, "no submission");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let _ = first.kill();
+    let _ = first.wait();
+    let edited = std::fs::read_to_string(&spec)
+        .unwrap()
+        .replace("seeds: [0, 1]", "seeds: [0, 1, 2]");
+    std::fs::write(&spec, edited).unwrap();
+    let again = sweep(&spec, &results, &["--backend", "slurm"]);
+    let log = text(&again);
+    assert_eq!(again.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("waiting for 2 task(s) already in Slurm"),
+        "{log}"
+    );
+    assert!(
+        log.contains("(1 task(s)) as job"),
+        "only the new seed is submitted: {log}"
+    );
+    let rows = summary_rows(&res);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows.iter().all(|r| r[3] == "completed"), "{rows:?}\n{log}");
+}
