@@ -236,6 +236,18 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
                 results_dir.display()
             );
         }
+        // The sweep that wrote summary.csv may have died before its runs ended.
+        match crate::schedule::summary::refresh_summary(results_dir) {
+            Ok(true) => eprintln!(
+                "note: {}: summary.csv brought up to date with the run folders",
+                results_dir.display()
+            ),
+            Ok(false) => {}
+            Err(e) => eprintln!(
+                "warning: {}: summary.csv not refreshed: {e}",
+                results_dir.display()
+            ),
+        }
     }
     let LoadedRuns { mut runs, left_out } =
         load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {

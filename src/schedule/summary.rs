@@ -90,6 +90,83 @@ fn metric_cells(csv: &Path) -> [String; 5] {
     cells
 }
 
+/// Brings an existing `summary.csv` up to date with its runs' folders, in place: each row whose
+/// run has a readable `run.json` gets that record's outcome, steps, wall time and reason, and the
+/// metric cells of its `metrics.csv`; every other cell (identity, swept values, a ladder's stage)
+/// stays. For a folder no sweep is writing (its sweep was killed, or Slurm tasks ended unwatched),
+/// so `summary.csv` agrees with the report. Returns whether anything changed; a file it cannot
+/// read is left alone.
+pub fn refresh_summary(results: &Path) -> std::io::Result<bool> {
+    let path = results.join("summary.csv");
+    let Ok(old) = std::fs::read(&path) else {
+        return Ok(false);
+    };
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(old.as_slice());
+    let Ok(header) = rdr.headers().cloned() else {
+        return Ok(false);
+    };
+    let col = |name: &str| header.iter().position(|h| h == name);
+    let (Some(id), Some(outcome)) = (col("run_id"), col("outcome")) else {
+        return Ok(false);
+    };
+    let named = [
+        "steps_done",
+        "steps_planned",
+        "wall_s",
+        "max_actor_cnn_grad_norm",
+        "max_critic_cnn_grad_norm",
+        "max_q_abs",
+        "last_episode_return",
+        "last_eval_return",
+        "reason",
+    ]
+    .map(col);
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(&header)?;
+    for rec in rdr.records() {
+        let Ok(rec) = rec else {
+            return Ok(false); // damaged: not ours to guess at
+        };
+        let mut row: Vec<String> = rec.iter().map(String::from).collect();
+        row.resize(header.len(), String::new());
+        let dir = results.join("runs").join(&row[id]);
+        if let Some(r) = std::fs::read_to_string(dir.join("run.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<RunRecord>(&t).ok())
+        {
+            let cells = metric_cells(&dir.join("metrics.csv"));
+            let values = [
+                r.steps_done.to_string(),
+                r.steps_planned.to_string(),
+                format!("{:.1}", r.wall_s),
+                cells[0].clone(),
+                cells[1].clone(),
+                cells[2].clone(),
+                cells[3].clone(),
+                cells[4].clone(),
+                r.reason.clone().unwrap_or_default(),
+            ];
+            row[outcome] = r.outcome.to_string();
+            for (c, v) in named.iter().zip(values) {
+                if let Some(c) = c {
+                    row[*c] = v;
+                }
+            }
+        }
+        w.write_record(&row)?;
+    }
+    let new = w
+        .into_inner()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if new == old {
+        return Ok(false);
+    }
+    write_atomic(&path, &new)?;
+    Ok(true)
+}
+
 /// Writes `summary.csv` for `runs`, reading each run's `run.json` and `metrics.csv` from its folder.
 /// Runs without a record yet get outcome `pending`. A ladder sweep passes its `stages`
 /// (`(name, cumulative steps)`), which adds a `stage` column: the stage each run was last in (empty
@@ -184,6 +261,56 @@ mod tests {
         assert_eq!(metric_cells(&csv)[0], "7.5");
         std::fs::remove_file(&csv).unwrap();
         assert_eq!(metric_cells(&csv)[0], "", "gone: no stale cells");
+    }
+
+    #[test]
+    fn a_stale_summary_is_refreshed_from_the_run_folders_once() {
+        let d = tempfile::tempdir().unwrap();
+        let res = d.path();
+        let run = res.join("runs/a__s0");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(
+            res.join("summary.csv"),
+            "run_id,variant,seed,stage,lr,outcome,steps_done,steps_planned,wall_s,max_actor_cnn_grad_norm,max_critic_cnn_grad_norm,max_q_abs,last_episode_return,last_eval_return,reason\n\
+             a__s0,a,0,s1,1e-4,pending,0,100,,,,,,,\n\
+             b__s0,b,0,s1,1e-5,pending,0,100,,,,,,,\n",
+        )
+        .unwrap();
+        // Run a ended (its sweep died before rewriting the summary); run b never started.
+        let job = crate::schedule::Job {
+            index: 0,
+            run_id: "a__s0".into(),
+            variant: "a".into(),
+            seed: 0,
+            swept: Default::default(),
+            steps: 100,
+            config_hash: "h".into(),
+            run_dir: run.clone(),
+            args: Vec::new(),
+            command: String::new(),
+            timeout: None,
+        };
+        let mut rec = job.placeholder(crate::metrics::Outcome::Timeout, Some("slow".into()), 3.25);
+        rec.steps_done = 40;
+        std::fs::write(run.join("run.json"), serde_json::to_string(&rec).unwrap()).unwrap();
+        let header = crate::metrics::COLUMNS.join(",") + "\n";
+        std::fs::write(
+            run.join("metrics.csv"),
+            header + "40,40,1.0,2.5,1,1,1,1,1,1,1,1,-5,1,0,\n",
+        )
+        .unwrap();
+        assert!(refresh_summary(res).unwrap());
+        let text = std::fs::read_to_string(res.join("summary.csv")).unwrap();
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            rows[1], "a__s0,a,0,s1,1e-4,timeout,40,100,3.2,2.5,1,1,-5,,slow",
+            "{text}"
+        );
+        assert!(
+            rows[2].starts_with("b__s0,b,0,s1,1e-5,pending,0,100"),
+            "{text}"
+        );
+        assert!(!refresh_summary(res).unwrap(), "nothing left to change");
     }
 
     #[test]
