@@ -352,3 +352,32 @@ fn a_stable_report_is_the_same_for_the_same_sweep() {
     assert!(!a.contains(" s\n"), "a duration is left in:\n{a}");
     assert_eq!(a, b);
 }
+
+#[test]
+fn bad_slurm_flags_are_named_as_flags_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let out = sweep(
+        &repo().join("sweeps/smoke.yaml"),
+        &res,
+        &[
+            "--backend",
+            "slurm",
+            "--slurm-time",
+            "1h",
+            "--slurm-cpus-per-task",
+            "0",
+            "--slurm-extra=--qos=a b",
+        ],
+    );
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    for flag in [
+        "--slurm-time: \"1h\"",
+        "--slurm-cpus-per-task:",
+        "--slurm-extra: \"--qos=a b\"",
+    ] {
+        assert!(log.contains(flag), "{flag} in {log}");
+    }
+    assert!(!res.exists(), "nothing written: {log}");
+}

@@ -629,7 +629,35 @@ fn slurm_options(
         );
     }
     let opts = from_spec.clone().overridden_by(&cli);
-    let problems = opts.problems();
+    // The spec's own `slurm:` values were checked with the spec (file:line:col); what is wrong
+    // now came from a flag, and is named as the flag the user typed.
+    let problems: Vec<String> = opts
+        .problems()
+        .into_iter()
+        .map(|p| {
+            let Some(rest) = p.strip_prefix("slurm.") else {
+                return p;
+            };
+            let key = rest.split([':', '[']).next().unwrap_or("");
+            let (flag_set, after) = match key {
+                "extra" => (
+                    !cli.extra.is_empty(),
+                    rest.split_once(':').map_or("", |(_, m)| m),
+                ),
+                _ => (
+                    cli.problems()
+                        .iter()
+                        .any(|c| c.starts_with(&format!("slurm.{key}"))),
+                    &rest[key.len()..],
+                ),
+            };
+            if !flag_set {
+                return p;
+            }
+            let after = after.trim_start_matches(':');
+            format!("--slurm-{}:{after}", key.replace('_', "-"))
+        })
+        .collect();
     if !problems.is_empty() {
         return Err(BadInput(format!(
             "invalid Slurm options:\n  {}",
