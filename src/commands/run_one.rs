@@ -58,10 +58,9 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
         let current_path = [plan_path.with_file_name("plan.json"), dir.join("plan.json")]
             .into_iter()
             .find(|p| p.is_file() && *p != plan_path);
-        let current = current_path
-            .as_deref()
-            .and_then(|p| read_plan(p).ok())
-            .filter(|c| c.sweep_sha256 == sweep_sha);
+        // By run id alone: the id holds the config's hash, so any plan that has it trains the
+        // same run (the new sweep.yaml lands a moment before the new plan.json).
+        let current = current_path.as_deref().and_then(|p| read_plan(p).ok());
         match current.and_then(|c| {
             let j = c.runs.iter().find(|r| r.run_id == job.run_id).cloned()?;
             Some((c, j))

@@ -227,7 +227,14 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
     // snapshot, whatever its lock says.
     let live = crate::schedule::lock::live_holder(&results_dir.join(".lock"))
         .filter(|h| h.pid != std::process::id());
-    if live.is_none() {
+    // Held shared while run records and summary.csv are brought up to date, so a sweep that
+    // starts meanwhile waits instead of having its fresh summary.csv overwritten. (A sweep's own
+    // final report does not get it: the sweep holds the lock and has just written them.)
+    let hold = live
+        .is_none()
+        .then(|| crate::schedule::lock::shared(&results_dir.join(".lock")))
+        .flatten();
+    if hold.is_some() {
         // Slurm tasks nobody waited for (the sweep was stopped, or they were submitted by hand):
         // what Slurm did to them is in their output files.
         for id in crate::schedule::slurm::settle_unwatched(results_dir) {
@@ -249,6 +256,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
             ),
         }
     }
+    drop(hold);
     let LoadedRuns { mut runs, left_out } =
         load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {
             path: results_dir.join("runs"),

@@ -89,7 +89,7 @@ fn still_at(file: &File, path: &Path) -> bool {
 /// `try_lock`, tried a few times over ~200 ms: a report probing whether a sweep is live
 /// ([`live_holder`]) holds a shared lock for microseconds, and must not make a sweep that starts
 /// at that moment think the folder is taken.
-fn try_lock_patiently(file: &File) -> Result<(), TryLockError> {
+fn try_lock_patiently(file: &mut File) -> Result<(), TryLockError> {
     for _ in 0..4 {
         match file.try_lock() {
             Err(TryLockError::WouldBlock) => {
@@ -98,7 +98,42 @@ fn try_lock_patiently(file: &File) -> Result<(), TryLockError> {
             other => return other,
         }
     }
-    file.try_lock()
+    // Still taken, and the file names nobody: a report holding it shared while it brings the
+    // folder's files up to date ([`shared`], seconds for a large sweep). Wait for it; a sweep
+    // always names itself within microseconds of taking the lock.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                let _ = file.rewind();
+                if !text.trim().is_empty() || std::time::Instant::now() > deadline {
+                    return Err(TryLockError::WouldBlock);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A shared hold on the lock at `path` (created if missing), for a report that rewrites run
+/// records and `summary.csv` of a folder no sweep is writing: a sweep cannot start meanwhile
+/// (it waits), and `None` says a sweep holds the folder. Released on drop; an empty file it
+/// leaves behind names nobody and is taken by the next sweep as usual.
+pub fn shared(path: &Path) -> Option<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .ok()?;
+    match file.try_lock_shared() {
+        Ok(()) if still_at(&file, path) => Some(file),
+        _ => None,
+    }
 }
 
 /// The sweep holding the lock at `path` right now, if any, without taking it (a running sweep
@@ -139,7 +174,7 @@ impl Lock {
                 .truncate(false)
                 .open(path)
                 .map_err(io)?;
-            match try_lock_patiently(&file) {
+            match try_lock_patiently(&mut file) {
                 Ok(()) => {}
                 Err(TryLockError::WouldBlock) => {
                     return Err(LockError::Held {
@@ -275,6 +310,31 @@ mod tests {
         let l = Lock::acquire(&p, "starting");
         release.join().unwrap();
         assert!(l.is_ok(), "{l:?}");
+    }
+
+    #[test]
+    fn a_report_holding_the_folder_makes_a_starting_sweep_wait_not_fail() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(".lock");
+        let sweep = Lock::acquire(&p, "running").unwrap();
+        assert!(shared(&p).is_none(), "a sweep holds the folder");
+        drop(sweep);
+        let hold = shared(&p).expect("free");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(800));
+            drop(hold);
+        });
+        let started = std::time::Instant::now();
+        let l = Lock::acquire(&p, "starting");
+        release.join().unwrap();
+        assert!(l.is_ok(), "{l:?}");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(700));
+        drop(l);
+        // A named holder is refused at once, not waited for.
+        let _held = Lock::acquire(&p, "first").unwrap();
+        let started = std::time::Instant::now();
+        assert!(Lock::acquire(&p, "second").is_err());
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

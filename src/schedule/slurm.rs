@@ -58,6 +58,9 @@ pub enum SlurmError {
         #[source]
         source: SlurmCommandError,
     },
+    /// Earlier submissions exist but `squeue` cannot say which of their tasks are still queued.
+    #[error("cannot ask Slurm which tasks of earlier submissions are still queued; nothing submitted, so that no run is trained twice. Try again when squeue answers")]
+    Queue(#[source] SlurmCommandError),
     /// Bad `slurm:` options, every problem listed.
     #[error("invalid Slurm options:\n  {}", .0.join("\n  "))]
     Options(Vec<String>),
@@ -278,8 +281,22 @@ pub fn run_sweep(
     let mut active: BTreeMap<usize, (String, Option<String>)> = BTreeMap::new();
     let mut foreign: BTreeSet<String> = BTreeSet::new();
     let mut stuck: BTreeSet<String> = BTreeSet::new();
-    if s.submit {
-        if let Ok(q) = queue::squeue() {
+    // Asked for `--no-submit` too: its scripts must not hold runs whose tasks are still queued.
+    if !jobs_file.submissions.is_empty() || !jobs_file.written.is_empty() {
+        let q = match queue::squeue() {
+            Ok(q) => Some(q),
+            // Submitting blind could train a queued run twice.
+            Err(e) if s.submit || !jobs_file.submissions.is_empty() => {
+                return Err(SlurmError::Queue(e))
+            }
+            // Only scripts written before, and no Slurm to ask (scripts written for another
+            // machine): write them all again.
+            Err(e) => {
+                eprintln!("warning: {e}; writing scripts for every run still to train");
+                None
+            }
+        };
+        if let Some(q) = q {
             let mut adopted: Vec<Submission> = Vec::new();
             for (task, queued) in &q {
                 let Some((job_id, t)) = task.split_once('_') else {

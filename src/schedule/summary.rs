@@ -111,6 +111,18 @@ pub fn refresh_summary(results: &Path) -> std::io::Result<bool> {
     let (Some(id), Some(outcome)) = (col("run_id"), col("outcome")) else {
         return Ok(false);
     };
+    // A ladder's `stage` is where each run was last, from its steps, as `write_summary` says.
+    let stage_col = col("stage");
+    let ladder = crate::schedule::ladder::LadderState::read(results);
+    let stages: Vec<(&str, u64)> = ladder
+        .as_ref()
+        .map(|l| {
+            l.stages
+                .iter()
+                .map(|s| (s.name.as_str(), s.steps))
+                .collect()
+        })
+        .unwrap_or_default();
     let named = [
         "steps_done",
         "steps_planned",
@@ -149,6 +161,9 @@ pub fn refresh_summary(results: &Path) -> std::io::Result<bool> {
                 r.reason.clone().unwrap_or_default(),
             ];
             row[outcome] = r.outcome.to_string();
+            if let (Some(c), false) = (stage_col, stages.is_empty()) {
+                row[c] = stage_of(&stages, r.steps_done);
+            }
             for (c, v) in named.iter().zip(values) {
                 if let Some(c) = c {
                     row[*c] = v;
@@ -299,11 +314,19 @@ mod tests {
             header + "40,40,1.0,2.5,1,1,1,1,1,1,1,1,-5,1,0,\n",
         )
         .unwrap();
+        // A ladder of 30 + 30 steps: 40 steps done is stage s2.
+        let stage = |name: &str, steps: u64| {
+            serde_json::json!({ "name": name, "steps": steps, "promote": "", "done": false,
+                "entered": [], "runs": [], "variants": [] })
+        };
+        let ladder = serde_json::json!({ "stages": [stage("s1", 30), stage("s2", 60)],
+            "approved": [], "approve": false });
+        std::fs::write(res.join("ladder.json"), ladder.to_string()).unwrap();
         assert!(refresh_summary(res).unwrap());
         let text = std::fs::read_to_string(res.join("summary.csv")).unwrap();
         let rows: Vec<&str> = text.lines().collect();
         assert_eq!(
-            rows[1], "a__s0,a,0,s1,1e-4,timeout,40,100,3.2,2.5,1,1,-5,,slow",
+            rows[1], "a__s0,a,0,s2,1e-4,timeout,40,100,3.2,2.5,1,1,-5,,slow",
             "{text}"
         );
         assert!(
