@@ -298,34 +298,46 @@ fn the_verdicts_template_ignores_last_digit_differences() {
     });
 }
 
+/// Writes a completed synthetic run `id` under `dir/runs/`: 5 metric rows with the given actor CNN
+/// gradient norm (all else calm), and a run.json of `record`'s fields on top of a completed
+/// 600-step record.
+fn synthetic_run(dir: &Path, id: &str, grad: f64, record: serde_json::Value) {
+    let run = dir.join("runs").join(id);
+    std::fs::create_dir_all(&run).unwrap();
+    let mut csv = td3_sweep::metrics::COLUMNS.join(",") + "\n";
+    for i in 1..=5 {
+        csv.push_str(&format!(
+            "{},{},{i}.0,{grad},300.0,0.01,40.0,10.0,12.0,10.0,-10.0,0.5,-5.0,{i},0,\n",
+            i * 100,
+            i * 100 + 100
+        ));
+    }
+    std::fs::write(run.join("metrics.csv"), csv).unwrap();
+    let mut rec = serde_json::json!({
+        "run_id": id, "outcome": "completed", "steps_planned": 600, "steps_done": 600,
+        "train_steps_done": 500, "learning_rates": null, "config_hash": "0", "extra": {}
+    });
+    for (k, v) in record.as_object().unwrap() {
+        rec[k] = v.clone();
+    }
+    std::fs::write(run.join("run.json"), rec.to_string()).unwrap();
+}
+
 /// A results folder of `variants: [baseline, clip (set: max_norm 1.0)] × actor_cnn_lr [1e-3,
 /// 1e-5]`, 2 seeds, as the sweep records it: the clip setting is in each run's `overrides`, not in
 /// `swept`. `failing` lists the groups (variant, lr) whose actor CNN gradient explodes.
 fn variant_set_results(failing: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("rollback");
-    let header = "train_step,env_step,wall_s,actor_cnn_grad_norm,critic_cnn_grad_norm,actor_head_grad_norm,critic_head_grad_norm,q_mean,q_abs_max,target_q_mean,actor_loss,critic_loss,episode_return,episodes,nonfinite,eval_return\n";
     for variant in ["baseline", "clip"] {
         for lr in ["1e-3", "1e-5"] {
             for seed in 0..2 {
                 let id = format!("{variant}__actor_cnn_lr={lr}__s{seed}");
-                let run = dir.join("runs").join(&id);
-                std::fs::create_dir_all(&run).unwrap();
                 let grad = if failing.contains(&(variant, lr)) {
                     9.0e6
                 } else {
                     0.5
                 };
-                let mut csv = header.to_string();
-                for i in 1..=5 {
-                    csv.push_str(&format!(
-                        "{},{},{}.0,{grad},300.0,0.01,40.0,10.0,12.0,10.0,-10.0,0.5,-5.0,{i},0,\n",
-                        i * 100,
-                        i * 100 + 100,
-                        i
-                    ));
-                }
-                std::fs::write(run.join("metrics.csv"), csv).unwrap();
                 let mut overrides = serde_json::json!({
                     "networks.cnn.critic_cnn_lr": "1e-4",
                     "networks.cnn.actor_cnn_lr": lr,
@@ -334,15 +346,10 @@ fn variant_set_results(failing: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf)
                     overrides["training.actor_cnn_grad_clip.max_norm"] = "1.0".into();
                 }
                 let rec = serde_json::json!({
-                    "run_id": id, "variant": variant,
+                    "variant": variant, "seed": seed, "overrides": overrides,
                     "swept": { "networks.cnn.actor_cnn_lr": lr },
-                    "overrides": overrides,
-                    "command": "td3-sweep train ...", "outcome": "completed",
-                    "steps_planned": 600, "steps_done": 600, "train_steps_done": 500, "seed": seed,
-                    "device": "cpu", "libtorch_version": "2.13.0", "git_commit": "x", "wall_s": 1.0,
-                    "learning_rates": null, "config_hash": "0", "extra": {}
                 });
-                std::fs::write(run.join("run.json"), rec.to_string()).unwrap();
+                synthetic_run(&dir, &id, grad, rec);
             }
         }
     }
@@ -532,27 +539,10 @@ fn a_run_json_missing_fields_stays_in_its_planned_group() {
 fn a_large_sweep_lists_the_runs_that_need_a_look() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("wide");
-    let header = "train_step,env_step,wall_s,actor_cnn_grad_norm,critic_cnn_grad_norm,actor_head_grad_norm,critic_head_grad_norm,q_mean,q_abs_max,target_q_mean,actor_loss,critic_loss,episode_return,episodes,nonfinite,eval_return\n";
     for seed in 0..30u64 {
-        let id = format!("baseline__s{seed}");
-        let run = dir.join("runs").join(&id);
-        std::fs::create_dir_all(&run).unwrap();
         let grad = if seed == 7 { 9.0e6 } else { 0.5 };
-        let mut csv = header.to_string();
-        for i in 1..=5 {
-            csv.push_str(&format!(
-                "{},{},1.0,{grad},300.0,0.01,40.0,10.0,12.0,10.0,-10.0,0.5,-5.0,{i},0,\n",
-                i * 100,
-                i * 100 + 100
-            ));
-        }
-        std::fs::write(run.join("metrics.csv"), csv).unwrap();
-        let rec = serde_json::json!({
-            "run_id": id, "variant": "baseline", "swept": {}, "outcome": "completed",
-            "steps_planned": 600, "steps_done": 600, "train_steps_done": 500, "seed": seed,
-            "learning_rates": null, "config_hash": "0", "extra": {}
-        });
-        std::fs::write(run.join("run.json"), rec.to_string()).unwrap();
+        let rec = serde_json::json!({ "variant": "baseline", "swept": {}, "seed": seed });
+        synthetic_run(&dir, &format!("baseline__s{seed}"), grad, rec);
     }
     std::fs::write(dir.join("sweep.yaml"), "name: wide\n").unwrap();
     let out = generate(&dir, &opts()).unwrap();
@@ -577,7 +567,6 @@ fn the_settings_line_names_a_variants_set_against_a_bare_baseline() {
     // trained with no override at all (`overrides: {}`), and explode.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("bare");
-    let header = "train_step,env_step,wall_s,actor_cnn_grad_norm,critic_cnn_grad_norm,actor_head_grad_norm,critic_head_grad_norm,q_mean,q_abs_max,target_q_mean,actor_loss,critic_loss,episode_return,episodes,nonfinite,eval_return\n";
     for (variant, grad, overrides) in [
         ("baseline", 9.0e6, serde_json::json!({})),
         (
@@ -587,25 +576,10 @@ fn the_settings_line_names_a_variants_set_against_a_bare_baseline() {
         ),
     ] {
         for seed in 0..2u64 {
-            let id = format!("{variant}__s{seed}");
-            let run = dir.join("runs").join(&id);
-            std::fs::create_dir_all(&run).unwrap();
-            let mut csv = header.to_string();
-            for i in 1..=5 {
-                csv.push_str(&format!(
-                    "{},{},1.0,{grad},300.0,0.01,40.0,10.0,12.0,10.0,-10.0,0.5,-5.0,{i},0,\n",
-                    i * 100,
-                    i * 100 + 100
-                ));
-            }
-            std::fs::write(run.join("metrics.csv"), csv).unwrap();
             let rec = serde_json::json!({
-                "run_id": id, "variant": variant, "swept": {}, "overrides": overrides,
-                "outcome": "completed", "steps_planned": 600, "steps_done": 600,
-                "train_steps_done": 500, "seed": seed, "learning_rates": null,
-                "config_hash": "0", "extra": {}
+                "variant": variant, "swept": {}, "overrides": overrides, "seed": seed
             });
-            std::fs::write(run.join("run.json"), rec.to_string()).unwrap();
+            synthetic_run(&dir, &format!("{variant}__s{seed}"), grad, rec);
         }
     }
     std::fs::write(dir.join("sweep.yaml"), "name: bare\n").unwrap();

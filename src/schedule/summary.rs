@@ -90,6 +90,43 @@ fn metric_cells(csv: &Path) -> [String; 5] {
     cells
 }
 
+/// The columns after a row's identity and swept values, filled from the run's folder.
+const RUN_COLUMNS: [&str; 10] = [
+    "outcome",
+    "steps_done",
+    "steps_planned",
+    "wall_s",
+    "max_actor_cnn_grad_norm",
+    "max_critic_cnn_grad_norm",
+    "max_q_abs",
+    "last_episode_return",
+    "last_eval_return",
+    "reason",
+];
+
+/// A run's [`RUN_COLUMNS`] cells: from its record when it has one (else `pending`, nothing done,
+/// `steps` planned), and from its `metrics.csv`.
+fn run_cells(rec: Option<&RunRecord>, metrics_csv: &Path, steps: u64) -> [String; 10] {
+    let [a, c, q, ret, eval] = metric_cells(metrics_csv);
+    let (outcome, done, planned, wall, reason) = match rec {
+        Some(r) => (
+            r.outcome.to_string(),
+            r.steps_done.to_string(),
+            r.steps_planned.to_string(),
+            format!("{:.1}", r.wall_s),
+            r.reason.clone().unwrap_or_default(),
+        ),
+        None => (
+            "pending".into(),
+            "0".into(),
+            steps.to_string(),
+            String::new(),
+            String::new(),
+        ),
+    };
+    [outcome, done, planned, wall, a, c, q, ret, eval, reason]
+}
+
 /// Brings an existing `summary.csv` up to date with its runs' folders, in place: each row whose
 /// run has a readable `run.json` gets that record's outcome, steps, wall time and reason, and the
 /// metric cells of its `metrics.csv`; every other cell (identity, swept values, a ladder's stage)
@@ -108,7 +145,7 @@ pub fn refresh_summary(results: &Path) -> std::io::Result<bool> {
         return Ok(false);
     };
     let col = |name: &str| header.iter().position(|h| h == name);
-    let (Some(id), Some(outcome)) = (col("run_id"), col("outcome")) else {
+    let (Some(id), Some(_)) = (col("run_id"), col("outcome")) else {
         return Ok(false);
     };
     // A ladder's `stage` is where each run was last, from its steps, as `write_summary` says.
@@ -123,18 +160,7 @@ pub fn refresh_summary(results: &Path) -> std::io::Result<bool> {
                 .collect()
         })
         .unwrap_or_default();
-    let named = [
-        "steps_done",
-        "steps_planned",
-        "wall_s",
-        "max_actor_cnn_grad_norm",
-        "max_critic_cnn_grad_norm",
-        "max_q_abs",
-        "last_episode_return",
-        "last_eval_return",
-        "reason",
-    ]
-    .map(col);
+    let cols = RUN_COLUMNS.map(col);
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(&header)?;
     for rec in rdr.records() {
@@ -148,23 +174,13 @@ pub fn refresh_summary(results: &Path) -> std::io::Result<bool> {
             .ok()
             .and_then(|t| serde_json::from_str::<RunRecord>(&t).ok())
         {
-            let cells = metric_cells(&dir.join("metrics.csv"));
-            let values = [
-                r.steps_done.to_string(),
-                r.steps_planned.to_string(),
-                format!("{:.1}", r.wall_s),
-                cells[0].clone(),
-                cells[1].clone(),
-                cells[2].clone(),
-                cells[3].clone(),
-                cells[4].clone(),
-                r.reason.clone().unwrap_or_default(),
-            ];
-            row[outcome] = r.outcome.to_string();
             if let (Some(c), false) = (stage_col, stages.is_empty()) {
                 row[c] = stage_of(&stages, r.steps_done);
             }
-            for (c, v) in named.iter().zip(values) {
+            for (c, v) in cols
+                .iter()
+                .zip(run_cells(Some(&r), &dir.join("metrics.csv"), 0))
+            {
                 if let Some(c) = c {
                     row[*c] = v;
                 }
@@ -198,27 +214,12 @@ pub fn write_summary(
         header.push("stage".into());
     }
     header.extend(keys.iter().map(|k| k.to_string()));
-    header.extend(
-        [
-            "outcome",
-            "steps_done",
-            "steps_planned",
-            "wall_s",
-            "max_actor_cnn_grad_norm",
-            "max_critic_cnn_grad_norm",
-            "max_q_abs",
-            "last_episode_return",
-            "last_eval_return",
-            "reason",
-        ]
-        .map(String::from),
-    );
+    header.extend(RUN_COLUMNS.map(String::from));
     w.write_record(&header)?;
     for r in runs {
         let rec: Option<RunRecord> = std::fs::read_to_string(r.run_dir.join("run.json"))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
-        let cells = metric_cells(&r.run_dir.join("metrics.csv"));
         let mut line: Vec<String> = vec![r.run_id.into(), r.variant.into(), r.seed.to_string()];
         if !stages.is_empty() {
             line.push(
@@ -231,22 +232,11 @@ pub fn write_summary(
             keys.iter()
                 .map(|k| r.swept.get(*k).cloned().unwrap_or_default()),
         );
-        match &rec {
-            Some(rec) => line.extend([
-                rec.outcome.to_string(),
-                rec.steps_done.to_string(),
-                rec.steps_planned.to_string(),
-                format!("{:.1}", rec.wall_s),
-            ]),
-            None => line.extend([
-                "pending".into(),
-                "0".into(),
-                r.steps.to_string(),
-                String::new(),
-            ]),
-        }
-        line.extend(cells);
-        line.push(rec.and_then(|r| r.reason).unwrap_or_default());
+        line.extend(run_cells(
+            rec.as_ref(),
+            &r.run_dir.join("metrics.csv"),
+            r.steps,
+        ));
         w.write_record(&line)?;
     }
     let bytes = w
