@@ -146,23 +146,21 @@ fn three_stage_ladder_promotes_only_passing_variants_and_continues_from_checkpoi
 
 const VARIANTS: &str = "  - name: a\n  - name: b\n    set: { training.tau: 0.01 }\n";
 
+/// Runs stage s1 alone (a one-stage ladder of the same runs) into `results`, so that the 3-stage
+/// ladder started next finds it done and its runs' checkpoints in place.
+fn first_stage_alone(dir: &Path, results: &Path) {
+    let one = spec_with(&dir.join("one"), VARIANTS, "  - { name: s1, steps: 60 }\n");
+    let o = sweep(&one, results);
+    assert!(ladder(results)["stages"][0]["done"] == true, "{}", text(&o));
+}
+
 #[test]
 fn a_corrupted_checkpoint_crashes_that_run_and_the_others_carry_on() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("results");
     let s = spec(tmp.path(), VARIANTS);
     // A one-stage ladder first, then the same runs climb a 3-stage ladder (stage 1 is done).
-    let one = spec_with(
-        &tmp.path().join("one"),
-        VARIANTS,
-        "  - { name: s1, steps: 60 }\n",
-    );
-    let o = sweep(&one, &results);
-    assert!(
-        ladder(&results)["stages"][0]["done"] == true,
-        "{}",
-        text(&o)
-    );
+    first_stage_alone(tmp.path(), &results);
     let a = run_dir(&results, "a__");
     std::fs::write(a.join("checkpoint/model.safetensors"), b"garbage").unwrap();
     let o = sweep(&s, &results);
@@ -256,17 +254,7 @@ fn a_ladder_cannot_be_written_up_front_for_slurm() {
 fn rerun_failed_reopens_the_stage_where_a_run_failed() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("results");
-    let one = spec_with(
-        &tmp.path().join("one"),
-        VARIANTS,
-        "  - { name: s1, steps: 60 }\n",
-    );
-    let o = sweep(&one, &results);
-    assert!(
-        ladder(&results)["stages"][0]["done"] == true,
-        "{}",
-        text(&o)
-    );
+    first_stage_alone(tmp.path(), &results);
     let a = run_dir(&results, "a__");
     let weights = a.join("checkpoint/model.safetensors");
     let good = std::fs::read(&weights).unwrap();

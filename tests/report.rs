@@ -31,6 +31,19 @@ fn fixture(name: &str) -> (tempfile::TempDir, PathBuf) {
     (tmp, dir)
 }
 
+/// The fixture an `insta::glob!` match (`fixtures/results/<name>/sweep.yaml`) belongs to: its
+/// name and a fresh copy.
+fn glob_fixture(sweep_yaml: &Path) -> (String, tempfile::TempDir, PathBuf) {
+    let name = sweep_yaml
+        .parent()
+        .and_then(|p| p.file_name())
+        .and_then(|n| n.to_str())
+        .unwrap()
+        .to_string();
+    let (tmp, dir) = fixture(&name);
+    (name, tmp, dir)
+}
+
 fn opts() -> ReportOptions {
     ReportOptions {
         date: Some("2025-11-12 09:00".into()),
@@ -52,14 +65,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
 #[test]
 fn snapshot_every_fixture() {
     insta::glob!("fixtures/results/*/sweep.yaml", |path| {
-        let name = path
-            .parent()
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap();
-        let (_tmp, dir) = fixture(name);
+        let (_, _tmp, dir) = glob_fixture(path);
         let junit = dir.join("junit.xml");
         let out = generate(
             &dir,
@@ -241,14 +247,8 @@ fn not_a_results_folder() {
 fn the_verdicts_template_ignores_last_digit_differences() {
     let template = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/verdicts.md.j2");
     insta::glob!("fixtures/results/*/sweep.yaml", |path| {
-        let name = path
-            .parent()
-            .unwrap()
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap();
-        let (_tmp, dir) = fixture(name);
+        let (name, _tmp, dir) = glob_fixture(path);
+        let name = name.as_str();
         let render = |template: Option<&Path>| {
             let o = ReportOptions {
                 template: template.map(Path::to_path_buf),
