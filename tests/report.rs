@@ -363,7 +363,7 @@ fn a_variants_set_counts_in_the_recommendation() {
     // the highest passing rate, not the clipped 1e-3 (whose settings alone would be the failing
     // baseline's).
     let (_t, dir) = variant_set_results(&[("baseline", "1e-3")]);
-    let r = generate(&dir, &opts()).unwrap().recommendation;
+    let r = generate(&dir, &opts()).unwrap().report.recommendation;
     assert!(r.headline.contains("baseline (actor_cnn_lr=1e-5)"), "{r:?}");
     assert!(
         r.details
@@ -374,7 +374,7 @@ fn a_variants_set_counts_in_the_recommendation() {
 
     // Every baseline explodes: the clipped variant passes, and its settings say so.
     let (_t, dir) = variant_set_results(&[("baseline", "1e-3"), ("baseline", "1e-5")]);
-    let r = generate(&dir, &opts()).unwrap().recommendation;
+    let r = generate(&dir, &opts()).unwrap().report.recommendation;
     assert!(r.headline.contains("clip (actor_cnn_lr=1e-3)"), "{r:?}");
     assert!(
         r.details
@@ -396,7 +396,7 @@ fn a_variants_set_counts_in_the_recommendation() {
         ("clip", "1e-5"),
     ];
     let (_t, dir) = variant_set_results(&all);
-    let r = generate(&dir, &opts()).unwrap().recommendation;
+    let r = generate(&dir, &opts()).unwrap().report.recommendation;
     assert!(r.headline.contains("try Q normalisation next"), "{r:?}");
 }
 
@@ -583,7 +583,7 @@ fn the_settings_line_names_a_variants_set_against_a_bare_baseline() {
         }
     }
     std::fs::write(dir.join("sweep.yaml"), "name: bare\n").unwrap();
-    let r = generate(&dir, &opts()).unwrap().recommendation;
+    let r = generate(&dir, &opts()).unwrap().report.recommendation;
     assert!(r.headline.contains("**clip**"), "{r:?}");
     assert!(
         r.details

@@ -1,19 +1,15 @@
-//! The VALIDATION report: re-classify a results folder's stored CSVs, render
-//! `VALIDATION_<name>.md` (minijinja, from view models whose numbers are already formatted), write
-//! SVG plots beside it, and optionally JUnit XML.
-//!
-//! Exit codes of [`ReportOutcome::exit_code`]: 0 every variant group PASS; 10 some group INVESTIGATE
-//! or FLAKY and none FAIL; 11 some group FAIL; 12 some runs not finished (pending or interrupted)
-//! and no group FAIL. (2 stays reserved for bad input, 1 for other errors.)
+//! The VALIDATION report: a judged results folder in, bytes out. [`Report::new`] builds the
+//! status, the recommendation, the view model (every number already formatted) and the plots;
+//! each format in [`export`] (Markdown from a template, SVG, JUnit XML) turns it into files.
 
-mod junit;
+pub mod export;
 mod load;
 pub use load::group_label;
 mod plot;
 mod recommend;
 mod view;
 
-pub use junit::junit_xml;
+pub use export::{junit_xml, Exporter, Junit, Markdown, Output, Plots, DEFAULT_TEMPLATE};
 pub use load::{group_runs, load_run, load_runs, GroupResult, LoadedRuns, RunResult, Unfinished};
 pub use recommend::{recommend, Recommendation, GRAD_CLIP_KEY, Q_NORM_KEY};
 
@@ -21,10 +17,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::yaml;
 use crate::diag::{Diagnostics, Source};
+use crate::schedule::ladder::LadderState;
 use crate::verdict::{load_criteria, Criteria};
-
-/// The embedded default template (`templates/validation.md.j2`).
-pub const DEFAULT_TEMPLATE: &str = include_str!("../../templates/validation.md.j2");
 
 /// The metrics plotted, in order.
 pub const PLOTTED: [&str; 3] = ["actor_cnn_grad_norm", "critic_cnn_grad_norm", "q_abs_max"];
@@ -78,25 +72,103 @@ pub enum Status {
     Fail,
 }
 
-/// What `generate` did, for the CLI to print and turn into an exit code.
+/// A results folder read and judged: everything the report shows. Reading and judging are the
+/// caller's; the report only lays it out.
+pub struct Judged {
+    pub sweep: String,
+    pub criteria: Criteria,
+    /// Where the criteria came from, as the report names it.
+    pub criteria_source: String,
+    pub runs: Vec<RunResult>,
+    pub groups: Vec<GroupResult>,
+    /// `ladder.json`, for a sweep with `stages:`.
+    pub ladder: Option<LadderState>,
+    /// Run folders not in the sweep's current plan, left out of the verdict.
+    pub left_out: Vec<String>,
+}
+
+/// One drawn plot: its path relative to the results folder, and the SVG.
 #[derive(Debug, Clone)]
-pub struct ReportOutcome {
+pub struct Plot {
+    pub path: String,
+    pub svg: String,
+}
+
+/// A built report: the verdicts, the recommendation, the formatted view model and the drawn
+/// plots. The [`export`] formats turn it into files.
+#[derive(Debug)]
+pub struct Report {
     pub sweep: String,
     pub status: Status,
-    pub report_path: PathBuf,
-    pub plots: Vec<PathBuf>,
     /// A plain-text table of variant groups × seeds, for the terminal.
     pub overview: String,
-    /// Every unreadable file, `runs/<id>/<file>:line: message` (also printed to stderr).
+    /// Every unreadable file, `runs/<id>/<file>:line: message`.
     pub load_errors: Vec<String>,
     pub runs: Vec<RunResult>,
     pub groups: Vec<GroupResult>,
     pub recommendation: Recommendation,
     /// Rendered with [`ReportOptions::stable`].
     pub stable: bool,
+    model: view::ReportView,
+    plots: Vec<Plot>,
 }
 
-impl ReportOutcome {
+impl Report {
+    /// Builds the report of a judged folder: the status, the recommendation, the view model and
+    /// the plots. `date` is the header's; `stable` blanks what changes between renderings.
+    pub fn new(j: Judged, date: String, stable: bool) -> Report {
+        // A ladder recommends among the variants that reached its last stage.
+        let finalists: Option<Vec<String>> = j
+            .ladder
+            .as_ref()
+            .and_then(|l| l.stages.last().map(|s| s.entered.clone()));
+        let recommendation = recommend(&j.groups, &j.runs, finalists.as_deref());
+        let worst = worst_severity(&j.groups, j.ladder.as_ref());
+        let load_errors: Vec<String> = j
+            .runs
+            .iter()
+            .flat_map(|r| r.load_errors.iter().cloned())
+            .collect();
+        let (mut plots, plot_views) = metric_plots(&j.criteria, &j.groups, &j.runs);
+        let mut model = view::build(view::Input {
+            sweep: &j.sweep,
+            date,
+            stable,
+            criteria: &j.criteria,
+            criteria_source: j.criteria_source.clone(),
+            runs: &j.runs,
+            groups: &j.groups,
+            recommendation: &recommendation,
+            plots: plot_views,
+            load_errors: &load_errors,
+            left_out: &j.left_out,
+            worst,
+        });
+        if let Some(l) = &j.ladder {
+            let plot = ladder_plot(l, &j.runs);
+            model.ladder = Some(view::ladder_view(l, plot.as_ref().map(|p| p.path.clone())));
+            label_ladder_stages(l, &j.groups, &mut model.overview);
+            plots.extend(plot);
+        }
+        Report {
+            overview: view::overview_text(&j.groups, &j.runs),
+            status: match worst {
+                0 => Status::Pass,
+                1 => Status::Investigate,
+                2 => Status::Incomplete,
+                _ => Status::Fail,
+            },
+            sweep: j.sweep,
+            load_errors,
+            runs: j.runs,
+            groups: j.groups,
+            recommendation,
+            stable,
+            model,
+            plots,
+        }
+    }
+
     /// 0 when every variant group PASSes; 10 when some group is INVESTIGATE or FLAKY and none FAILs;
     /// 11 when some group FAILs; 12 when some runs have not finished and no group FAILs. Groups, not runs, decide, so a seeds quorum below `all` is honoured.
     pub fn exit_code(&self) -> i32 {
@@ -108,9 +180,79 @@ impl ReportOutcome {
         }
     }
 
+    /// The Markdown report's file name, `VALIDATION_<sweep>.md`.
+    pub fn file_name(&self) -> String {
+        format!("VALIDATION_{}.md", self.sweep)
+    }
+
     /// The JUnit XML for these runs (and the groups' seeds rules, when the criteria have any).
     pub fn junit(&self) -> String {
         junit_xml(&self.sweep, &self.runs, &self.groups, self.stable)
+    }
+}
+
+/// The overall severity: the worst group's, raised to INVESTIGATE for a finished ladder that
+/// approved nobody, whatever its early stages said (0 PASS, 1 INVESTIGATE, 2 INCOMPLETE, 3 FAIL).
+fn worst_severity(groups: &[GroupResult], ladder: Option<&LadderState>) -> u8 {
+    let worst = groups
+        .iter()
+        .map(|g| g.verdict.severity())
+        .max()
+        .unwrap_or(0);
+    let approved_nobody = ladder.is_some_and(|l| {
+        l.stages.iter().all(|s| s.done || s.entered.is_empty())
+            && l.stages.last().is_some_and(|s| s.entered.is_empty())
+    });
+    if approved_nobody {
+        worst.max(1)
+    } else {
+        worst
+    }
+}
+
+/// The plots of [`PLOTTED`] that have data, and for the template each one's link or why it
+/// failed to draw.
+fn metric_plots(
+    criteria: &Criteria,
+    groups: &[GroupResult],
+    runs: &[RunResult],
+) -> (Vec<Plot>, Vec<view::PlotView>) {
+    let mut plots = Vec::new();
+    let mut views = Vec::new();
+    for metric in PLOTTED {
+        match view::plot_metric(metric, criteria, groups, runs) {
+            Ok(None) => {}
+            Ok(Some(svg)) => {
+                let v = view::PlotView::ok(metric);
+                plots.push(Plot {
+                    path: v.path.clone(),
+                    svg,
+                });
+                views.push(v);
+            }
+            Err(e) => {
+                eprintln!("warning: plot {metric}: {e}");
+                views.push(view::PlotView::failed(metric, &e));
+            }
+        }
+    }
+    (plots, views)
+}
+
+/// A ladder's groups ended at different stages: say where, beside each verdict.
+fn label_ladder_stages(l: &LadderState, groups: &[GroupResult], overview: &mut [view::GroupView]) {
+    let n = l.stages.len();
+    for (g, gv) in groups.iter().zip(overview.iter_mut()) {
+        let label = g.label();
+        if let Some((k, st)) = l
+            .stages
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, st)| st.entered.contains(&label))
+        {
+            gv.label = format!("{} · stage {} `{}` of {n}", gv.label, k + 1, st.name);
+        }
     }
 }
 
@@ -162,11 +304,6 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), ReportError> {
     })
 }
 
-/// Writes the JUnit XML of a report's runs to `path` (atomically).
-pub fn write_junit(outcome: &ReportOutcome, path: &Path) -> Result<(), ReportError> {
-    write_atomic(path, &outcome.junit())
-}
-
 /// The sweep's name from `sweep.yaml`'s `name:`, else the folder name.
 fn sweep_name(results_dir: &Path) -> String {
     let from_yaml = Source::read(&results_dir.join("sweep.yaml"))
@@ -202,6 +339,21 @@ fn resolve_criteria(
         Criteria::default_set(),
         "built-in default (criteria/default.yaml)".into(),
     ))
+}
+
+/// What [`generate`] wrote.
+#[derive(Debug)]
+pub struct ReportOutcome {
+    pub report: Report,
+    pub report_path: PathBuf,
+    pub plots: Vec<PathBuf>,
+}
+
+impl std::ops::Deref for ReportOutcome {
+    type Target = Report;
+    fn deref(&self) -> &Report {
+        &self.report
+    }
 }
 
 /// Loads, classifies and renders a results folder: `VALIDATION_<name>.md`, `plots/*.svg` and, when
@@ -286,160 +438,55 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
             left_out.join(", ")
         );
     }
-    let load_errors: Vec<String> = runs
-        .iter()
-        .flat_map(|r| r.load_errors.iter().cloned())
-        .collect();
-    for e in &load_errors {
+    for e in runs.iter().flat_map(|r| &r.load_errors) {
         eprintln!("warning: {}: {e}", results_dir.display());
     }
     for n in runs.iter().flat_map(|r| &r.notes) {
         eprintln!("note: {}: {n}", results_dir.display());
     }
     let groups = group_runs(&runs, &criteria);
-    let ladder_state = crate::schedule::ladder::LadderState::read(results_dir);
-    // A ladder recommends among the variants that reached its last stage.
-    let finalists: Option<Vec<String>> = ladder_state
-        .as_ref()
-        .and_then(|l| l.stages.last().map(|s| s.entered.clone()));
-    let recommendation = recommend(&groups, &runs, finalists.as_deref());
-    let mut worst = groups
-        .iter()
-        .map(|g| g.verdict.severity())
-        .max()
-        .unwrap_or(0);
-    // A finished ladder that approved nobody is not a PASS, whatever its early stages said.
-    let ladder_done = ladder_state
-        .as_ref()
-        .is_some_and(|l| l.stages.iter().all(|s| s.done || s.entered.is_empty()));
-    if ladder_done && finalists.as_ref().is_some_and(|f| f.is_empty()) {
-        worst = worst.max(1);
-    }
-    let status = match worst {
-        0 => Status::Pass,
-        1 => Status::Investigate,
-        2 => Status::Incomplete,
-        _ => Status::Fail,
-    };
-
-    let plots_dir = results_dir.join("plots");
-    let mut plots = Vec::new();
-    let mut plot_views = Vec::new();
-    for metric in PLOTTED {
-        match view::plot_metric(metric, &criteria, &groups, &runs) {
-            Ok(None) => {}
-            Ok(Some(svg)) => {
-                std::fs::create_dir_all(&plots_dir).map_err(|source| ReportError::Io {
-                    path: plots_dir.clone(),
-                    source,
-                })?;
-                let path = plots_dir.join(format!("{metric}.svg"));
-                write_atomic(&path, &svg)?;
-                plots.push(path);
-                plot_views.push(view::PlotView::ok(metric));
-            }
-            Err(e) => {
-                eprintln!("warning: plot {metric}: {e}");
-                plot_views.push(view::PlotView::failed(metric, &e));
-            }
-        }
-    }
-
     let date = match (&opts.date, opts.stable) {
         (Some(d), _) => d.clone(),
         (None, true) => view::STABLE_BLANK.to_string(),
         (None, false) => chrono::Local::now().format("%Y-%m-%d %H:%M").to_string(),
     };
-    let model = view::build(view::Input {
-        sweep: &sweep,
+    let markdown = Markdown::from_file(opts.template.as_deref())?;
+    let report = Report::new(
+        Judged {
+            sweep,
+            criteria,
+            criteria_source,
+            runs,
+            groups,
+            ladder: LadderState::read(results_dir),
+            left_out,
+        },
         date,
-        stable: opts.stable,
-        criteria: &criteria,
-        criteria_source,
-        runs: &runs,
-        groups: &groups,
-        recommendation: &recommendation,
-        plots: plot_views,
-        load_errors: &load_errors,
-        left_out: &left_out,
-        worst,
-    });
-    let mut model = model;
-    if let Some(l) = ladder_state {
-        let plot = match ladder_plot(&l, &runs) {
-            Ok(Some(svg)) => {
-                std::fs::create_dir_all(&plots_dir).map_err(|source| ReportError::Io {
-                    path: plots_dir.clone(),
+        opts.stable,
+    );
+    let mut written = Vec::new();
+    for exporter in [&Plots as &dyn Exporter, &markdown] {
+        for out in exporter.export(&report)? {
+            let path = results_dir.join(&out.name);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+                    path: dir.to_path_buf(),
                     source,
                 })?;
-                let path = plots_dir.join("ladder_critic_loss.svg");
-                write_atomic(&path, &svg)?;
-                plots.push(path);
-                Some("plots/ladder_critic_loss.svg".to_string())
             }
-            Ok(None) => None,
-            Err(e) => {
-                eprintln!("warning: ladder plot: {e}");
-                None
-            }
-        };
-        // A ladder's groups ended at different stages: say where, beside each verdict.
-        let n = l.stages.len();
-        for (g, gv) in groups.iter().zip(model.overview.iter_mut()) {
-            let label = g.label();
-            if let Some((k, st)) = l
-                .stages
-                .iter()
-                .enumerate()
-                .rev()
-                .find(|(_, st)| st.entered.contains(&label))
-            {
-                gv.label = format!("{} · stage {} `{}` of {n}", gv.label, k + 1, st.name);
-            }
+            write_atomic(&path, &String::from_utf8_lossy(&out.bytes))?;
+            written.push(path);
         }
-        model.ladder = Some(view::ladder_view(&l, plot));
     }
-    let (name, text) = match &opts.template {
-        Some(p) => (
-            p.display().to_string(),
-            std::fs::read_to_string(p).map_err(|source| ReportError::Io {
-                path: p.clone(),
-                source,
-            })?,
-        ),
-        None => (
-            "validation.md.j2 (embedded)".to_string(),
-            DEFAULT_TEMPLATE.to_string(),
-        ),
-    };
-    let rendered =
-        render(&name, &text, &model).map_err(|error| {
-            let line = error
-                .line()
-                .and_then(|n| text.lines().nth(n.saturating_sub(1)))
-                .map(|l| format!("\n  | {}\n  = hint: check the names used on this line against the fields the embedded templates/validation.md.j2 uses", l.trim_end()))
-                .unwrap_or_default();
-            ReportError::Template { name, error, line }
-        })?;
-    let report_path = results_dir.join(format!("VALIDATION_{sweep}.md"));
-    write_atomic(&report_path, &rendered)?;
-    let overview = view::overview_text(&groups, &runs);
-    let outcome = ReportOutcome {
-        sweep,
-        status,
-        report_path,
-        plots,
-        overview,
-        load_errors,
-        runs,
-        groups,
-        recommendation,
-        stable: opts.stable,
-    };
     if let Some(j) = &opts.junit {
-        write_junit(&outcome, j)?;
+        write_atomic(j, &report.junit())?;
     }
-    Ok(outcome)
+    let report_path = written.pop().expect("the Markdown exporter makes one file");
+    Ok(ReportOutcome {
+        report,
+        report_path,
+        plots: written,
+    })
 }
 
 /// Checks the output options before any work: a `--template` that is not a readable file or
@@ -447,22 +494,10 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
 /// Every problem, one line each (`--flag PATH: why`), so a long sweep never trains only to fail
 /// at the report.
 pub fn check_outputs(template: Option<&Path>, junit: Option<&Path>) -> Vec<String> {
-    let mut problems = Vec::new();
-    if let Some(t) = template {
-        match std::fs::read_to_string(t) {
-            Err(_) if t.is_dir() => problems.push(format!(
-                "--template {}: is a folder; give a template file (the embedded one is templates/validation.md.j2)",
-                t.display()
-            )),
-            Err(e) => problems.push(format!("--template {}: {e}", t.display())),
-            Ok(text) => {
-                let mut env = minijinja::Environment::new();
-                if let Err(e) = env.add_template_owned(t.display().to_string(), text) {
-                    problems.push(format!("--template {}: {e:#}", t.display()));
-                }
-            }
-        }
-    }
+    let mut problems: Vec<String> = template
+        .and_then(export::check_template)
+        .into_iter()
+        .collect();
     if let Some(j) = junit {
         let parent = j
             .parent()
@@ -485,22 +520,9 @@ pub fn check_outputs(template: Option<&Path>, junit: Option<&Path>) -> Vec<Strin
     problems
 }
 
-fn render(name: &str, text: &str, model: &view::ReportView) -> Result<String, minijinja::Error> {
-    let mut env = minijinja::Environment::new();
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
-    env.set_keep_trailing_newline(true);
-    // A typo in a custom template should fail loudly, not render an empty cell.
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.add_template_owned(name.to_string(), text.to_string())?;
-    env.get_template(name)?.render(model)
-}
-
-/// The continuous critic-loss curve of every run of a ladder, with each stage's end marked.
-fn ladder_plot(
-    l: &crate::schedule::ladder::LadderState,
-    runs: &[load::RunResult],
-) -> Result<Option<String>, String> {
+/// The continuous critic-loss curve of every run of a ladder, with each stage's end marked;
+/// `None` when there is nothing to draw or it failed to draw (with a warning).
+fn ladder_plot(l: &LadderState, runs: &[RunResult]) -> Option<Plot> {
     let series: Vec<plot::Series> = runs
         .iter()
         .map(|r| plot::Series {
@@ -524,12 +546,21 @@ fn ladder_plot(
             })
         })
         .collect();
-    plot::render_svg_marked(
+    match plot::render_svg_marked(
         "critic_loss across the ladder's stages",
         &series,
         &[],
         &markers,
-    )
+    ) {
+        Ok(svg) => svg.map(|svg| Plot {
+            path: "plots/ladder_critic_loss.svg".into(),
+            svg,
+        }),
+        Err(e) => {
+            eprintln!("warning: ladder plot: {e}");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

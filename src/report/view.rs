@@ -420,14 +420,105 @@ fn rule_text(c: &Criteria, name: &str) -> (String, String) {
 /// Builds the report's view model.
 pub fn build(i: Input<'_>) -> ReportView {
     let runs = i.runs;
-    let seeds: Vec<Option<u64>> = runs
-        .iter()
+    let seeds = seed_columns(runs);
+    let (growth, growth_left_out) = growth_views(runs);
+    ReportView {
+        sweep: i.sweep.to_string(),
+        date: i.date,
+        git_commit: if i.stable {
+            STABLE_BLANK.to_string()
+        } else {
+            unique(runs, |r| r.record.as_ref().map(|x| x.git_commit.as_str()))
+        },
+        libtorch_version: unique(runs, |r| r.record.as_ref().map(|x| x.libtorch_version.as_str())),
+        device: unique(runs, |r| r.record.as_ref().map(|x| x.device.as_str())),
+        status: status_name(i.worst).into(),
+        counts: counts_text(runs, i.groups.len()),
+        criteria_source: i.criteria_source,
+        quorum: i.criteria.quorum.to_string(),
+        stop_on_fail: i.criteria.stop_on_fail,
+        seeds: seeds.iter().map(|s| format!("seed {}", seed_label(*s))).collect(),
+        overview: overview_rows(i.groups, runs, &seeds),
+        seed_rules: seed_rule_views(i.criteria, i.groups),
+        criteria: criterion_views(i.criteria, runs),
+        growth,
+        growth_left_out,
+        exponential_rule: format!(
+            "\"exponential growth\" is said only when a least-squares fit of ln(value) against the training step over at least {} rows has a positive slope and R² ≥ {}, and the value grew at least {}x from its first row to its peak",
+            crate::verdict::EXPONENTIAL_MIN_POINTS,
+            crate::verdict::EXPONENTIAL_MIN_R2,
+            crate::verdict::EXPONENTIAL_MIN_FACTOR
+        ),
+        plots: i.plots,
+        plot_aggregation: "one line per variant group: the maximum over its seeds at each logged step, so against an upper limit the worst seed shows (against a lower limit, read the per-run evidence)".into(),
+        recommendation: RecommendationView {
+            headline: i.recommendation.headline.clone(),
+            details: i.recommendation.details.clone(),
+        },
+        runs: run_views(runs, i.groups, i.stable),
+        load_errors: i.load_errors.to_vec(),
+        left_out: i.left_out.to_vec(),
+        ladder: None,
+    }
+}
+
+/// The overall status's name for a severity (0 PASS, 1 INVESTIGATE, 2 INCOMPLETE, 3 FAIL).
+fn status_name(worst: u8) -> &'static str {
+    match worst {
+        0 => "PASS",
+        1 => "INVESTIGATE",
+        2 => "INCOMPLETE",
+        _ => "FAIL",
+    }
+}
+
+/// The report's seed columns: every seed any run has, in order.
+fn seed_columns(runs: &[RunResult]) -> Vec<Option<u64>> {
+    runs.iter()
         .map(|r| r.seed())
         .collect::<BTreeSet<_>>()
         .into_iter()
-        .collect();
-    let overview = i
-        .groups
+        .collect()
+}
+
+/// The status line's counts: runs, groups, runs per verdict and the unfinished ones.
+fn counts_text(runs: &[RunResult], groups: usize) -> String {
+    let count = |v: Verdict| {
+        runs.iter()
+            .filter(|r| r.unfinished.is_none() && r.verdict.verdict == v)
+            .count()
+    };
+    let unfinished = runs.iter().filter(|r| r.unfinished.is_some()).count();
+    format!(
+        "{} run{} in {} variant group{}: {} PASS, {} INVESTIGATE, {} FAIL{}",
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" },
+        groups,
+        if groups == 1 { "" } else { "s" },
+        count(Verdict::Pass),
+        count(Verdict::Investigate),
+        count(Verdict::Fail),
+        if unfinished > 0
+            && runs
+                .iter()
+                .any(|r| r.unfinished == Some(Unfinished::Running))
+        {
+            format!(", {unfinished} not finished (the sweep is still running: this report is a snapshot)")
+        } else if unfinished > 0 {
+            format!(", {unfinished} not finished (pending or interrupted: run the same sweep again to resume)")
+        } else {
+            String::new()
+        }
+    )
+}
+
+/// The overview table: one row per variant group, one cell per seed column.
+fn overview_rows(
+    groups: &[GroupResult],
+    runs: &[RunResult],
+    seeds: &[Option<u64>],
+) -> Vec<GroupView> {
+    groups
         .iter()
         .map(|g| GroupView {
             label: cell(&g.label()),
@@ -445,10 +536,12 @@ pub fn build(i: Input<'_>) -> ReportView {
                 .map(|c| if c.is_empty() { "—".into() } else { c })
                 .collect(),
         })
-        .collect();
+        .collect()
+}
 
-    let seed_rules = i
-        .criteria
+/// The "Across seeds" section: each seeds rule with every group's result on it.
+fn seed_rule_views(criteria: &Criteria, groups: &[GroupResult]) -> Vec<SeedRuleView> {
+    criteria
         .seed_rules
         .iter()
         .enumerate()
@@ -456,8 +549,7 @@ pub fn build(i: Input<'_>) -> ReportView {
             name: sr.rule.name.clone(),
             rule: seed_rule_text(sr),
             description: sr.rule.description.clone().unwrap_or_default(),
-            rows: i
-                .groups
+            rows: groups
                 .iter()
                 .filter_map(|g| {
                     let f = g.seed_findings.get(k)?;
@@ -469,8 +561,21 @@ pub fn build(i: Input<'_>) -> ReportView {
                 })
                 .collect(),
         })
-        .collect();
-    // Criteria in first-seen order across runs (built-ins, declared rules, spike; "unreadable" first).
+        .collect()
+}
+
+/// A finding's verdict as a table shows it: an interrupted run did not fail its step count, it
+/// was stopped.
+fn finding_verdict(r: &RunResult, f: &crate::verdict::Finding) -> String {
+    match r.unfinished {
+        Some(u) if f.rule == "completed" => u.as_str().to_string(),
+        _ => f.verdict.to_string(),
+    }
+}
+
+/// The per-criterion tables, criteria in first-seen order across runs (built-ins, declared rules,
+/// spike; "unreadable" first).
+fn criterion_views(criteria: &Criteria, runs: &[RunResult]) -> Vec<CriterionView> {
     let mut names: Vec<String> = Vec::new();
     for r in runs {
         for f in &r.verdict.findings {
@@ -479,77 +584,77 @@ pub fn build(i: Input<'_>) -> ReportView {
             }
         }
     }
-    let criteria = names
+    names
         .iter()
-        .map(|name| {
-            let (rule, description) = rule_text(i.criteria, name);
-            // The rule's thresholds, so a worst value just short of one prints as itself.
-            let limits: Vec<f64> = i
-                .criteria
-                .rules
-                .iter()
-                .filter(|r| &r.name == name)
-                .flat_map(|r| crate::verdict::thresholds(r).into_iter().map(|t| t.2))
-                .collect();
-            let rows: Vec<FindingView> = runs
-                .iter()
-                .filter_map(|r| {
-                    let f = r.verdict.findings.iter().find(|f| &f.rule == name)?;
-                    let worst = f
-                        .worst
-                        .map(|(v, s)| format!("{} @ {s}", crate::verdict::fmt_num_near(v, &limits)))
-                        .unwrap_or_else(|| "—".into());
-                    let evidence = match &f.note {
-                        Some(n) => format!("{}; {n}", f.evidence),
-                        None => f.evidence.clone(),
-                    };
-                    Some(FindingView {
-                        run_id: cell(r.run_id()),
-                        // An interrupted run did not fail its step count: it was stopped.
-                        verdict: match r.unfinished {
-                            Some(u) if f.rule == "completed" => u.as_str().to_string(),
-                            _ => f.verdict.to_string(),
-                        },
-                        worst,
-                        evidence: cell(&evidence),
-                    })
-                })
-                .collect();
-            let mut rows = rows;
-            let mut passing_left_out = 0;
-            if runs.len() > FULL_TABLES_UP_TO {
-                let before = rows.len();
-                rows.retain(|r| r.verdict != "PASS");
-                passing_left_out = before - rows.len();
-            }
-            let unmeasured = !runs.is_empty()
-                && runs.iter().all(|r| {
-                    r.verdict
-                        .findings
-                        .iter()
-                        .find(|f| &f.rule == name)
-                        .is_none_or(|f| {
-                            f.kind == crate::verdict::FindingKind::Threshold && f.value.is_none()
-                        })
-                });
-            if unmeasured {
-                eprintln!(
-                    "warning: criterion `{name}` had no value in any run's window: it judged nothing"
-                );
-            }
-            CriterionView {
-                name: name.clone(),
-                rule: cell(&rule),
-                description: cell(&description),
-                rows,
-                passing_left_out,
-                unmeasured,
-            }
+        .map(|name| criterion_view(criteria, runs, name))
+        .collect()
+}
+
+/// One criterion's table: every run's worst value and evidence on it.
+fn criterion_view(criteria: &Criteria, runs: &[RunResult], name: &str) -> CriterionView {
+    let (rule, description) = rule_text(criteria, name);
+    // The rule's thresholds, so a worst value just short of one prints as itself.
+    let limits: Vec<f64> = criteria
+        .rules
+        .iter()
+        .filter(|r| r.name == name)
+        .flat_map(|r| crate::verdict::thresholds(r).into_iter().map(|t| t.2))
+        .collect();
+    let mut rows: Vec<FindingView> = runs
+        .iter()
+        .filter_map(|r| {
+            let f = r.verdict.findings.iter().find(|f| f.rule == name)?;
+            let worst = f
+                .worst
+                .map(|(v, s)| format!("{} @ {s}", crate::verdict::fmt_num_near(v, &limits)))
+                .unwrap_or_else(|| "—".into());
+            let evidence = match &f.note {
+                Some(n) => format!("{}; {n}", f.evidence),
+                None => f.evidence.clone(),
+            };
+            Some(FindingView {
+                run_id: cell(r.run_id()),
+                verdict: finding_verdict(r, f),
+                worst,
+                evidence: cell(&evidence),
+            })
         })
         .collect();
+    let mut passing_left_out = 0;
+    if runs.len() > FULL_TABLES_UP_TO {
+        let before = rows.len();
+        rows.retain(|r| r.verdict != "PASS");
+        passing_left_out = before - rows.len();
+    }
+    let unmeasured = !runs.is_empty()
+        && runs.iter().all(|r| {
+            r.verdict
+                .findings
+                .iter()
+                .find(|f| f.rule == name)
+                .is_none_or(|f| {
+                    f.kind == crate::verdict::FindingKind::Threshold && f.value.is_none()
+                })
+        });
+    if unmeasured {
+        eprintln!(
+            "warning: criterion `{name}` had no value in any run's window: it judged nothing"
+        );
+    }
+    CriterionView {
+        name: name.to_string(),
+        rule: cell(&rule),
+        description: cell(&description),
+        rows,
+        passing_left_out,
+        unmeasured,
+    }
+}
 
+/// The growth analysis rows, and how many passing, non-exponential ones a large sweep leaves out.
+fn growth_views(runs: &[RunResult]) -> (Vec<GrowthView>, usize) {
     let mut growth = Vec::new();
-    let mut growth_left_out = 0;
+    let mut left_out = 0;
     for r in runs {
         for f in &r.verdict.findings {
             if let (Some(g), Some(m)) = (&f.growth, &f.metric) {
@@ -558,7 +663,7 @@ pub fn build(i: Input<'_>) -> ReportView {
                     && r.unfinished.is_none()
                     && !g.is_exponential()
                 {
-                    growth_left_out += 1;
+                    left_out += 1;
                     continue;
                 }
                 growth.push(GrowthView {
@@ -570,15 +675,18 @@ pub fn build(i: Input<'_>) -> ReportView {
             }
         }
     }
+    (growth, left_out)
+}
 
-    let run_views = runs
-        .iter()
+/// The per-run details: outcome, steps, wall time, problems, evidence and the command.
+fn run_views(runs: &[RunResult], groups: &[GroupResult], stable: bool) -> Vec<RunView> {
+    runs.iter()
         .enumerate()
         .map(|(idx, r)| {
             let rec = r.record.as_ref();
             RunView {
                 run_id: r.run_id().to_string(),
-                group: group_of(i.groups, idx),
+                group: group_of(groups, idx),
                 seed: seed_label(r.seed()),
                 outcome: rec
                     .map(|x| x.outcome.to_string())
@@ -594,7 +702,7 @@ pub fn build(i: Input<'_>) -> ReportView {
                     })
                     .unwrap_or_else(|| "?".into()),
                 wall: match rec {
-                    _ if i.stable => STABLE_BLANK.to_string(),
+                    _ if stable => STABLE_BLANK.to_string(),
                     Some(x) => format!("{:.1} s", x.wall_s),
                     None => "?".into(),
                 },
@@ -603,87 +711,13 @@ pub fn build(i: Input<'_>) -> ReportView {
                     .verdict
                     .problems()
                     .iter()
-                    .map(|f| {
-                        let verdict = match r.unfinished {
-                            Some(u) if f.rule == "completed" => u.as_str().to_string(),
-                            _ => f.verdict.to_string(),
-                        };
-                        format!("{} ({verdict}): {}", f.rule, f.evidence)
-                    })
+                    .map(|f| format!("{} ({}): {}", f.rule, finding_verdict(r, f), f.evidence))
                     .collect(),
                 evidence_csv: r.evidence_csv.clone().unwrap_or_default(),
                 command: rec.map(|x| x.command.clone()).unwrap_or_default(),
             }
         })
-        .collect();
-
-    let count = |v: Verdict| {
-        runs.iter()
-            .filter(|r| r.unfinished.is_none() && r.verdict.verdict == v)
-            .count()
-    };
-    let unfinished = runs.iter().filter(|r| r.unfinished.is_some()).count();
-    let worst = i.worst;
-    ReportView {
-        sweep: i.sweep.to_string(),
-        date: i.date,
-        git_commit: if i.stable {
-            STABLE_BLANK.to_string()
-        } else {
-            unique(runs, |r| r.record.as_ref().map(|x| x.git_commit.as_str()))
-        },
-        libtorch_version: unique(runs, |r| r.record.as_ref().map(|x| x.libtorch_version.as_str())),
-        device: unique(runs, |r| r.record.as_ref().map(|x| x.device.as_str())),
-        status: match worst {
-            0 => "PASS",
-            1 => "INVESTIGATE",
-            2 => "INCOMPLETE",
-            _ => "FAIL",
-        }
-        .into(),
-        counts: format!(
-            "{} run{} in {} variant group{}: {} PASS, {} INVESTIGATE, {} FAIL{}",
-            runs.len(),
-            if runs.len() == 1 { "" } else { "s" },
-            i.groups.len(),
-            if i.groups.len() == 1 { "" } else { "s" },
-            count(Verdict::Pass),
-            count(Verdict::Investigate),
-            count(Verdict::Fail),
-            if unfinished > 0 && runs.iter().any(|r| r.unfinished == Some(Unfinished::Running)) {
-                format!(", {unfinished} not finished (the sweep is still running: this report is a snapshot)")
-            } else if unfinished > 0 {
-                format!(", {unfinished} not finished (pending or interrupted: run the same sweep again to resume)")
-            } else {
-                String::new()
-            }
-        ),
-        criteria_source: i.criteria_source,
-        quorum: i.criteria.quorum.to_string(),
-        stop_on_fail: i.criteria.stop_on_fail,
-        seeds: seeds.iter().map(|s| format!("seed {}", seed_label(*s))).collect(),
-        overview,
-        seed_rules,
-        criteria,
-        growth,
-        growth_left_out,
-        exponential_rule: format!(
-            "\"exponential growth\" is said only when a least-squares fit of ln(value) against the training step over at least {} rows has a positive slope and R² ≥ {}, and the value grew at least {}x from its first row to its peak",
-            crate::verdict::EXPONENTIAL_MIN_POINTS,
-            crate::verdict::EXPONENTIAL_MIN_R2,
-            crate::verdict::EXPONENTIAL_MIN_FACTOR
-        ),
-        plots: i.plots,
-        plot_aggregation: "one line per variant group: the maximum over its seeds at each logged step, so against an upper limit the worst seed shows (against a lower limit, read the per-run evidence)".into(),
-        recommendation: RecommendationView {
-            headline: i.recommendation.headline.clone(),
-            details: i.recommendation.details.clone(),
-        },
-        runs: run_views,
-        load_errors: i.load_errors.to_vec(),
-        left_out: i.left_out.to_vec(),
-        ladder: None,
-    }
+        .collect()
 }
 
 /// The SVG plot of one metric: one line per variant group (max over its seeds at each step), with the

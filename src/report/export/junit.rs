@@ -8,8 +8,24 @@
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
-use super::load::{GroupResult, RunResult};
+use super::{Exporter, Output, Report, ReportError};
+use crate::report::load::{GroupResult, RunResult};
+use crate::report::{printable, Unfinished};
 use crate::verdict::Verdict;
+
+/// The JUnit XML format; its one output is named `junit.xml` (the caller writes it where `--junit`
+/// says).
+pub struct Junit;
+
+impl Exporter for Junit {
+    fn export(&self, report: &Report) -> Result<Vec<Output>, ReportError> {
+        Ok(vec![Output {
+            name: "junit.xml".into(),
+            bytes: junit_xml(&report.sweep, &report.runs, &report.groups, report.stable)
+                .into_bytes(),
+        }])
+    }
+}
 
 /// Renders the JUnit XML document for a sweep's runs and its groups' seeds rules; `stable` writes
 /// every time as 0 (see `ReportOptions::stable`).
@@ -82,7 +98,7 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable
             let _ = w.write_event(Event::Start(tc));
             let mut sk = BytesStart::new("skipped");
             let why = match u {
-                super::Unfinished::Running => {
+                Unfinished::Running => {
                     "running: the sweep is still training it (a mid-sweep snapshot)".to_string()
                 }
                 _ => format!(
@@ -103,7 +119,7 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable
         let mut f = BytesStart::new("failure");
         let headline = r.verdict.headline();
         f.push_attribute(("type", r.verdict.verdict.as_str()));
-        let headline = super::printable(&headline);
+        let headline = printable(&headline);
         f.push_attribute(("message", headline.as_str()));
         let _ = w.write_event(Event::Start(f));
         let mut body = r.verdict.evidence();
@@ -115,7 +131,7 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable
         {
             body.push_str(&format!("\nreproduce: {cmd}"));
         }
-        let _ = w.write_event(Event::Text(BytesText::new(&super::printable(&body))));
+        let _ = w.write_event(Event::Text(BytesText::new(&printable(&body))));
         let _ = w.write_event(Event::End(BytesEnd::new("failure")));
         let _ = w.write_event(Event::End(BytesEnd::new("testcase")));
     }
@@ -132,7 +148,7 @@ pub fn junit_xml(suite: &str, runs: &[RunResult], groups: &[GroupResult], stable
         let _ = w.write_event(Event::Start(tc));
         let mut fe = BytesStart::new("failure");
         fe.push_attribute(("type", f.verdict.as_str()));
-        let evidence = super::printable(&f.evidence);
+        let evidence = printable(&f.evidence);
         fe.push_attribute(("message", evidence.as_str()));
         let _ = w.write_event(Event::Start(fe));
         let _ = w.write_event(Event::Text(BytesText::new(&evidence)));
