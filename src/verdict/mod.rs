@@ -3,8 +3,13 @@
 //!
 //! Nothing here reads files except [`load_criteria`]; the report and the trainer feed it data.
 
+pub mod bound;
 mod classify;
 mod criteria;
+pub mod learning;
+pub mod seeds;
+pub mod stats;
+pub mod window_growth;
 
 pub use classify::{
     certain_fail, classify_group, classify_run, growth, log_linear_fit, thresholds, Crossing,
