@@ -535,3 +535,63 @@ fn growth_is_fitted_up_to_its_peak() {
     assert_eq!(g.peak_step, 500);
     assert!(g.is_exponential(), "{}", g.describe_fit());
 }
+
+/// The scale-free growth rule in the default criteria: the seed's 1,440x within 500 steps FAILs at
+/// any scale, a straight-line rise or a rise among near-zero values never does.
+#[test]
+fn window_growth_rule_table() {
+    let c = Criteria::default_set();
+    let rule = "actor_cnn_grad_norm (window_growth)";
+    let seed_shape = |base: f64| -> Vec<f64> {
+        // 5,191 -> 7,475,702 over steps 100-500 (1,440x), scaled to `base`.
+        [
+            5_191.0,
+            31_560.0,
+            201_000.0,
+            1_220_000.0,
+            7_475_702.0,
+            7_500_000.0,
+        ]
+        .iter()
+        .map(|v| v / 5_191.0 * base)
+        .collect()
+    };
+    let linear: Vec<f64> = (1..=10).map(|i| 100.0 * i as f64).collect();
+    let near_zero: Vec<f64> = (0..6).map(|i| 1e-9 * 4f64.powi(i)).collect();
+    let table: [(&str, Vec<f64>, Verdict); 4] = [
+        (
+            "seed's explosion from 0.5, never above 10,000",
+            seed_shape(0.5),
+            Verdict::Fail,
+        ),
+        (
+            "seed's explosion at its own scale",
+            seed_shape(5_191.0),
+            Verdict::Fail,
+        ),
+        ("linear 100 -> 1,000", linear, Verdict::Pass),
+        (
+            "4x per row from 1e-9: below the floor",
+            near_zero,
+            Verdict::Pass,
+        ),
+    ];
+    for (what, actor, want) in table {
+        let v = classify_run(&c, &record(Outcome::Completed, 1000, 1000), &rows(&actor));
+        let f = v.findings.iter().find(|f| f.rule == rule).unwrap();
+        assert_eq!(f.verdict, want, "{what}: {}", f.evidence);
+    }
+    // A small base never crosses the seed's absolute thresholds: the growth rule alone fails it.
+    let v = classify_run(
+        &c,
+        &record(Outcome::Completed, 1000, 1000),
+        &rows(&seed_shape(0.5)),
+    );
+    let abs = v
+        .findings
+        .iter()
+        .find(|f| f.rule == "actor_cnn_grad_norm")
+        .unwrap();
+    assert_eq!(abs.verdict, Verdict::Pass, "{}", abs.evidence);
+    assert_eq!(v.verdict, Verdict::Fail);
+}

@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use super::criteria::{Aggregate, Criteria, Rule, SpikeRule};
+use super::window_growth::{window_growth, GrowthRule};
 use super::{fmt_factor, fmt_num, fmt_num_near, Verdict};
 use crate::metrics::{MetricRow, Outcome, RunRecord, COLUMNS};
 
@@ -479,6 +480,8 @@ fn aggregate(
         }),
         Aggregate::Growth => growth.map(|g| (g.factor, Some(g.peak_step))),
         Aggregate::LogSlope => log_linear_fit(pts).map(|f| (f.slope, None)),
+        // Judged over windows by `window_growth_value`, which needs the rule's window.
+        Aggregate::WindowGrowth => None,
     }
 }
 
@@ -540,7 +543,13 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
             };
         }
     };
-    let Some((value, at)) = aggregate(rule.aggregate, &pts, g.as_ref()) else {
+    let windowed =
+        (rule.aggregate == Aggregate::WindowGrowth).then(|| window_growth_value(rule, &pts));
+    let value_at = match &windowed {
+        Some(w) => w.0,
+        None => aggregate(rule.aggregate, &pts, g.as_ref()),
+    };
+    let Some((value, at)) = value_at else {
         f.evidence = if pts.is_empty() {
             "not measured in this run (no values in the window)".into()
         } else {
@@ -570,7 +579,7 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
             .copied()
             .reduce(|m, p| if worse(p.1, m.1) { p } else { m })
             .map(|(s, v)| (v, s))
-    } else if rule.aggregate == Aggregate::Growth {
+    } else if matches!(rule.aggregate, Aggregate::Growth | Aggregate::WindowGrowth) {
         at.map(|s| (value, s))
     } else {
         None
@@ -579,7 +588,7 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
     let near: Vec<f64> = ths.iter().map(|t| t.2).collect();
 
     let mut parts = vec![match at {
-        Some(s) if rule.aggregate != Aggregate::Growth => {
+        Some(s) if !matches!(rule.aggregate, Aggregate::Growth | Aggregate::WindowGrowth) => {
             format!(
                 "{} {} at step {s}",
                 rule.aggregate,
@@ -650,7 +659,9 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
             format!("outside the expected band {band} (range {range})")
         });
     }
-    if let Some(g) = &g {
+    if let Some((_, evidence)) = &windowed {
+        parts.push(evidence.clone());
+    } else if let Some(g) = &g {
         if g.factor >= EXPONENTIAL_MIN_FACTOR || g.is_exponential() {
             parts.push(format!("growth {}", g.describe()));
         }
@@ -661,6 +672,23 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
     f.evidence = parts.join("; ");
     mark_non_finite(&mut f);
     f
+}
+
+/// A `window_growth` rule's value and its step (the factor of the fastest sustained window and
+/// where it ends; 1 when no window grew that way; `None` when no window had enough rows), with
+/// the windows' evidence.
+fn window_growth_value(rule: &Rule, pts: &[(u64, f64)]) -> (Option<(f64, Option<u64>)>, String) {
+    let series: Vec<(u64, Option<f64>)> = pts.iter().map(|&(s, v)| (s, Some(v))).collect();
+    let params = GrowthRule {
+        window_steps: rule.window.unwrap_or(GrowthRule::default().window_steps),
+        ..GrowthRule::default()
+    };
+    let wg = window_growth(&series, &params);
+    let value = (wg.windows > 0).then(|| match wg.sustained {
+        Some(w) => (w.factor, Some(w.to_step)),
+        None => (1.0, None),
+    });
+    (value, wg.evidence)
 }
 
 /// Judges a variant group's seeds together on each of `criteria.seed_rules`: each run's rows (one

@@ -29,11 +29,22 @@ pub enum Aggregate {
     Growth,
     /// Slope of the least-squares fit of ln(value) against the training step, per training step.
     LogSlope,
+    /// The largest *sustained exponential* growth factor within any `window` training steps
+    /// (default 500; see [`super::window_growth`]): scale-free, 1 when nothing grew that way.
+    WindowGrowth,
 }
 
 impl Aggregate {
     /// Every aggregate name, as written in YAML.
-    pub const NAMES: [&'static str; 6] = ["max", "min", "last", "mean", "growth", "log_slope"];
+    pub const NAMES: [&'static str; 7] = [
+        "max",
+        "min",
+        "last",
+        "mean",
+        "growth",
+        "log_slope",
+        "window_growth",
+    ];
 
     /// The YAML name.
     pub fn as_str(self) -> &'static str {
@@ -44,6 +55,7 @@ impl Aggregate {
             Aggregate::Mean => "mean",
             Aggregate::Growth => "growth",
             Aggregate::LogSlope => "log_slope",
+            Aggregate::WindowGrowth => "window_growth",
         }
     }
 
@@ -55,6 +67,7 @@ impl Aggregate {
             "mean" => Aggregate::Mean,
             "growth" => Aggregate::Growth,
             "log_slope" => Aggregate::LogSlope,
+            "window_growth" => Aggregate::WindowGrowth,
             _ => return None,
         })
     }
@@ -87,6 +100,8 @@ pub struct Rule {
     /// Inclusive window on `train_step`.
     pub from_step: Option<u64>,
     pub to_step: Option<u64>,
+    /// `window_growth` only: the longest span of training steps a growth window covers.
+    pub window: Option<u64>,
     pub description: Option<String>,
 }
 
@@ -104,6 +119,7 @@ impl Rule {
             expected: None,
             from_step: None,
             to_step: None,
+            window: None,
             description: None,
         }
     }
@@ -290,7 +306,7 @@ pub fn load_criteria(path: &Path) -> Result<Criteria, Diagnostics> {
 }
 
 const TOP_KEYS: [&str; 4] = ["stop_on_fail", "seeds", "spike", "rules"];
-const RULE_KEYS: [&str; 11] = [
+const RULE_KEYS: [&str; 12] = [
     "name",
     "metric",
     "aggregate",
@@ -301,6 +317,7 @@ const RULE_KEYS: [&str; 11] = [
     "expected",
     "from_step",
     "to_step",
+    "window",
     "description",
 ];
 const SPIKE_KEYS: [&str; 4] = ["metric", "factor", "window", "verdict"];
@@ -737,6 +754,30 @@ impl Parser<'_> {
                 );
             }
         }
+        let window = node.get("window").and_then(|n| {
+            let key = format!("{path}.window");
+            match n.value {
+                _ if aggregate != Aggregate::WindowGrowth => {
+                    self.err(
+                        n.mark,
+                        &key,
+                        "`window` only applies to `aggregate: window_growth`",
+                        Some("remove it, or set `aggregate: window_growth`".into()),
+                    );
+                    None
+                }
+                Value::Int(w) if w >= 1 => Some(w as u64),
+                _ => {
+                    self.err(
+                        n.mark,
+                        &key,
+                        "expected a number of training steps, at least 1",
+                        Some("the seed's explosion grew 1,440x within `window: 500`".into()),
+                    );
+                    None
+                }
+            }
+        });
         let text = |p: &mut Self, k: &str| match node.get(k) {
             None => None,
             Some(n) => match n.as_str() {
@@ -782,6 +823,7 @@ impl Parser<'_> {
             expected,
             from_step,
             to_step,
+            window,
             description,
         })
     }
