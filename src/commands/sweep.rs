@@ -15,10 +15,12 @@ use crate::report::{generate, ReportOptions};
 use crate::schedule::lock::Lock;
 use crate::schedule::process::ProcessExecutor;
 use crate::schedule::progress::Display;
-use crate::schedule::slurm::{self, default_time, SlurmEnd, SlurmOptions, SlurmSweep};
+use crate::schedule::slurm::{self, default_time, SlurmEnd, SlurmSweep};
 use crate::schedule::summary::{write_summary, PlannedRun};
 use crate::schedule::{plan_slots, run_jobs, Control, DeviceRequest, Event, Job, Slot};
-use crate::spec::{CriteriaRef, Devices, RunPlan, SweepPlan, SweepSpec, CONFIRM_ABOVE};
+use crate::spec::{
+    CriteriaRef, Devices, RunPlan, SlurmOptions, SweepPlan, SweepSpec, CONFIRM_ABOVE,
+};
 use crate::verdict::Criteria;
 
 /// Time between SIGTERM and SIGKILL for a run that times out or is interrupted: 10 s, or

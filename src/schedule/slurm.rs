@@ -24,10 +24,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use queue::{classify_gone, SlurmCommandError};
-pub use script::{default_time, render, ArrayScript, SlurmOptions, MAX_ARRAY_TASKS};
+pub use script::{default_time, render, ArrayScript, MAX_ARRAY_TASKS};
 
 use super::{Control, Job};
 use crate::metrics::{write_atomic, RunRecord};
+use crate::spec::SlurmOptions;
 
 /// Failures of the backend itself (not of runs, which are data).
 #[derive(Debug, thiserror::Error)]

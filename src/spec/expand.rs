@@ -98,7 +98,8 @@ struct Origin {
     combo: Vec<usize>,
 }
 
-pub(super) fn expand(p: &Parsed) -> Result<Vec<RunPlan>, Diagnostics> {
+/// The number of grid points, when the whole sweep stays within [`MAX_RUNS`].
+fn grid_points(p: &Parsed) -> Result<usize, Diagnostics> {
     let combos = p
         .grid
         .iter()
@@ -108,20 +109,41 @@ pub(super) fn expand(p: &Parsed) -> Result<Vec<RunPlan>, Diagnostics> {
         .and_then(|c| c.checked_mul(p.variants.len()))
         .and_then(|c| c.checked_mul(n_seeds));
     match total {
-        Some(n) if n <= MAX_RUNS => {}
+        Some(n) if n <= MAX_RUNS => Ok(combos.unwrap_or(1)),
         _ => {
             let n = total.map_or("more than 2^64".to_string(), |n| n.to_string());
-            return Err(Diagnostic {
+            Err(Diagnostic {
                 message: format!(
                     "this sweep expands to {n} runs, more than the limit of {MAX_RUNS}"
                 ),
                 ..p.size_at.clone()
             }
             .hint("shrink the grid, the variants or the seeds, or split the sweep")
-            .into());
+            .into())
         }
     }
-    let combos = combos.unwrap_or(1);
+}
+
+/// Where to point a "same config" message about a run (variant `vi`, grid point `combo`) and
+/// an earlier run from `first`: the variant when the variants differ, else the first grid value
+/// that differs, else the sweep's size.
+fn where_they_differ(p: &Parsed, first: &Origin, vi: usize, combo: &[usize]) -> Diagnostic {
+    if first.variant != vi {
+        return p.variants[vi].at.clone();
+    }
+    match first.combo.iter().zip(combo).position(|(a, b)| a != b) {
+        Some(axis) => {
+            let v = &p.grid[axis].values[combo[axis]];
+            Diagnostic::new(&v.origin, v.value.mark, "").key(format!("grid.{}", v.key))
+        }
+        None => p.size_at.clone(),
+    }
+}
+
+/// The sweep's runs in order (variants × grid points × seeds); every run must resolve to a
+/// config of its own.
+pub(super) fn expand(p: &Parsed) -> Result<Vec<RunPlan>, Diagnostics> {
+    let combos = grid_points(p)?;
     let keys: Vec<&str> = p.grid.iter().map(|a| a.key.as_str()).collect();
     let shorts = short_keys(&keys);
     let seeds: Vec<(u64, Option<&Override>)> = if p.seeds.is_empty() {
@@ -194,19 +216,7 @@ pub(super) fn expand(p: &Parsed) -> Result<Vec<RunPlan>, Diagnostics> {
                 let run_id = run_id(&variant.name, &id_refs, *seed, &hash);
                 if let Some(&j) = by_hash.get(&hash) {
                     let first: &RunPlan = &runs[j];
-                    let o = &origins[j];
-                    let here = if o.variant != vi {
-                        variant.at.clone()
-                    } else {
-                        match o.combo.iter().zip(&combo).position(|(a, b)| a != b) {
-                            Some(axis) => {
-                                let v = &p.grid[axis].values[combo[axis]];
-                                Diagnostic::new(&v.origin, v.value.mark, "")
-                                    .key(format!("grid.{}", v.key))
-                            }
-                            None => p.size_at.clone(),
-                        }
-                    };
+                    let here = where_they_differ(p, &origins[j], vi, &combo);
                     let d = Diagnostic {
                         message: format!(
                             "runs `{}` and `{run_id}` resolve to the same config (hash {hash})",

@@ -8,7 +8,9 @@
 
 mod duration;
 mod expand;
+mod located;
 mod parse;
+mod slurm;
 pub mod stages;
 
 use std::collections::BTreeMap;
@@ -21,6 +23,7 @@ use crate::diag::{Diagnostic, Diagnostics, Mark, Source};
 
 pub use duration::{format_duration, parse_duration};
 pub use expand::{run_id, short_keys, RUN_ID_HASH_LEN};
+pub use slurm::SlurmOptions;
 pub use stages::{Aggregate, Order, Promote, Stage};
 
 /// The CLI asks for `--yes` above this many runs.
@@ -63,7 +66,7 @@ pub struct SweepSpec {
     /// `backend:` (`local` or `slurm`); `--backend` on the command line wins.
     pub backend: Option<String>,
     /// The `slurm:` section (see docs/slurm.md); `--slurm-*` flags win.
-    pub slurm: crate::schedule::slurm::SlurmOptions,
+    pub slurm: SlurmOptions,
     /// The sweep file itself, as given.
     pub source: PathBuf,
     /// The files this one extends, nearest first.

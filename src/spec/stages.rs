@@ -8,12 +8,14 @@
 //! ```
 //! See docs/sweep-spec.md § Stages.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::fmt;
 
 use crate::config::schema;
-use crate::config::yaml::{Node, Value};
-use crate::diag::{Diagnostic, Source};
+use crate::config::yaml::{Key, Node, Value};
+use crate::diag::{did_you_mean, Diagnostic, Source};
+
+use super::located::{at, unknown, valid_name};
 
 /// Keys of one stage.
 pub const STAGE_KEYS: &[&str] = &["name", "steps", "promote", "approve"];
@@ -130,24 +132,6 @@ impl fmt::Display for Promote {
     }
 }
 
-fn at(src: &Source, node: &Node, key: &str, message: impl Into<String>) -> Diagnostic {
-    Diagnostic::new(src, node.mark, message).key(key)
-}
-
-fn unknown(src: &Source, k: &crate::config::yaml::Key, path: &str, valid: &[&str]) -> Diagnostic {
-    let d = Diagnostic::new(src, k.mark, format!("unknown key `{}`", k.name)).key(path);
-    match crate::diag::did_you_mean(&k.name, valid.iter().copied()) {
-        Some(s) => d.hint(format!("did you mean `{s}`?")),
-        None => d.hint(format!("valid keys: {}", valid.join(", "))),
-    }
-}
-
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// Parses and checks a `stages:` list, pushing every problem (located) to `errs`.
 pub fn parse_stages(src: &Source, node: &Node, errs: &mut Vec<Diagnostic>) -> Vec<Stage> {
     let items = match &node.value {
@@ -156,7 +140,7 @@ pub fn parse_stages(src: &Source, node: &Node, errs: &mut Vec<Diagnostic>) -> Ve
             errs.push(
                 at(
                     src,
-                    node,
+                    node.mark,
                     "stages",
                     format!(
                         "must be a non-empty list of stages, got {}",
@@ -168,16 +152,41 @@ pub fn parse_stages(src: &Source, node: &Node, errs: &mut Vec<Diagnostic>) -> Ve
             return Vec::new();
         }
     };
-    let mut out = Vec::new();
-    let mut names: BTreeMap<String, ()> = BTreeMap::new();
-    let mut prev_steps: Option<u64> = None;
-    for (i, item) in items.iter().enumerate() {
+    let mut ladder = Ladder {
+        src,
+        len: items.len(),
+        names: BTreeSet::new(),
+        prev_steps: None,
+        errs,
+    };
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| ladder.stage(i, item))
+        .collect()
+}
+
+/// The stages read so far, for the checks between stages.
+struct Ladder<'a> {
+    src: &'a Source,
+    /// How many stages the list has.
+    len: usize,
+    /// The names seen so far.
+    names: BTreeSet<String>,
+    /// The largest `steps` so far.
+    prev_steps: Option<u64>,
+    errs: &'a mut Vec<Diagnostic>,
+}
+
+impl Ladder<'_> {
+    /// The `i`th stage; `None` when it has any problem (every one is reported).
+    fn stage(&mut self, i: usize, item: &Node) -> Option<Stage> {
         let here = format!("stages[{i}]");
         let Value::Map(fields) = &item.value else {
-            errs.push(
+            self.errs.push(
                 at(
-                    src,
-                    item,
+                    self.src,
+                    item.mark,
                     &here,
                     format!(
                         "a stage must be a mapping, got {}",
@@ -186,145 +195,163 @@ pub fn parse_stages(src: &Source, node: &Node, errs: &mut Vec<Diagnostic>) -> Ve
                 )
                 .hint("write `- { name: 1k, steps: 1000 }`"),
             );
-            continue;
+            return None;
         };
         let mut ok = true;
         for (k, _) in fields {
             if !STAGE_KEYS.contains(&k.name.as_str()) {
-                errs.push(unknown(src, k, &format!("{here}.{}", k.name), STAGE_KEYS));
+                self.errs.push(unknown(
+                    self.src,
+                    k,
+                    &format!("{here}.{}", k.name),
+                    STAGE_KEYS,
+                ));
                 ok = false;
             }
         }
-        let name = match item.get("name").map(|n| (n, &n.value)) {
-            Some((_, Value::Str(s))) if valid_name(s) => {
-                if names.insert(s.clone(), ()).is_some() {
-                    errs.push(
+        // Each part is read even after a problem, so every problem is reported.
+        let name = self.name(item, &here);
+        let steps = self.steps(item, &here);
+        let promote = self.promote(i, item, &here);
+        let approve = self.approve(i, item, &here);
+        Some(Stage {
+            name: name?,
+            steps: steps?,
+            promote: promote?,
+            approve: approve?,
+        })
+        .filter(|_| ok)
+    }
+
+    /// `name:`, unique among the stages.
+    fn name(&mut self, item: &Node, here: &str) -> Option<String> {
+        match item.get("name") {
+            Some(n) => match &n.value {
+                Value::Str(s) if valid_name(s) => {
+                    if self.names.insert(s.clone()) {
+                        return Some(s.clone());
+                    }
+                    self.errs.push(
                         at(
-                            src,
-                            item.get("name").unwrap_or(item),
+                            self.src,
+                            n.mark,
                             &format!("{here}.name"),
                             format!("duplicate stage name `{s}`"),
                         )
                         .hint("stage names label results and the report; make each unique"),
                     );
-                    ok = false;
                 }
-                s.clone()
-            }
-            Some((n, other)) => {
-                errs.push(
+                other => self.errs.push(
                     at(
-                        src,
-                        n,
+                        self.src,
+                        n.mark,
                         &format!("{here}.name"),
                         format!("invalid stage name {}", schema::describe(other)),
                     )
                     .hint("use letters, digits, `_` and `-` only, e.g. `1k`"),
-                );
-                ok = false;
-                String::new()
-            }
-            None => {
-                errs.push(
-                    at(src, item, &here, "stage without a `name`")
-                        .hint("every stage needs a name, e.g. `name: 1k`"),
-                );
-                ok = false;
-                String::new()
-            }
+                ),
+            },
+            None => self.errs.push(
+                at(self.src, item.mark, here, "stage without a `name`")
+                    .hint("every stage needs a name, e.g. `name: 1k`"),
+            ),
+        }
+        None
+    }
+
+    /// `steps:`, the run's total at the end of the stage: more than the stage before's.
+    fn steps(&mut self, item: &Node, here: &str) -> Option<u64> {
+        let Some(n) = item.get("steps") else {
+            self.errs.push(
+                at(self.src, item.mark, here, "stage without `steps`").hint(
+                    "add the run's total env steps at the end of the stage, e.g. `steps: 1000`",
+                ),
+            );
+            return None;
         };
-        let steps = match item.get("steps") {
-            Some(n) => {
-                match n.value {
-                    Value::Int(s) if s >= 1 => {
-                        let s = s as u64;
-                        if let Some(p) = prev_steps.filter(|p| s <= *p) {
-                            errs.push(
-                            at(src, n, &format!("{here}.steps"), format!("steps must grow from stage to stage: {s} is not more than the previous stage's {p}"))
+        match n.value {
+            Value::Int(s) if s >= 1 => {
+                let s = s as u64;
+                let prev = self.prev_steps;
+                self.prev_steps = Some(s.max(prev.unwrap_or(0)));
+                match prev.filter(|p| s <= *p) {
+                    None => Some(s),
+                    Some(p) => {
+                        self.errs.push(
+                            at(self.src, n.mark, &format!("{here}.steps"), format!("steps must grow from stage to stage: {s} is not more than the previous stage's {p}"))
                                 .hint("`steps` is the run's total at the end of the stage (a 5k stage after 1k trains 4k more)"),
                         );
-                            ok = false;
-                        }
-                        prev_steps = Some(s.max(prev_steps.unwrap_or(0)));
-                        s
-                    }
-                    ref other => {
-                        errs.push(
-                        at(src, n, &format!("{here}.steps"), format!("must be a positive integer, got {}", schema::describe(other)))
-                            .hint("total environment steps at the end of the stage, e.g. `steps: 5000`"),
-                    );
-                        ok = false;
-                        0
+                        None
                     }
                 }
             }
-            None => {
-                errs.push(at(src, item, &here, "stage without `steps`").hint(
-                    "add the run's total env steps at the end of the stage, e.g. `steps: 1000`",
-                ));
-                ok = false;
-                0
-            }
-        };
-        let promote = match (i, item.get("promote")) {
-            (0, None) => Promote::All,
-            (0, Some(n)) => {
-                errs.push(
-                    at(src, n, &format!("{here}.promote"), "the first stage runs every variant; it cannot have `promote`")
-                        .hint("move `promote` to the second stage: it says who advances from the stage before it"),
+            ref other => {
+                self.errs.push(
+                    at(
+                        self.src,
+                        n.mark,
+                        &format!("{here}.steps"),
+                        format!(
+                            "must be a positive integer, got {}",
+                            schema::describe(other)
+                        ),
+                    )
+                    .hint("total environment steps at the end of the stage, e.g. `steps: 5000`"),
                 );
-                ok = false;
-                Promote::All
+                None
             }
-            (_, None) => Promote::Pass,
-            (_, Some(n)) => match parse_promote(src, n, &format!("{here}.promote"), errs) {
-                Some(p) => p,
-                None => {
-                    ok = false;
-                    Promote::Pass
-                }
-            },
-        };
-        let approve = match item.get("approve") {
-            None => false,
-            Some(n) => match n.value {
-                Value::Bool(b) => {
-                    if b && i + 1 != items.len() {
-                        errs.push(
-                            at(src, n, &format!("{here}.approve"), "only the last stage can approve variants")
-                                .hint("put `approve: true` on the last stage, or remove the stages after this one"),
-                        );
-                        ok = false;
-                    }
-                    b
-                }
-                ref other => {
-                    errs.push(
-                        at(
-                            src,
-                            n,
-                            &format!("{here}.approve"),
-                            format!("must be true or false, got {}", schema::describe(other)),
-                        )
-                        .hint("write `true` or `false` (unquoted)"),
-                    );
-                    ok = false;
-                    false
-                }
-            },
-        };
-        if ok {
-            out.push(Stage {
-                name,
-                steps,
-                promote,
-                approve,
-            });
         }
     }
-    out
+
+    /// `promote:`: who enters the `i`th stage from the one before (the first takes everyone).
+    fn promote(&mut self, i: usize, item: &Node, here: &str) -> Option<Promote> {
+        match (i, item.get("promote")) {
+            (0, None) => Some(Promote::All),
+            (0, Some(n)) => {
+                self.errs.push(
+                    at(self.src, n.mark, &format!("{here}.promote"), "the first stage runs every variant; it cannot have `promote`")
+                        .hint("move `promote` to the second stage: it says who advances from the stage before it"),
+                );
+                None
+            }
+            (_, None) => Some(Promote::Pass),
+            (_, Some(n)) => parse_promote(self.src, n, &format!("{here}.promote"), self.errs),
+        }
+    }
+
+    /// `approve:`, only on the last stage.
+    fn approve(&mut self, i: usize, item: &Node, here: &str) -> Option<bool> {
+        let Some(n) = item.get("approve") else {
+            return Some(false);
+        };
+        match n.value {
+            Value::Bool(b) => {
+                if b && i + 1 != self.len {
+                    self.errs.push(
+                        at(self.src, n.mark, &format!("{here}.approve"), "only the last stage can approve variants")
+                            .hint("put `approve: true` on the last stage, or remove the stages after this one"),
+                    );
+                    return None;
+                }
+                Some(b)
+            }
+            ref other => {
+                self.errs.push(
+                    at(
+                        self.src,
+                        n.mark,
+                        &format!("{here}.approve"),
+                        format!("must be true or false, got {}", schema::describe(other)),
+                    )
+                    .hint("write `true` or `false` (unquoted)"),
+                );
+                None
+            }
+        }
+    }
 }
 
+/// A later stage's `promote:` rule: `pass`, `pass_or_investigate` or a ranking rule.
 fn parse_promote(
     src: &Source,
     n: &Node,
@@ -335,128 +362,12 @@ fn parse_promote(
     match &n.value {
         Value::Str(s) if s == "pass" => Some(Promote::Pass),
         Value::Str(s) if s == "pass_or_investigate" => Some(Promote::PassOrInvestigate),
-        Value::Map(fields) => {
-            let mut ok = true;
-            for (k, _) in fields {
-                if !BEST_KEYS.contains(&k.name.as_str()) {
-                    errs.push(unknown(src, k, &format!("{path}.{}", k.name), BEST_KEYS));
-                    ok = false;
-                }
-            }
-            let best = match n.get("best") {
-                Some(b) => match b.value {
-                    Value::Int(x) if x >= 1 => x as usize,
-                    ref other => {
-                        errs.push(
-                            at(
-                                src,
-                                b,
-                                &format!("{path}.best"),
-                                format!(
-                                    "must be a positive integer, got {}",
-                                    schema::describe(other)
-                                ),
-                            )
-                            .hint("how many variants advance, e.g. `best: 2`"),
-                        );
-                        ok = false;
-                        0
-                    }
-                },
-                None => {
-                    errs.push(at(src, n, path, "a ranking rule needs `best: N`").hint(
-                        "e.g. `{ best: 2, metric: eval_return, aggregate: max, order: desc }`",
-                    ));
-                    ok = false;
-                    0
-                }
-            };
-            let metric = match n.get("metric") {
-                Some(Node {
-                    value: Value::Str(m),
-                    ..
-                }) if crate::metrics::COLUMNS.contains(&m.as_str()) => m.clone(),
-                Some(m) => {
-                    let d = at(
-                        src,
-                        m,
-                        &format!("{path}.metric"),
-                        format!("unknown metric {}", schema::describe(&m.value)),
-                    );
-                    let name = m.as_str().unwrap_or_default();
-                    errs.push(
-                        match crate::diag::did_you_mean(
-                            name,
-                            crate::metrics::COLUMNS.iter().copied(),
-                        ) {
-                            Some(s) => d.hint(format!("did you mean `{s}`?")),
-                            None => d.hint(format!(
-                                "a metrics.csv column: {}",
-                                crate::metrics::COLUMNS.join(", ")
-                            )),
-                        },
-                    );
-                    ok = false;
-                    String::new()
-                }
-                None => {
-                    errs.push(
-                        at(src, n, path, "a ranking rule needs `metric:`")
-                            .hint("a metrics.csv column, e.g. `metric: eval_return`"),
-                    );
-                    ok = false;
-                    String::new()
-                }
-            };
-            let aggregate = match n.get("aggregate").map(|a| (a, a.as_str())) {
-                None => Aggregate::Last,
-                Some((_, Some("max"))) => Aggregate::Max,
-                Some((_, Some("min"))) => Aggregate::Min,
-                Some((_, Some("last"))) => Aggregate::Last,
-                Some((_, Some("mean"))) => Aggregate::Mean,
-                Some((a, _)) => {
-                    errs.push(
-                        at(
-                            src,
-                            a,
-                            &format!("{path}.aggregate"),
-                            format!("unknown aggregate {}", schema::describe(&a.value)),
-                        )
-                        .hint("one of max, min, last, mean"),
-                    );
-                    ok = false;
-                    Aggregate::Last
-                }
-            };
-            let order = match n.get("order").map(|a| (a, a.as_str())) {
-                None | Some((_, Some("desc"))) => Order::Desc,
-                Some((_, Some("asc"))) => Order::Asc,
-                Some((o, _)) => {
-                    errs.push(
-                        at(
-                            src,
-                            o,
-                            &format!("{path}.order"),
-                            format!("unknown order {}", schema::describe(&o.value)),
-                        )
-                        .hint("`desc` (larger is better) or `asc` (smaller is better)"),
-                    );
-                    ok = false;
-                    Order::Desc
-                }
-            };
-            ok.then_some(Promote::Best {
-                n: best,
-                metric,
-                aggregate,
-                order,
-            })
-        }
+        Value::Map(fields) => best_rule(src, n, fields, path, errs),
         other => {
             errs.push(
                 at(
                     src,
-                    n,
+                    n.mark,
                     path,
                     format!("unknown promotion rule {}", schema::describe(other)),
                 )
@@ -465,6 +376,129 @@ fn parse_promote(
             None
         }
     }
+}
+
+/// A `promote: { best: N, metric: ..., aggregate: ..., order: ... }` ranking rule.
+fn best_rule(
+    src: &Source,
+    n: &Node,
+    fields: &[(Key, Node)],
+    path: &str,
+    errs: &mut Vec<Diagnostic>,
+) -> Option<Promote> {
+    let mut ok = true;
+    for (k, _) in fields {
+        if !BEST_KEYS.contains(&k.name.as_str()) {
+            errs.push(unknown(src, k, &format!("{path}.{}", k.name), BEST_KEYS));
+            ok = false;
+        }
+    }
+    let best = match n.get("best") {
+        Some(b) => match b.value {
+            Value::Int(x) if x >= 1 => x as usize,
+            ref other => {
+                errs.push(
+                    at(
+                        src,
+                        b.mark,
+                        &format!("{path}.best"),
+                        format!(
+                            "must be a positive integer, got {}",
+                            schema::describe(other)
+                        ),
+                    )
+                    .hint("how many variants advance, e.g. `best: 2`"),
+                );
+                ok = false;
+                0
+            }
+        },
+        None => {
+            errs.push(
+                at(src, n.mark, path, "a ranking rule needs `best: N`")
+                    .hint("e.g. `{ best: 2, metric: eval_return, aggregate: max, order: desc }`"),
+            );
+            ok = false;
+            0
+        }
+    };
+    let metric = match n.get("metric") {
+        Some(Node {
+            value: Value::Str(m),
+            ..
+        }) if crate::metrics::COLUMNS.contains(&m.as_str()) => m.clone(),
+        Some(m) => {
+            let d = at(
+                src,
+                m.mark,
+                &format!("{path}.metric"),
+                format!("unknown metric {}", schema::describe(&m.value)),
+            );
+            let name = m.as_str().unwrap_or_default();
+            errs.push(
+                match did_you_mean(name, crate::metrics::COLUMNS.iter().copied()) {
+                    Some(s) => d.hint(format!("did you mean `{s}`?")),
+                    None => d.hint(format!(
+                        "a metrics.csv column: {}",
+                        crate::metrics::COLUMNS.join(", ")
+                    )),
+                },
+            );
+            ok = false;
+            String::new()
+        }
+        None => {
+            errs.push(
+                at(src, n.mark, path, "a ranking rule needs `metric:`")
+                    .hint("a metrics.csv column, e.g. `metric: eval_return`"),
+            );
+            ok = false;
+            String::new()
+        }
+    };
+    let aggregate = match n.get("aggregate").map(|a| (a, a.as_str())) {
+        None => Aggregate::Last,
+        Some((_, Some("max"))) => Aggregate::Max,
+        Some((_, Some("min"))) => Aggregate::Min,
+        Some((_, Some("last"))) => Aggregate::Last,
+        Some((_, Some("mean"))) => Aggregate::Mean,
+        Some((a, _)) => {
+            errs.push(
+                at(
+                    src,
+                    a.mark,
+                    &format!("{path}.aggregate"),
+                    format!("unknown aggregate {}", schema::describe(&a.value)),
+                )
+                .hint("one of max, min, last, mean"),
+            );
+            ok = false;
+            Aggregate::Last
+        }
+    };
+    let order = match n.get("order").map(|a| (a, a.as_str())) {
+        None | Some((_, Some("desc"))) => Order::Desc,
+        Some((_, Some("asc"))) => Order::Asc,
+        Some((o, _)) => {
+            errs.push(
+                at(
+                    src,
+                    o.mark,
+                    &format!("{path}.order"),
+                    format!("unknown order {}", schema::describe(&o.value)),
+                )
+                .hint("`desc` (larger is better) or `asc` (smaller is better)"),
+            );
+            ok = false;
+            Order::Desc
+        }
+    };
+    ok.then_some(Promote::Best {
+        n: best,
+        metric,
+        aggregate,
+        order,
+    })
 }
 
 #[cfg(test)]

@@ -14,9 +14,9 @@ use crate::metrics::{read_metrics, write_atomic, MetricRow};
 use crate::schedule::ladder::{promote, LadderState, RunAtStage, Standing, VariantAtStage};
 use crate::schedule::process::ProcessExecutor;
 use crate::schedule::progress::Display;
-use crate::schedule::slurm::{self, SlurmEnd, SlurmOptions, SlurmSweep};
+use crate::schedule::slurm::{self, SlurmEnd, SlurmSweep};
 use crate::schedule::{run_jobs, Control, Event, Job};
-use crate::spec::{Devices, Promote, RunPlan};
+use crate::spec::{Devices, Promote, RunPlan, SlurmOptions};
 use crate::train::checkpoint;
 use crate::verdict::{
     aggregate_seeds, classify_group, classify_run, with_seed_rules, Criteria, Verdict,
