@@ -679,9 +679,13 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
 /// the windows' evidence.
 fn window_growth_value(rule: &Rule, pts: &[(u64, f64)]) -> (Option<(f64, Option<u64>)>, String) {
     let series: Vec<(u64, Option<f64>)> = pts.iter().map(|&(s, v)| (s, Some(v))).collect();
+    let d = GrowthRule::default();
+    // The windows' evidence names the rule's own thresholds.
     let params = GrowthRule {
-        window_steps: rule.window.unwrap_or(GrowthRule::default().window_steps),
-        ..GrowthRule::default()
+        window_steps: rule.window.unwrap_or(d.window_steps),
+        investigate_factor: rule.investigate_above.unwrap_or(d.investigate_factor),
+        fail_factor: rule.fail_above.unwrap_or(d.fail_factor),
+        ..d
     };
     let wg = window_growth(&series, &params);
     let value = (wg.windows > 0).then(|| match wg.sustained {
