@@ -469,9 +469,9 @@ pub fn train(cfg: &AgentConfig, opts: TrainOptions) -> Result<RunRecord, TrainEr
     // Written first as "crashed": if the process dies without a word, that is what it did.
     save_record(&run_json, &record)?;
     let metrics_path = opts.out_dir.join("metrics.csv");
-    let (progress, writer) = match &opts.resume {
+    let (state, writer) = match &opts.resume {
         None => {
-            let p = Progress::fresh(cfg, env.as_mut());
+            let p = LoopState::fresh(cfg, env.as_mut());
             (p, MetricsWriter::create(&metrics_path)?)
         }
         Some(dir) => {
@@ -511,11 +511,11 @@ pub fn train(cfg: &AgentConfig, opts: TrainOptions) -> Result<RunRecord, TrainEr
         replay,
         noise: Normal::new(0.0, t.exploration_noise.max(0.0))
             .unwrap_or_else(|_| Normal::new(0.0, 0.0).unwrap()),
-        next_ckpt: progress
+        next_ckpt: state
             .env_step
             .checked_div(every)
             .map_or(u64::MAX, |n| (n + 1) * every),
-        p: progress,
+        p: state,
         win: Window::default(),
         writer,
         record,
@@ -636,7 +636,7 @@ fn save_record(path: &std::path::Path, r: &RunRecord) -> Result<(), TrainError> 
 
 /// Where the loop stands, besides the agent and the replay buffer: what a checkpoint saves and a
 /// resume restores.
-struct Progress {
+struct LoopState {
     /// The run's host RNG: warm-up actions, exploration noise, batch indices, smoothing noise.
     rng: ChaCha8Rng,
     obs: Observation,
@@ -654,11 +654,11 @@ struct Progress {
     rows: Vec<MetricRow>,
 }
 
-impl Progress {
+impl LoopState {
     /// A fresh start: the env reset with the run's seed.
-    fn fresh(cfg: &AgentConfig, env: &mut dyn Env) -> Progress {
+    fn fresh(cfg: &AgentConfig, env: &mut dyn Env) -> LoopState {
         let rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED);
-        Progress {
+        LoopState {
             rng,
             obs: env.reset(Some(cfg.seed)),
             ep: Episodes::default(),
@@ -681,7 +681,7 @@ fn resume(
     replay: &mut Replay,
     env: &mut dyn Env,
     metrics_path: &std::path::Path,
-) -> Result<(Progress, MetricsWriter), TrainError> {
+) -> Result<(LoopState, MetricsWriter), TrainError> {
     let c = checkpoint::load(dir, &checkpoint::resume_hash(cfg))?;
     let st = &c.state;
     if st.env_step > cfg.training.steps {
@@ -700,7 +700,7 @@ fn resume(
     let mut ep_actions = Vec::new();
     let act_dim = env.action_dim();
     let obs = replay_episode(env, &c, act_dim, &mut ep_actions)?;
-    let progress = Progress {
+    let state = LoopState {
         rng,
         obs,
         ep: Episodes {
@@ -715,7 +715,7 @@ fn resume(
         wall_before: st.wall_s,
         rows: cut_metrics(metrics_path, st).map_err(|m| c.corrupt(m))?,
     };
-    Ok((progress, MetricsWriter::append(metrics_path)?))
+    Ok((state, MetricsWriter::append(metrics_path)?))
 }
 
 /// How a run ended, for its final record.
@@ -747,7 +747,7 @@ struct Run<'a> {
     replay: Replay,
     /// Gaussian exploration noise (`training.exploration_noise`).
     noise: Normal<f64>,
-    p: Progress,
+    p: LoopState,
     win: Window,
     evidence: Evidence,
     writer: MetricsWriter,
@@ -980,7 +980,7 @@ impl Run<'_> {
     }
 
     /// Writes `<out_dir>/checkpoint`: the networks, the optimizers, the replay buffer, the
-    /// current episode and [`Progress`].
+    /// current episode and [`LoopState`].
     fn write_checkpoint(&self) -> Result<(), CheckpointError> {
         let p = &self.p;
         let metrics_bytes = std::fs::metadata(&self.metrics_path)
