@@ -15,12 +15,17 @@ Batches are sampled like `Replay::sample`: gather u8 stacks on the host, convert
 
 `--experiments` also times variants of that graph (the optimisation ideas of issue 9), each
 toggle alone against the baseline in the same process; bench/README.md lists them.
+
+`--parity DIR` is not a benchmark: it is tests/torch_parity.rs's other half. It loads the weights,
+batches and smoothing-noise draws the Rust test wrote, runs `Td3.update` on them and writes the
+losses, gradient norms and updated weights back (see `parity`).
 """
 
 import argparse
 import copy
 import json
 import math
+import os
 import time
 
 import numpy as np
@@ -127,6 +132,20 @@ def grad_norms(params, per_tensor):
     return torch.stack([g.norm() if g is not None else torch.zeros(()) for g in grads])
 
 
+# The names src/train/td3.rs gives the five networks, in `Td3.modules` order.
+RUST_MODULES = ["actor_cnn", "critic_cnn", "actor", "q1", "q2"]
+
+
+def rust_param_name(name):
+    """A parameter's name as src/train/nets.rs spells it: `convs.0.weight` → `conv0.weight`,
+    `layers.1.bias` → `l1.bias`, `fc.weight` unchanged."""
+    head, _, rest = name.partition(".")
+    if head in ("convs", "layers"):
+        index, _, rest = rest.partition(".")
+        return ("conv" if head == "convs" else "l") + index + "." + rest
+    return name
+
+
 class Td3:
     def __init__(self, c, opts):
         self.c, self.o = c, opts
@@ -155,10 +174,13 @@ class Td3:
         self.actor_cnn_p = list(self.actor_cnn.parameters()) if pixels else []
         self.critic_head_p = list(self.q1.parameters()) + list(self.q2.parameters())
         self.actor_head_p = list(self.actor_head.parameters())
-        self.opt_critic_cnn = Adam(self.critic_cnn_p, 1e-4, fe) if pixels else None
-        self.opt_actor_cnn = Adam(self.actor_cnn_p, 1e-4, fe) if pixels else None
-        self.opt_critic_head = Adam(self.critic_head_p, 3e-4, fe)
-        self.opt_actor_head = Adam(self.actor_head_p, 3e-4, fe)
+        # The agent's default learning rates unless the config gives them (the parity check does).
+        lr = dict(actor_cnn=1e-4, critic_cnn=1e-4, actor_head=3e-4, critic_head=3e-4)
+        lr.update(c.get("lrs", {}))
+        self.opt_critic_cnn = Adam(self.critic_cnn_p, lr["critic_cnn"], fe) if pixels else None
+        self.opt_actor_cnn = Adam(self.actor_cnn_p, lr["actor_cnn"], fe) if pixels else None
+        self.opt_critic_head = Adam(self.critic_head_p, lr["critic_head"], fe)
+        self.opt_actor_head = Adam(self.actor_head_p, lr["actor_head"], fe)
         self.pairs = []
         for t, m in [
             (self.t_actor_cnn, self.actor_cnn),
@@ -172,6 +194,22 @@ class Td3:
         self.all_p = self.actor_cnn_p + self.critic_cnn_p + self.actor_head_p + self.critic_head_p
         self.total_it = 0
 
+    def modules(self, target=False):
+        if target:
+            return [self.t_actor_cnn, self.t_critic_cnn, self.t_actor_head, self.t_q1, self.t_q2]
+        return [self.actor_cnn, self.critic_cnn, self.actor_head, self.q1, self.q2]
+
+    def named_tensors(self):
+        """Online and target parameters under the names `Td3::network_tensors` gives them
+        (`q1.l0.weight`, `target.actor_cnn.conv1.bias`, ...)."""
+        out = {}
+        for prefix, target in (("", False), ("target.", True)):
+            for name, m in zip(RUST_MODULES, self.modules(target)):
+                if m is not None:
+                    for n, p in m.named_parameters():
+                        out[f"{prefix}{name}.{rust_param_name(n)}"] = p
+        return out
+
     def actor(self, cnn, head, obs):
         f = cnn(obs) if cnn is not None else obs
         return torch.tanh(head(f))
@@ -180,6 +218,11 @@ class Td3:
         return cnn(obs) if cnn is not None else obs
 
     def update(self, b):
+        """One update, as `Td3::update`. Returns its scalars as tensors (`critic_loss`,
+        `critic_head_gn`, ..., `actor_loss` and the actor's norms only when the actor updated),
+        per-parameter gradient norms under `<side>_per` (in the order of the parameter lists),
+        and `finite`, the critic's finiteness check; the scalars are read by the parity check
+        only, so the benchmark syncs no more than before."""
         c, o = self.c, self.o
         per_tensor = o.get("per_tensor_norms", False)
         self.total_it += 1
@@ -203,10 +246,22 @@ class Td3:
         cnn_gn = cnn_per.norm() if cnn_per is not None else zero
         head_gn = head_per.norm()
         with torch.no_grad():
-            stats = [q1.mean(), torch.maximum(q1.abs().max(), q2.abs().max()), y.mean()]
+            stats = dict(
+                q_mean=q1.mean(),
+                q_abs_max=torch.maximum(q1.abs().max(), q2.abs().max()),
+                target_q_mean=y.mean(),
+            )
         ok = torch.stack([loss.detach(), cnn_gn, head_gn]).isfinite().all()
+        stats.update(
+            critic_loss=loss.detach(),
+            critic_cnn_gn=cnn_gn,
+            critic_head_gn=head_gn,
+            critic_cnn_per=cnn_per,
+            critic_head_per=head_per,
+            finite=ok,
+        )
         if not o.get("no_sync") and not bool(ok):
-            return False
+            return stats
         if self.opt_critic_cnn:
             self.opt_critic_cnn.step()
         self.opt_critic_head.step()
@@ -232,7 +287,15 @@ class Td3:
             acnn = grad_norms(self.actor_cnn_p, per_tensor) if self.actor_cnn_p else None
             ahead = grad_norms(self.actor_head_p, per_tensor)
             agn = acnn.norm() if acnn is not None else zero
-            aok = torch.stack([aloss.detach(), agn, ahead.norm()]).isfinite().all()
+            ahn = ahead.norm()
+            aok = torch.stack([aloss.detach(), agn, ahn]).isfinite().all()
+            stats.update(
+                actor_loss=aloss.detach(),
+                actor_cnn_gn=agn,
+                actor_head_gn=ahn,
+                actor_cnn_per=acnn,
+                actor_head_per=ahead,
+            )
             if o.get("no_sync") or bool(aok):
                 if self.opt_actor_cnn:
                     self.opt_actor_cnn.step()
@@ -249,8 +312,54 @@ class Td3:
                 pn = torch.stack([p.detach().norm() for p in self.all_p]).norm()
             else:
                 pn = torch.stack(torch._foreach_norm(self.all_p)).norm()
-        del stats, pn
-        return True
+        stats["params_norm"] = pn
+        return stats
+
+    def layer_names(self, side):
+        """The names of `update`'s `<side>_per` entries (side: critic_cnn, critic_head,
+        actor_cnn, actor_head), as in `Td3::layer_names`."""
+        mods = dict(
+            actor_cnn=[self.actor_cnn],
+            actor_head=[self.actor_head],
+            critic_cnn=[self.critic_cnn],
+            critic_head=[self.q1, self.q2],
+        )[side]
+        names = dict(zip(map(id, self.modules()), RUST_MODULES))
+        return [f"{names[id(m)]}.{rust_param_name(n)}" for m in mods for n, _ in m.named_parameters()]
+
+
+def parity(folder):
+    """The PyTorch half of tests/torch_parity.rs. Reads `config.json` (this file's config keys,
+    plus `lrs` and `updates`) and `in.npz` (`weights.<name>` under `Td3::network_tensors`'
+    names, `batch<k>.<obs|act|rew|next_obs|not_done|noise>`) from `folder`; loads the weights;
+    runs `Td3.update` on each batch in turn; writes `out.npz`: `update<k>.<scalar>`,
+    `update<k>.grad.<param>` (gradient norms before clipping) and the final `weights.<name>`."""
+    torch.set_num_threads(1)
+    with open(os.path.join(folder, "config.json")) as f:
+        c = json.load(f)
+    data = np.load(os.path.join(folder, "in.npz"))
+    agent = Td3(c, {})
+    params = agent.named_tensors()
+    given = {k.removeprefix("weights.") for k in data.files if k.startswith("weights.")}
+    if given != set(params):
+        raise SystemExit(f"weights differ: missing {sorted(set(params) - given)}, unknown {sorted(given - set(params))}")
+    with torch.no_grad():
+        for name, p in params.items():
+            p.copy_(torch.from_numpy(data["weights." + name]))
+    out = {}
+    fields = ("obs", "act", "rew", "next_obs", "not_done", "noise")
+    for k in range(c["updates"]):
+        stats = agent.update(tuple(torch.from_numpy(data[f"batch{k}.{f}"]) for f in fields))
+        for key, v in stats.items():
+            if key.endswith("_per"):
+                if v is not None:
+                    for name, norm in zip(agent.layer_names(key.removesuffix("_per")), v):
+                        out[f"update{k}.grad.{name}"] = norm.numpy()
+            elif key != "finite":
+                out[f"update{k}.{key}"] = v.numpy()
+    for name, p in agent.named_tensors().items():
+        out["weights." + name] = p.detach().numpy()
+    np.savez(os.path.join(folder, "out.npz"), **out)
 
 
 class Buffer:
@@ -334,13 +443,19 @@ EXPERIMENTS = {
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--configs", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--parity", metavar="DIR", help="run the parity check's update on DIR/in.npz (no benchmark)")
+    ap.add_argument("--configs")
+    ap.add_argument("--out")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--only", default=None)
     ap.add_argument("--experiments", default=None, help="comma-separated config names to run the variants on")
     ap.add_argument("--experiment-scale", type=float, default=0.5)
     args = ap.parse_args()
+    if args.parity:
+        parity(args.parity)
+        return
+    if not (args.configs and args.out):
+        ap.error("--configs and --out are required (unless --parity)")
     torch.set_num_threads(args.threads)
     configs = json.load(open(args.configs))
     only = set(args.only.split(",")) if args.only else None
@@ -390,8 +505,6 @@ def main():
     }
     with open(args.out + ".tmp", "w") as f:
         json.dump(out, f, indent=2)
-    import os
-
     os.replace(args.out + ".tmp", args.out)
 
 

@@ -1,7 +1,7 @@
 //! Process set-up through libc: the allocator thresholds every training process wants, and a quiet
 //! exit for short commands whose output is piped into `head`.
 //!
-//! With `crate::torch_ext`, the only modules allowed `unsafe` code.
+//! One of the two modules allowed `unsafe` code (Cargo.toml's `[lints]` names both).
 
 #![allow(unsafe_code)]
 

@@ -4,9 +4,10 @@
 //! with tch issues one small op per parameter tensor per maths step (issue 9 measured the
 //! hand-written Adam at 1.3 ms per step over the default agent's 459k parameters, against 0.25 ms
 //! for the fused kernel). `ops.cpp` calls the ATen functions directly; `build.rs` compiles it
-//! against the same libtorch headers tch uses. With `crate::sys`, this is where the crate's `unsafe` code lives: raw tensor
+//! against the same libtorch headers tch uses.
+//!
+//! One of the two modules allowed `unsafe` code (Cargo.toml's `[lints]` names both): raw tensor
 //! pointers go to C++, which never lets an exception cross back (it returns a message instead).
-//! (`crate::sys` holds the other `unsafe`: libc calls that set up the process.)
 
 #![allow(unsafe_code)]
 

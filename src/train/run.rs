@@ -436,15 +436,101 @@ impl Evidence {
 }
 
 /// Trains one TD3 agent as `cfg` says, writing `metrics.csv` and `run.json` into `opts.out_dir`.
-pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, TrainError> {
+///
+/// In steps: seed libtorch; build the env, the agent and the replay buffer; write a start-up
+/// `run.json` that says "crashed" until the run says otherwise; start afresh or from
+/// `opts.resume`'s checkpoint; step the env until `training.steps`, training once per step after
+/// the warm-up, unless an outcome (interruption, a failed env, divergence, a certain FAIL) ends the
+/// run early; then write the last row, the end-of-run checkpoint and the final `run.json`.
+pub fn train(cfg: &AgentConfig, opts: TrainOptions) -> Result<RunRecord, TrainError> {
     let t0 = Instant::now();
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let out = opts.out_dir.clone();
-    std::fs::create_dir_all(&out).map_err(|source| TrainError::Io {
-        path: out.clone(),
+    std::fs::create_dir_all(&opts.out_dir).map_err(|source| TrainError::Io {
+        path: opts.out_dir.clone(),
         source,
     })?;
     let device = resolve_device(&cfg.device)?;
+    seed_libtorch(cfg, device);
+    let mut env = make_env(&cfg.env)?;
+    let spec = env.obs_spec();
+    let act_dim = env.action_dim();
+    let shape = obs_shape(&spec);
+    check_image_fits(cfg, &spec, &shape)?;
+    let mut agent = Td3::new(cfg, &shape, act_dim as i64, device)?;
+    if opts.verbose {
+        print_learning_rates(cfg);
+    }
+    let mut record = start_record(cfg, &opts, device, started_at, env.name());
+    let run_json = opts.out_dir.join("run.json");
+    // Before anything is written: a buffer the machine can't hold is a configuration error.
+    let t = &cfg.training;
+    let mut replay = Replay::try_new(t.buffer_size, shape, cfg.uses_pixels(), act_dim)
+        .map_err(TrainError::Replay)?;
+    // Written first as "crashed": if the process dies without a word, that is what it did.
+    save_record(&run_json, &record)?;
+    let metrics_path = opts.out_dir.join("metrics.csv");
+    let (state, writer) = match &opts.resume {
+        None => {
+            let p = LoopState::fresh(cfg, env.as_mut());
+            (p, MetricsWriter::create(&metrics_path)?)
+        }
+        Some(dir) => {
+            let restored = resume(
+                dir,
+                cfg,
+                &mut agent,
+                &mut replay,
+                env.as_mut(),
+                &metrics_path,
+            );
+            match restored {
+                Ok(x) => {
+                    record
+                        .extra
+                        .insert("resumed_from_env_step".into(), x.0.env_step.to_string());
+                    x
+                }
+                Err(e) => {
+                    record.reason = Some(format!("cannot resume: {e}"));
+                    save_record(&run_json, &record)?;
+                    return Err(e);
+                }
+            }
+        }
+    };
+    let every = t.checkpoint_every;
+    let mut run = Run {
+        cfg,
+        resume_hash: checkpoint::resume_hash(cfg),
+        device,
+        env,
+        spec,
+        act_dim,
+        evidence: Evidence::new(agent.layer_names()),
+        agent,
+        replay,
+        noise: Normal::new(0.0, t.exploration_noise.max(0.0))
+            .unwrap_or_else(|_| Normal::new(0.0, 0.0).unwrap()),
+        next_ckpt: state
+            .env_step
+            .checked_div(every)
+            .map_or(u64::MAX, |n| (n + 1) * every),
+        p: state,
+        win: Window::default(),
+        writer,
+        record,
+        run_json,
+        metrics_path,
+        opts,
+        t0,
+    };
+    let ending = run.run_loop()?;
+    run.finish(ending)
+}
+
+/// Seeds libtorch's generators with the run's seed. On CUDA, a deterministic run also gives up
+/// autotuned and cuDNN convolutions.
+fn seed_libtorch(cfg: &AgentConfig, device: Device) {
     tch::manual_seed(cfg.seed as i64);
     if let Device::Cuda(_) = device {
         tch::Cuda::manual_seed_all(cfg.seed);
@@ -456,48 +542,62 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
             tch::Cuda::set_user_enabled_cudnn(false);
         }
     }
-    let mut env = make_env(&cfg.env)?;
-    let spec = env.obs_spec();
-    let act_dim = env.action_dim();
-    let shape = obs_shape(&spec);
-    if let ObsSpec::Pixels { height, .. } = spec {
-        let side = crate::train::nets::EncoderShape {
-            in_channels: shape[0],
-            image_size: height as i64,
-            channels: cfg.networks.cnn.channels.clone(),
-            kernels: cfg.networks.cnn.kernels.clone(),
-            strides: cfg.networks.cnn.strides.clone(),
-            feature_dim: cfg.networks.cnn.feature_dim,
-        }
-        .conv_out_side();
-        if side.is_none() {
-            return Err(TrainError::Shape(format!(
-                "a {height}x{height} image is too small for kernels {:?} with strides {:?}",
-                cfg.networks.cnn.kernels, cfg.networks.cnn.strides
-            )));
-        }
-    }
-    let mut agent = Td3::new(cfg, &shape, act_dim as i64, device)?;
-    let lrs = cfg.resolved_lrs();
-    if opts.verbose {
-        let line = |name: &str, r: ResolvedLr| {
-            crate::say!(
-                "  {name} optimizer initialized with lr={} ({})",
-                py_float(r.lr),
-                r.source.key()
-            )
-        };
-        if cfg.uses_pixels() && cfg.networks.cnn.actor_encoder == crate::config::ActorEncoder::Own {
-            line("Actor CNN", lrs.actor_cnn);
-        }
-        if cfg.uses_pixels() {
-            line("Critic CNN", lrs.critic_cnn);
-        }
-        line("Actor head", lrs.actor_head);
-        line("Critic head", lrs.critic_head);
-    }
+}
 
-    let mut record = RunRecord {
+/// A pixel env's images must be large enough for the conv stack, or no network can read them.
+fn check_image_fits(cfg: &AgentConfig, spec: &ObsSpec, shape: &[i64]) -> Result<(), TrainError> {
+    let ObsSpec::Pixels { height, .. } = *spec else {
+        return Ok(());
+    };
+    let cnn = &cfg.networks.cnn;
+    let side = crate::train::nets::EncoderShape {
+        in_channels: shape[0],
+        image_size: height as i64,
+        channels: cnn.channels.clone(),
+        kernels: cnn.kernels.clone(),
+        strides: cnn.strides.clone(),
+        feature_dim: cnn.feature_dim,
+    }
+    .conv_out_side();
+    match side {
+        Some(_) => Ok(()),
+        None => Err(TrainError::Shape(format!(
+            "a {height}x{height} image is too small for kernels {:?} with strides {:?}",
+            cnn.kernels, cnn.strides
+        ))),
+    }
+}
+
+/// Prints each optimizer's learning rate and the key it came from, as the seed does at start-up.
+fn print_learning_rates(cfg: &AgentConfig) {
+    let lrs = cfg.resolved_lrs();
+    let line = |name: &str, r: ResolvedLr| {
+        crate::say!(
+            "  {name} optimizer initialized with lr={} ({})",
+            py_float(r.lr),
+            r.source.key()
+        )
+    };
+    if cfg.uses_pixels() && cfg.networks.cnn.actor_encoder == crate::config::ActorEncoder::Own {
+        line("Actor CNN", lrs.actor_cnn);
+    }
+    if cfg.uses_pixels() {
+        line("Critic CNN", lrs.critic_cnn);
+    }
+    line("Actor head", lrs.actor_head);
+    line("Critic head", lrs.critic_head);
+}
+
+/// The record `run.json` holds from start-up: the run's identity and set-up, with outcome
+/// `crashed` and [`PLACEHOLDER_REASON`] until the run writes its final record.
+fn start_record(
+    cfg: &AgentConfig,
+    opts: &TrainOptions,
+    device: Device,
+    started_at: String,
+    env_name: &str,
+) -> RunRecord {
+    RunRecord {
         run_id: opts.run_id.clone(),
         variant: opts.variant.clone(),
         swept: opts.swept.clone(),
@@ -513,7 +613,7 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
         git_commit: git_commit(),
         wall_s: 0.0,
         started_at,
-        learning_rates: Some(lrs),
+        learning_rates: Some(cfg.resolved_lrs()),
         config_hash: opts.config_hash.clone(),
         first_nonfinite_step: None,
         reason: Some(PLACEHOLDER_REASON.into()),
@@ -521,333 +621,423 @@ pub fn train(cfg: &AgentConfig, mut opts: TrainOptions) -> Result<RunRecord, Tra
         stderr_tail: None,
         extra: BTreeMap::from([
             ("threads".to_string(), tch::get_num_threads().to_string()),
-            ("env".to_string(), env.name().to_string()),
+            ("env".to_string(), env_name.to_string()),
         ]),
-    };
-    let run_json = out.join("run.json");
-    let save = |r: &RunRecord| {
-        let text = serde_json::to_string_pretty(r).unwrap_or_default();
-        write_atomic(&run_json, text.as_bytes()).map_err(|source| TrainError::Io {
-            path: run_json.clone(),
-            source,
-        })
-    };
-    // Before anything is written: a buffer the machine can't hold is a configuration error.
-    let t = &cfg.training;
-    let mut replay = Replay::try_new(t.buffer_size, shape.clone(), cfg.uses_pixels(), act_dim)
-        .map_err(TrainError::Replay)?;
-    // Written first as "crashed": if the process dies without a word, that is what it did.
-    save(&record)?;
-    let metrics_path = out.join("metrics.csv");
+    }
+}
 
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED);
-    let noise = Normal::new(0.0, t.exploration_noise.max(0.0))
-        .unwrap_or_else(|_| Normal::new(0.0, 0.0).unwrap());
-    let mut ep = Episodes::default();
-    let mut win = Window::default();
-    let mut rows: Vec<MetricRow> = Vec::new();
-    let mut pending_eval: Option<f64> = None;
-    let mut outcome = Outcome::Completed;
-    let mut reason: Option<String> = None;
-    let mut env_step = 0u64;
-    let log_every = cfg.logging.log_every.max(1);
-    let mut evidence = Evidence::new(agent.layer_names());
-    // The current episode: its reset seed and the actions since, which rebuild the env on resume.
-    let mut ep_seed = cfg.seed;
-    let mut ep_actions: Vec<f32> = Vec::new();
-    let mut wall_before = 0.0;
-    let (mut obs, mut writer) = match opts.resume.clone() {
-        None => (
-            env.reset(Some(cfg.seed)),
-            MetricsWriter::create(&metrics_path)?,
-        ),
-        Some(dir) => {
-            let restored = (|| -> Result<_, TrainError> {
-                let c = checkpoint::load(&dir, &checkpoint::resume_hash(cfg))?;
-                let st = &c.state;
-                if st.env_step > t.steps {
-                    return Err(c
-                        .corrupt(format!(
-                            "it is at env step {}, beyond training.steps = {}",
-                            st.env_step, t.steps
-                        ))
-                        .into());
-                }
-                agent
-                    .load_tensors(&|n| c.get(n), st.train_step)
-                    .map_err(|m| c.corrupt(m))?;
-                replay.load_state(&|n| c.get(n)).map_err(|m| c.corrupt(m))?;
-                rng = st.rng.restore().map_err(|m| c.corrupt(m))?;
-                let obs = replay_episode(env.as_mut(), &c, act_dim, &mut ep_actions)?;
-                ep = Episodes {
-                    count: st.episodes,
-                    last_return: st.last_return_bits.map(f64::from_bits),
-                    current: f64::from_bits(st.current_return_bits),
-                };
-                ep_seed = st.episode_seed;
-                env_step = st.env_step;
-                pending_eval = st.pending_eval_bits.map(f64::from_bits);
-                wall_before = st.wall_s;
-                rows = cut_metrics(&metrics_path, st).map_err(|m| c.corrupt(m))?;
-                Ok((obs, MetricsWriter::append(&metrics_path)?))
-            })();
-            match restored {
-                Ok(x) => {
-                    record
-                        .extra
-                        .insert("resumed_from_env_step".into(), env_step.to_string());
-                    x
-                }
-                Err(e) => {
-                    record.reason = Some(format!("cannot resume: {e}"));
-                    save(&record)?;
-                    return Err(e);
+fn save_record(path: &std::path::Path, r: &RunRecord) -> Result<(), TrainError> {
+    let text = serde_json::to_string_pretty(r).unwrap_or_default();
+    write_atomic(path, text.as_bytes()).map_err(|source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Where the loop stands, besides the agent and the replay buffer: what a checkpoint saves and a
+/// resume restores.
+struct LoopState {
+    /// The run's host RNG: warm-up actions, exploration noise, batch indices, smoothing noise.
+    rng: ChaCha8Rng,
+    obs: Observation,
+    ep: Episodes,
+    /// The current episode's reset seed; with `ep_actions`, the actions since, it rebuilds the
+    /// env on resume.
+    ep_seed: u64,
+    ep_actions: Vec<f32>,
+    env_step: u64,
+    /// An evaluation return waiting for the next metrics row.
+    pending_eval: Option<f64>,
+    /// Wall time of the attempts this one resumes.
+    wall_before: f64,
+    /// The rows of `metrics.csv` so far.
+    rows: Vec<MetricRow>,
+}
+
+impl LoopState {
+    /// A fresh start: the env reset with the run's seed.
+    fn fresh(cfg: &AgentConfig, env: &mut dyn Env) -> LoopState {
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x5EED);
+        LoopState {
+            rng,
+            obs: env.reset(Some(cfg.seed)),
+            ep: Episodes::default(),
+            ep_seed: cfg.seed,
+            ep_actions: Vec::new(),
+            env_step: 0,
+            pending_eval: None,
+            wall_before: 0.0,
+            rows: Vec::new(),
+        }
+    }
+}
+
+/// Restores the agent, the replay buffer, the env and the loop's progress from the checkpoint in
+/// `dir`, cuts `metrics.csv` back to its length then, and opens it for appending.
+fn resume(
+    dir: &std::path::Path,
+    cfg: &AgentConfig,
+    agent: &mut Td3,
+    replay: &mut Replay,
+    env: &mut dyn Env,
+    metrics_path: &std::path::Path,
+) -> Result<(LoopState, MetricsWriter), TrainError> {
+    let c = checkpoint::load(dir, &checkpoint::resume_hash(cfg))?;
+    let st = &c.state;
+    if st.env_step > cfg.training.steps {
+        return Err(c
+            .corrupt(format!(
+                "it is at env step {}, beyond training.steps = {}",
+                st.env_step, cfg.training.steps
+            ))
+            .into());
+    }
+    agent
+        .load_tensors(&|n| c.get(n), st.train_step)
+        .map_err(|m| c.corrupt(m))?;
+    replay.load_state(&|n| c.get(n)).map_err(|m| c.corrupt(m))?;
+    let rng = st.rng.restore().map_err(|m| c.corrupt(m))?;
+    let mut ep_actions = Vec::new();
+    let act_dim = env.action_dim();
+    let obs = replay_episode(env, &c, act_dim, &mut ep_actions)?;
+    let state = LoopState {
+        rng,
+        obs,
+        ep: Episodes {
+            count: st.episodes,
+            last_return: st.last_return_bits.map(f64::from_bits),
+            current: f64::from_bits(st.current_return_bits),
+        },
+        ep_seed: st.episode_seed,
+        ep_actions,
+        env_step: st.env_step,
+        pending_eval: st.pending_eval_bits.map(f64::from_bits),
+        wall_before: st.wall_s,
+        rows: cut_metrics(metrics_path, st).map_err(|m| c.corrupt(m))?,
+    };
+    Ok((state, MetricsWriter::append(metrics_path)?))
+}
+
+/// How a run ended, for its final record.
+struct Ending {
+    outcome: Outcome,
+    reason: Option<String>,
+}
+
+impl Ending {
+    fn early(outcome: Outcome, reason: String) -> Ending {
+        Ending {
+            outcome,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// One run in progress: what the loop reads and changes.
+struct Run<'a> {
+    cfg: &'a AgentConfig,
+    opts: TrainOptions,
+    /// [`checkpoint::resume_hash`] of `cfg`, written into each checkpoint.
+    resume_hash: String,
+    device: Device,
+    env: Box<dyn Env>,
+    spec: ObsSpec,
+    act_dim: usize,
+    agent: Td3,
+    replay: Replay,
+    /// Gaussian exploration noise (`training.exploration_noise`).
+    noise: Normal<f64>,
+    p: LoopState,
+    win: Window,
+    evidence: Evidence,
+    writer: MetricsWriter,
+    /// What `run.json` will say; saved at the end.
+    record: RunRecord,
+    run_json: PathBuf,
+    metrics_path: PathBuf,
+    t0: Instant,
+    /// The env step of the next periodic checkpoint (`u64::MAX` when they are off).
+    next_ckpt: u64,
+}
+
+impl Run<'_> {
+    /// Steps the env until `training.steps`, training once per step after the warm-up, unless an
+    /// outcome ends the run early.
+    fn run_loop(&mut self) -> Result<Ending, TrainError> {
+        while self.p.env_step < self.cfg.training.steps {
+            // Only between windows, so a checkpoint never holds half-aggregated metrics.
+            if self.p.env_step >= self.next_ckpt && self.win.n == 0 {
+                self.write_checkpoint()?;
+                let every = self.cfg.training.checkpoint_every;
+                self.next_ckpt = (self.p.env_step / every + 1) * every;
+            }
+            if self.opts.stop.load(Ordering::Relaxed) {
+                let why = format!("interrupted at env step {}", self.p.env_step);
+                return Ok(Ending::early(Outcome::Interrupted, why));
+            }
+            if let Some(why) = self.env_step()? {
+                return Ok(self.crashed(why));
+            }
+            if self.training_due() {
+                if let Some(ending) = self.train_step()? {
+                    return Ok(ending);
                 }
             }
         }
-    };
-    let wall = |t0: &Instant| wall_before + t0.elapsed().as_secs_f64();
-    let ckpt_dir = checkpoint::dir_of(&out);
-    let every = t.checkpoint_every;
-    let mut next_ckpt = env_step
-        .checked_div(every)
-        .map_or(u64::MAX, |n| (n + 1) * every);
-    let resume_hash = checkpoint::resume_hash(cfg);
-    macro_rules! write_checkpoint {
-        () => {
-            save_checkpoint(
-                &ckpt_dir,
-                &Snapshot {
-                    config_hash: &resume_hash,
-                    agent: &agent,
-                    replay: &replay,
-                    rng: &rng,
-                    ep: &ep,
-                    ep_seed,
-                    ep_actions: &ep_actions,
-                    obs: &obs,
-                    env_step,
-                    pending_eval,
-                    metrics_path: &metrics_path,
-                    metrics_rows: rows.len() as u64,
-                    wall_s: wall(&t0),
-                },
-            )
-        };
+        Ok(Ending {
+            outcome: Outcome::Completed,
+            reason: None,
+        })
     }
 
-    'outer: while env_step < t.steps {
-        // Only between windows, so a checkpoint never holds half-aggregated metrics.
-        if env_step >= next_ckpt && win.n == 0 {
-            write_checkpoint!()?;
-            next_ckpt = (env_step / every + 1) * every;
-        }
-        if opts.stop.load(Ordering::Relaxed) {
-            outcome = Outcome::Interrupted;
-            reason = Some(format!("interrupted at env step {env_step}"));
-            break;
-        }
-        let action: Vec<f32> = if env_step < t.learning_starts {
-            (0..act_dim).map(|_| rng.gen_range(-1.0f32..=1.0)).collect()
-        } else {
-            let a = agent.act(&obs_tensor(&obs, &spec, device));
-            a.iter()
-                .map(|&x| (x + noise.sample(&mut rng) as f32).clamp(-1.0, 1.0))
-                .collect()
-        };
-        let st = env.step(&action);
-        env_step += 1;
+    /// One env step: the action, the transition into the replay buffer, an episode's end, and an
+    /// evaluation when one is due. Returns why the env failed, if it did.
+    fn env_step(&mut self) -> Result<Option<String>, TrainError> {
+        let action = self.action();
+        let st = self.env.step(&action);
+        self.p.env_step += 1;
+        let env_step = self.p.env_step;
         // A bridged env that died or raised: the run is `crashed`, with the traceback as its
         // reason. Checked before anything uses the step, which did not happen (no transition,
         // no episode end).
-        if let Some(why) = env.failure() {
-            let why = format!("at env step {env_step}: {why}");
-            outcome = Outcome::Crashed;
-            record.stderr_tail = Some(why.clone());
-            reason = Some(format!("environment failed {why}"));
-            break;
+        if let Some(why) = self.env.failure() {
+            return Ok(Some(format!("at env step {env_step}: {why}")));
         }
-        ep.current += st.reward;
+        let p = &mut self.p;
+        p.ep.current += st.reward;
         // Truncation (time limit) is not terminal: TD3 bootstraps through it.
-        replay.push(&obs, &action, st.reward as f32, &st.obs, st.terminated);
-        obs = if st.terminated || st.truncated {
-            ep.count += 1;
-            ep.last_return = Some(ep.current);
-            ep.current = 0.0;
+        self.replay
+            .push(&p.obs, &action, st.reward as f32, &st.obs, st.terminated);
+        p.obs = if st.terminated || st.truncated {
+            p.ep.count += 1;
+            p.ep.last_return = Some(p.ep.current);
+            p.ep.current = 0.0;
             // Each episode is reseeded (not continued) so its env state is a function of its
             // seed and its actions: that is what a resume replays.
-            ep_seed = episode_seed(cfg.seed, ep.count);
-            ep_actions.clear();
-            env.reset(Some(ep_seed))
+            p.ep_seed = episode_seed(self.cfg.seed, p.ep.count);
+            p.ep_actions.clear();
+            self.env.reset(Some(p.ep_seed))
         } else {
-            ep_actions.extend_from_slice(&action);
+            p.ep_actions.extend_from_slice(&action);
             st.obs
         };
         // A reset after an episode's end can fail too.
-        let env_failure = env
-            .failure()
-            .map(|why| format!("at env step {env_step}: {why}"));
+        if let Some(why) = self.env.failure() {
+            return Ok(Some(format!("at env step {env_step}: {why}")));
+        }
+        self.evaluate_if_due()
+    }
+
+    /// Uniformly random during the warm-up (`learning_starts`), then the policy's action plus
+    /// exploration noise, clamped to [-1, 1].
+    fn action(&mut self) -> Vec<f32> {
+        let p = &mut self.p;
+        if p.env_step < self.cfg.training.learning_starts {
+            (0..self.act_dim)
+                .map(|_| p.rng.gen_range(-1.0f32..=1.0))
+                .collect()
+        } else {
+            let a = self.agent.act(&obs_tensor(&p.obs, &self.spec, self.device));
+            a.iter()
+                .map(|&x| (x + self.noise.sample(&mut p.rng) as f32).clamp(-1.0, 1.0))
+                .collect()
+        }
+    }
+
+    /// Evaluates the policy every `evaluation.every` env steps, keeping the return for the next
+    /// row. Returns why the evaluation env failed, if it did.
+    fn evaluate_if_due(&mut self) -> Result<Option<String>, TrainError> {
+        let (cfg, env_step) = (self.cfg, self.p.env_step);
         // No evaluation during the random warm-up: no metrics row could carry it (rows are written
         // on training steps), and the untrained policy's return says nothing.
-        let eval_failure = if env_failure.is_none()
-            && cfg.evaluation.every > 0
+        let due = cfg.evaluation.every > 0
             && env_step.is_multiple_of(cfg.evaluation.every)
-            && env_step > t.learning_starts
-        {
-            match evaluate(&agent, cfg) {
-                Ok(v) => {
-                    pending_eval = Some(v);
-                    None
-                }
-                Err(TrainError::EnvFailed(why)) => Some(format!("at env step {env_step}: {why}")),
-                Err(e) => return Err(e),
-            }
-        } else {
-            None
-        };
-        if let Some(why) = env_failure.or(eval_failure) {
-            outcome = Outcome::Crashed;
-            record.stderr_tail = Some(why.clone());
-            reason = Some(format!("environment failed {why}"));
-            break;
+            && env_step > cfg.training.learning_starts;
+        if !due {
+            return Ok(None);
         }
-        if env_step <= t.learning_starts || replay.len() < t.batch_size.min(replay.len().max(1)) {
-            continue;
-        }
-        let train_step = agent.total_it + 1;
-        if cfg.debug.abort_at_step == Some(train_step) {
-            eprintln!("debug.abort_at_step reached at training step {train_step}: aborting");
-            std::process::abort();
-        }
-        if cfg.debug.hang_at_step == Some(train_step) {
-            eprintln!("debug.hang_at_step reached at training step {train_step}: hanging");
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
+        match evaluate(&self.agent, cfg) {
+            Ok(v) => {
+                self.p.pending_eval = Some(v);
+                Ok(None)
             }
-        }
-        let batch = replay.sample(t.batch_size, &mut rng, device);
-        let (stats, ok) = agent.update(&batch);
-        let s = stats.to_host(cfg.uses_pixels());
-        win.add(&s);
-        let diverged = !ok || s.nonfinite > 0;
-        evidence.push(train_step, env_step, s);
-        if diverged {
-            record.first_nonfinite_step = Some(train_step);
-            win.nonfinite = win.nonfinite.max(1);
-            evidence.write(&out, train_step, "first_nonfinite")?;
-        }
-        let at_row = train_step % log_every == 0 || diverged || env_step == t.steps;
-        if at_row {
-            let mut row = win.row(train_step, env_step, wall(&t0), &ep);
-            row.eval_return = pending_eval.take();
-            writer.write(&row)?;
-            if let Some(cb) = opts.on_row.as_mut() {
-                cb(&row);
-            }
-            rows.push(row);
-            win = Window::default();
-            if diverged {
-                outcome = Outcome::Diverged;
-                reason = Some(format!(
-                    "non-finite loss, gradient or parameter at training step {train_step}"
-                ));
-                break 'outer;
-            }
-            if let Some(ff) = opts.fail_fast.as_ref().filter(|_| !evidence.written) {
-                if let Some(why) = ff(&rows[rows.len() - 1..]) {
-                    evidence.write(&out, train_step, "fail_detected")?;
-                    if opts.stop_on_fail {
-                        outcome = Outcome::Stopped;
-                        reason = Some(format!("FAIL, stopped at step {train_step}: {why}"));
-                        break 'outer;
-                    }
-                }
-            }
+            Err(TrainError::EnvFailed(why)) => Ok(Some(format!("at env step {env_step}: {why}"))),
+            Err(e) => Err(e),
         }
     }
-    // Steps after the last full window still get a row, so nothing measured is dropped.
-    if win.n > 0 {
-        let mut row = win.row(agent.total_it, env_step, wall(&t0), &ep);
-        row.eval_return = pending_eval.take();
-        writer.write(&row)?;
-        if let Some(cb) = opts.on_row.as_mut() {
+
+    /// Whether this env step trains: past `learning_starts`, with transitions to sample.
+    fn training_due(&self) -> bool {
+        let t = &self.cfg.training;
+        let len = self.replay.len();
+        self.p.env_step > t.learning_starts && len >= t.batch_size.min(len.max(1))
+    }
+
+    /// One gradient update and its bookkeeping: the window, the evidence, and a metrics row every
+    /// `log_every` updates, at divergence and at the last env step. Returns the outcome that ends
+    /// the run here, if any: divergence, or a FAIL already certain (with `stop_on_fail`).
+    fn train_step(&mut self) -> Result<Option<Ending>, TrainError> {
+        let cfg = self.cfg;
+        let train_step = self.agent.total_it + 1;
+        debug_hooks(cfg, train_step);
+        let batch = self
+            .replay
+            .sample(cfg.training.batch_size, &mut self.p.rng, self.device);
+        let (stats, ok) = self.agent.update(&batch);
+        let s = stats.to_host(cfg.uses_pixels());
+        self.win.add(&s);
+        let diverged = !ok || s.nonfinite > 0;
+        let env_step = self.p.env_step;
+        self.evidence.push(train_step, env_step, s);
+        if diverged {
+            self.record.first_nonfinite_step = Some(train_step);
+            self.win.nonfinite = self.win.nonfinite.max(1);
+            self.evidence
+                .write(&self.opts.out_dir, train_step, "first_nonfinite")?;
+        }
+        let at_row = train_step.is_multiple_of(cfg.logging.log_every.max(1))
+            || diverged
+            || env_step == cfg.training.steps;
+        if !at_row {
+            return Ok(None);
+        }
+        self.write_row(train_step)?;
+        if diverged {
+            let why =
+                format!("non-finite loss, gradient or parameter at training step {train_step}");
+            return Ok(Some(Ending::early(Outcome::Diverged, why)));
+        }
+        self.check_fail_fast(train_step)
+    }
+
+    /// Runs the criteria's "FAIL is certain" check on the newest row. Its first hit writes
+    /// `evidence.csv`, and ends the run when `stop_on_fail` says so.
+    fn check_fail_fast(&mut self, train_step: u64) -> Result<Option<Ending>, TrainError> {
+        let Some(ff) = self.opts.fail_fast.as_ref() else {
+            return Ok(None);
+        };
+        if self.evidence.written {
+            return Ok(None);
+        }
+        let Some(why) = ff(&self.p.rows[self.p.rows.len() - 1..]) else {
+            return Ok(None);
+        };
+        self.evidence
+            .write(&self.opts.out_dir, train_step, "fail_detected")?;
+        Ok(self.opts.stop_on_fail.then(|| {
+            let why = format!("FAIL, stopped at step {train_step}: {why}");
+            Ending::early(Outcome::Stopped, why)
+        }))
+    }
+
+    /// Writes the window as a metrics row, with any pending evaluation, and starts a new window.
+    fn write_row(&mut self, train_step: u64) -> Result<(), TrainError> {
+        let p = &mut self.p;
+        let wall = p.wall_before + self.t0.elapsed().as_secs_f64();
+        let mut row = self.win.row(train_step, p.env_step, wall, &p.ep);
+        row.eval_return = p.pending_eval.take();
+        self.writer.write(&row)?;
+        if let Some(cb) = self.opts.on_row.as_mut() {
             cb(&row);
         }
-        rows.push(row);
+        p.rows.push(row);
+        self.win = Window::default();
+        Ok(())
     }
-    if outcome == Outcome::Completed && (opts.checkpoint_at_end || every > 0) {
-        write_checkpoint!()?;
-        record.extra.insert(
-            "checkpoint".into(),
-            format!("{} (env step {env_step})", ckpt_dir.display()),
-        );
+
+    /// The env failed: the run is `crashed`, with the failure as its stderr tail and its reason.
+    fn crashed(&mut self, why: String) -> Ending {
+        let reason = format!("environment failed {why}");
+        self.record.stderr_tail = Some(why);
+        Ending::early(Outcome::Crashed, reason)
     }
-    record.outcome = outcome;
-    record.reason = reason;
-    record.steps_done = env_step;
-    record.train_steps_done = agent.total_it;
-    record.wall_s = t0.elapsed().as_secs_f64();
-    save(&record)?;
-    Ok(record)
+
+    /// Writes the last partial window's row, the end-of-run checkpoint when one is asked for,
+    /// and the final `run.json`.
+    fn finish(mut self, ending: Ending) -> Result<RunRecord, TrainError> {
+        // Steps after the last full window still get a row, so nothing measured is dropped.
+        if self.win.n > 0 {
+            self.write_row(self.agent.total_it)?;
+        }
+        let wants_checkpoint =
+            self.opts.checkpoint_at_end || self.cfg.training.checkpoint_every > 0;
+        if ending.outcome == Outcome::Completed && wants_checkpoint {
+            self.write_checkpoint()?;
+            let dir = checkpoint::dir_of(&self.opts.out_dir);
+            self.record.extra.insert(
+                "checkpoint".into(),
+                format!("{} (env step {})", dir.display(), self.p.env_step),
+            );
+        }
+        let mut record = self.record;
+        record.outcome = ending.outcome;
+        record.reason = ending.reason;
+        record.steps_done = self.p.env_step;
+        record.train_steps_done = self.agent.total_it;
+        record.wall_s = self.t0.elapsed().as_secs_f64();
+        save_record(&self.run_json, &record)?;
+        Ok(record)
+    }
+
+    /// Writes `<out_dir>/checkpoint`: the networks, the optimizers, the replay buffer, the
+    /// current episode and [`LoopState`].
+    fn write_checkpoint(&self) -> Result<(), CheckpointError> {
+        let p = &self.p;
+        let metrics_bytes = std::fs::metadata(&self.metrics_path)
+            .map(|m| m.len())
+            .map_err(|source| CheckpointError::Io {
+                path: self.metrics_path.clone(),
+                source,
+            })?;
+        let state = HostState {
+            format: checkpoint::FORMAT_VERSION,
+            config_hash: self.resume_hash.clone(),
+            env_step: p.env_step,
+            train_step: self.agent.total_it,
+            rng: RngState::of(&p.rng),
+            episodes: p.ep.count,
+            last_return_bits: p.ep.last_return.map(f64::to_bits),
+            current_return_bits: p.ep.current.to_bits(),
+            current_return: p.ep.current,
+            episode_seed: p.ep_seed,
+            pending_eval_bits: p.pending_eval.map(f64::to_bits),
+            metrics_bytes,
+            metrics_rows: p.rows.len() as u64,
+            wall_s: p.wall_before + self.t0.elapsed().as_secs_f64(),
+            written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
+        let mut replay = self.replay.state();
+        // A leading padding value keeps the tensor non-empty right after a reset.
+        let mut acts = vec![0.0f32];
+        acts.extend_from_slice(&p.ep_actions);
+        replay.push(("episode.actions".into(), Tensor::from_slice(&acts)));
+        let obs = match &p.obs {
+            Observation::Pixels(px) => Tensor::from_slice(px),
+            Observation::State(v) => Tensor::from_slice(v),
+        };
+        replay.push(("episode.obs".into(), obs));
+        let sets = checkpoint::TensorSets {
+            model: self.agent.network_tensors(),
+            optimizer: self.agent.optimizer_tensors(),
+            replay,
+        };
+        checkpoint::save(&checkpoint::dir_of(&self.opts.out_dir), &state, &sets)
+    }
 }
 
-/// Everything [`save_checkpoint`] needs from the loop.
-struct Snapshot<'a> {
-    config_hash: &'a str,
-    agent: &'a Td3,
-    replay: &'a Replay,
-    rng: &'a ChaCha8Rng,
-    ep: &'a Episodes,
-    ep_seed: u64,
-    ep_actions: &'a [f32],
-    obs: &'a Observation,
-    env_step: u64,
-    pending_eval: Option<f64>,
-    metrics_path: &'a std::path::Path,
-    metrics_rows: u64,
-    wall_s: f64,
-}
-
-fn save_checkpoint(dir: &std::path::Path, s: &Snapshot) -> Result<(), CheckpointError> {
-    let metrics_bytes = std::fs::metadata(s.metrics_path)
-        .map(|m| m.len())
-        .map_err(|source| CheckpointError::Io {
-            path: s.metrics_path.to_path_buf(),
-            source,
-        })?;
-    let state = HostState {
-        format: checkpoint::FORMAT_VERSION,
-        config_hash: s.config_hash.to_string(),
-        env_step: s.env_step,
-        train_step: s.agent.total_it,
-        rng: RngState::of(s.rng),
-        episodes: s.ep.count,
-        last_return_bits: s.ep.last_return.map(f64::to_bits),
-        current_return_bits: s.ep.current.to_bits(),
-        current_return: s.ep.current,
-        episode_seed: s.ep_seed,
-        pending_eval_bits: s.pending_eval.map(f64::to_bits),
-        metrics_bytes,
-        metrics_rows: s.metrics_rows,
-        wall_s: s.wall_s,
-        written_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    };
-    let mut replay = s.replay.state();
-    // A leading padding value keeps the tensor non-empty right after a reset.
-    let mut acts = vec![0.0f32];
-    acts.extend_from_slice(s.ep_actions);
-    replay.push(("episode.actions".into(), Tensor::from_slice(&acts)));
-    let obs = match s.obs {
-        Observation::Pixels(p) => Tensor::from_slice(p),
-        Observation::State(v) => Tensor::from_slice(v),
-    };
-    replay.push(("episode.obs".into(), obs));
-    let sets = checkpoint::TensorSets {
-        model: s.agent.network_tensors(),
-        optimizer: s.agent.optimizer_tensors(),
-        replay,
-    };
-    checkpoint::save(dir, &state, &sets)
+/// `debug.abort_at_step` and `debug.hang_at_step`: a child that dies or hangs, for the scheduler's
+/// tests.
+fn debug_hooks(cfg: &AgentConfig, train_step: u64) {
+    if cfg.debug.abort_at_step == Some(train_step) {
+        eprintln!("debug.abort_at_step reached at training step {train_step}: aborting");
+        std::process::abort();
+    }
+    if cfg.debug.hang_at_step == Some(train_step) {
+        eprintln!("debug.hang_at_step reached at training step {train_step}: hanging");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
 }
 
 /// Rebuilds the env's state: resets it with the checkpoint's episode seed and replays the

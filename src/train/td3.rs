@@ -324,97 +324,27 @@ impl Td3 {
         })
     }
 
-    /// One TD3 gradient update. Returns the step's scalars on the device, or `Err` with the
-    /// scalars when a non-finite loss or gradient appeared (nothing was applied then).
+    /// One TD3 gradient update: the critic step, then on every `policy_delay`-th update the actor
+    /// step and the Polyak averaging of the targets. Returns the step's scalars on the device and
+    /// whether every loss and gradient was finite. A side whose loss or gradients are not finite
+    /// applies nothing, and a non-finite critic skips the actor step too.
     pub fn update(&mut self, b: &Batch) -> (UpdateStats, bool) {
         self.total_it += 1;
-        let t = &self.cfg.training;
-        // ---- critic ------------------------------------------------------------------------
-        let target_q = tch::no_grad(|| {
-            let noise = (&b.noise * t.policy_noise).clamp(-t.noise_clip, t.noise_clip);
-            let next_a = (actor_forward(&self.targets.0, &b.next_obs) + noise).clamp(-1.0, 1.0);
-            let f = critic_features(&self.targets.0, &b.next_obs);
-            let sa = Tensor::cat(&[f, next_a], 1);
-            let tq = self
-                .targets
-                .0
-                .q1
-                .forward(&sa)
-                .minimum(&self.targets.0.q2.forward(&sa));
-            &b.rew + &b.not_done * t.discount * tq
-        });
-        let f = critic_features(&self.nets, &b.obs);
-        let sa = Tensor::cat(&[f, b.act.shallow_clone()], 1);
-        let q1 = self.nets.q1.forward(&sa);
-        let q2 = self.nets.q2.forward(&sa);
-        let mut critic_loss = q1.mse_loss(&target_q, tch::Reduction::Mean)
-            + q2.mse_loss(&target_q, tch::Reduction::Mean);
-        if self.nan_at_step == Some(self.total_it) {
-            critic_loss *= f64::NAN;
-        }
-        if let Some(o) = self.opt_critic_cnn.as_mut() {
-            o.zero_grad();
-        }
-        self.opt_critic_head.zero_grad();
-        critic_loss.backward();
-        // Norms are read right after the critic backward, before any clipping.
-        let critic_cnn_per = self.stores.critic_cnn.as_ref().map(|g| grad_norms(&g.vars));
-        let critic_head_per = grad_norms(&self.stores.critic_head.vars);
-        let critic_cnn_gn = critic_cnn_per.as_ref().map(|x| x.norm());
-        let critic_head_gn = critic_head_per.norm();
-        let (q_mean, q_abs_max, target_q_mean) = tch::no_grad(|| {
-            let q1d = q1.detach();
-            (
-                q1d.mean(Kind::Float),
-                q1d.abs().max().maximum(&q2.detach().abs().max()),
-                target_q.mean(Kind::Float),
-            )
-        });
-        let zero = || Tensor::zeros([], (Kind::Float, self.device));
-        let critic_finite = Tensor::stack(
-            &[
-                critic_loss.detach(),
-                critic_cnn_gn
-                    .as_ref()
-                    .map(|x| x.shallow_clone())
-                    .unwrap_or_else(zero),
-                critic_head_gn.shallow_clone(),
-            ],
-            0,
-        )
-        .isfinite()
-        .all();
+        let critic = self.critic_backward(b);
         // One host sync per step: the finiteness check must happen before the optimizer applies anything.
-        let critic_ok = bool::try_from(&critic_finite).unwrap_or(false);
+        let critic_ok = critic.grads.all_finite(&critic.loss);
         let mut vals = vec![
-            critic_cnn_gn
-                .as_ref()
-                .map(|x| x.shallow_clone())
-                .unwrap_or_else(zero),
-            critic_head_gn,
-            q_mean,
-            q_abs_max,
-            target_q_mean,
-            critic_loss.detach(),
+            critic.grads.cnn_or_zero(),
+            critic.grads.head.shallow_clone(),
+            critic.q_mean,
+            critic.q_abs_max,
+            critic.target_q_mean,
+            critic.loss,
         ];
-        let actor_zeros = || {
-            let n = self
-                .stores
-                .actor_cnn
-                .as_ref()
-                .map(|g| g.vars.len())
-                .unwrap_or(0)
-                + self.stores.actor_head.vars.len();
-            Tensor::zeros([n as i64], (Kind::Float, self.device))
-        };
-        let critic_layers = || {
-            let mut v: Vec<Tensor> = critic_cnn_per.iter().map(|x| x.shallow_clone()).collect();
-            v.push(critic_head_per.shallow_clone());
-            Tensor::cat(&v, 0)
-        };
         if !critic_ok {
-            vals.extend([zero(), zero(), zero(), zero()]);
-            let layers = Tensor::cat(&[actor_zeros(), critic_layers()], 0);
+            // No actor step, no parameter norm: zeros in their places.
+            vals.extend([self.zero(), self.zero(), self.zero(), self.zero()]);
+            let layers = Tensor::cat(&[self.actor_zeros(), critic.grads.layers], 0);
             return (
                 UpdateStats {
                     values: Tensor::stack(&vals, 0),
@@ -425,88 +355,136 @@ impl Td3 {
             );
         }
         apply(
-            t.critic_cnn_grad_clip.max_norm,
+            self.cfg.training.critic_cnn_grad_clip.max_norm,
             self.stores.critic_cnn.as_ref(),
-            critic_cnn_gn.as_ref(),
+            critic.grads.cnn.as_ref(),
             self.opt_critic_cnn.as_mut(),
             &mut self.opt_critic_head,
         );
 
-        // ---- delayed actor + targets -------------------------------------------------------
-        let mut actor_ok = true;
-        let mut actor_layers = actor_zeros();
-        let actor_updated = self.total_it.is_multiple_of(t.policy_delay);
-        if actor_updated {
-            // Freeze the critic so the actor loss leaves no gradients in it that a later step
-            // could apply, and spends no compute on them (as Spinning Up does).
-            self.stores.critic_head.vs.freeze();
-            let a = actor_forward(&self.nets, &b.obs);
-            // The gradient only needs the action path: critic features under no_grad.
-            let f = tch::no_grad(|| critic_features(&self.nets, &b.obs));
-            let q = self.nets.q1.forward(&Tensor::cat(&[f, a], 1));
-            let actor_loss = if t.q_normalization {
-                -normalized_q(&q).mean(Kind::Float)
-            } else {
-                -q.mean(Kind::Float)
-            };
-            if let Some(o) = self.opt_actor_cnn.as_mut() {
-                o.zero_grad();
-            }
-            self.opt_actor_head.zero_grad();
-            actor_loss.backward();
-            self.stores.critic_head.vs.unfreeze();
-            let actor_cnn_per = self.stores.actor_cnn.as_ref().map(|g| grad_norms(&g.vars));
-            let actor_head_per = grad_norms(&self.stores.actor_head.vars);
-            let actor_cnn_gn = actor_cnn_per.as_ref().map(|x| x.norm());
-            let actor_head_gn = actor_head_per.norm();
-            let mut al: Vec<Tensor> = actor_cnn_per.iter().map(|x| x.shallow_clone()).collect();
-            al.push(actor_head_per);
-            actor_layers = Tensor::cat(&al, 0);
-            let check = Tensor::stack(
-                &[
-                    actor_loss.detach(),
-                    actor_cnn_gn
-                        .as_ref()
-                        .map(|x| x.shallow_clone())
-                        .unwrap_or_else(zero),
-                    actor_head_gn.shallow_clone(),
-                ],
-                0,
-            )
-            .isfinite()
-            .all();
-            actor_ok = bool::try_from(&check).unwrap_or(false);
-            vals.push(
-                actor_cnn_gn
-                    .as_ref()
-                    .map(|x| x.shallow_clone())
-                    .unwrap_or_else(zero),
-            );
-            vals.push(actor_head_gn);
-            vals.push(actor_loss.detach());
-            if actor_ok {
+        let actor_updated = self.total_it.is_multiple_of(self.cfg.training.policy_delay);
+        let (actor_layers, actor_ok) = if actor_updated {
+            let actor = self.actor_backward(b);
+            let ok = actor.grads.all_finite(&actor.loss);
+            vals.extend([
+                actor.grads.cnn_or_zero(),
+                actor.grads.head.shallow_clone(),
+                actor.loss,
+            ]);
+            if ok {
                 apply(
-                    t.actor_cnn_grad_clip.max_norm,
+                    self.cfg.training.actor_cnn_grad_clip.max_norm,
                     self.stores.actor_cnn.as_ref(),
-                    actor_cnn_gn.as_ref(),
+                    actor.grads.cnn.as_ref(),
                     self.opt_actor_cnn.as_mut(),
                     &mut self.opt_actor_head,
                 );
                 self.soft_update();
             }
+            (actor.grads.layers, ok)
         } else {
-            vals.extend([zero(), zero(), zero()]);
-        }
+            vals.extend([self.zero(), self.zero(), self.zero()]);
+            (self.actor_zeros(), true)
+        };
         vals.push(self.params_norm());
-        let layers = Tensor::cat(&[actor_layers, critic_layers()], 0);
         (
             UpdateStats {
                 values: Tensor::stack(&vals, 0),
-                layers,
+                layers: Tensor::cat(&[actor_layers, critic.grads.layers], 0),
                 actor_updated,
             },
             actor_ok,
         )
+    }
+
+    /// The TD3 regression target (Fujimoto et al., 2018, with target policy smoothing), without
+    /// gradients: `r + γ·(1 − done)·min(Q1', Q2')(s', a')` with the smoothed target action
+    /// `a' = clamp(π'(s') + clamp(σ·ε, −c, c), −1, 1)`, where ε are the batch's noise draws, σ is
+    /// `policy_noise` and c `noise_clip`. [`Td3::update`] and [`Td3::critic_loss`] both use it.
+    fn td3_target(&self, b: &Batch) -> Tensor {
+        let t = &self.cfg.training;
+        let target = &self.targets.0;
+        tch::no_grad(|| {
+            let noise = (&b.noise * t.policy_noise).clamp(-t.noise_clip, t.noise_clip);
+            let next_a = (actor_forward(target, &b.next_obs) + noise).clamp(-1.0, 1.0);
+            let (q1, q2) = twin_q(target, &b.next_obs, &next_a);
+            &b.rew + &b.not_done * t.discount * q1.minimum(&q2)
+        })
+    }
+
+    /// The critic's forward and backward on `b`, with its gradient norms read before any clipping.
+    fn critic_backward(&mut self, b: &Batch) -> CriticStep {
+        let target_q = self.td3_target(b);
+        let (q1, q2) = twin_q(&self.nets, &b.obs, &b.act);
+        let mut loss = twin_mse(&q1, &q2, &target_q);
+        if self.nan_at_step == Some(self.total_it) {
+            loss *= f64::NAN;
+        }
+        if let Some(o) = self.opt_critic_cnn.as_mut() {
+            o.zero_grad();
+        }
+        self.opt_critic_head.zero_grad();
+        loss.backward();
+        let grads = SideGrads::of(self.stores.critic_cnn.as_ref(), &self.stores.critic_head);
+        let (q_mean, q_abs_max, target_q_mean) = tch::no_grad(|| {
+            let q1d = q1.detach();
+            (
+                q1d.mean(Kind::Float),
+                q1d.abs().max().maximum(&q2.detach().abs().max()),
+                target_q.mean(Kind::Float),
+            )
+        });
+        CriticStep {
+            loss: loss.detach(),
+            grads,
+            q_mean,
+            q_abs_max,
+            target_q_mean,
+        }
+    }
+
+    /// The actor's forward and backward on `b` (`−Q1(s, π(s))`, or its normalised form), with its
+    /// gradient norms read before any clipping. Leaves no gradient in the critic.
+    fn actor_backward(&mut self, b: &Batch) -> ActorStep {
+        // Freeze the critic so the actor loss leaves no gradients in it that a later step
+        // could apply, and spends no compute on them (as Spinning Up does).
+        self.stores.critic_head.vs.freeze();
+        let a = actor_forward(&self.nets, &b.obs);
+        // The gradient only needs the action path: critic features under no_grad.
+        let f = tch::no_grad(|| critic_features(&self.nets, &b.obs));
+        let q = self.nets.q1.forward(&Tensor::cat(&[f, a], 1));
+        let loss = if self.cfg.training.q_normalization {
+            -normalized_q(&q).mean(Kind::Float)
+        } else {
+            -q.mean(Kind::Float)
+        };
+        if let Some(o) = self.opt_actor_cnn.as_mut() {
+            o.zero_grad();
+        }
+        self.opt_actor_head.zero_grad();
+        loss.backward();
+        self.stores.critic_head.vs.unfreeze();
+        ActorStep {
+            loss: loss.detach(),
+            grads: SideGrads::of(self.stores.actor_cnn.as_ref(), &self.stores.actor_head),
+        }
+    }
+
+    /// A scalar zero on the training device.
+    fn zero(&self) -> Tensor {
+        Tensor::zeros([], (Kind::Float, self.device))
+    }
+
+    /// Per-variable gradient norms of the actor when it did not update: zeros.
+    fn actor_zeros(&self) -> Tensor {
+        let n = self
+            .stores
+            .actor_cnn
+            .as_ref()
+            .map(|g| g.vars.len())
+            .unwrap_or(0)
+            + self.stores.actor_head.vars.len();
+        Tensor::zeros([n as i64], (Kind::Float, self.device))
     }
 
     fn params_norm(&self) -> Tensor {
@@ -580,25 +558,13 @@ impl Td3 {
         grad_norm(&vars).double_value(&[])
     }
 
-    /// Critic loss on a batch without updating (for tests).
+    /// The critic loss [`Td3::update`] would minimise on `b` (the same TD3 target, the batch's
+    /// smoothing noise included), without updating anything.
     pub fn critic_loss(&self, b: &Batch) -> f64 {
         tch::no_grad(|| {
-            let t = &self.cfg.training;
-            let f = critic_features(&self.targets.0, &b.next_obs);
-            let next_a = actor_forward(&self.targets.0, &b.next_obs);
-            let sa = Tensor::cat(&[f, next_a], 1);
-            let tq = self
-                .targets
-                .0
-                .q1
-                .forward(&sa)
-                .minimum(&self.targets.0.q2.forward(&sa));
-            let y = &b.rew + &b.not_done * t.discount * tq;
-            let f = critic_features(&self.nets, &b.obs);
-            let sa = Tensor::cat(&[f, b.act.shallow_clone()], 1);
-            (self.nets.q1.forward(&sa).mse_loss(&y, tch::Reduction::Mean)
-                + self.nets.q2.forward(&sa).mse_loss(&y, tch::Reduction::Mean))
-            .double_value(&[])
+            let target_q = self.td3_target(b);
+            let (q1, q2) = twin_q(&self.nets, &b.obs, &b.act);
+            twin_mse(&q1, &q2, &target_q).double_value(&[])
         })
     }
 }
@@ -627,6 +593,84 @@ impl UpdateStats {
             layers: layers.to_vec(),
         }
     }
+}
+
+/// The critic step's results, still on the device.
+struct CriticStep {
+    /// The loss, detached (multiplied by NaN at `debug.nan_at_step`).
+    loss: Tensor,
+    grads: SideGrads,
+    q_mean: Tensor,
+    q_abs_max: Tensor,
+    target_q_mean: Tensor,
+}
+
+/// The actor step's results, still on the device.
+struct ActorStep {
+    /// The loss, detached.
+    loss: Tensor,
+    grads: SideGrads,
+}
+
+/// One side's (actor's or critic's) gradient norms, read right after its backward and before any
+/// clipping.
+struct SideGrads {
+    /// Per-variable norms, the CNN's then the head's, in [`Td3::layer_names`] order.
+    layers: Tensor,
+    /// The CNN's total norm (pixels only).
+    cnn: Option<Tensor>,
+    /// The head's total norm.
+    head: Tensor,
+}
+
+impl SideGrads {
+    fn of(cnn: Option<&Group>, head: &Group) -> SideGrads {
+        let cnn_per = cnn.map(|g| grad_norms(&g.vars));
+        let head_per = grad_norms(&head.vars);
+        let cnn_gn = cnn_per.as_ref().map(|x| x.norm());
+        let head_gn = head_per.norm();
+        let mut per: Vec<Tensor> = cnn_per.into_iter().collect();
+        per.push(head_per);
+        SideGrads {
+            layers: Tensor::cat(&per, 0),
+            cnn: cnn_gn,
+            head: head_gn,
+        }
+    }
+
+    /// The CNN's norm, or a zero on the same device where there is no CNN.
+    fn cnn_or_zero(&self) -> Tensor {
+        match &self.cnn {
+            Some(x) => x.shallow_clone(),
+            None => Tensor::zeros([], (Kind::Float, self.head.device())),
+        }
+    }
+
+    /// Whether `loss` and both norms are finite: one host sync.
+    fn all_finite(&self, loss: &Tensor) -> bool {
+        let check = Tensor::stack(
+            &[
+                loss.shallow_clone(),
+                self.cnn_or_zero(),
+                self.head.shallow_clone(),
+            ],
+            0,
+        )
+        .isfinite()
+        .all();
+        bool::try_from(&check).unwrap_or(false)
+    }
+}
+
+/// Both Q heads of `n` on (`obs`, `act`), through `n`'s critic features.
+fn twin_q(n: &Nets, obs: &Tensor, act: &Tensor) -> (Tensor, Tensor) {
+    let sa = Tensor::cat(&[critic_features(n, obs), act.shallow_clone()], 1);
+    (n.q1.forward(&sa), n.q2.forward(&sa))
+}
+
+/// The critic loss: the sum of both heads' mean squared errors against the target.
+fn twin_mse(q1: &Tensor, q2: &Tensor, target: &Tensor) -> Tensor {
+    q1.mse_loss(target, tch::Reduction::Mean) + q2.mse_loss(target, tch::Reduction::Mean)
 }
 
 /// Solution C: `(q − mean) / (std + 1e-8)`, as in the seed's rollback plan.
@@ -674,4 +718,76 @@ fn actor_forward(n: &Nets, obs: &Tensor) -> Tensor {
         (None, None) => obs.shallow_clone(),
     };
     n.actor_head.forward(&f).tanh()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_state_agent() -> Td3 {
+        let mut cfg = AgentConfig::default();
+        cfg.networks.actor.hidden = vec![16];
+        cfg.networks.critic.hidden = vec![16];
+        Td3::new(&cfg, &[3], 2, Device::Cpu).unwrap()
+    }
+
+    /// Four transitions with the same smoothing-noise draw `eps` in every entry.
+    fn batch(eps: f64, not_done: f64) -> Batch {
+        let opts = (Kind::Float, Device::Cpu);
+        tch::manual_seed(7);
+        Batch {
+            obs: Tensor::randn([4, 3], opts),
+            act: Tensor::rand([4, 2], opts) * 2.0 - 1.0,
+            rew: Tensor::randn([4, 1], opts),
+            next_obs: Tensor::randn([4, 3], opts),
+            not_done: Tensor::full([4, 1], not_done, opts),
+            noise: Tensor::full([4, 2], eps, opts),
+        }
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).abs().max().double_value(&[])
+    }
+
+    #[test]
+    fn the_target_uses_the_smoothed_target_action() {
+        tch::manual_seed(0);
+        let agent = small_state_agent();
+        let t = &agent.cfg.training;
+        assert_eq!((t.policy_noise, t.noise_clip), (0.2, 0.5));
+        // Draws of 3σ and 100σ both clip to noise_clip: the same target.
+        let b = batch(3.0, 1.0);
+        let y = agent.td3_target(&b);
+        assert_eq!(max_diff(&y, &agent.td3_target(&batch(100.0, 1.0))), 0.0);
+        // It is r + γ·min(Q1', Q2') at the target action shifted by the clip, clamped to [−1, 1].
+        let target = &agent.targets.0;
+        let a = (actor_forward(target, &b.next_obs) + 0.5).clamp(-1.0, 1.0);
+        let (q1, q2) = twin_q(target, &b.next_obs, &a);
+        let want = &b.rew + q1.minimum(&q2) * t.discount;
+        assert!(max_diff(&y, &want) < 1e-6, "{y} vs {want}");
+        // Without the noise the target is another one: the smoothing is not a no-op here.
+        assert!(max_diff(&y, &agent.td3_target(&batch(0.0, 1.0))) > 1e-4);
+    }
+
+    #[test]
+    fn a_terminal_transition_targets_its_reward() {
+        let agent = small_state_agent();
+        let b = batch(1.0, 0.0);
+        assert_eq!(max_diff(&agent.td3_target(&b), &b.rew), 0.0);
+    }
+
+    #[test]
+    fn the_critic_loss_is_what_the_update_reports() {
+        tch::manual_seed(1);
+        let mut agent = small_state_agent();
+        let b = batch(1.5, 1.0);
+        let before = agent.critic_loss(&b);
+        let (stats, ok) = agent.update(&b);
+        assert!(ok);
+        let reported = stats.to_host(false).critic_loss;
+        assert!(
+            (before - reported).abs() <= 1e-6 * before.abs().max(1.0),
+            "critic_loss {before} vs the update's {reported}"
+        );
+    }
 }
