@@ -2,9 +2,9 @@
 //! `VALIDATION_<name>.md` (minijinja, from view models whose numbers are already formatted), write
 //! SVG plots beside it, and optionally JUnit XML.
 //!
-//! Exit codes of [`ReportOutcome::exit_code`]: 0 every variant group PASS; 10 some group INVESTIGATE
-//! or FLAKY and none FAIL; 11 some group FAIL; 12 some runs not finished (pending or interrupted)
-//! and no group FAIL. (2 stays reserved for bad input, 1 for other errors.)
+//! It only reads the results folder (besides writing its own outputs): reconciling the folder
+//! first is the command's step (`crate::schedule::reconcile`). Exit codes of
+//! [`ReportOutcome::exit_code`]: see [`crate::results::exit`].
 
 mod junit;
 mod load;
@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::yaml;
 use crate::diag::{Diagnostics, Source};
+pub use crate::results::printable;
+use crate::results::{exit, GroupId, ResultsDir};
 use crate::verdict::{load_criteria, Criteria};
 
 /// The embedded default template (`templates/validation.md.j2`).
@@ -97,14 +99,14 @@ pub struct ReportOutcome {
 }
 
 impl ReportOutcome {
-    /// 0 when every variant group PASSes; 10 when some group is INVESTIGATE or FLAKY and none FAILs;
-    /// 11 when some group FAILs; 12 when some runs have not finished and no group FAILs. Groups, not runs, decide, so a seeds quorum below `all` is honoured.
+    /// The status's exit code ([`crate::results::exit`]). Groups, not runs, decide, so a seeds
+    /// quorum below `all` is honoured.
     pub fn exit_code(&self) -> i32 {
         match self.status {
-            Status::Pass => 0,
-            Status::Investigate => 10,
-            Status::Fail => 11,
-            Status::Incomplete => 12,
+            Status::Pass => exit::OK,
+            Status::Investigate => exit::INVESTIGATE,
+            Status::Fail => exit::FAIL,
+            Status::Incomplete => exit::INCOMPLETE,
         }
     }
 
@@ -114,51 +116,11 @@ impl ReportOutcome {
     }
 }
 
-/// `s` without terminal escape sequences (ANSI colours in a child's stderr) and without other
-/// control characters except newlines and tabs: what a report or JUnit file may quote from a
-/// run's logs (XML 1.0 forbids most control characters; a terminal code in Markdown is noise).
-pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters... final byte in @..~; other escapes: ESC + one char.
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for d in chars.by_ref() {
-                    if ('@'..='~').contains(&d) {
-                        break;
-                    }
-                }
-            } else {
-                chars.next();
-            }
-        } else if c == '\r' {
-            // A progress bar's carriage returns: keep the line readable.
-            out.push('\n');
-        } else if !c.is_control() || c == '\n' || c == '\t' {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Writes `text` to `path` through a temporary file in the same folder and a rename, so a reader never
-/// sees half a file.
+/// Writes `text` to `path` atomically ([`crate::results::write_atomic`]).
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), ReportError> {
-    let io = |source| ReportError::Io {
+    crate::results::write_atomic(path, text.as_bytes()).map_err(|source| ReportError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
     })
 }
 
@@ -225,38 +187,8 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
     // A sweep still running on this folder (another process holding its lock): its started,
     // unended runs are in progress, not interrupted. The sweep's own final report is not a
     // snapshot, whatever its lock says.
-    let live = crate::schedule::lock::live_holder(&results_dir.join(".lock"))
+    let live = crate::results::lock::live_holder(&ResultsDir::new(results_dir).lock())
         .filter(|h| h.pid != std::process::id());
-    // Held shared while run records and summary.csv are brought up to date, so a sweep that
-    // starts meanwhile waits instead of having its fresh summary.csv overwritten. (A sweep's own
-    // final report does not get it: the sweep holds the lock and has just written them.)
-    let hold = live
-        .is_none()
-        .then(|| crate::schedule::lock::shared(&results_dir.join(".lock")))
-        .flatten();
-    if hold.is_some() {
-        // Slurm tasks nobody waited for (the sweep was stopped, or they were submitted by hand):
-        // what Slurm did to them is in their output files.
-        for id in crate::schedule::slurm::settle_unwatched(results_dir) {
-            eprintln!(
-                "note: {}: runs/{id}/run.json now records how Slurm ended it (from its task's output file)",
-                results_dir.display()
-            );
-        }
-        // The sweep that wrote summary.csv may have died before its runs ended.
-        match crate::schedule::summary::refresh_summary(results_dir) {
-            Ok(true) => eprintln!(
-                "note: {}: summary.csv brought up to date with the run folders",
-                results_dir.display()
-            ),
-            Ok(false) => {}
-            Err(e) => eprintln!(
-                "warning: {}: summary.csv not refreshed: {e}",
-                results_dir.display()
-            ),
-        }
-    }
-    drop(hold);
     let LoadedRuns { mut runs, left_out } =
         load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {
             path: results_dir.join("runs"),
@@ -280,7 +212,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
     }
     if !left_out.is_empty() {
         eprintln!(
-            "warning: {}: {} run folder(s) under runs/ are not in the sweep's current plan (summary.csv) and are left out of the verdict: {}",
+            "warning: {}: {} run folder(s) under runs/ are not in the sweep's current plan (plan.json) and are left out of the verdict: {}",
             results_dir.display(),
             left_out.len(),
             left_out.join(", ")
@@ -297,11 +229,13 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
         eprintln!("note: {}: {n}", results_dir.display());
     }
     let groups = group_runs(&runs, &criteria);
-    let ladder_state = crate::schedule::ladder::LadderState::read(results_dir);
+    let ladder_state = crate::results::LadderState::read(&ResultsDir::new(results_dir));
     // A ladder recommends among the variants that reached its last stage.
-    let finalists: Option<Vec<String>> = ladder_state
-        .as_ref()
-        .and_then(|l| l.stages.last().map(|s| s.entered.clone()));
+    let finalists: Option<Vec<String>> = ladder_state.as_ref().and_then(|l| {
+        l.stages
+            .last()
+            .map(|s| s.entered.iter().map(GroupId::to_string).collect())
+    });
     let recommendation = recommend(&groups, &runs, finalists.as_deref());
     let mut worst = groups
         .iter()
@@ -386,13 +320,13 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
         // A ladder's groups ended at different stages: say where, beside each verdict.
         let n = l.stages.len();
         for (g, gv) in groups.iter().zip(model.overview.iter_mut()) {
-            let label = g.label();
+            let id = GroupId::new(&g.variant, &g.swept);
             if let Some((k, st)) = l
                 .stages
                 .iter()
                 .enumerate()
                 .rev()
-                .find(|(_, st)| st.entered.contains(&label))
+                .find(|(_, st)| st.entered.contains(&id))
             {
                 gv.label = format!("{} · stage {} `{}` of {n}", gv.label, k + 1, st.name);
             }
@@ -498,7 +432,7 @@ fn render(name: &str, text: &str, model: &view::ReportView) -> Result<String, mi
 
 /// The continuous critic-loss curve of every run of a ladder, with each stage's end marked.
 fn ladder_plot(
-    l: &crate::schedule::ladder::LadderState,
+    l: &crate::results::LadderState,
     runs: &[load::RunResult],
 ) -> Result<Option<String>, String> {
     let series: Vec<plot::Series> = runs
@@ -530,19 +464,4 @@ fn ladder_plot(
         &[],
         &markers,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::printable;
-
-    #[test]
-    fn printable_drops_terminal_codes_and_control_characters() {
-        assert_eq!(
-            printable("\u{1b}[31mRuntimeError\u{1b}[0m: boom\u{7}\u{0}\tx\ny"),
-            "RuntimeError: boom\tx\ny"
-        );
-        assert_eq!(printable("10%\r50%"), "10%\n50%");
-        assert_eq!(printable("plain"), "plain");
-    }
 }

@@ -11,23 +11,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use super::{Control, Event, Executor, Job, Progress, Slot, SlotDevice};
-use crate::metrics::{write_atomic, Outcome, RunRecord};
-
-/// The `run.json` `extra` key naming the Slurm array task (`<job>_<task>`) that wrote the record.
-pub const SLURM_TASK_KEY: &str = "slurm_task";
-/// Exit codes of `td3-sweep train`, documented in the CLI help.
-pub mod exit {
-    pub const COMPLETED: i32 = 0;
-    pub const DIVERGED: i32 = 3;
-    pub const STOPPED: i32 = 4;
-    pub const INTERRUPTED: i32 = 130;
-    /// The parent sweep died and the run did not stop within the grace period (a hung step).
-    pub const ORPHANED: i32 = 5;
-}
-
-/// Prefix of the machine-readable progress lines a child prints.
-pub const PROGRESS_PREFIX: &str = "@@progress ";
+use super::{Control, Event, Executor, Slot, SlotDevice};
+use crate::results::protocol::{Progress, SLURM_TASK_KEY};
+use crate::results::{exit, printable, read_metrics, Outcome, PlannedRun, RunRecord};
 
 /// Runs jobs as child processes of `program`.
 pub struct ProcessExecutor {
@@ -51,25 +37,36 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 impl Executor for ProcessExecutor {
-    fn execute(&self, job: &Job, slot: &Slot, ctl: &Control, tx: &Sender<Event>) -> RunRecord {
-        let dir = &job.run_dir;
+    fn execute(
+        &self,
+        job: &PlannedRun,
+        slot: &Slot,
+        ctl: &Control,
+        tx: &Sender<Event>,
+    ) -> RunRecord {
+        let dir = job.dir();
         let started = Instant::now();
         let fail = |why: String| {
-            job.placeholder(Outcome::Crashed, Some(why), started.elapsed().as_secs_f64())
+            RunRecord::placeholder(
+                job,
+                Outcome::Crashed,
+                Some(why),
+                started.elapsed().as_secs_f64(),
+            )
         };
-        let stdout_log = match std::fs::File::create(dir.join("stdout.log")) {
+        let stdout_log = match std::fs::File::create(dir.stdout_log()) {
             Ok(f) => f,
             Err(e) => return fail(format!("cannot create stdout.log: {e}")),
         };
-        let stderr_log = match std::fs::File::create(dir.join("stderr.log")) {
+        let stderr_log = match std::fs::File::create(dir.stderr_log()) {
             Ok(f) => f,
             Err(e) => return fail(format!("cannot create stderr.log: {e}")),
         };
         // Files older than this launch belong to an earlier attempt (a `--rerun`): never read them
         // as this attempt's record or progress.
         let launched_at = std::time::SystemTime::now() - Duration::from_millis(50);
-        let fresh = |name: &str| {
-            std::fs::metadata(dir.join(name))
+        let fresh = |file: &Path| {
+            std::fs::metadata(file)
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t >= launched_at)
         };
@@ -103,10 +100,8 @@ impl Executor for ProcessExecutor {
             if let Some(out) = stdout {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
                     let _ = writeln!(log, "{line}");
-                    if let Some(json) = line.strip_prefix(PROGRESS_PREFIX) {
-                        if let Ok(p) = serde_json::from_str::<Progress>(json) {
-                            let _ = txp.send(Event::Progress { index, progress: p });
-                        }
+                    if let Some(p) = Progress::parse(&line) {
+                        let _ = txp.send(Event::Progress { index, progress: p });
                     } else {
                         let _ = log.flush();
                     }
@@ -153,25 +148,22 @@ impl Executor for ProcessExecutor {
             (None, Some(s)) => format!("killed by signal {s}{}", signal_name(s)),
             _ => "unknown".into(),
         };
-        let child_record: Option<RunRecord> = std::fs::read_to_string(dir.join("run.json"))
-            .ok()
-            .filter(|_| fresh("run.json"))
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let mut rec = child_record.unwrap_or_else(|| job.placeholder(Outcome::Crashed, None, wall));
-        let stderr_tail = tail(&dir.join("stderr.log"), 20);
+        let child_record = Some(dir.run_json())
+            .filter(|f| fresh(f))
+            .and_then(|_| dir.read_record());
+        let mut rec = child_record
+            .unwrap_or_else(|| RunRecord::placeholder(job, Outcome::Crashed, None, wall));
+        let stderr_tail = tail(&dir.stderr_log(), 20);
         let outcome = match (forced, status.code()) {
             // A run that finished just as the deadline or the interrupt arrived is complete.
             (_, Some(exit::COMPLETED)) if rec.outcome == Outcome::Completed => Outcome::Completed,
             (Some(Outcome::Timeout), _) => Outcome::Timeout,
             (Some(Outcome::Interrupted), _) => Outcome::Interrupted,
-            (_, Some(exit::DIVERGED)) => Outcome::Diverged,
-            (_, Some(exit::STOPPED)) => Outcome::Stopped,
-            (_, Some(exit::INTERRUPTED)) => Outcome::Interrupted,
-            _ => Outcome::Crashed,
+            (_, code) => code.and_then(exit::outcome_of).unwrap_or(Outcome::Crashed),
         };
-        if rec.steps_done == 0 && fresh("metrics.csv") {
+        if rec.steps_done == 0 && fresh(&dir.metrics_csv()) {
             // The child died before its final record: its metrics say how far it got.
-            if let Some(last) = crate::metrics::read_metrics(&dir.join("metrics.csv"))
+            if let Some(last) = read_metrics(&dir.metrics_csv())
                 .ok()
                 .and_then(|r| r.last().cloned())
             {
@@ -201,26 +193,17 @@ impl Executor for ProcessExecutor {
             Outcome::Crashed => {
                 // Keep a cause the child recorded itself (e.g. a Gymnasium traceback), not the
                 // placeholder it writes at start-up.
-                rec.reason = Some(match rec.reason.take() {
-                    Some(r) if !r.starts_with(crate::train::run::PLACEHOLDER_REASON) => {
-                        format!("{r} (process {exit})")
-                    }
+                rec.reason = Some(match rec.own_reason() {
+                    Some(r) => format!("{r} (process {exit})"),
                     // Nothing recorded: the last thing it said is the best cause we have.
-                    _ => match stderr_tail.lines().rev().find(|l| !l.trim().is_empty()) {
-                        Some(last) => {
-                            format!("process {exit}: {}", crate::report::printable(last).trim())
-                        }
+                    None => match stderr_tail.lines().rev().find(|l| !l.trim().is_empty()) {
+                        Some(last) => format!("process {exit}: {}", printable(last).trim()),
                         None => format!("process {exit}"),
                     },
                 });
                 rec.stderr_tail = Some(stderr_tail);
             }
-            Outcome::Interrupted
-                if rec
-                    .reason
-                    .as_deref()
-                    .is_none_or(|r| r.starts_with(crate::train::run::PLACEHOLDER_REASON)) =>
-            {
+            Outcome::Interrupted if rec.own_reason().is_none() => {
                 rec.reason = Some(if status.signal().is_some() {
                     format!("interrupted ({exit} after a second Ctrl-C or the grace period)")
                 } else {
@@ -229,9 +212,9 @@ impl Executor for ProcessExecutor {
             }
             _ => {}
         }
-        if let Ok(text) = serde_json::to_string_pretty(&rec) {
-            let _ = write_atomic(&dir.join("run.json"), text.as_bytes());
-        }
+        // The parent's record is final, whatever the child managed to write.
+        rec.provisional = false;
+        let _ = dir.write_record(&rec);
         rec
     }
 }

@@ -1,8 +1,8 @@
 //! The Slurm backend: the same runs as the local backend, as sbatch job arrays.
 //!
-//! Files under `results/<name>/`:
-//! - `plan.json`: every run of the plan (index → run id, folder, the exact `train` child args), so
-//!   `td3-sweep run-one --index N` needs neither the original sweep file nor its relative `base:`.
+//! Files under `results/<name>/` (paths from [`crate::results::ResultsDir::slurm`]):
+//! - `plan.json`: the plan manifest every sweep writes ([`crate::results::plan`]): `td3-sweep
+//!   run-one --index N` runs its entry N. A ladder stage's plan is `slurm/<stage>/plan.json`.
 //! - `slurm/array-<submission>-<chunk>.sbatch`: one array script per chunk of at most
 //!   [`MAX_ARRAY_TASKS`] runs; `slurm/slurm-<job>_<task>.out`: each task's Slurm output.
 //! - `slurm/jobs.json`: every submission's job id and the plan indices of its tasks.
@@ -21,13 +21,15 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 pub use queue::{classify_gone, SlurmCommandError};
 pub use script::{default_time, render, ArrayScript, SlurmOptions, MAX_ARRAY_TASKS};
 
-use super::{Control, Job};
-use crate::metrics::{write_atomic, RunRecord};
+use super::Control;
+
+use crate::results::plan::file_sha256;
+use crate::results::protocol::{run_of_task_output, SLURM_TASK_KEY};
+use crate::results::{write_atomic, Plan, PlanError, PlannedRun, ResultsDir, RunRecord, SlurmDir};
 
 /// Failures of the backend itself (not of runs, which are data).
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,9 @@ pub enum SlurmError {
     /// Bad `slurm:` options, every problem listed.
     #[error("invalid Slurm options:\n  {}", .0.join("\n  "))]
     Options(Vec<String>),
+    /// The plan manifest could not be read or written.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SlurmError + '_ {
@@ -71,30 +76,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SlurmError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// `results/<name>/plan.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PlanFile {
-    /// The sweep's name.
-    pub sweep: String,
-    /// sha256 (hex) of `sweep.yaml` when this plan was written; `run-one` refuses a mismatch.
-    pub sweep_sha256: String,
-    /// libtorch threads per run when Slurm does not say (`SLURM_CPUS_PER_TASK`).
-    pub threads: usize,
-    /// `resources.devices: cpu`: hide GPUs from the run even where Slurm grants some.
-    pub cpu_only: bool,
-    /// Every run of the plan, in plan order.
-    pub runs: Vec<Job>,
-}
-
-/// sha256 of a file's bytes, hex.
-pub fn file_sha256(path: &Path) -> Result<String, SlurmError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    Ok(Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, SlurmError> {
@@ -111,11 +92,6 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SlurmError> {
         message: e.to_string(),
     })?;
     write_atomic(path, text.as_bytes()).map_err(io(path))
-}
-
-/// Reads `plan.json`.
-pub fn read_plan(path: &Path) -> Result<PlanFile, SlurmError> {
-    read_json(path)
 }
 
 /// One `sbatch` of one array script.
@@ -172,9 +148,9 @@ pub struct SlurmSweep<'a> {
     /// The sweep's name (job names).
     pub name: &'a str,
     /// `results/<name>` (relative paths resolve against the current directory).
-    pub results: &'a Path,
+    pub results: &'a ResultsDir,
     /// Every run of the plan, in order.
-    pub all: &'a [Job],
+    pub all: &'a [PlannedRun],
     /// Plan indices that need a run (resume already applied).
     pub to_run: BTreeSet<usize>,
     /// The `td3-sweep` binary the tasks run.
@@ -210,7 +186,7 @@ pub enum SlurmEnd {
 }
 
 struct Waiting<'a> {
-    job: &'a Job,
+    job: &'a PlannedRun,
     task: String,
     out: PathBuf,
     misses: u32,
@@ -235,42 +211,40 @@ fn tail(text: &str, lines: usize) -> String {
 }
 
 /// Writes the scripts, submits them (unless `--no-submit`), then waits until every task ended,
-/// calling `on_end` after each run's final `run.json` is in place.
+/// calling `on_end` with each run and its final record once its `run.json` is in place.
 pub fn run_sweep(
     s: SlurmSweep<'_>,
     ctl: &Control,
-    mut on_end: impl FnMut(),
+    mut on_end: impl FnMut(&PlannedRun, &RunRecord),
 ) -> Result<SlurmEnd, SlurmError> {
     let problems = s.options.problems();
     if !problems.is_empty() {
         return Err(SlurmError::Options(problems));
     }
-    let slurm_dir = match s.stage {
-        Some(stage) => s.results.join("slurm").join(stage),
-        None => s.results.join("slurm"),
-    };
-    std::fs::create_dir_all(&slurm_dir).map_err(io(&slurm_dir))?;
-    let sweep_file = s.results.join("sweep.yaml");
+    let slurm = s.results.slurm(s.stage);
+    let slurm_dir = slurm.path();
+    std::fs::create_dir_all(slurm_dir).map_err(io(slurm_dir))?;
+    let sweep_file = s.results.sweep_yaml();
     let plan_path = match s.stage {
-        Some(_) => slurm_dir.join("plan.json"),
-        None => s.results.join("plan.json"),
+        Some(_) => slurm.plan_json(),
+        None => s.results.plan_json(),
     };
-    let plan = PlanFile {
+    let plan = Plan {
         sweep: s.name.to_string(),
         sweep_sha256: file_sha256(&sweep_file)?,
         threads: s.threads,
         cpu_only: s.cpu_only,
         runs: s.all.to_vec(),
     };
-    write_json(&plan_path, &plan)?;
-    let jobs_path = slurm_dir.join("jobs.json");
+    plan.write(&plan_path)?;
+    let jobs_path = slurm.jobs_json();
     let mut jobs_file: JobsFile = if jobs_path.exists() {
         read_json(&jobs_path)?
     } else {
         JobsFile::default()
     };
 
-    let by_index: BTreeMap<usize, &Job> = s.all.iter().map(|j| (j.index, j)).collect();
+    let by_index: BTreeMap<usize, &PlannedRun> = s.all.iter().map(|j| (j.index, j)).collect();
     let by_run_id: BTreeMap<&str, usize> =
         s.all.iter().map(|j| (j.run_id.as_str(), j.index)).collect();
 
@@ -371,7 +345,7 @@ pub fn run_sweep(
         .collect();
 
     let workdir = absolute(Path::new("."))?;
-    let out_dir = absolute(&slurm_dir)?;
+    let output = absolute(&slurm.task_out_pattern())?;
     let submission = jobs_file
         .submissions
         .iter()
@@ -381,9 +355,9 @@ pub fn run_sweep(
         .len();
     // Each submission reads its own copy of the plan, so tasks still queued from it keep their
     // numbering when a later version of the sweep rewrites `plan.json`.
-    let sub_plan = slurm_dir.join(format!("plan-{submission:03}.json"));
+    let sub_plan = slurm.submission_plan(submission);
     if !to_submit.is_empty() {
-        write_json(&sub_plan, &plan)?;
+        plan.write(&sub_plan)?;
     }
     let run_ids = |indices: &[usize]| -> Vec<String> {
         indices
@@ -398,12 +372,12 @@ pub fn run_sweep(
     };
     let mut scripts = Vec::new();
     for (k, chunk) in to_submit.chunks(MAX_ARRAY_TASKS).enumerate() {
-        let path = slurm_dir.join(format!("array-{submission:03}-{k:03}.sbatch"));
+        let path = slurm.script(submission, k);
         let job_name = format!("td3-{}", s.name);
         let text = render(&ArrayScript {
             job_name: &job_name,
             indices: chunk,
-            out_dir: &out_dir,
+            output: &output,
             workdir: &workdir,
             program: &s.program,
             sweep_file: &sweep_file,
@@ -431,7 +405,7 @@ pub fn run_sweep(
     let waiter = |index: usize, task: String, prior: Option<Vec<u8>>| {
         by_index.get(&index).map(|job| Waiting {
             job,
-            out: slurm_dir.join(format!("slurm-{task}.out")),
+            out: slurm.task_out(&task),
             task,
             misses: 0,
             state: None,
@@ -450,7 +424,7 @@ pub fn run_sweep(
             .map(|i| {
                 by_index
                     .get(i)
-                    .and_then(|j| std::fs::read(j.run_dir.join("run.json")).ok())
+                    .and_then(|j| std::fs::read(j.dir().run_json()).ok())
             })
             .collect();
         let job_id = queue::sbatch(path).map_err(|source| SlurmError::Submit {
@@ -525,7 +499,7 @@ pub fn run_sweep(
         let mut still = Vec::new();
         for mut w in waiting.drain(..) {
             // A record still byte for byte the earlier attempt's is not this task's.
-            let rec = match std::fs::read(w.job.run_dir.join("run.json")) {
+            let rec = match std::fs::read(w.job.dir().run_json()) {
                 Ok(bytes) if Some(&bytes) == w.prior.as_ref() => None,
                 Ok(bytes) => serde_json::from_slice::<RunRecord>(&bytes).ok(),
                 Err(_) => None,
@@ -541,11 +515,7 @@ pub fn run_sweep(
             let in_queue = matches!(listed, Some(Some(_)));
             // A record that names another task is an earlier attempt's (this run was
             // resubmitted): not this task's end, even if squeue cannot be asked right now.
-            let own = |r: &RunRecord| {
-                r.extra
-                    .get(crate::schedule::process::SLURM_TASK_KEY)
-                    .is_none_or(|t| *t == w.task)
-            };
+            let own = |r: &RunRecord| r.extra.get(SLURM_TASK_KEY).is_none_or(|t| *t == w.task);
             let final_rec = rec
                 .as_ref()
                 .filter(|r| r.exit.is_some() && !in_queue && own(r));
@@ -572,7 +542,7 @@ pub fn run_sweep(
                         r.outcome,
                         w.task
                     );
-                    on_end();
+                    on_end(w.job, &r);
                 }
                 None => still.push(w),
             }
@@ -642,9 +612,7 @@ fn settle_final(mut rec: RunRecord, w: &Waiting<'_>) -> RunRecord {
     if let Some((outcome, reason)) = queue::slurm_ended(rec.outcome, out.as_deref()) {
         rec.outcome = outcome;
         rec.reason = Some(format!("{reason} (task {})", w.task));
-        if let Err(e) = write_record(&w.job.run_dir, &rec) {
-            eprintln!("warning: {}: {e}", w.job.run_dir.join("run.json").display());
-        }
+        write_or_warn(&w.job.dir(), &rec);
     }
     rec
 }
@@ -654,24 +622,29 @@ fn record_gone(rec: Option<RunRecord>, w: &Waiting<'_>) -> RunRecord {
     let out = std::fs::read_to_string(&w.out).ok();
     let state = queue::ended_state(&w.task);
     let (outcome, reason) = classify_gone(out.as_deref(), state.as_deref());
-    let mut rec = rec.unwrap_or_else(|| w.job.placeholder(outcome, None, 0.0));
+    let mut rec = rec.unwrap_or_else(|| RunRecord::placeholder(w.job, outcome, None, 0.0));
     rec.outcome = outcome;
+    rec.provisional = false;
     rec.reason = Some(format!("{reason} (task {})", w.task));
     rec.exit = Some(format!(
         "slurm task {} {}",
         w.task,
         state.as_deref().unwrap_or("left the queue")
     ));
-    let stderr = std::fs::read_to_string(w.job.run_dir.join("stderr.log")).unwrap_or_default();
+    let stderr = std::fs::read_to_string(w.job.dir().stderr_log()).unwrap_or_default();
     let mut t = tail(&stderr, 20);
     if let Some(o) = &out {
         t.push_str(&format!("\n--- {} ---\n{}", w.out.display(), tail(o, 10)));
     }
     rec.stderr_tail = Some(t.trim().to_string());
-    if let Err(e) = write_record(&w.job.run_dir, &rec) {
-        eprintln!("warning: {}: {e}", w.job.run_dir.join("run.json").display());
-    }
+    write_or_warn(&w.job.dir(), &rec);
     rec
+}
+
+fn write_or_warn(dir: &crate::results::RunDir, rec: &RunRecord) {
+    if let Err(e) = dir.write_record(rec) {
+        eprintln!("warning: {}: {e}", dir.run_json().display());
+    }
 }
 
 /// Runs whose final `run.json` says they ended from outside (`interrupted`, or `crashed` by a
@@ -680,8 +653,8 @@ fn record_gone(rec: Option<RunRecord>, w: &Waiting<'_>) -> RunRecord {
 /// does (see [`queue::slurm_ended`]). This covers the tasks nobody waited for: the sweep was
 /// stopped or killed while they ran, or they were submitted by hand from `--no-submit` scripts.
 /// Returns the run ids it corrected. Call it only while no sweep is writing the folder.
-pub fn settle_unwatched(results: &Path) -> Vec<String> {
-    let slurm = results.join("slurm");
+pub fn settle_unwatched(results: &ResultsDir) -> Vec<String> {
+    let slurm = results.slurm(None).path().to_path_buf();
     let Ok(entries) = std::fs::read_dir(&slurm) else {
         return Vec::new();
     };
@@ -698,17 +671,13 @@ pub fn settle_unwatched(results: &Path) -> Vec<String> {
         };
         for out in files.flatten().map(|e| e.path()) {
             let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if !(name.starts_with("slurm-") && name.ends_with(".out")) {
+            if SlurmDir::task_of(name).is_none() {
                 continue;
             }
             let Ok(text) = std::fs::read_to_string(&out) else {
                 continue;
             };
-            let Some(run_id) = text.lines().find_map(|l| {
-                let rest = l.strip_prefix("run-one: index ")?;
-                let (_, rest) = rest.split_once(" = ")?;
-                Some(rest.split(" on ").next()?.trim().to_string())
-            }) else {
+            let Some(run_id) = run_of_task_output(&text) else {
                 continue;
             };
             let when = std::fs::metadata(&out)
@@ -721,11 +690,8 @@ pub fn settle_unwatched(results: &Path) -> Vec<String> {
     }
     let mut fixed = Vec::new();
     for (run_id, (_, out)) in latest {
-        let dir = results.join("runs").join(&run_id);
-        let Some(mut rec) = std::fs::read_to_string(dir.join("run.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<RunRecord>(&t).ok())
-        else {
+        let dir = results.run(&run_id);
+        let Some(mut rec) = dir.read_record() else {
             continue;
         };
         if rec.exit.is_none() {
@@ -734,9 +700,9 @@ pub fn settle_unwatched(results: &Path) -> Vec<String> {
         let text = std::fs::read_to_string(&out).ok();
         if let Some((outcome, reason)) = queue::slurm_ended(rec.outcome, text.as_deref()) {
             let task = out
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .and_then(|s| s.strip_prefix("slurm-"))
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(SlurmDir::task_of)
                 .unwrap_or("?")
                 .to_string();
             let reason = Some(format!("{reason} (task {task})"));
@@ -745,18 +711,12 @@ pub fn settle_unwatched(results: &Path) -> Vec<String> {
             }
             rec.outcome = outcome;
             rec.reason = reason;
-            if write_record(&dir, &rec).is_ok() {
+            if dir.write_record(&rec).is_ok() {
                 fixed.push(run_id);
             }
         }
     }
     fixed
-}
-
-fn write_record(dir: &Path, rec: &RunRecord) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let text = serde_json::to_string_pretty(rec).map_err(std::io::Error::other)?;
-    write_atomic(&dir.join("run.json"), text.as_bytes())
 }
 
 #[cfg(test)]
@@ -765,7 +725,7 @@ mod tests {
 
     #[test]
     fn planned_tasks_round_trip_to_jobs() {
-        let job = Job {
+        let job = PlannedRun {
             index: 3,
             run_id: "a__s0__abc".into(),
             variant: "a".into(),
@@ -778,7 +738,7 @@ mod tests {
             command: "td3-sweep train".into(),
             timeout: Some(Duration::from_secs(120)),
         };
-        let j: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
+        let j: PlannedRun = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
         assert_eq!(
             (j.index, j.args, j.timeout, j.swept),
             (3, job.args.clone(), job.timeout, job.swept.clone())
@@ -788,7 +748,7 @@ mod tests {
     #[test]
     fn unwatched_tasks_are_settled_from_their_output_once() {
         let d = tempfile::tempdir().unwrap();
-        let res = d.path();
+        let res = &ResultsDir::new(d.path());
         let jobs = JobsFile {
             submissions: vec![Submission {
                 job_id: "5".into(),
@@ -799,10 +759,11 @@ mod tests {
             }],
             written: Vec::new(),
         };
-        std::fs::create_dir_all(res.join("slurm")).unwrap();
-        write_json(&res.join("slurm/jobs.json"), &jobs).unwrap();
+        let slurm = res.slurm(None);
+        std::fs::create_dir_all(slurm.path()).unwrap();
+        write_json(&slurm.jobs_json(), &jobs).unwrap();
         for id in ["slow", "requeued"] {
-            let mut rec = Job {
+            let run = PlannedRun {
                 index: 0,
                 run_id: id.into(),
                 variant: "v".into(),
@@ -810,34 +771,34 @@ mod tests {
                 swept: BTreeMap::new(),
                 steps: 100,
                 config_hash: "h".into(),
-                run_dir: res.join("runs").join(id),
+                run_dir: res.run(id).path().to_path_buf(),
                 args: Vec::new(),
                 command: String::new(),
                 timeout: None,
-            }
-            .placeholder(
-                crate::metrics::Outcome::Interrupted,
+            };
+            let mut rec = RunRecord::placeholder(
+                &run,
+                crate::results::Outcome::Interrupted,
                 Some("signal".into()),
                 1.0,
             );
             rec.exit = Some("exit code 130".into());
-            write_record(&res.join("runs").join(id), &rec).unwrap();
+            std::fs::create_dir_all(&run.run_dir).unwrap();
+            run.dir().write_record(&rec).unwrap();
         }
         std::fs::write(
-            res.join("slurm/slurm-5_0.out"),
+            slurm.task_out("5_0"),
             "run-one: index 0 = slow on slot 0 (cpu, 1 thread)\nslurmstepd: error: *** JOB 5 ON n1 CANCELLED AT 2026 DUE TO TIME LIMIT ***\n",
         )
         .unwrap();
         std::fs::write(
-            res.join("slurm/slurm-5_1.out"),
+            slurm.task_out("5_1"),
             "run-one: index 1 = requeued on slot 0 (cpu, 1 thread)\n*** JOB 5 ON n1 CANCELLED AT 2026 DUE TO JOB REQUEUE ***\n",
         )
         .unwrap();
         assert_eq!(settle_unwatched(res), vec!["slow".to_string()]);
-        let rec: RunRecord =
-            serde_json::from_str(&std::fs::read_to_string(res.join("runs/slow/run.json")).unwrap())
-                .unwrap();
-        assert_eq!(rec.outcome, crate::metrics::Outcome::Timeout);
+        let rec = res.run("slow").read_record().unwrap();
+        assert_eq!(rec.outcome, crate::results::Outcome::Timeout);
         assert!(rec.reason.unwrap().contains("(task 5_0)"));
         assert!(settle_unwatched(res).is_empty(), "settled once");
     }

@@ -375,7 +375,7 @@ fn parse_promote(
                 Some(Node {
                     value: Value::Str(m),
                     ..
-                }) if crate::metrics::COLUMNS.contains(&m.as_str()) => m.clone(),
+                }) if crate::results::COLUMNS.contains(&m.as_str()) => m.clone(),
                 Some(m) => {
                     let d = at(
                         src,
@@ -387,12 +387,12 @@ fn parse_promote(
                     errs.push(
                         match crate::diag::did_you_mean(
                             name,
-                            crate::metrics::COLUMNS.iter().copied(),
+                            crate::results::COLUMNS.iter().copied(),
                         ) {
                             Some(s) => d.hint(format!("did you mean `{s}`?")),
                             None => d.hint(format!(
                                 "a metrics.csv column: {}",
-                                crate::metrics::COLUMNS.join(", ")
+                                crate::results::COLUMNS.join(", ")
                             )),
                         },
                     );

@@ -7,17 +7,21 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
 
-use super::{finish, job_for, kill_grace, needs_run, read_record, summarise, Prepared};
+use super::{finish, job_for, kill_grace, needs_run, start_summary, summary_context, Prepared};
 use crate::cli::{Rerun, SweepArgs};
 use crate::config::load::{config_hash, config_to_yaml};
-use crate::metrics::{read_metrics, write_atomic, MetricRow};
-use crate::schedule::ladder::{promote, LadderState, RunAtStage, Standing, VariantAtStage};
+use crate::results::ladder::{
+    GroupAtStage, LadderState, RunAtStage, StagePlan, StoredGroupVerdict,
+};
+use crate::results::{
+    read_metrics, write_atomic, GroupId, MetricRow, Outcome, PlannedRun, ResultsDir,
+};
+use crate::schedule::ladder::{promote, stored_group_verdict, stored_verdict, Standing};
 use crate::schedule::process::ProcessExecutor;
 use crate::schedule::progress::Display;
 use crate::schedule::slurm::{self, SlurmEnd, SlurmOptions, SlurmSweep};
-use crate::schedule::{run_jobs, Control, Event, Job};
+use crate::schedule::{run_jobs, Control, Event};
 use crate::spec::{Devices, Promote, RunPlan};
-use crate::train::checkpoint;
 use crate::verdict::{
     aggregate_seeds, classify_group, classify_run, with_seed_rules, Criteria, Verdict,
 };
@@ -30,30 +34,40 @@ pub(super) fn run(
     criteria: Criteria,
     slurm: Option<SlurmOptions>,
 ) -> anyhow::Result<i32> {
+    let mut summary = start_summary(&p)?;
     let Prepared {
         plan,
         slots,
         results,
-        runs_dir,
         lock,
         ..
     } = p;
     let spec = &plan.spec;
     let stages = &spec.stages;
+    let stage_plans: Vec<StagePlan> = stages
+        .iter()
+        .map(|s| StagePlan {
+            name: s.name.clone(),
+            steps: s.steps,
+            promote: s.promote.to_string(),
+        })
+        .collect();
     let mut state = match LadderState::read(&results) {
-        Some(s) if s.matches(stages) && args.rerun != Some(Rerun::All) => s,
-        _ => LadderState::new(stages),
+        Some(s) if s.matches(&stage_plans) && args.rerun != Some(Rerun::All) => s,
+        _ => LadderState::new(
+            &stage_plans,
+            stages.last().map(|s| s.approve).unwrap_or(false),
+        ),
     };
     // `--rerun failed`: the first finished stage with a run that crashed, timed out or diverged
     // (a cancelled or preempted Slurm task, say) is run again from there: those runs continue
     // from their checkpoints, the others are only classified again, and the later stages follow
     // from the new promotions.
     if args.rerun == Some(Rerun::Failed) {
-        let failed = |o: &str| matches!(o, "crashed" | "timeout" | "diverged" | "interrupted");
         if let Some(k) = state
             .stages
             .iter()
-            .position(|s| s.done && s.runs.iter().any(|r| failed(&r.outcome)))
+            .position(|s| s.done && s.runs.iter().any(|r| r.outcome.is_failure()))
         {
             crate::say!(
                 "--rerun failed: stage {} has runs that did not finish; it and the stages after it run again",
@@ -65,10 +79,6 @@ pub(super) fn run(
             state.approved.clear();
         }
     }
-    let summary_path = results.join("summary.csv");
-    let summarise = || summarise(&plan, &runs_dir, &summary_path);
-    summarise().with_context(|| format!("writing {}", summary_path.display()))?;
-    let criteria_path = results.join("criteria.yaml");
     let ctl = Control::default();
     let c = ctl.clone();
     let on_slurm = slurm.is_some();
@@ -86,14 +96,14 @@ pub(super) fn run(
         program: std::env::current_exe().context("locating the td3-sweep binary")?,
         grace: kill_grace(),
     };
-    let mut entered: BTreeSet<String> = plan.runs.iter().map(group).collect();
+    let mut entered: BTreeSet<GroupId> = plan.runs.iter().map(group).collect();
     for (k, stage) in stages.iter().enumerate() {
         if state.stages[k].done {
             entered = state.stages[k]
-                .variants
+                .groups
                 .iter()
                 .filter(|v| v.promoted)
-                .map(|v| v.variant.clone())
+                .map(|v| v.group.clone())
                 .collect();
             crate::say!(
                 "stage {} ({} steps): already done; {} variant(s) climb",
@@ -120,10 +130,10 @@ pub(super) fn run(
                 (r, cfg)
             })
             .collect();
-        let mut jobs: Vec<Job> = Vec::new();
+        let mut jobs: Vec<PlannedRun> = Vec::new();
         for (run, cfg) in &runs {
             let hash = config_hash(cfg);
-            let dir = runs_dir.join(&run.run_id);
+            let dir = results.run(&run.run_id);
             // `--rerun all` restarts the ladder at its first stage; `--rerun failed` retrains the
             // failed runs of whichever stage it reopened (later stages' runs continue).
             let rerun = match args.rerun {
@@ -134,19 +144,19 @@ pub(super) fn run(
             if !needs_run(&dir, &hash, rerun) {
                 continue;
             }
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            write_atomic(&dir.join("config.yaml"), config_to_yaml(cfg).as_bytes())?;
+            std::fs::create_dir_all(dir.path())
+                .with_context(|| format!("creating {}", dir.path().display()))?;
+            write_atomic(&dir.config_yaml(), config_to_yaml(cfg).as_bytes())?;
             let mut staged = (*run).clone();
             staged.config = cfg.clone();
             staged.config_hash = hash;
-            let mut job = job_for(spec, &staged, &runs_dir, &criteria_path);
+            let mut job = job_for(spec, &staged, &results);
             job.args.push("--checkpoint-at-end".into());
             if k > 0 {
                 // A promoted run must continue from its own checkpoint; a missing or broken one
                 // is that run's error (crashed, with the reason), not the sweep's.
                 job.args.push("--resume".into());
-                job.args
-                    .push(checkpoint::dir_of(&dir).display().to_string());
+                job.args.push(dir.checkpoint().display().to_string());
             } else if args.rerun == Some(Rerun::All) {
                 job.args.push("--fresh".into());
             }
@@ -167,8 +177,9 @@ pub(super) fn run(
                 let mut display = Display::new(&jobs);
                 run_jobs(jobs, &slots, &exec, &ctl, |ev| {
                     display.on_event(ev);
-                    if let Event::Finished { .. } = ev {
-                        if let Err(e) = summarise() {
+                    if let Event::Finished { index, record } = ev {
+                        summary.ended(*index, record);
+                        if let Err(e) = summary.write() {
                             summary_err = Some(e);
                         }
                     }
@@ -188,8 +199,9 @@ pub(super) fn run(
                     submit: true,
                     stage: Some(&stage.name),
                 };
-                let end = slurm::run_sweep(sweep, &ctl, || {
-                    if let Err(e) = summarise() {
+                let end = slurm::run_sweep(sweep, &ctl, |job, record| {
+                    summary.ended(job.index, record);
+                    if let Err(e) = summary.write() {
                         summary_err = Some(e);
                     }
                 })?;
@@ -204,9 +216,7 @@ pub(super) fn run(
             Some(_) => {}
         }
         if let Some(e) = summary_err {
-            return Err(
-                anyhow::Error::new(e).context(format!("writing {}", summary_path.display()))
-            );
+            return Err(anyhow::Error::new(e).context(summary_context(&results)));
         }
         if ctl.level() > 0 {
             state.write(&results)?;
@@ -214,23 +224,23 @@ pub(super) fn run(
         }
         let prev_steps = if k == 0 { 0 } else { stages[k - 1].steps };
         let next_rule = stages.get(k + 1).map(|s| &s.promote);
-        let st = classify_stage(&runs, &runs_dir, &criteria, prev_steps, next_rule);
+        let st = classify_stage(&runs, &results, &criteria, prev_steps, next_rule);
         let s = &mut state.stages[k];
         s.entered = entered.iter().cloned().collect();
         s.runs = st.0;
-        s.variants = st.1;
+        s.groups = st.1;
         s.done = true;
         entered = s
-            .variants
+            .groups
             .iter()
             .filter(|v| v.promoted)
-            .map(|v| v.variant.clone())
+            .map(|v| v.group.clone())
             .collect();
-        for v in &s.variants {
+        for v in &s.groups {
             crate::say!(
                 "  {:<24} {:<12} {}",
-                v.variant,
-                v.verdict,
+                v.group.to_string(),
+                v.verdict.to_string(),
                 if next_rule.is_some() {
                     format!("{}: {}", if v.promoted { "climbs" } else { "stops" }, v.why)
                 } else {
@@ -240,10 +250,10 @@ pub(super) fn run(
         }
         if k + 1 == stages.len() && stage.approve {
             state.approved = state.stages[k]
-                .variants
+                .groups
                 .iter()
-                .filter(|v| v.verdict == "PASS")
-                .map(|v| v.variant.clone())
+                .filter(|v| v.verdict == StoredGroupVerdict::Pass)
+                .map(|v| v.group.clone())
                 .collect();
         }
         state.write(&results)?;
@@ -259,38 +269,39 @@ pub(super) fn run(
             if state.approved.is_empty() {
                 "none".to_string()
             } else {
-                state.approved.join(", ")
+                let names: Vec<String> = state.approved.iter().map(GroupId::to_string).collect();
+                names.join(", ")
             }
         );
     }
-    summarise().with_context(|| format!("writing {}", summary_path.display()))?;
+    summary.write().with_context(|| summary_context(&results))?;
     finish(args, &results, lock, false)
 }
 
-type Classified = (Vec<RunAtStage>, Vec<VariantAtStage>);
+type Classified = (Vec<RunAtStage>, Vec<GroupAtStage>);
 
 /// A run's variant group (variant + swept values): the unit that climbs or stops.
-fn group(run: &RunPlan) -> String {
-    crate::report::group_label(&run.variant, &run.swept)
+fn group(run: &RunPlan) -> GroupId {
+    GroupId::new(&run.variant, &run.swept)
 }
 
 /// Classifies each run at the stage's end, aggregates seeds per variant and applies the next
 /// stage's rule (`None` for the last stage: nobody climbs further).
 fn classify_stage(
     runs: &[(&RunPlan, crate::config::AgentConfig)],
-    runs_dir: &std::path::Path,
+    results: &ResultsDir,
     criteria: &Criteria,
     prev_steps: u64,
     next_rule: Option<&Promote>,
 ) -> Classified {
     let mut out_runs = Vec::new();
-    let mut by_variant: BTreeMap<String, (Vec<Verdict>, Vec<f64>)> = BTreeMap::new();
-    // Completed runs' rows per variant, for the seeds rules.
-    let mut completed: BTreeMap<String, Vec<Vec<MetricRow>>> = BTreeMap::new();
+    let mut by_variant: BTreeMap<GroupId, (Vec<Verdict>, Vec<f64>)> = BTreeMap::new();
+    // Completed runs' rows per group, for the seeds rules.
+    let mut completed: BTreeMap<GroupId, Vec<Vec<MetricRow>>> = BTreeMap::new();
     for (run, _) in runs {
-        let dir = runs_dir.join(&run.run_id);
-        let rec = read_record(&dir);
-        let rows: Vec<MetricRow> = read_metrics(&dir.join("metrics.csv")).unwrap_or_default();
+        let dir = results.run(&run.run_id);
+        let rec = dir.read_record();
+        let rows: Vec<MetricRow> = read_metrics(&dir.metrics_csv()).unwrap_or_default();
         let (verdict, evidence, outcome, env_step, train_step) = match &rec {
             Some(rec) => {
                 let rv = classify_run(criteria, rec, &rows);
@@ -304,7 +315,7 @@ fn classify_stage(
                 (
                     rv.verdict,
                     ev,
-                    rec.outcome.to_string(),
+                    rec.outcome,
                     rec.steps_done,
                     rec.train_steps_done,
                 )
@@ -312,14 +323,14 @@ fn classify_stage(
             None => (
                 Verdict::Fail,
                 vec!["no run.json".into()],
-                "crashed".into(),
+                Outcome::Crashed,
                 0,
                 0,
             ),
         };
         if rec
             .as_ref()
-            .is_some_and(|r| r.outcome == crate::metrics::Outcome::Completed)
+            .is_some_and(|r| r.outcome == Outcome::Completed)
         {
             completed.entry(group(run)).or_default().push(rows.clone());
         }
@@ -340,10 +351,10 @@ fn classify_stage(
         }
         out_runs.push(RunAtStage {
             run_id: run.run_id.clone(),
-            variant: group(run),
+            group: group(run),
             seed: run.seed,
             outcome,
-            verdict: verdict.as_str().to_string(),
+            verdict: stored_verdict(verdict),
             env_step,
             train_step,
             evidence,
@@ -352,7 +363,7 @@ fn classify_stage(
     let standings: Vec<Standing> = by_variant
         .iter()
         .map(|(v, (verdicts, scores))| Standing {
-            variant: v.clone(),
+            group: v.clone(),
             verdict: {
                 let seeds: Vec<&[MetricRow]> = completed
                     .get(v)
@@ -370,21 +381,21 @@ fn classify_stage(
     let decisions = next_rule
         .map(|r| promote(r, &standings))
         .unwrap_or_default();
-    let variants = standings
+    let groups = standings
         .iter()
         .map(|s| {
             let (promoted, why) = decisions
-                .get(&s.variant)
+                .get(&s.group)
                 .cloned()
                 .unwrap_or((false, "last stage".into()));
-            VariantAtStage {
-                variant: s.variant.clone(),
-                verdict: s.verdict.to_string(),
+            GroupAtStage {
+                group: s.group.clone(),
+                verdict: stored_group_verdict(s.verdict),
                 score: s.score,
                 promoted,
                 why,
             }
         })
         .collect();
-    (out_runs, variants)
+    (out_runs, groups)
 }
