@@ -131,7 +131,7 @@ pub fn write_junit(outcome: &ReportOutcome, path: &Path) -> Result<(), ReportErr
 
 /// The sweep's name from `sweep.yaml`'s `name:`, else the folder name.
 fn sweep_name(results_dir: &Path) -> String {
-    let from_yaml = Source::read(&results_dir.join("sweep.yaml"))
+    let from_yaml = Source::read(&ResultsDir::new(results_dir).sweep_yaml())
         .ok()
         .and_then(|src| yaml::parse(&src).ok())
         .and_then(|n| n.get("name").and_then(|v| v.as_str().map(str::to_string)));
@@ -153,7 +153,7 @@ fn resolve_criteria(
             p.display().to_string(),
         ));
     }
-    let stored = results_dir.join("criteria.yaml");
+    let stored = ResultsDir::new(results_dir).criteria_yaml();
     if stored.is_file() {
         return Ok((
             load_criteria(&stored).map_err(ReportError::Criteria)?,
@@ -169,7 +169,8 @@ fn resolve_criteria(
 /// Loads, classifies and renders a results folder: `VALIDATION_<name>.md`, `plots/*.svg` and, when
 /// asked, JUnit XML. Unreadable runs are reported (and printed to stderr), never fatal.
 pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcome, ReportError> {
-    if !results_dir.join("runs").is_dir() {
+    let results = ResultsDir::new(results_dir);
+    if !results.exists() {
         let why = if !results_dir.exists() {
             "does not exist"
         } else if !results_dir.is_dir() {
@@ -187,11 +188,11 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
     // A sweep still running on this folder (another process holding its lock): its started,
     // unended runs are in progress, not interrupted. The sweep's own final report is not a
     // snapshot, whatever its lock says.
-    let live = crate::results::lock::live_holder(&ResultsDir::new(results_dir).lock())
+    let live = crate::results::lock::live_holder(&results.lock())
         .filter(|h| h.pid != std::process::id());
     let LoadedRuns { mut runs, left_out } =
         load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {
-            path: results_dir.join("runs"),
+            path: results.runs(),
             source,
         })?;
     if let Some(h) = &live {
@@ -229,7 +230,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
         eprintln!("note: {}: {n}", results_dir.display());
     }
     let groups = group_runs(&runs, &criteria);
-    let ladder_state = crate::results::LadderState::read(&ResultsDir::new(results_dir));
+    let ladder_state = crate::results::LadderState::read(&results);
     // A ladder recommends among the variants that reached its last stage.
     let finalists: Option<Vec<String>> = ladder_state.as_ref().and_then(|l| {
         l.stages
@@ -256,7 +257,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
         _ => Status::Fail,
     };
 
-    let plots_dir = results_dir.join("plots");
+    let plots_dir = results.plots();
     let mut plots = Vec::new();
     let mut plot_views = Vec::new();
     for metric in PLOTTED {
@@ -267,7 +268,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
                     path: plots_dir.clone(),
                     source,
                 })?;
-                let path = plots_dir.join(format!("{metric}.svg"));
+                let path = results.plot(metric);
                 write_atomic(&path, &svg)?;
                 plots.push(path);
                 plot_views.push(view::PlotView::ok(metric));
@@ -306,7 +307,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
                     path: plots_dir.clone(),
                     source,
                 })?;
-                let path = plots_dir.join("ladder_critic_loss.svg");
+                let path = results.plot("ladder_critic_loss");
                 write_atomic(&path, &svg)?;
                 plots.push(path);
                 Some("plots/ladder_critic_loss.svg".to_string())
@@ -355,7 +356,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
                 .unwrap_or_default();
             ReportError::Template { name, error, line }
         })?;
-    let report_path = results_dir.join(format!("VALIDATION_{sweep}.md"));
+    let report_path = results.report_md(&sweep);
     write_atomic(&report_path, &rendered)?;
     let overview = view::overview_text(&groups, &runs);
     let outcome = ReportOutcome {

@@ -80,6 +80,11 @@ impl ResultsDir {
         self.0.join("plots")
     }
 
+    /// `plots/<name>.svg`.
+    pub fn plot(&self, name: &str) -> PathBuf {
+        self.plots().join(format!("{name}.svg"))
+    }
+
     /// `slurm/` (the sweep's own Slurm files) or `slurm/<stage>/` (a ladder stage's).
     pub fn slurm(&self, stage: Option<&str>) -> SlurmDir {
         let root = self.0.join("slurm");
