@@ -416,6 +416,25 @@ fn prepare(args: &SweepArgs, plan: SweepPlan) -> anyhow::Result<Option<Prepared>
     }))
 }
 
+/// The sweep's interrupt level, raised by each Ctrl-C (or SIGTERM), which also says on stderr
+/// what happens next: locally, the first ends running runs gracefully and the second kills them;
+/// on Slurm, the sweep stops waiting and the tasks go on.
+fn interrupt_control(on_slurm: bool) -> Control {
+    let ctl = Control::default();
+    let c = ctl.clone();
+    let _ = ctrlc::set_handler(move || {
+        let level = c.escalate();
+        if on_slurm {
+            eprintln!("\ninterrupt: no longer waiting; queued and running tasks stay in Slurm");
+        } else if level == 1 {
+            eprintln!("\ninterrupt: no new runs; ending running ones gracefully (Ctrl-C again to kill them)");
+        } else {
+            eprintln!("\ninterrupt: killing running runs");
+        }
+    });
+    ctl
+}
+
 /// The sweep's `summary.csv` (a ladder's has a `stage` column), written once now and again as
 /// each run ends.
 fn start_summary(p: &Prepared) -> anyhow::Result<Summary> {
@@ -550,16 +569,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
     );
     note_failed_but_done(&plan, &results, &to_run);
 
-    let ctl = Control::default();
-    let c = ctl.clone();
-    let _ = ctrlc::set_handler(move || {
-        let level = c.escalate();
-        if level == 1 {
-            eprintln!("\ninterrupt: no new runs; ending running ones gracefully (Ctrl-C again to kill them)");
-        } else {
-            eprintln!("\ninterrupt: killing running runs");
-        }
-    });
+    let ctl = interrupt_control(false);
     let exec = ProcessExecutor {
         program: exe,
         grace: kill_grace(),
@@ -692,12 +702,7 @@ fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Resul
     note_failed_but_done(&plan, &results, &to_run);
     let threads = spec.resources.threads_per_run;
     let options = slurm_effective(spec, opts);
-    let ctl = Control::default();
-    let c = ctl.clone();
-    let _ = ctrlc::set_handler(move || {
-        c.escalate();
-        eprintln!("\ninterrupt: no longer waiting; queued and running tasks stay in Slurm");
-    });
+    let ctl = interrupt_control(true);
     let sweep = SlurmSweep {
         name: &spec.name,
         results: &results,

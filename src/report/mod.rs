@@ -188,8 +188,8 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
     // A sweep still running on this folder (another process holding its lock): its started,
     // unended runs are in progress, not interrupted. The sweep's own final report is not a
     // snapshot, whatever its lock says.
-    let live = crate::results::lock::live_holder(&results.lock())
-        .filter(|h| h.pid != std::process::id());
+    let live =
+        crate::results::lock::live_holder(&results.lock()).filter(|h| h.pid != std::process::id());
     let LoadedRuns { mut runs, left_out } =
         load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {
             path: results.runs(),
