@@ -1,7 +1,7 @@
 //! Metric rows: the `metrics.csv` a run appends to, the reader the verdicts use, and
 //! `evidence.csv`.
 //!
-//! The columns are declared once, in [`metric_table!`]'s invocation below: the row type, the
+//! The columns are declared once, in the `metric_table!` invocation below: the row type, the
 //! header, each cell's format and parsing, and lookup by name all derive from it.
 
 use std::fs::{File, OpenOptions};
