@@ -14,7 +14,7 @@ default:
 setup:
     @scripts/setup.sh
 
-# A verdict (exit 10 INVESTIGATE/FLAKY, 11 FAIL, 12 not finished) is a result, not a failed recipe: it is printed
+# A verdict (exit 10 INVESTIGATE/FLAKY, 11 FAIL, 12 not finished; every code is in src/results/exit.rs) is a result, not a failed recipe: it is printed
 # and the recipe succeeds. Bad input (2) or errors (1) fail it. `td3-sweep sweep` returns them all.
 
 # Run a sweep end to end: train every run, classify, write the VALIDATION report.

@@ -7,9 +7,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Declarative TD3 stability sweeps: train variants in parallel, classify PASS / INVESTIGATE / FAIL,
 /// and render a VALIDATION report.
 ///
-/// Exit codes: 0 success (all PASS), 1 runtime error, 2 bad input (spec, config, arguments),
-/// 3 a `train` run diverged, 4 a `train` run was stopped by fail-fast, 10 some INVESTIGATE,
-/// 11 some FAIL or FLAKY, 130 interrupted.
+/// Exit codes (declared in `src/results/exit.rs`): 0 every group PASS · 10 some group INVESTIGATE
+/// or FLAKY (a FLAKY group can hold FAILed seeds) · 11 some group FAIL · 12 some group not
+/// finished (seeds pending or interrupted) and none FAIL · 2 bad input · 1 other errors · 130
+/// interrupted. `train` alone: 0 completed, 1 crashed, 3 diverged, 4 stopped by fail-fast, 5 ended
+/// because its sweep died, 130 interrupted.
 #[derive(Debug, Parser)]
 #[command(name = "td3-sweep", version, about, long_about = None)]
 pub struct Cli {

@@ -1,15 +1,15 @@
 //! td3-sweep: declarative TD3 stability sweeps.
 //!
 //! The flow is `spec` (sweep YAML → validated runs) → `schedule` (child processes on device slots)
-//! → `train` (one TD3 run through tch, writing `metrics`) → `verdict` (PASS / INVESTIGATE / FAIL)
-//! → `report` (VALIDATION markdown, plots, JUnit).
+//! → `train` (one TD3 run through tch) → `results` (the results folder's files, one owner) →
+//! `verdict` (PASS / INVESTIGATE / FAIL) → `report` (VALIDATION markdown, plots, JUnit).
 
 pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod diag;
-pub mod metrics;
 pub mod report;
+pub mod results;
 pub mod schedule;
 pub mod spec;
 pub mod sys;

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::from(code)
+            ExitCode::from(code.clamp(0, 255) as u8)
         }
     }
 }

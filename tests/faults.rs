@@ -390,7 +390,7 @@ fn a_full_disk_gives_a_clear_error_and_no_half_written_file() {
             if p.is_dir() {
                 stack.push(p);
             } else if name == "metrics.csv" {
-                td3_sweep::metrics::read_metrics(&p).unwrap_or_else(|e| panic!("{e}"));
+                td3_sweep::results::read_metrics(&p).unwrap_or_else(|e| panic!("{e}"));
                 seen += 1;
             } else if name.ends_with(".csv") {
                 let mut r = csv::Reader::from_path(&p).unwrap();

@@ -80,10 +80,19 @@ fn three_stage_ladder_promotes_only_passing_variants_and_continues_from_checkpoi
     assert_eq!(stages.len(), 3, "{out}");
     assert!(stages.iter().all(|s| s["done"] == true), "{out}");
     // The FAIL variant ran stage 1 only.
-    assert_eq!(stages[0]["entered"], serde_json::json!(["good", "nan"]));
-    assert_eq!(stages[1]["entered"], serde_json::json!(["good"]), "{out}");
-    assert_eq!(stages[2]["entered"], serde_json::json!(["good"]));
-    assert_eq!(l["approved"], serde_json::json!(["good"]));
+    // Groups by identity: variant and swept values (none swept here).
+    let group = |v: &str| serde_json::json!({ "variant": v, "swept": {} });
+    assert_eq!(
+        stages[0]["entered"],
+        serde_json::json!([group("good"), group("nan")])
+    );
+    assert_eq!(
+        stages[1]["entered"],
+        serde_json::json!([group("good")]),
+        "{out}"
+    );
+    assert_eq!(stages[2]["entered"], serde_json::json!([group("good")]));
+    assert_eq!(l["approved"], serde_json::json!([group("good")]));
     // The passing run continued: its step counter and one continuous metrics.csv.
     let ends: Vec<u64> = stages
         .iter()
@@ -103,11 +112,11 @@ fn three_stage_ladder_promotes_only_passing_variants_and_continues_from_checkpoi
     let rec: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(good.join("run.json")).unwrap()).unwrap();
     assert_eq!(rec["extra"]["resumed_from_env_step"], "100");
-    let rows = td3_sweep::metrics::read_metrics(&good.join("metrics.csv")).unwrap();
+    let rows = td3_sweep::results::read_metrics(&good.join("metrics.csv")).unwrap();
     let steps: Vec<u64> = rows.iter().map(|r| r.train_step).collect();
     assert_eq!(steps, (1..=12).map(|i| i * 10).collect::<Vec<_>>());
     let nan = run_dir(&results, "nan");
-    let nan_rows = td3_sweep::metrics::read_metrics(&nan.join("metrics.csv")).unwrap();
+    let nan_rows = td3_sweep::results::read_metrics(&nan.join("metrics.csv")).unwrap();
     assert!(nan_rows.iter().all(|r| r.env_step <= 60));
     // summary.csv says which stage each run was last in.
     let mut csv = csv::Reader::from_path(results.join("ladder/summary.csv")).unwrap();
@@ -206,24 +215,28 @@ fn grid_points_climb_separately() {
     let out = text(&o);
     let l = ladder(&results);
     let s1 = &l["stages"][0]["variants"];
-    let groups: Vec<(String, bool)> = s1
+    let groups: Vec<(String, String, bool)> = s1
         .as_array()
         .unwrap()
         .iter()
         .map(|v| {
             (
                 v["variant"].as_str().unwrap().to_string(),
+                v["swept"]["debug.nan_at_step"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
                 v["promoted"].as_bool().unwrap(),
             )
         })
         .collect();
     assert_eq!(groups.len(), 2, "{groups:?}\n{out}");
     assert!(
-        groups.contains(&("base (nan_at_step=5)".to_string(), false)),
+        groups.contains(&("base".to_string(), "5".to_string(), false)),
         "{groups:?}"
     );
     assert!(
-        groups.contains(&("base (nan_at_step=1000000)".to_string(), true)),
+        groups.contains(&("base".to_string(), "1000000".to_string(), true)),
         "{groups:?}"
     );
 }

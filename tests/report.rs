@@ -304,7 +304,7 @@ fn the_verdicts_template_ignores_last_digit_differences() {
 fn synthetic_run(dir: &Path, id: &str, grad: f64, record: serde_json::Value) {
     let run = dir.join("runs").join(id);
     std::fs::create_dir_all(&run).unwrap();
-    let mut csv = td3_sweep::metrics::COLUMNS.join(",") + "\n";
+    let mut csv = td3_sweep::results::COLUMNS.join(",") + "\n";
     for i in 1..=5 {
         csv.push_str(&format!(
             "{},{},{i}.0,{grad},300.0,0.01,40.0,10.0,12.0,10.0,-10.0,0.5,-5.0,{i},0,\n",

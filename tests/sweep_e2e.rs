@@ -238,7 +238,7 @@ fn a_certain_fail_stops_the_run_early_or_only_leaves_evidence() {
             "{ev}"
         );
         assert_eq!(
-            td3_sweep::metrics::read_metrics(&d.join("metrics.csv"))
+            td3_sweep::results::read_metrics(&d.join("metrics.csv"))
                 .unwrap()
                 .len(),
             1

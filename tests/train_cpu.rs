@@ -4,7 +4,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Kind, Tensor};
 use td3_sweep::config::{AgentConfig, EnvKind, ObsKind};
-use td3_sweep::metrics::{read_metrics, Outcome, COLUMNS};
+use td3_sweep::results::{read_metrics, Outcome, COLUMNS};
 use td3_sweep::train::replay::Replay;
 use td3_sweep::train::run::{train, TrainOptions};
 use td3_sweep::train::td3::{normalized_q, Td3};

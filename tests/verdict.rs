@@ -1,6 +1,6 @@
 //! Table tests for the classifier, the growth fit and fail-fast, on hand-built rows.
 
-use td3_sweep::metrics::{MetricRow, Outcome, RunRecord};
+use td3_sweep::results::{MetricRow, Outcome, RunRecord};
 use td3_sweep::verdict::{
     certain_fail, classify_group, classify_run, growth, log_linear_fit, with_seed_rules, Across,
     Aggregate, Criteria, GroupVerdict, Rule, SeedRule, Verdict,
@@ -30,6 +30,7 @@ fn record(outcome: Outcome, done: u64, planned: u64) -> RunRecord {
         exit: None,
         stderr_tail: None,
         extra: Default::default(),
+        provisional: false,
     }
 }
 

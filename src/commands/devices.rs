@@ -1,6 +1,6 @@
 //! `td3-sweep devices`.
 
-use crate::train::run::LIBTORCH_VERSION;
+use crate::results::LIBTORCH_VERSION;
 
 /// Prints libtorch's version, CUDA availability and every GPU.
 pub fn run() -> anyhow::Result<i32> {

@@ -9,11 +9,7 @@ mod validate;
 
 use crate::cli::{Cli, Command};
 use crate::diag::Diagnostics;
-
-/// Exit code for bad input: a spec, config or argument that fails validation.
-pub const EXIT_BAD_INPUT: u8 = 2;
-/// Exit code for a runtime failure (I/O, libtorch, a held lock).
-pub const EXIT_ERROR: u8 = 1;
+use crate::results::exit;
 
 /// Bad input that is not a located diagnostic (e.g. a huge sweep without `--yes`).
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +50,11 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-/// Maps an error to the documented exit code: 2 for bad input, 1 otherwise.
-pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+/// Maps an error to its exit code ([`crate::results::exit`]): bad input, or a runtime error.
+pub fn exit_code_for(err: &anyhow::Error) -> i32 {
     if err.downcast_ref::<Diagnostics>().is_some() || err.downcast_ref::<BadInput>().is_some() {
-        EXIT_BAD_INPUT
+        exit::BAD_INPUT
     } else {
-        EXIT_ERROR
+        exit::ERROR
     }
 }

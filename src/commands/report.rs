@@ -1,10 +1,14 @@
-//! `td3-sweep report`: re-classify stored results and re-render the report, without training.
+//! `td3-sweep report`: reconcile a results folder, re-classify its stored results and re-render
+//! the report, without training.
 
 use super::BadInput;
 use crate::cli::ReportArgs;
 use crate::report::{generate, ReportError, ReportOptions};
+use crate::results::ResultsDir;
+use crate::schedule::reconcile::{reconcile, By};
 
-/// Renders `VALIDATION_<name>.md` for a results folder; the exit code is the verdict's.
+/// Renders `VALIDATION_<name>.md` for a results folder, once it is reconciled (Slurm tasks nobody
+/// watched settled, `summary.csv` brought up to date); the exit code is the verdict's.
 pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
     let opts = ReportOptions {
         template: args.template.clone(),
@@ -14,6 +18,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
         ..Default::default()
     };
     super::check_report_outputs(args.template.as_deref(), args.junit.as_deref())?;
+    reconcile(&ResultsDir::new(&args.dir), By::Report);
     let out = generate(&args.dir, &opts).map_err(|e| -> anyhow::Error {
         match e {
             // Bad input (exit 2), each printed once: the diagnostics already name file:line:key.

@@ -13,9 +13,10 @@ use anyhow::Context;
 
 use super::BadInput;
 use crate::cli::RunOneArgs;
-use crate::metrics::Outcome;
-use crate::schedule::process::{exit, ProcessExecutor};
-use crate::schedule::slurm::{file_sha256, read_plan};
+use crate::results::plan::{file_sha256, PLAN_FILE};
+use crate::results::protocol::task_banner;
+use crate::results::{exit, Plan};
+use crate::schedule::process::ProcessExecutor;
 use crate::schedule::{Control, Executor, Slot, SlotDevice};
 
 /// Where the run goes: the first GPU Slurm granted (`CUDA_VISIBLE_DEVICES`), else the CPU.
@@ -30,16 +31,17 @@ fn device(cpu_only: bool) -> SlotDevice {
         .unwrap_or(SlotDevice::Cpu)
 }
 
-/// Runs plan entry `--index`; the exit code is the `train` child's convention (0 completed,
-/// 3 diverged, 4 stopped, 130 interrupted, 1 crashed or timed out) so Slurm's job state is telling.
+/// Runs plan entry `--index`; the exit code is the `train` child's ([`exit::of_outcome`]: a
+/// timeout is an error too) so Slurm's job state is telling.
 pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
     let dir = args
         .sweep
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
-    let plan_path = args.plan.clone().unwrap_or_else(|| dir.join("plan.json"));
-    let mut plan = read_plan(&plan_path)?;
+    let results = crate::results::ResultsDir::new(dir);
+    let plan_path = args.plan.clone().unwrap_or_else(|| results.plan_json());
+    let mut plan = Plan::read(&plan_path)?;
     let Some(task) = plan.runs.iter().find(|r| r.index == args.index) else {
         return Err(BadInput(format!(
             "{}: no run with index {}",
@@ -55,12 +57,12 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
         // wanted if the current plan (rewritten by that run) has the same run id: the same
         // config, so the same run; it then runs as the current plan says (timeout, criteria).
         // A run the edit dropped is not trained.
-        let current_path = [plan_path.with_file_name("plan.json"), dir.join("plan.json")]
+        let current_path = [plan_path.with_file_name(PLAN_FILE), results.plan_json()]
             .into_iter()
             .find(|p| p.is_file() && *p != plan_path);
         // By run id alone: the id holds the config's hash, so any plan that has it trains the
         // same run (the new sweep.yaml lands a moment before the new plan.json).
-        let current = current_path.as_deref().and_then(|p| read_plan(p).ok());
+        let current = current_path.as_deref().and_then(|p| Plan::read(p).ok());
         match current.and_then(|c| {
             let j = c.runs.iter().find(|r| r.run_id == job.run_id).cloned()?;
             Some((c, j))
@@ -111,7 +113,7 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
     // Progress lines still go to stdout.log; nobody here displays them live.
     let (tx, rx) = channel();
     drop(rx);
-    crate::say!("run-one: index {} = {} on {slot}", job.index, job.run_id);
+    crate::say!("{}", task_banner(job.index, &job.run_id, &slot));
     let rec = exec.execute(&job, &slot, &ctl, &tx);
     crate::say!(
         "run-one: {} {}{}",
@@ -122,11 +124,5 @@ pub fn run(args: RunOneArgs) -> anyhow::Result<i32> {
             .map(|r| format!(" ({r})"))
             .unwrap_or_default()
     );
-    Ok(match rec.outcome {
-        Outcome::Completed => exit::COMPLETED,
-        Outcome::Diverged => exit::DIVERGED,
-        Outcome::Stopped => exit::STOPPED,
-        Outcome::Interrupted => exit::INTERRUPTED,
-        Outcome::Crashed | Outcome::Timeout => 1,
-    })
+    Ok(exit::of_outcome(rec.outcome))
 }

@@ -1,6 +1,6 @@
 //! `td3-sweep sweep`: validate, plan, schedule child runs, summarise, report.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 
@@ -10,14 +10,18 @@ use super::BadInput;
 use crate::cli::{Backend, Rerun, SweepArgs};
 use crate::config::load::config_to_yaml;
 use crate::diag::{Diagnostics, Source};
-use crate::metrics::{write_atomic, Outcome, RunRecord};
 use crate::report::{generate, ReportOptions};
-use crate::schedule::lock::Lock;
+use crate::results::lock::Lock;
+use crate::results::plan::file_sha256;
+use crate::results::summary::Summary;
+use crate::results::{
+    exit, write_atomic, Outcome, Plan, PlannedRun, ResultsDir, RunDir, RunRecord,
+};
 use crate::schedule::process::ProcessExecutor;
 use crate::schedule::progress::Display;
+use crate::schedule::reconcile::{reconcile, By};
 use crate::schedule::slurm::{self, default_time, SlurmEnd, SlurmSweep};
-use crate::schedule::summary::{write_summary, PlannedRun};
-use crate::schedule::{plan_slots, run_jobs, Control, DeviceRequest, Event, Job, Slot};
+use crate::schedule::{plan_slots, run_jobs, Control, DeviceRequest, Event, Slot};
 use crate::spec::{
     CriteriaRef, Devices, RunPlan, SlurmOptions, SweepPlan, SweepSpec, CONFIRM_ABOVE,
 };
@@ -115,15 +119,9 @@ fn reproduce_command(spec: &SweepSpec, run: &RunPlan, out: &Path) -> String {
         .join(" ")
 }
 
-fn read_record(dir: &Path) -> Option<RunRecord> {
-    std::fs::read_to_string(dir.join("run.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-}
-
 /// Whether a run with this stored record must be trained (again).
-fn needs_run(dir: &Path, hash: &str, rerun: Option<Rerun>) -> bool {
-    let Some(rec) = read_record(dir) else {
+fn needs_run(dir: &RunDir, hash: &str, rerun: Option<Rerun>) -> bool {
+    let Some(rec) = dir.read_record() else {
         return true;
     };
     if rec.config_hash != hash || rerun == Some(Rerun::All) {
@@ -134,7 +132,7 @@ fn needs_run(dir: &Path, hash: &str, rerun: Option<Rerun>) -> bool {
         Outcome::Completed | Outcome::Stopped if metrics_lost(dir, &rec) => {
             eprintln!(
                 "note: {}: run.json says {} training steps were done but metrics.csv is missing or has no rows; training it again",
-                dir.display(),
+                dir.path().display(),
                 rec.train_steps_done
             );
             true
@@ -150,13 +148,13 @@ fn needs_run(dir: &Path, hash: &str, rerun: Option<Rerun>) -> bool {
 /// Says when some of the runs a resume skips ended crashed, timed out or diverged: a plain rerun
 /// keeps those outcomes (the timeout and criteria are not part of a run's identity), which is
 /// right after a fix elsewhere only if the user asks for it.
-fn note_failed_but_done(plan: &SweepPlan, runs_dir: &Path, to_run: &[usize]) {
+fn note_failed_but_done(plan: &SweepPlan, results: &ResultsDir, to_run: &[usize]) {
     let failed: Vec<String> = plan
         .runs
         .iter()
         .filter(|r| !to_run.contains(&r.index))
         .filter_map(|r| {
-            let rec = read_record(&runs_dir.join(&r.run_id))?;
+            let rec = results.run(&r.run_id).read_record()?;
             matches!(
                 rec.outcome,
                 Outcome::Crashed | Outcome::Timeout | Outcome::Diverged
@@ -175,11 +173,11 @@ fn note_failed_but_done(plan: &SweepPlan, runs_dir: &Path, to_run: &[usize]) {
 
 /// True when a run that trained (`train_steps_done > 0`) has no metric rows on disk: the training
 /// loop always writes a row on its last step, so the file was deleted or truncated since.
-fn metrics_lost(dir: &Path, rec: &RunRecord) -> bool {
+fn metrics_lost(dir: &RunDir, rec: &RunRecord) -> bool {
     if rec.train_steps_done == 0 {
         return false;
     }
-    match std::fs::read_to_string(dir.join("metrics.csv")) {
+    match std::fs::read_to_string(dir.metrics_csv()) {
         Ok(text) => text.lines().skip(1).all(|l| l.trim().is_empty()),
         Err(_) => true,
     }
@@ -278,19 +276,16 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
     }
 }
 
-/// The local backend's job for one run: the `train` child's arguments and bookkeeping (no files written).
-fn job_for(spec: &SweepSpec, run: &RunPlan, runs_dir: &Path, criteria_path: &Path) -> Job {
-    let dir = runs_dir.join(&run.run_id);
-    let cfg_path = dir.join("config.yaml");
-    // Reproductions go beside the sweep's runs, never over them.
-    let repro = runs_dir.with_file_name("repro").join(&run.run_id);
-    let command = reproduce_command(spec, run, &repro);
+/// A run's job: the `train` child's arguments and bookkeeping (no files written).
+fn job_for(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir) -> PlannedRun {
+    let dir = results.run(&run.run_id);
+    let command = reproduce_command(spec, run, &results.repro(&run.run_id));
     let mut a: Vec<String> = vec![
         "train".into(),
         "--config".into(),
-        cfg_path.display().to_string(),
+        dir.config_yaml().display().to_string(),
         "--out".into(),
-        dir.display().to_string(),
+        dir.path().display().to_string(),
         "--run-id".into(),
         run.run_id.clone(),
         "--variant".into(),
@@ -314,12 +309,12 @@ fn job_for(spec: &SweepSpec, run: &RunPlan, runs_dir: &Path, criteria_path: &Pat
     // Criteria always travel with the run, so a certain FAIL writes evidence.csv; whether it also
     // stops the run is the spec's `stop_on_fail`, else the criteria's own (default true).
     a.push("--criteria".into());
-    a.push(criteria_path.display().to_string());
+    a.push(results.criteria_yaml().display().to_string());
     if let Some(stop) = spec.stop_on_fail {
         a.push("--stop-on-fail".into());
         a.push(stop.to_string());
     }
-    Job {
+    PlannedRun {
         index: run.index,
         run_id: run.run_id.clone(),
         variant: run.variant.clone(),
@@ -327,7 +322,7 @@ fn job_for(spec: &SweepSpec, run: &RunPlan, runs_dir: &Path, criteria_path: &Pat
         swept: run.swept.clone(),
         steps: run.config.training.steps,
         config_hash: run.config_hash.clone(),
-        run_dir: dir,
+        run_dir: dir.path().to_path_buf(),
         args: a,
         command,
         timeout: spec.timeout,
@@ -338,17 +333,17 @@ fn job_for(spec: &SweepSpec, run: &RunPlan, runs_dir: &Path, criteria_path: &Pat
 struct Prepared {
     plan: SweepPlan,
     slots: Vec<Slot>,
-    results: PathBuf,
-    runs_dir: PathBuf,
-    /// Every run's job, in plan order.
-    all: Vec<Job>,
+    results: ResultsDir,
+    /// Every run's job, in plan order (`plan.json`).
+    all: Vec<PlannedRun>,
     /// Plan indices to train (resume applied); their folders hold a fresh `config.yaml`.
     to_run: Vec<usize>,
     lock: Lock,
 }
 
-/// Takes the lock for a checked plan, stores `sweep.yaml` / `criteria.yaml` and each pending
-/// run's `config.yaml`. `None` after `--dry-run` printed the plan.
+/// Takes the lock for a checked plan, reconciles the folder, stores `sweep.yaml`,
+/// `criteria.yaml`, the plan manifest and each pending run's `config.yaml`. `None` after
+/// `--dry-run` printed the plan.
 fn prepare(args: &SweepArgs, plan: SweepPlan) -> anyhow::Result<Option<Prepared>> {
     let spec = &plan.spec;
     if plan.runs.len() > CONFIRM_ABOVE && !args.yes && !args.dry_run {
@@ -360,16 +355,16 @@ fn prepare(args: &SweepArgs, plan: SweepPlan) -> anyhow::Result<Option<Prepared>
         .into());
     }
     let slots = slots_for(spec, args.jobs);
-    let results = args.results.join(&spec.name);
+    let results = ResultsDir::new(args.results.join(&spec.name));
     if args.dry_run {
-        print_plan(&plan, &slots, &results);
+        print_plan(&plan, &slots, results.path());
         return Ok(None);
     }
-    let runs_dir = results.join("runs");
+    let runs_dir = results.runs();
     std::fs::create_dir_all(&runs_dir)
         .with_context(|| format!("creating {}", runs_dir.display()))?;
     let invocation = std::env::args().collect::<Vec<_>>().join(" ");
-    let lock = Lock::acquire(&results.join(".lock"), &invocation)?;
+    let lock = Lock::acquire(&results.lock(), &invocation)?;
     match &lock.took_over {
         Some(h) if h.pid == 0 => eprintln!(
             "note: took over a stale lock ({}), left by a sweep that died while taking it",
@@ -384,89 +379,104 @@ fn prepare(args: &SweepArgs, plan: SweepPlan) -> anyhow::Result<Option<Prepared>
     // Slurm tasks of an earlier attempt that nobody watched end (the sweep was stopped or
     // killed, or they were submitted by hand): their output says how Slurm ended them, which
     // decides whether a resume trains them again (a timeout is not resubmitted on its own).
-    for id in crate::schedule::slurm::settle_unwatched(&results) {
-        eprintln!(
-            "note: runs/{id}/run.json now records how Slurm ended it (from its task's output file)"
-        );
-    }
+    reconcile(&results, By::Sweep(&lock));
     let spec_text = Source::read(&spec.source).map_err(Diagnostics::from)?.text;
-    write_atomic(&results.join("sweep.yaml"), spec_text.as_bytes())?;
-    write_atomic(
-        &results.join("criteria.yaml"),
-        criteria_text(spec)?.as_bytes(),
-    )?;
+    write_atomic(&results.sweep_yaml(), spec_text.as_bytes())?;
+    write_atomic(&results.criteria_yaml(), criteria_text(spec)?.as_bytes())?;
 
-    let criteria_path = results.join("criteria.yaml");
-    let all: Vec<Job> = plan
+    let all: Vec<PlannedRun> = plan
         .runs
         .iter()
-        .map(|r| job_for(spec, r, &runs_dir, &criteria_path))
+        .map(|r| job_for(spec, r, &results))
         .collect();
+    Plan {
+        sweep: spec.name.clone(),
+        sweep_sha256: file_sha256(&results.sweep_yaml())?,
+        threads: spec.resources.threads_per_run,
+        cpu_only: spec.resources.devices == Devices::Cpu,
+        runs: all.clone(),
+    }
+    .write(&results.plan_json())?;
     let mut to_run = Vec::new();
     for (run, job) in plan.runs.iter().zip(&all) {
-        let dir = &job.run_dir;
-        if !needs_run(dir, &run.config_hash, args.rerun) {
+        let dir = job.dir();
+        if !needs_run(&dir, &run.config_hash, args.rerun) {
             continue;
         }
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        write_atomic(
-            &dir.join("config.yaml"),
-            config_to_yaml(&run.config).as_bytes(),
-        )?;
+        std::fs::create_dir_all(dir.path())
+            .with_context(|| format!("creating {}", dir.path().display()))?;
+        write_atomic(&dir.config_yaml(), config_to_yaml(&run.config).as_bytes())?;
         to_run.push(run.index);
     }
     Ok(Some(Prepared {
         plan,
         slots,
         results,
-        runs_dir,
         all,
         to_run,
         lock,
     }))
 }
 
-/// Rewrites `summary.csv` from every planned run's folder.
-fn summarise(plan: &SweepPlan, runs_dir: &Path, summary_path: &Path) -> std::io::Result<()> {
-    let planned: Vec<(&RunPlan, PathBuf)> = plan
-        .runs
-        .iter()
-        .map(|r| (r, runs_dir.join(&r.run_id)))
-        .collect();
-    let rows: Vec<PlannedRun> = planned
-        .iter()
-        .map(|(r, d)| PlannedRun {
-            run_id: &r.run_id,
-            variant: &r.variant,
-            seed: r.seed,
-            swept: &r.swept,
-            steps: r.config.training.steps,
-            run_dir: d,
-        })
-        .collect();
-    let stages: Vec<(&str, u64)> = plan
+/// The sweep's interrupt level, raised by each Ctrl-C (or SIGTERM), which also says on stderr
+/// what happens next: locally, the first ends running runs gracefully and the second kills them;
+/// on Slurm, the sweep stops waiting and the tasks go on.
+fn interrupt_control(on_slurm: bool) -> Control {
+    let ctl = Control::default();
+    let c = ctl.clone();
+    let _ = ctrlc::set_handler(move || {
+        let level = c.escalate();
+        if on_slurm {
+            eprintln!("\ninterrupt: no longer waiting; queued and running tasks stay in Slurm");
+        } else if level == 1 {
+            eprintln!("\ninterrupt: no new runs; ending running ones gracefully (Ctrl-C again to kill them)");
+        } else {
+            eprintln!("\ninterrupt: killing running runs");
+        }
+    });
+    ctl
+}
+
+/// The sweep's `summary.csv` (a ladder's has a `stage` column), written once now and again as
+/// each run ends.
+fn start_summary(p: &Prepared) -> anyhow::Result<Summary> {
+    let stages = p
+        .plan
         .spec
         .stages
         .iter()
-        .map(|s| (s.name.as_str(), s.steps))
+        .map(|s| (s.name.clone(), s.steps))
         .collect();
-    write_summary(summary_path, &rows, &stages)
+    let summary = Summary::new(&p.results, &p.all, stages);
+    summary
+        .write()
+        .with_context(|| summary_context(&p.results))?;
+    Ok(summary)
+}
+
+fn summary_context(results: &ResultsDir) -> String {
+    format!("writing {}", results.summary_csv().display())
 }
 
 /// Classifies, renders the report and prints where things are; the exit code is the report's
 /// (or 130 when interrupted).
-fn finish(args: &SweepArgs, results: &Path, lock: Lock, interrupted: bool) -> anyhow::Result<i32> {
+fn finish(
+    args: &SweepArgs,
+    results: &ResultsDir,
+    lock: Lock,
+    interrupted: bool,
+) -> anyhow::Result<i32> {
     let opts = ReportOptions {
         template: args.template.clone(),
         junit: args.junit.clone(),
         stable: args.stable,
         ..Default::default()
     };
-    let out = generate(results, &opts)?;
+    let out = generate(results.path(), &opts)?;
     drop(lock);
     crate::say!("{}", out.overview);
     crate::say!("report:  {}", out.report_path.display());
-    crate::say!("summary: {}", results.join("summary.csv").display());
+    crate::say!("summary: {}", results.summary_csv().display());
     if interrupted {
         if args.rerun == Some(Rerun::All) {
             // With --rerun all, the same command would start every run over.
@@ -474,7 +484,7 @@ fn finish(args: &SweepArgs, results: &Path, lock: Lock, interrupted: bool) -> an
         } else {
             crate::say!("interrupted: run the same command again to resume");
         }
-        return Ok(130);
+        return Ok(exit::INTERRUPTED);
     }
     Ok(out.exit_code())
 }
@@ -533,18 +543,18 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
     if backend == Backend::Slurm {
         return run_slurm(&args, p, slurm_opts);
     }
+    let mut summary = start_summary(&p)?;
     let Prepared {
         plan,
         slots,
         results,
-        runs_dir,
         all,
         to_run,
         lock,
     } = p;
     let spec = &plan.spec;
     let exe = std::env::current_exe().context("locating the td3-sweep binary")?;
-    let jobs: Vec<Job> = all
+    let jobs: Vec<PlannedRun> = all
         .into_iter()
         .filter(|j| to_run.contains(&j.index))
         .collect();
@@ -557,23 +567,11 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
         jobs.len(),
         skipped,
         slots.len(),
-        results.display()
+        results.path().display()
     );
-    note_failed_but_done(&plan, &runs_dir, &to_run);
-    let summary_path = results.join("summary.csv");
-    let summarise = || summarise(&plan, &runs_dir, &summary_path);
-    summarise().with_context(|| format!("writing {}", summary_path.display()))?;
+    note_failed_but_done(&plan, &results, &to_run);
 
-    let ctl = Control::default();
-    let c = ctl.clone();
-    let _ = ctrlc::set_handler(move || {
-        let level = c.escalate();
-        if level == 1 {
-            eprintln!("\ninterrupt: no new runs; ending running ones gracefully (Ctrl-C again to kill them)");
-        } else {
-            eprintln!("\ninterrupt: killing running runs");
-        }
-    });
+    let ctl = interrupt_control(false);
     let exec = ProcessExecutor {
         program: exe,
         grace: kill_grace(),
@@ -583,15 +581,16 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
     let mut summary_err = None;
     let done = run_jobs(jobs, &slots, &exec, &ctl, |ev| {
         display.on_event(ev);
-        if let Event::Finished { .. } = ev {
-            if let Err(e) = summarise() {
+        if let Event::Finished { index, record } = ev {
+            summary.ended(*index, record);
+            if let Err(e) = summary.write() {
                 summary_err = Some(e);
             }
         }
     });
     display.finish();
     if let Some(e) = summary_err {
-        return Err(anyhow::Error::new(e).context(format!("writing {}", summary_path.display())));
+        return Err(anyhow::Error::new(e).context(summary_context(&results)));
     }
     let wall = t0.elapsed().as_secs_f64();
     let run_sum: f64 = done.iter().map(|r| r.wall_s).sum();
@@ -683,19 +682,16 @@ fn slurm_effective(spec: &SweepSpec, opts: SlurmOptions) -> SlurmOptions {
 
 /// `--backend slurm`: the same prepared runs as sbatch arrays, then the same summary and report.
 fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Result<i32> {
+    let mut summary = start_summary(&p)?;
     let Prepared {
         plan,
         results,
-        runs_dir,
         all,
         to_run,
         lock,
         ..
     } = p;
     let spec = &plan.spec;
-    let summary_path = results.join("summary.csv");
-    let summarise = || summarise(&plan, &runs_dir, &summary_path);
-    summarise().with_context(|| format!("writing {}", summary_path.display()))?;
     crate::say!(
         "sweep {}: {} run{}, {} to train, {} already done; backend slurm; results in {}",
         spec.name,
@@ -703,17 +699,12 @@ fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Resul
         if plan.runs.len() == 1 { "" } else { "s" },
         to_run.len(),
         plan.runs.len() - to_run.len(),
-        results.display()
+        results.path().display()
     );
-    note_failed_but_done(&plan, &runs_dir, &to_run);
+    note_failed_but_done(&plan, &results, &to_run);
     let threads = spec.resources.threads_per_run;
     let options = slurm_effective(spec, opts);
-    let ctl = Control::default();
-    let c = ctl.clone();
-    let _ = ctrlc::set_handler(move || {
-        c.escalate();
-        eprintln!("\ninterrupt: no longer waiting; queued and running tasks stay in Slurm");
-    });
+    let ctl = interrupt_control(true);
     let sweep = SlurmSweep {
         name: &spec.name,
         results: &results,
@@ -728,15 +719,15 @@ fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Resul
     };
     let t0 = std::time::Instant::now();
     let mut summary_err = None;
-    let end = slurm::run_sweep(sweep, &ctl, || {
-        if let Err(e) = summarise() {
+    let end = slurm::run_sweep(sweep, &ctl, |job, record| {
+        summary.ended(job.index, record);
+        if let Err(e) = summary.write() {
             summary_err = Some(e);
         }
     })?;
     if let Some(e) = summary_err {
-        return Err(anyhow::Error::new(e).context(format!("writing {}", summary_path.display())));
+        return Err(anyhow::Error::new(e).context(summary_context(&results)));
     }
-    summarise().with_context(|| format!("writing {}", summary_path.display()))?;
     match end {
         SlurmEnd::Written(scripts) => {
             drop(lock);
@@ -749,7 +740,7 @@ fn run_slurm(args: &SweepArgs, p: Prepared, opts: SlurmOptions) -> anyhow::Resul
             }
             crate::say!(
                 "then, once the tasks ended: td3-sweep report {}",
-                results.display()
+                results.path().display()
             );
             Ok(0)
         }

@@ -9,9 +9,8 @@ use crate::config::load::{
 };
 use crate::config::yaml::Value;
 use crate::diag::{Diagnostics, Mark, Source};
-use crate::metrics::{write_atomic, Outcome};
-use crate::schedule::process::{exit, PROGRESS_PREFIX};
-use crate::schedule::Progress;
+use crate::results::protocol::Progress;
+use crate::results::{exit, write_atomic, Outcome, RunDir};
 use crate::train::run::{train, TrainOptions};
 
 fn arg_override(key: &str, value: u64, flag: &str) -> Override {
@@ -97,8 +96,8 @@ fn resume_from(args: &TrainArgs, cfg: &crate::config::AgentConfig) -> Option<std
 /// checkpoint's length, so this run's rows would be cut or mixed with the old config's; its
 /// evidence.csv would be shown as this run's. Both go before anything is written. metrics.csv
 /// and run.json are rewritten by the run itself.
-fn clear_earlier_attempt(out: &std::path::Path) -> anyhow::Result<()> {
-    let ckpt = crate::train::checkpoint::dir_of(out);
+fn clear_earlier_attempt(out: &RunDir) -> anyhow::Result<()> {
+    let ckpt = out.checkpoint();
     if ckpt.is_dir() {
         std::fs::remove_dir_all(&ckpt).map_err(|e| {
             anyhow::anyhow!("removing the earlier attempt's {}: {e}", ckpt.display())
@@ -108,7 +107,7 @@ fn clear_earlier_attempt(out: &std::path::Path) -> anyhow::Result<()> {
             ckpt.display()
         );
     }
-    let evidence = out.join("evidence.csv");
+    let evidence = out.evidence_csv();
     if evidence.is_file() {
         std::fs::remove_file(&evidence).map_err(|e| {
             anyhow::anyhow!("removing the earlier attempt's {}: {e}", evidence.display())
@@ -117,8 +116,8 @@ fn clear_earlier_attempt(out: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Trains one agent; the exit code encodes the outcome (0 completed, 1 crashed, 3 diverged, 4 stopped,
-/// 5 orphaned: the parent sweep died and a hung run was ended, 130 interrupted).
+/// Trains one agent; the exit code encodes the outcome ([`exit::of_outcome`]; [`exit::ORPHANED`]
+/// when the parent sweep died and a hung run was ended).
 pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
     let cfg = load_with_overrides(&args)?;
     let criteria = match &args.criteria {
@@ -134,10 +133,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         tch::set_num_threads(t.max(1));
     }
     std::fs::create_dir_all(&args.out)?;
-    write_atomic(
-        &args.out.join("config.yaml"),
-        config_to_yaml(&cfg).as_bytes(),
-    )?;
+    let out = RunDir::new(&args.out);
+    write_atomic(&out.config_yaml(), config_to_yaml(&cfg).as_bytes())?;
 
     let mut opts = TrainOptions::new(args.out.clone());
     opts.run_id = args.child.run_id.clone();
@@ -212,24 +209,17 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
     }
     opts.resume = resume_from(&args, &cfg);
     if opts.resume.is_none() {
-        clear_earlier_attempt(&args.out)?;
+        clear_earlier_attempt(&out)?;
     }
     let steps = cfg.training.steps;
     let machine = args.child.progress;
     opts.on_row = Some(Box::new(move |r| {
         if machine {
             let p = Progress {
-                env_step: r.env_step,
                 steps,
-                train_step: r.train_step,
-                actor_cnn_grad_norm: r.actor_cnn_grad_norm,
-                critic_cnn_grad_norm: r.critic_cnn_grad_norm,
-                q_abs_max: r.q_abs_max,
+                row: r.clone(),
             };
-            crate::say!(
-                "{PROGRESS_PREFIX}{}",
-                serde_json::to_string(&p).unwrap_or_default()
-            );
+            crate::say!("{}", p.line());
         } else {
             let f = |v: Option<f64>| v.map(|x| format!("{x:.4e}")).unwrap_or_else(|| "-".into());
             crate::say!(
@@ -263,12 +253,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         // e.g. a Gymnasium env's Python traceback.
         eprintln!("{}", rec.reason.as_deref().unwrap_or("crashed"));
     }
-    Ok(match rec.outcome {
-        Outcome::Completed => exit::COMPLETED,
-        // A run that crashed without dying (a Gymnasium env raised): exit 1, a runtime error.
-        Outcome::Crashed => 1,
-        Outcome::Diverged => exit::DIVERGED,
-        Outcome::Stopped => exit::STOPPED,
-        _ => exit::INTERRUPTED,
-    })
+    // A run that crashed without dying (a Gymnasium env raised) exits as a runtime error.
+    Ok(exit::of_outcome(rec.outcome))
 }

@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::metrics::{parse_metrics_all, MetricRow, RunRecord};
+pub use crate::results::Planned;
+use crate::results::{parse_metrics_all, GroupId, MetricRow, Outcome, ResultsDir, RunRecord};
 use crate::verdict::{
     aggregate_seeds, classify_group, classify_run, with_seed_rules, Criteria, Finding, FindingKind,
     GroupVerdict, RunVerdict, Verdict,
@@ -30,17 +31,9 @@ pub struct RunResult {
     pub verdict: RunVerdict,
     /// Set when the run has not finished: it has no verdict yet and its group is INCOMPLETE.
     pub unfinished: Option<Unfinished>,
-    /// The run's identity from `summary.csv` (the sweep's plan), for a run that has no run.json
-    /// yet: which variant group and seed it belongs to.
+    /// The run's identity from the sweep's plan, for a run that has no run.json yet: which
+    /// variant group and seed it belongs to.
     pub planned: Option<Planned>,
-}
-
-/// A planned run's identity, as `summary.csv` lists it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Planned {
-    pub variant: String,
-    pub seed: Option<u64>,
-    pub swept: BTreeMap<String, String>,
 }
 
 /// Why a planned run has no verdict yet. Neither is the run's fault, and running the same sweep
@@ -112,14 +105,7 @@ impl GroupResult {
 /// The name of a variant group (runs that differ only by seed) in reports and ladders:
 /// "baseline (actor_cnn_lr=1e-4)", or just the variant when nothing is swept.
 pub fn group_label(variant: &str, swept: &BTreeMap<String, String>) -> String {
-    if swept.is_empty() {
-        return variant.to_string();
-    }
-    let kv: Vec<String> = swept
-        .iter()
-        .map(|(k, v)| format!("{}={v}", k.rsplit('.').next().unwrap_or(k)))
-        .collect();
-    format!("{variant} ({})", kv.join(", "))
+    GroupId::new(variant, swept).to_string()
 }
 
 fn rel(dir_name: &str, file: &str) -> String {
@@ -145,12 +131,12 @@ fn unreadable(rule: &str, evidence: String) -> Finding {
 
 /// Loads and classifies one run folder.
 pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunResult {
-    let run_dir = results_dir.join("runs").join(dir_name);
+    let run_dir = ResultsDir::new(results_dir).run(dir_name);
     let mut load_errors = Vec::new();
     let mut notes = Vec::new();
     let json_rel = rel(dir_name, "run.json");
-    let never_started = !run_dir.join("run.json").exists() && !run_dir.join("metrics.csv").exists();
-    let record = match std::fs::read_to_string(run_dir.join("run.json")) {
+    let never_started = !run_dir.run_json().exists() && !run_dir.metrics_csv().exists();
+    let record = match std::fs::read_to_string(run_dir.run_json()) {
         Err(_) if never_started => None,
         Err(e) => {
             load_errors.push(format!("{json_rel}: cannot read: {e}"));
@@ -174,7 +160,7 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
         },
     };
     let csv_rel = rel(dir_name, "metrics.csv");
-    let csv_path = run_dir.join("metrics.csv");
+    let csv_path = run_dir.metrics_csv();
     // A run that crashed before its first row may have no metrics.csv: that is an empty run, not a
     // corrupted one (its outcome already says what happened).
     let mut csv_missing = false;
@@ -219,7 +205,7 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
     if let Some(r) = &record {
         if rows.is_empty()
             && load_errors.is_empty()
-            && r.outcome == crate::metrics::Outcome::Completed
+            && r.outcome == Outcome::Completed
             && r.train_steps_done > 0
         {
             load_errors.push(if csv_missing {
@@ -236,7 +222,7 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
         }
     }
     let evidence_csv = run_dir
-        .join("evidence.csv")
+        .evidence_csv()
         .is_file()
         .then(|| rel(dir_name, "evidence.csv"));
     let mut verdict = match &record {
@@ -256,10 +242,8 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
         Some(Unfinished::NotStarted)
     } else {
         record.as_ref().and_then(|r| match r.outcome {
-            crate::metrics::Outcome::Interrupted => Some(Unfinished::Interrupted),
-            crate::metrics::Outcome::Crashed if r.ended_unobserved() => {
-                Some(Unfinished::Interrupted)
-            }
+            Outcome::Interrupted => Some(Unfinished::Interrupted),
+            Outcome::Crashed if r.ended_unobserved() => Some(Unfinished::Interrupted),
             _ => None,
         })
     };
@@ -281,81 +265,16 @@ pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunR
 pub struct LoadedRuns {
     /// Sorted by folder name, so the report is deterministic.
     pub runs: Vec<RunResult>,
-    /// Folders under `runs/` that the sweep's current plan (`summary.csv`) does not list: runs of
+    /// Folders under `runs/` that the sweep's current plan (`plan.json`) does not list: runs of
     /// an earlier version of the sweep file, kept on disk but not part of this verdict.
     pub left_out: Vec<String>,
 }
 
-/// The runs `summary.csv` lists (one row per planned run: id, variant, seed, then one column per
-/// swept key up to `outcome`), or `None` when the folder has no readable summary (a results folder
-/// put together by hand: then every run folder counts).
-fn planned_runs(results_dir: &Path) -> Option<BTreeMap<String, Planned>> {
-    let path = results_dir.join("summary.csv");
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(&path)
-        .ok()?;
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let Some((headers, id)) = reader.byte_headers().ok().and_then(|h| {
-        let h: Vec<String> = h.iter().map(text).collect();
-        let id = h.iter().position(|x| x == "run_id")?;
-        Some((h, id))
-    }) else {
-        eprintln!(
-            "warning: {}: no run_id column; every folder under runs/ is judged",
-            path.display()
-        );
-        return None;
-    };
-    let col = |name: &str| headers.iter().position(|h| h == name);
-    let (variant, seed) = (col("variant"), col("seed"));
-    // The swept keys sit between `seed` (and a ladder's `stage`) and `outcome`.
-    let swept_cols: Vec<usize> = match (seed, col("outcome")) {
-        (Some(s), Some(o)) if s < o => (s + 1..o).filter(|c| headers[*c] != "stage").collect(),
-        _ => Vec::new(),
-    };
-    let mut out = BTreeMap::new();
-    for rec in reader.byte_records() {
-        // Bad bytes in a cell (a reason quoting a child's output, say) cost that cell only. A
-        // row whose run id cannot be read makes the plan unknown: every folder is judged then,
-        // rather than a planned run silently left out of the verdict.
-        let run_id = rec
-            .as_ref()
-            .ok()
-            .and_then(|r| r.get(id))
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .filter(|x| !x.is_empty())
-            .map(str::to_string);
-        let (Ok(rec), Some(run_id)) = (rec, run_id) else {
-            eprintln!(
-                "warning: {}: a row's run id cannot be read; every folder under runs/ is judged",
-                path.display()
-            );
-            return None;
-        };
-        let field = |i: Option<usize>| i.and_then(|i| rec.get(i)).map(text).unwrap_or_default();
-        out.insert(
-            run_id,
-            Planned {
-                variant: field(variant),
-                seed: field(seed).parse().ok(),
-                swept: swept_cols
-                    .iter()
-                    .filter_map(|&c| {
-                        let v = text(rec.get(c)?);
-                        (!v.is_empty()).then(|| (headers[c].clone(), v))
-                    })
-                    .collect(),
-            },
-        );
-    }
-    Some(out)
-}
-
-/// Loads the folders under `runs/` that belong to the sweep: those `summary.csv` lists when it
-/// exists (the sweep rewrites it for its current plan), else all of them.
+/// Loads the folders under `runs/` that belong to the sweep: those its current plan lists when
+/// it has one ([`crate::results::plan::read_planned`]), else all of them.
 pub fn load_runs(results_dir: &Path, criteria: &Criteria) -> std::io::Result<LoadedRuns> {
-    let runs_dir: PathBuf = results_dir.join("runs");
+    let results = ResultsDir::new(results_dir);
+    let runs_dir: PathBuf = results.runs();
     let mut names: Vec<String> = Vec::new();
     for entry in std::fs::read_dir(&runs_dir)? {
         let entry = entry?;
@@ -364,7 +283,7 @@ pub fn load_runs(results_dir: &Path, criteria: &Criteria) -> std::io::Result<Loa
         }
     }
     names.sort();
-    let planned = planned_runs(results_dir);
+    let planned = crate::results::plan::read_planned(&results);
     let (names, left_out): (Vec<String>, Vec<String>) = names
         .into_iter()
         .partition(|n| planned.as_ref().is_none_or(|p| p.contains_key(n)));
@@ -392,7 +311,7 @@ fn group_findings(runs: &[RunResult], idx: &[usize], criteria: &Criteria) -> Vec
         .filter(|r| {
             r.record
                 .as_ref()
-                .is_some_and(|rec| rec.outcome == crate::metrics::Outcome::Completed)
+                .is_some_and(|rec| rec.outcome == Outcome::Completed)
         })
         .map(|r| r.rows.as_slice())
         .collect();

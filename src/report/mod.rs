@@ -1,6 +1,10 @@
 //! The VALIDATION report: a judged results folder in, bytes out. [`Report::new`] builds the
 //! status, the recommendation, the view model (every number already formatted) and the plots;
 //! each format in [`export`] (Markdown from a template, SVG, JUnit XML) turns it into files.
+//!
+//! It never changes the results folder's records: reconciling the folder first is the command's
+//! step (`crate::schedule::reconcile`). Exit codes of [`Report::exit_code`]: see
+//! [`crate::results::exit`].
 
 pub mod export;
 mod load;
@@ -17,7 +21,8 @@ use std::path::{Path, PathBuf};
 
 use crate::config::yaml;
 use crate::diag::{Diagnostics, Source};
-use crate::schedule::ladder::LadderState;
+pub use crate::results::printable;
+use crate::results::{exit, GroupId, LadderState, ResultsDir};
 use crate::verdict::{load_criteria, Criteria};
 
 /// The metrics plotted, in order.
@@ -90,7 +95,7 @@ pub struct Judged {
 /// One drawn plot: its path relative to the results folder, and the SVG.
 #[derive(Debug, Clone)]
 pub struct Plot {
-    pub path: String,
+    pub path: PathBuf,
     pub svg: String,
 }
 
@@ -118,10 +123,11 @@ impl Report {
     /// the plots. `date` is the header's; `stable` blanks what changes between renderings.
     pub fn new(j: Judged, date: String, stable: bool) -> Report {
         // A ladder recommends among the variants that reached its last stage.
-        let finalists: Option<Vec<String>> = j
-            .ladder
-            .as_ref()
-            .and_then(|l| l.stages.last().map(|s| s.entered.clone()));
+        let finalists: Option<Vec<String>> = j.ladder.as_ref().and_then(|l| {
+            l.stages
+                .last()
+                .map(|s| s.entered.iter().map(GroupId::to_string).collect())
+        });
         let recommendation = recommend(&j.groups, &j.runs, finalists.as_deref());
         let worst = worst_severity(&j.groups, j.ladder.as_ref());
         let load_errors: Vec<String> = j
@@ -146,7 +152,8 @@ impl Report {
         });
         if let Some(l) = &j.ladder {
             let plot = ladder_plot(l, &j.runs);
-            model.ladder = Some(view::ladder_view(l, plot.as_ref().map(|p| p.path.clone())));
+            let link = plot.as_ref().map(|p| p.path.display().to_string());
+            model.ladder = Some(view::ladder_view(l, link));
             label_ladder_stages(l, &j.groups, &mut model.overview);
             plots.extend(plot);
         }
@@ -169,20 +176,20 @@ impl Report {
         }
     }
 
-    /// 0 when every variant group PASSes; 10 when some group is INVESTIGATE or FLAKY and none FAILs;
-    /// 11 when some group FAILs; 12 when some runs have not finished and no group FAILs. Groups, not runs, decide, so a seeds quorum below `all` is honoured.
+    /// The status's exit code ([`crate::results::exit`]). Groups, not runs, decide, so a seeds
+    /// quorum below `all` is honoured.
     pub fn exit_code(&self) -> i32 {
         match self.status {
-            Status::Pass => 0,
-            Status::Investigate => 10,
-            Status::Fail => 11,
-            Status::Incomplete => 12,
+            Status::Pass => exit::OK,
+            Status::Investigate => exit::INVESTIGATE,
+            Status::Fail => exit::FAIL,
+            Status::Incomplete => exit::INCOMPLETE,
         }
     }
 
-    /// The Markdown report's file name, `VALIDATION_<sweep>.md`.
-    pub fn file_name(&self) -> String {
-        format!("VALIDATION_{}.md", self.sweep)
+    /// The Markdown report's path in the results folder, `VALIDATION_<sweep>.md`.
+    pub fn file_name(&self) -> PathBuf {
+        ResultsDir::new("").report_md(&self.sweep)
     }
 
     /// The JUnit XML for these runs (and the groups' seeds rules, when the criteria have any).
@@ -223,12 +230,9 @@ fn metric_plots(
         match view::plot_metric(metric, criteria, groups, runs) {
             Ok(None) => {}
             Ok(Some(svg)) => {
-                let v = view::PlotView::ok(metric);
-                plots.push(Plot {
-                    path: v.path.clone(),
-                    svg,
-                });
-                views.push(v);
+                let path = ResultsDir::new("").plot(metric);
+                views.push(view::PlotView::ok(metric, &path));
+                plots.push(Plot { path, svg });
             }
             Err(e) => {
                 eprintln!("warning: plot {metric}: {e}");
@@ -243,70 +247,30 @@ fn metric_plots(
 fn label_ladder_stages(l: &LadderState, groups: &[GroupResult], overview: &mut [view::GroupView]) {
     let n = l.stages.len();
     for (g, gv) in groups.iter().zip(overview.iter_mut()) {
-        let label = g.label();
+        let id = GroupId::new(&g.variant, &g.swept);
         if let Some((k, st)) = l
             .stages
             .iter()
             .enumerate()
             .rev()
-            .find(|(_, st)| st.entered.contains(&label))
+            .find(|(_, st)| st.entered.contains(&id))
         {
             gv.label = format!("{} · stage {} `{}` of {n}", gv.label, k + 1, st.name);
         }
     }
 }
 
-/// `s` without terminal escape sequences (ANSI colours in a child's stderr) and without other
-/// control characters except newlines and tabs: what a report or JUnit file may quote from a
-/// run's logs (XML 1.0 forbids most control characters; a terminal code in Markdown is noise).
-pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters... final byte in @..~; other escapes: ESC + one char.
-            if chars.peek() == Some(&'[') {
-                chars.next();
-                for d in chars.by_ref() {
-                    if ('@'..='~').contains(&d) {
-                        break;
-                    }
-                }
-            } else {
-                chars.next();
-            }
-        } else if c == '\r' {
-            // A progress bar's carriage returns: keep the line readable.
-            out.push('\n');
-        } else if !c.is_control() || c == '\n' || c == '\t' {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Writes `text` to `path` through a temporary file in the same folder and a rename, so a reader never
-/// sees half a file.
+/// Writes `text` to `path` atomically ([`crate::results::write_atomic`]).
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), ReportError> {
-    let io = |source| ReportError::Io {
+    crate::results::write_atomic(path, text.as_bytes()).map_err(|source| ReportError::Io {
         path: path.to_path_buf(),
         source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
     })
 }
 
 /// The sweep's name from `sweep.yaml`'s `name:`, else the folder name.
 fn sweep_name(results_dir: &Path) -> String {
-    let from_yaml = Source::read(&results_dir.join("sweep.yaml"))
+    let from_yaml = Source::read(&ResultsDir::new(results_dir).sweep_yaml())
         .ok()
         .and_then(|src| yaml::parse(&src).ok())
         .and_then(|n| n.get("name").and_then(|v| v.as_str().map(str::to_string)));
@@ -328,7 +292,7 @@ fn resolve_criteria(
             p.display().to_string(),
         ));
     }
-    let stored = results_dir.join("criteria.yaml");
+    let stored = ResultsDir::new(results_dir).criteria_yaml();
     if stored.is_file() {
         return Ok((
             load_criteria(&stored).map_err(ReportError::Criteria)?,
@@ -359,7 +323,8 @@ impl std::ops::Deref for ReportOutcome {
 /// Loads, classifies and renders a results folder: `VALIDATION_<name>.md`, `plots/*.svg` and, when
 /// asked, JUnit XML. Unreadable runs are reported (and printed to stderr), never fatal.
 pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcome, ReportError> {
-    if !results_dir.join("runs").is_dir() {
+    let results = ResultsDir::new(results_dir);
+    if !results.exists() {
         let why = if !results_dir.exists() {
             "does not exist"
         } else if !results_dir.is_dir() {
@@ -377,41 +342,11 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
     // A sweep still running on this folder (another process holding its lock): its started,
     // unended runs are in progress, not interrupted. The sweep's own final report is not a
     // snapshot, whatever its lock says.
-    let live = crate::schedule::lock::live_holder(&results_dir.join(".lock"))
-        .filter(|h| h.pid != std::process::id());
-    // Held shared while run records and summary.csv are brought up to date, so a sweep that
-    // starts meanwhile waits instead of having its fresh summary.csv overwritten. (A sweep's own
-    // final report does not get it: the sweep holds the lock and has just written them.)
-    let hold = live
-        .is_none()
-        .then(|| crate::schedule::lock::shared(&results_dir.join(".lock")))
-        .flatten();
-    if hold.is_some() {
-        // Slurm tasks nobody waited for (the sweep was stopped, or they were submitted by hand):
-        // what Slurm did to them is in their output files.
-        for id in crate::schedule::slurm::settle_unwatched(results_dir) {
-            eprintln!(
-                "note: {}: runs/{id}/run.json now records how Slurm ended it (from its task's output file)",
-                results_dir.display()
-            );
-        }
-        // The sweep that wrote summary.csv may have died before its runs ended.
-        match crate::schedule::summary::refresh_summary(results_dir) {
-            Ok(true) => eprintln!(
-                "note: {}: summary.csv brought up to date with the run folders",
-                results_dir.display()
-            ),
-            Ok(false) => {}
-            Err(e) => eprintln!(
-                "warning: {}: summary.csv not refreshed: {e}",
-                results_dir.display()
-            ),
-        }
-    }
-    drop(hold);
+    let live =
+        crate::results::lock::live_holder(&results.lock()).filter(|h| h.pid != std::process::id());
     let LoadedRuns { mut runs, left_out } =
         load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {
-            path: results_dir.join("runs"),
+            path: results.runs(),
             source,
         })?;
     if let Some(h) = &live {
@@ -432,7 +367,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
     }
     if !left_out.is_empty() {
         eprintln!(
-            "warning: {}: {} run folder(s) under runs/ are not in the sweep's current plan (summary.csv) and are left out of the verdict: {}",
+            "warning: {}: {} run folder(s) under runs/ are not in the sweep's current plan (plan.json) and are left out of the verdict: {}",
             results_dir.display(),
             left_out.len(),
             left_out.join(", ")
@@ -458,7 +393,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
             criteria_source,
             runs,
             groups,
-            ladder: LadderState::read(results_dir),
+            ladder: LadderState::read(&results),
             left_out,
         },
         date,
@@ -467,7 +402,7 @@ pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcom
     let mut written = Vec::new();
     for exporter in [&Plots as &dyn Exporter, &markdown] {
         for out in exporter.export(&report)? {
-            let path = results_dir.join(&out.name);
+            let path = results.path().join(&out.name);
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
                     path: dir.to_path_buf(),
@@ -553,7 +488,7 @@ fn ladder_plot(l: &LadderState, runs: &[RunResult]) -> Option<Plot> {
         &markers,
     ) {
         Ok(svg) => svg.map(|svg| Plot {
-            path: "plots/ladder_critic_loss.svg".into(),
+            path: ResultsDir::new("").plot("ladder_critic_loss"),
             svg,
         }),
         Err(e) => {

@@ -267,7 +267,7 @@ pub fn recommend(
     // training fix can be read from these runs.
     let setup_crash = |r: &RunResult| {
         r.record.as_ref().is_some_and(|rec| {
-            rec.outcome == crate::metrics::Outcome::Crashed && rec.train_steps_done == 0
+            rec.outcome == crate::results::Outcome::Crashed && rec.train_steps_done == 0
         })
     };
     if !runs.is_empty() && runs.iter().all(setup_crash) {

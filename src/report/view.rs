@@ -98,16 +98,12 @@ pub struct LadderVariantView {
 }
 
 /// Builds the ladder section from `ladder.json`.
-pub fn ladder_view(l: &crate::schedule::ladder::LadderState, plot: Option<String>) -> LadderView {
-    let mut names: Vec<String> = Vec::new();
+pub fn ladder_view(l: &crate::results::LadderState, plot: Option<String>) -> LadderView {
+    let mut names: Vec<&crate::results::GroupId> = Vec::new();
     for s in &l.stages {
-        for v in s
-            .entered
-            .iter()
-            .chain(s.variants.iter().map(|v| &v.variant))
-        {
-            if !names.contains(v) {
-                names.push(v.clone());
+        for v in s.entered.iter().chain(s.groups.iter().map(|v| &v.group)) {
+            if !names.contains(&v) {
+                names.push(v);
             }
         }
     }
@@ -118,13 +114,13 @@ pub fn ladder_view(l: &crate::schedule::ladder::LadderState, plot: Option<String
             let mut reached = "—".to_string();
             let mut stopped = Vec::new();
             for (k, s) in l.stages.iter().enumerate() {
-                match s.variants.iter().find(|v| &v.variant == name) {
+                match s.groups.iter().find(|v| &v.group == *name) {
                     Some(v) => {
-                        cells.push(v.verdict.clone());
+                        cells.push(v.verdict.to_string());
                         reached = s.name.clone();
                         if !v.promoted && k + 1 < l.stages.len() {
                             stopped.push(format!("stopped after `{}`: {}", s.name, v.why));
-                            for r in s.runs.iter().filter(|r| &r.variant == name) {
+                            for r in s.runs.iter().filter(|r| &r.group == *name) {
                                 for e in &r.evidence {
                                     stopped.push(format!(
                                         "{} (seed {}, {}): {e}",
@@ -139,7 +135,7 @@ pub fn ladder_view(l: &crate::schedule::ladder::LadderState, plot: Option<String
                 }
             }
             LadderVariantView {
-                variant: name.clone(),
+                variant: name.to_string(),
                 cells,
                 reached,
                 stopped,
@@ -172,7 +168,7 @@ pub fn ladder_view(l: &crate::schedule::ladder::LadderState, plot: Option<String
             .collect(),
         variants,
         approve: l.approve,
-        approved: l.approved.clone(),
+        approved: l.approved.iter().map(|g| g.to_string()).collect(),
         boundaries,
         plot,
     }
@@ -250,10 +246,10 @@ pub struct PlotView {
 }
 
 impl PlotView {
-    pub(super) fn ok(metric: &str) -> PlotView {
+    pub(super) fn ok(metric: &str, path: &std::path::Path) -> PlotView {
         PlotView {
             metric: metric.into(),
-            path: format!("plots/{metric}.svg"),
+            path: path.display().to_string(),
             error: String::new(),
         }
     }

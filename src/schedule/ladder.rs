@@ -1,149 +1,56 @@
-//! The validation ladder's state (`results/<name>/ladder.json`) and its promotion rule.
+//! The validation ladder's promotion rule: which variant groups climb to the next stage.
 //!
-//! A ladder runs its stages in order. After a stage, each variant group (the runs that differ only
-//! by seed) gets a verdict, and the next stage's `promote` rule picks the groups that climb. The
-//! state file records every finished stage, so a finished stage is not rerun (`--rerun failed`
-//! reopens the first one with a failed run).
+//! The ladder's state (`ladder.json`) is [`crate::results::ladder`]'s; the runner is
+//! `commands::sweep::ladder`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use crate::results::ladder::{StoredGroupVerdict, StoredVerdict};
+use crate::results::GroupId;
+use crate::spec::{Order, Promote};
+use crate::verdict::{GroupVerdict, Verdict};
 
-use crate::spec::{Order, Promote, Stage};
-use crate::verdict::GroupVerdict;
-
-/// File name of the ladder state inside a results folder.
-pub const LADDER_FILE: &str = "ladder.json";
-
-/// The whole ladder.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LadderState {
-    /// One entry per stage of the spec, in order.
-    pub stages: Vec<StageState>,
-    /// Variants that passed the last stage when it has `approve: true`.
-    pub approved: Vec<String>,
-    /// Whether the last stage approves.
-    pub approve: bool,
+/// A run verdict as `ladder.json` stores it.
+pub fn stored_verdict(v: Verdict) -> StoredVerdict {
+    match v {
+        Verdict::Pass => StoredVerdict::Pass,
+        Verdict::Investigate => StoredVerdict::Investigate,
+        Verdict::Fail => StoredVerdict::Fail,
+    }
 }
 
-/// One stage's plan and, once finished, its results.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StageState {
-    /// The stage's name.
-    pub name: String,
-    /// Total env steps at the stage's end.
-    pub steps: u64,
-    /// The rule that chose who entered this stage, in words.
-    pub promote: String,
-    /// All runs of the stage ended and were classified.
-    pub done: bool,
-    /// The variants that entered the stage.
-    pub entered: Vec<String>,
-    /// Each run's result at the end of the stage.
-    pub runs: Vec<RunAtStage>,
-    /// Each entered variant's verdict and whether it climbed to the next stage.
-    pub variants: Vec<VariantAtStage>,
-}
-
-/// One run at the end of a stage.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RunAtStage {
-    /// The run id.
-    pub run_id: String,
-    /// Its variant.
-    pub variant: String,
-    /// Its seed.
-    pub seed: u64,
-    /// `completed`, `crashed`, ...
-    pub outcome: String,
-    /// PASS / INVESTIGATE / FAIL.
-    pub verdict: String,
-    /// Env steps done at the stage's end (where the stage ended in `metrics.csv`).
-    pub env_step: u64,
-    /// Gradient updates done at the stage's end.
-    pub train_step: u64,
-    /// The run's reason (crash, stop) or its worst findings' evidence.
-    pub evidence: Vec<String>,
-}
-
-/// One variant group at the end of a stage.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct VariantAtStage {
-    /// The variant's name.
-    pub variant: String,
-    /// Its group verdict (`PASS`, `FLAKY (1/2 seeds pass)`, ...).
-    pub verdict: String,
-    /// The ranking value for a `best` rule (mean over seeds), when one applies.
-    pub score: Option<f64>,
-    /// It entered the next stage.
-    pub promoted: bool,
-    /// Why it did or did not climb.
-    pub why: String,
-}
-
-impl LadderState {
-    /// A fresh state for `stages`.
-    pub fn new(stages: &[Stage]) -> LadderState {
-        LadderState {
-            stages: stages
-                .iter()
-                .map(|s| StageState {
-                    name: s.name.clone(),
-                    steps: s.steps,
-                    promote: s.promote.to_string(),
-                    ..Default::default()
-                })
-                .collect(),
-            approved: Vec::new(),
-            approve: stages.last().map(|s| s.approve).unwrap_or(false),
+/// A group verdict as `ladder.json` stores it.
+pub fn stored_group_verdict(v: GroupVerdict) -> StoredGroupVerdict {
+    match v {
+        GroupVerdict::Pass => StoredGroupVerdict::Pass,
+        GroupVerdict::Flaky { passed, total } => StoredGroupVerdict::Flaky { passed, total },
+        GroupVerdict::Investigate => StoredGroupVerdict::Investigate,
+        GroupVerdict::Fail => StoredGroupVerdict::Fail,
+        GroupVerdict::Incomplete { finished, total } => {
+            StoredGroupVerdict::Incomplete { finished, total }
         }
-    }
-
-    /// Reads `dir/ladder.json`; `None` if absent or unreadable.
-    pub fn read(dir: &Path) -> Option<LadderState> {
-        std::fs::read_to_string(dir.join(LADDER_FILE))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-    }
-
-    /// Writes `dir/ladder.json` atomically.
-    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        crate::metrics::write_atomic(&dir.join(LADDER_FILE), text.as_bytes())
-    }
-
-    /// Whether this saved state belongs to the same stage list (names and steps), so its
-    /// finished stages can be reused.
-    pub fn matches(&self, stages: &[Stage]) -> bool {
-        self.stages.len() == stages.len()
-            && self
-                .stages
-                .iter()
-                .zip(stages)
-                .all(|(a, b)| a.name == b.name && a.steps == b.steps)
     }
 }
 
 /// A variant group's standing after a stage, input to [`promote`].
 #[derive(Debug, Clone)]
 pub struct Standing {
-    /// The variant.
-    pub variant: String,
+    /// The variant group.
+    pub group: GroupId,
     /// Its group verdict.
     pub verdict: GroupVerdict,
     /// The `best` rule's ranking value (mean over seeds of the aggregated metric).
     pub score: Option<f64>,
 }
 
-/// Applies `rule` to the standings: for each variant, whether it advances and why. A FAIL never
+/// Applies `rule` to the standings: for each group, whether it advances and why. A FAIL never
 /// advances, whatever the rule.
-pub fn promote(rule: &Promote, standings: &[Standing]) -> BTreeMap<String, (bool, String)> {
+pub fn promote(rule: &Promote, standings: &[Standing]) -> BTreeMap<GroupId, (bool, String)> {
     let mut out = BTreeMap::new();
     match rule {
         Promote::All => {
             for s in standings {
-                out.insert(s.variant.clone(), (true, "every variant enters".into()));
+                out.insert(s.group.clone(), (true, "every variant enters".into()));
             }
         }
         Promote::Pass | Promote::PassOrInvestigate => {
@@ -159,7 +66,7 @@ pub fn promote(rule: &Promote, standings: &[Standing]) -> BTreeMap<String, (bool
                 } else {
                     format!("{} does not meet `{}`", s.verdict, rule_name(rule))
                 };
-                out.insert(s.variant.clone(), (ok, why));
+                out.insert(s.group.clone(), (ok, why));
             }
         }
         Promote::Best {
@@ -182,10 +89,10 @@ pub fn promote(rule: &Promote, standings: &[Standing]) -> BTreeMap<String, (bool
                 } else {
                     c
                 };
-                c.then_with(|| a.variant.cmp(&b.variant))
+                c.then_with(|| a.group.cmp(&b.group))
             });
             for s in standings {
-                let rank = ranked.iter().position(|r| r.variant == s.variant);
+                let rank = ranked.iter().position(|r| r.group == s.group);
                 let (ok, why) = match (s.verdict, rank) {
                     (GroupVerdict::Fail, _) => (false, "FAIL never advances".to_string()),
                     (GroupVerdict::Incomplete { .. }, _) => {
@@ -205,7 +112,7 @@ pub fn promote(rule: &Promote, standings: &[Standing]) -> BTreeMap<String, (bool
                         ),
                     ),
                 };
-                out.insert(s.variant.clone(), (ok, why));
+                out.insert(s.group.clone(), (ok, why));
             }
         }
     }
@@ -228,7 +135,7 @@ mod tests {
 
     fn st(v: &str, verdict: GroupVerdict, score: Option<f64>) -> Standing {
         Standing {
-            variant: v.into(),
+            group: GroupId::new(v, &BTreeMap::new()),
             verdict,
             score,
         }
@@ -246,7 +153,7 @@ mod tests {
             promote(r, &s)
                 .into_iter()
                 .filter(|(_, (ok, _))| *ok)
-                .map(|(k, _)| k)
+                .map(|(k, _)| k.variant)
                 .collect()
         };
         assert_eq!(up(&Promote::Pass), ["a", "d"]);

@@ -1,98 +1,27 @@
-//! The parallel scheduler: jobs onto device slots, outcomes as data, Ctrl-C handling.
+//! The parallel scheduler: jobs (the plan's runs) onto device slots, outcomes as data, Ctrl-C
+//! handling; the executors (local child processes, Slurm arrays), the ladder's promotion rule,
+//! and reconciling a results folder nobody is writing.
 //!
 //! Workers pull jobs from one queue; every state change is an [`Event`] sent to the caller's
 //! thread, which owns all bookkeeping (progress display, `summary.csv`). A failed run is a
 //! [`RunRecord`] with a non-`completed` outcome, never an `Err`.
 
 pub mod ladder;
-pub mod lock;
 pub mod process;
 pub mod progress;
+pub mod reconcile;
 pub mod slots;
 pub mod slurm;
-pub mod summary;
 
-use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 pub use slots::{plan_slots, DeviceRequest, Slot, SlotDevice};
 
-use crate::metrics::{Outcome, RunRecord};
-
-/// One run to execute. Serialisable: the Slurm backend stores every job in `plan.json` for
-/// `run-one` to execute later on a compute node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Job {
-    /// Position in the plan.
-    pub index: usize,
-    pub run_id: String,
-    pub variant: String,
-    pub seed: u64,
-    pub swept: BTreeMap<String, String>,
-    pub steps: u64,
-    pub config_hash: String,
-    /// The run's folder (exists before the job starts, with `config.yaml` in it).
-    pub run_dir: PathBuf,
-    /// Arguments after the program name for the child (`train --config ... --out ...`).
-    pub args: Vec<String>,
-    /// The command a user runs to reproduce this run.
-    pub command: String,
-    pub timeout: Option<Duration>,
-}
-
-impl Job {
-    /// A record for a run that produced none itself (could not start, died before writing).
-    pub fn placeholder(&self, outcome: Outcome, reason: Option<String>, wall_s: f64) -> RunRecord {
-        RunRecord {
-            run_id: self.run_id.clone(),
-            variant: self.variant.clone(),
-            swept: self.swept.clone(),
-            overrides: Some(
-                self.args
-                    .windows(2)
-                    .filter(|w| w[0] == "--set" || w[0] == "--override")
-                    .filter_map(|w| w[1].split_once('='))
-                    .map(|(k, v)| (k.trim().into(), v.trim().into()))
-                    .collect(),
-            ),
-            command: self.command.clone(),
-            outcome,
-            steps_planned: self.steps,
-            steps_done: 0,
-            train_steps_done: 0,
-            seed: self.seed,
-            device: String::new(),
-            libtorch_version: crate::train::run::LIBTORCH_VERSION.to_string(),
-            git_commit: String::new(),
-            wall_s,
-            started_at: String::new(),
-            learning_rates: None,
-            config_hash: self.config_hash.clone(),
-            first_nonfinite_step: None,
-            reason,
-            exit: None,
-            stderr_tail: None,
-            extra: BTreeMap::new(),
-        }
-    }
-}
-
-/// A child's progress line (`@@progress {json}`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Progress {
-    pub env_step: u64,
-    pub steps: u64,
-    pub train_step: u64,
-    pub actor_cnn_grad_norm: Option<f64>,
-    pub critic_cnn_grad_norm: Option<f64>,
-    pub q_abs_max: Option<f64>,
-}
+use crate::results::protocol::Progress;
+use crate::results::{PlannedRun, RunRecord};
 
 /// What happens during a sweep, in order, on one channel.
 #[derive(Debug, Clone)]
@@ -131,19 +60,25 @@ impl Control {
 /// Runs one job on one slot to an outcome.
 pub trait Executor: Sync {
     /// Executes `job`, sending `Progress` events as it goes; always returns a record.
-    fn execute(&self, job: &Job, slot: &Slot, ctl: &Control, tx: &Sender<Event>) -> RunRecord;
+    fn execute(
+        &self,
+        job: &PlannedRun,
+        slot: &Slot,
+        ctl: &Control,
+        tx: &Sender<Event>,
+    ) -> RunRecord;
 }
 
 /// Runs `jobs` over `slots` with `exec`, calling `on_event` on the caller's thread for every event.
 /// Returns when every started job has finished; jobs not started because of an interrupt are left out.
 pub fn run_jobs<E: Executor>(
-    jobs: Vec<Job>,
+    jobs: Vec<PlannedRun>,
     slots: &[Slot],
     exec: &E,
     ctl: &Control,
     mut on_event: impl FnMut(&Event),
 ) -> Vec<RunRecord> {
-    let queue = Mutex::new(jobs.into_iter().collect::<VecDeque<Job>>());
+    let queue = Mutex::new(jobs.into_iter().collect::<VecDeque<PlannedRun>>());
     let (tx, rx) = channel::<Event>();
     let mut done = Vec::new();
     std::thread::scope(|s| {
@@ -182,8 +117,11 @@ pub fn run_jobs<E: Executor>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::Outcome;
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
     use std::sync::atomic::AtomicUsize;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     /// Scheduler bookkeeping only: a fake executor that sleeps and reports a scripted outcome.
     struct Fake {
@@ -192,7 +130,13 @@ mod tests {
     }
 
     impl Executor for Fake {
-        fn execute(&self, job: &Job, _slot: &Slot, ctl: &Control, tx: &Sender<Event>) -> RunRecord {
+        fn execute(
+            &self,
+            job: &PlannedRun,
+            _slot: &Slot,
+            ctl: &Control,
+            tx: &Sender<Event>,
+        ) -> RunRecord {
             let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
             let _ = tx.send(Event::Progress {
@@ -209,12 +153,12 @@ mod tests {
             } else {
                 Outcome::Completed
             };
-            job.placeholder(outcome, None, 0.03)
+            RunRecord::placeholder(job, outcome, None, 0.03)
         }
     }
 
-    fn job(i: usize) -> Job {
-        Job {
+    fn job(i: usize) -> PlannedRun {
+        PlannedRun {
             index: i,
             run_id: format!("r{i}"),
             variant: "v".into(),

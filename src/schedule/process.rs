@@ -11,23 +11,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use super::{Control, Event, Executor, Job, Progress, Slot, SlotDevice};
-use crate::metrics::{write_atomic, Outcome, RunRecord};
-
-/// The `run.json` `extra` key naming the Slurm array task (`<job>_<task>`) that wrote the record.
-pub const SLURM_TASK_KEY: &str = "slurm_task";
-/// Exit codes of `td3-sweep train`, documented in the CLI help.
-pub mod exit {
-    pub const COMPLETED: i32 = 0;
-    pub const DIVERGED: i32 = 3;
-    pub const STOPPED: i32 = 4;
-    pub const INTERRUPTED: i32 = 130;
-    /// The parent sweep died and the run did not stop within the grace period (a hung step).
-    pub const ORPHANED: i32 = 5;
-}
-
-/// Prefix of the machine-readable progress lines a child prints.
-pub const PROGRESS_PREFIX: &str = "@@progress ";
+use super::{Control, Event, Executor, Slot, SlotDevice};
+use crate::results::protocol::{Progress, SLURM_TASK_KEY};
+use crate::results::{exit, printable, read_metrics, Outcome, PlannedRun, RunRecord};
 
 /// Runs jobs as child processes of `program`.
 pub struct ProcessExecutor {
@@ -51,28 +37,61 @@ fn tail(path: &Path, lines: usize) -> String {
 }
 
 impl Executor for ProcessExecutor {
-    fn execute(&self, job: &Job, slot: &Slot, ctl: &Control, tx: &Sender<Event>) -> RunRecord {
-        let dir = &job.run_dir;
+    fn execute(
+        &self,
+        job: &PlannedRun,
+        slot: &Slot,
+        ctl: &Control,
+        tx: &Sender<Event>,
+    ) -> RunRecord {
+        let dir = job.dir();
         let started = Instant::now();
         let fail = |why: String| {
-            job.placeholder(Outcome::Crashed, Some(why), started.elapsed().as_secs_f64())
+            RunRecord::placeholder(
+                job,
+                Outcome::Crashed,
+                Some(why),
+                started.elapsed().as_secs_f64(),
+            )
         };
-        let stdout_log = match std::fs::File::create(dir.join("stdout.log")) {
+        let stdout_log = match std::fs::File::create(dir.stdout_log()) {
             Ok(f) => f,
             Err(e) => return fail(format!("cannot create stdout.log: {e}")),
         };
-        let stderr_log = match std::fs::File::create(dir.join("stderr.log")) {
+        let stderr_log = match std::fs::File::create(dir.stderr_log()) {
             Ok(f) => f,
             Err(e) => return fail(format!("cannot create stderr.log: {e}")),
         };
         // Files older than this launch belong to an earlier attempt (a `--rerun`): never read them
         // as this attempt's record or progress.
         let launched_at = std::time::SystemTime::now() - Duration::from_millis(50);
-        let fresh = |name: &str| {
-            std::fs::metadata(dir.join(name))
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| t >= launched_at)
+        let mut child = match self.command(job, slot, stderr_log).spawn() {
+            Ok(c) => c,
+            Err(e) => return fail(format!("cannot start {}: {e}", self.program.display())),
         };
+        // Keep the child's stdin open: it ends the run when this pipe closes (we died).
+        let stdin = child.stdin.take();
+        let reader = forward_stdout(child.stdout.take(), stdout_log, job.index, tx.clone());
+        let (status, forced) = self.wait(&mut child, job, started, ctl);
+        drop(stdin);
+        let _ = reader.join();
+        let wall = started.elapsed().as_secs_f64();
+        let status = match status {
+            Ok(s) => s,
+            Err(e) => return fail(format!("waiting for the child failed: {e}")),
+        };
+        let mut rec = final_record(job, status, forced, wall, launched_at);
+        // The parent's record is final, whatever the child managed to write.
+        rec.provisional = false;
+        let _ = dir.write_record(&rec);
+        rec
+    }
+}
+
+impl ProcessExecutor {
+    /// The `train` child for `job` on `slot`: progress lines on a piped stdout, stderr to
+    /// `stderr_log`, stdin kept open so the child notices when the sweep dies.
+    fn command(&self, job: &PlannedRun, slot: &Slot, stderr_log: std::fs::File) -> Command {
         let mut cmd = Command::new(&self.program);
         cmd.args(&job.args)
             .arg("--threads")
@@ -88,32 +107,20 @@ impl Executor for ProcessExecutor {
             // Hide GPUs from CPU slots so `device: auto` really means CPU there.
             SlotDevice::Cpu => cmd.env("CUDA_VISIBLE_DEVICES", ""),
         };
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => return fail(format!("cannot start {}: {e}", self.program.display())),
-        };
+        cmd
+    }
+
+    /// Waits for the child to exit, ending it on the job's timeout or an interrupt (SIGTERM, then
+    /// SIGKILL after the grace period or a second Ctrl-C). Returns its exit status and the
+    /// outcome that was forced on it, if any.
+    fn wait(
+        &self,
+        child: &mut std::process::Child,
+        job: &PlannedRun,
+        started: Instant,
+        ctl: &Control,
+    ) -> (std::io::Result<std::process::ExitStatus>, Option<Outcome>) {
         let pid = child.id();
-        // Keep the child's stdin open: it ends the run when this pipe closes (we died).
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        let index = job.index;
-        let txp = tx.clone();
-        let reader = std::thread::spawn(move || {
-            let mut log = std::io::BufWriter::new(stdout_log);
-            if let Some(out) = stdout {
-                for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let _ = writeln!(log, "{line}");
-                    if let Some(json) = line.strip_prefix(PROGRESS_PREFIX) {
-                        if let Ok(p) = serde_json::from_str::<Progress>(json) {
-                            let _ = txp.send(Event::Progress { index, progress: p });
-                        }
-                    } else {
-                        let _ = log.flush();
-                    }
-                }
-            }
-            let _ = log.flush();
-        });
         let deadline = job.timeout.map(|t| started + t);
         let mut termed_at: Option<Instant> = None;
         let mut forced: Option<Outcome> = None;
@@ -141,99 +148,120 @@ impl Executor for ProcessExecutor {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        drop(stdin);
-        let _ = reader.join();
-        let wall = started.elapsed().as_secs_f64();
-        let status = match status {
-            Ok(s) => s,
-            Err(e) => return fail(format!("waiting for the child failed: {e}")),
-        };
-        let exit = match (status.code(), status.signal()) {
-            (Some(c), _) => format!("exit code {c}"),
-            (None, Some(s)) => format!("killed by signal {s}{}", signal_name(s)),
-            _ => "unknown".into(),
-        };
-        let child_record: Option<RunRecord> = std::fs::read_to_string(dir.join("run.json"))
-            .ok()
-            .filter(|_| fresh("run.json"))
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let mut rec = child_record.unwrap_or_else(|| job.placeholder(Outcome::Crashed, None, wall));
-        let stderr_tail = tail(&dir.join("stderr.log"), 20);
-        let outcome = match (forced, status.code()) {
-            // A run that finished just as the deadline or the interrupt arrived is complete.
-            (_, Some(exit::COMPLETED)) if rec.outcome == Outcome::Completed => Outcome::Completed,
-            (Some(Outcome::Timeout), _) => Outcome::Timeout,
-            (Some(Outcome::Interrupted), _) => Outcome::Interrupted,
-            (_, Some(exit::DIVERGED)) => Outcome::Diverged,
-            (_, Some(exit::STOPPED)) => Outcome::Stopped,
-            (_, Some(exit::INTERRUPTED)) => Outcome::Interrupted,
-            _ => Outcome::Crashed,
-        };
-        if rec.steps_done == 0 && fresh("metrics.csv") {
-            // The child died before its final record: its metrics say how far it got.
-            if let Some(last) = crate::metrics::read_metrics(&dir.join("metrics.csv"))
-                .ok()
-                .and_then(|r| r.last().cloned())
-            {
-                rec.steps_done = last.env_step;
-                rec.train_steps_done = last.train_step;
-            }
-        }
-        rec.outcome = outcome;
-        rec.exit = Some(exit.clone());
-        rec.wall_s = wall;
-        // Under Slurm, the array task this record comes from: a sweep waiting for a resubmitted
-        // run accepts only its own task's record, never an earlier attempt's.
-        if let (Ok(job_id), Ok(task)) = (
-            std::env::var("SLURM_ARRAY_JOB_ID"),
-            std::env::var("SLURM_ARRAY_TASK_ID"),
-        ) {
-            rec.extra
-                .insert(SLURM_TASK_KEY.to_string(), format!("{job_id}_{task}"));
-        }
-        match outcome {
-            Outcome::Timeout => {
-                rec.reason = Some(format!(
-                    "timed out after {:.0} s",
-                    job.timeout.unwrap_or_default().as_secs_f64()
-                ))
-            }
-            Outcome::Crashed => {
-                // Keep a cause the child recorded itself (e.g. a Gymnasium traceback), not the
-                // placeholder it writes at start-up.
-                rec.reason = Some(match rec.reason.take() {
-                    Some(r) if !r.starts_with(crate::train::run::PLACEHOLDER_REASON) => {
-                        format!("{r} (process {exit})")
-                    }
-                    // Nothing recorded: the last thing it said is the best cause we have.
-                    _ => match stderr_tail.lines().rev().find(|l| !l.trim().is_empty()) {
-                        Some(last) => {
-                            format!("process {exit}: {}", crate::report::printable(last).trim())
-                        }
-                        None => format!("process {exit}"),
-                    },
-                });
-                rec.stderr_tail = Some(stderr_tail);
-            }
-            Outcome::Interrupted
-                if rec
-                    .reason
-                    .as_deref()
-                    .is_none_or(|r| r.starts_with(crate::train::run::PLACEHOLDER_REASON)) =>
-            {
-                rec.reason = Some(if status.signal().is_some() {
-                    format!("interrupted ({exit} after a second Ctrl-C or the grace period)")
-                } else {
-                    "interrupted".into()
-                })
-            }
-            _ => {}
-        }
-        if let Ok(text) = serde_json::to_string_pretty(&rec) {
-            let _ = write_atomic(&dir.join("run.json"), text.as_bytes());
-        }
-        rec
+        (status, forced)
     }
+}
+
+/// Copies the child's stdout to `stdout.log`, sending each progress line on as an event.
+fn forward_stdout(
+    stdout: Option<std::process::ChildStdout>,
+    stdout_log: std::fs::File,
+    index: usize,
+    tx: Sender<Event>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut log = std::io::BufWriter::new(stdout_log);
+        if let Some(out) = stdout {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = writeln!(log, "{line}");
+                if let Some(p) = Progress::parse(&line) {
+                    let _ = tx.send(Event::Progress { index, progress: p });
+                } else {
+                    let _ = log.flush();
+                }
+            }
+        }
+        let _ = log.flush();
+    })
+}
+
+/// The run's final record once its process exited: the child's own record when it wrote one
+/// during this attempt (files older than `launched_at` are an earlier attempt's), with the
+/// outcome the exit status and any forced end say, the exit, the wall time, the Slurm task and,
+/// for a crash, the cause from the child's record or its last words on stderr.
+fn final_record(
+    job: &PlannedRun,
+    status: std::process::ExitStatus,
+    forced: Option<Outcome>,
+    wall: f64,
+    launched_at: std::time::SystemTime,
+) -> RunRecord {
+    let dir = job.dir();
+    let fresh = |file: &Path| {
+        std::fs::metadata(file)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t >= launched_at)
+    };
+    let exit = match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => format!("killed by signal {s}{}", signal_name(s)),
+        _ => "unknown".into(),
+    };
+    let child_record = Some(dir.run_json())
+        .filter(|f| fresh(f))
+        .and_then(|_| dir.read_record());
+    let mut rec =
+        child_record.unwrap_or_else(|| RunRecord::placeholder(job, Outcome::Crashed, None, wall));
+    let stderr_tail = tail(&dir.stderr_log(), 20);
+    let outcome = match (forced, status.code()) {
+        // A run that finished just as the deadline or the interrupt arrived is complete.
+        (_, Some(exit::COMPLETED)) if rec.outcome == Outcome::Completed => Outcome::Completed,
+        (Some(Outcome::Timeout), _) => Outcome::Timeout,
+        (Some(Outcome::Interrupted), _) => Outcome::Interrupted,
+        (_, code) => code.and_then(exit::outcome_of).unwrap_or(Outcome::Crashed),
+    };
+    if rec.steps_done == 0 && fresh(&dir.metrics_csv()) {
+        // The child died before its final record: its metrics say how far it got.
+        if let Some(last) = read_metrics(&dir.metrics_csv())
+            .ok()
+            .and_then(|r| r.last().cloned())
+        {
+            rec.steps_done = last.env_step;
+            rec.train_steps_done = last.train_step;
+        }
+    }
+    rec.outcome = outcome;
+    rec.exit = Some(exit.clone());
+    rec.wall_s = wall;
+    // Under Slurm, the array task this record comes from: a sweep waiting for a resubmitted
+    // run accepts only its own task's record, never an earlier attempt's.
+    if let (Ok(job_id), Ok(task)) = (
+        std::env::var("SLURM_ARRAY_JOB_ID"),
+        std::env::var("SLURM_ARRAY_TASK_ID"),
+    ) {
+        rec.extra
+            .insert(SLURM_TASK_KEY.to_string(), format!("{job_id}_{task}"));
+    }
+    match outcome {
+        Outcome::Timeout => {
+            rec.reason = Some(format!(
+                "timed out after {:.0} s",
+                job.timeout.unwrap_or_default().as_secs_f64()
+            ))
+        }
+        Outcome::Crashed => {
+            // Keep a cause the child recorded itself (e.g. a Gymnasium traceback), not the
+            // placeholder it writes at start-up.
+            rec.reason = Some(match rec.own_reason() {
+                Some(r) => format!("{r} (process {exit})"),
+                // Nothing recorded: the last thing it said is the best cause we have.
+                None => match stderr_tail.lines().rev().find(|l| !l.trim().is_empty()) {
+                    Some(last) => format!("process {exit}: {}", printable(last).trim()),
+                    None => format!("process {exit}"),
+                },
+            });
+            rec.stderr_tail = Some(stderr_tail);
+        }
+        Outcome::Interrupted if rec.own_reason().is_none() => {
+            rec.reason = Some(if status.signal().is_some() {
+                format!("interrupted ({exit} after a second Ctrl-C or the grace period)")
+            } else {
+                "interrupted".into()
+            })
+        }
+        _ => {}
+    }
+    rec
 }
 
 fn signal_name(s: i32) -> &'static str {

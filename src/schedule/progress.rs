@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{Event, Job};
+use super::Event;
+use crate::results::{Outcome, PlannedRun};
 
 fn fmt_num(v: Option<f64>) -> String {
     match v {
@@ -30,7 +31,7 @@ pub struct Display {
 
 impl Display {
     /// A display for `jobs` (the ones that will run this time).
-    pub fn new(jobs: &[Job]) -> Display {
+    pub fn new(jobs: &[PlannedRun]) -> Display {
         let tty = std::io::stdout().is_terminal();
         let ids = jobs
             .iter()
@@ -93,17 +94,17 @@ impl Display {
             Event::Progress { index, progress: p } => {
                 let msg = format!(
                     "actor_cnn {}  critic_cnn {}  |Q| {}",
-                    fmt_num(p.actor_cnn_grad_norm),
-                    fmt_num(p.critic_cnn_grad_norm),
-                    fmt_num(p.q_abs_max)
+                    fmt_num(p.row.actor_cnn_grad_norm),
+                    fmt_num(p.row.critic_cnn_grad_norm),
+                    fmt_num(p.row.q_abs_max)
                 );
                 if let Some(b) = self.bars.get(index) {
-                    b.set_position(p.env_step);
+                    b.set_position(p.row.env_step);
                     b.set_message(msg);
                 } else {
                     self.latest.insert(
                         *index,
-                        format!("{} step {}/{} {msg}", name(index), p.env_step, p.steps),
+                        format!("{} step {}/{} {msg}", name(index), p.row.env_step, p.steps),
                     );
                     if self.last_line.elapsed() >= Duration::from_secs(15) {
                         self.last_line = Instant::now();
@@ -136,7 +137,7 @@ impl Display {
                     record.steps_done,
                     record.steps_planned,
                     record.wall_s,
-                    if record.outcome == crate::metrics::Outcome::Completed {
+                    if record.outcome == Outcome::Completed {
                         String::new()
                     } else {
                         reason

@@ -426,7 +426,7 @@ fn best_rule(
         Some(Node {
             value: Value::Str(m),
             ..
-        }) if crate::metrics::COLUMNS.contains(&m.as_str()) => m.clone(),
+        }) if crate::results::COLUMNS.contains(&m.as_str()) => m.clone(),
         Some(m) => {
             let d = at(
                 src,
@@ -436,11 +436,11 @@ fn best_rule(
             );
             let name = m.as_str().unwrap_or_default();
             errs.push(
-                match did_you_mean(name, crate::metrics::COLUMNS.iter().copied()) {
+                match did_you_mean(name, crate::results::COLUMNS.iter().copied()) {
                     Some(s) => d.hint(format!("did you mean `{s}`?")),
                     None => d.hint(format!(
                         "a metrics.csv column: {}",
-                        crate::metrics::COLUMNS.join(", ")
+                        crate::results::COLUMNS.join(", ")
                     )),
                 },
             );

@@ -40,8 +40,8 @@ use tch::Tensor;
 /// 2: pixel replay buffers are a frame store (`replay.frames`, `replay.frame_last`).
 pub const FORMAT_VERSION: u32 = 2;
 
-/// Name of the checkpoint folder inside a run folder.
-pub const DIR_NAME: &str = "checkpoint";
+/// The name a checkpoint folder falls back on when its own path has none.
+const DIR_NAME: &str = "checkpoint";
 
 const MODEL: &str = "model.safetensors";
 const OPTIMIZER: &str = "optimizer.safetensors";
@@ -201,9 +201,9 @@ pub fn resume_hash(cfg: &crate::config::AgentConfig) -> String {
     crate::config::load::config_hash(&c)
 }
 
-/// The checkpoint folder of a run folder.
+/// The checkpoint folder of a run folder ([`crate::results::RunDir::checkpoint`]).
 pub fn dir_of(run_dir: &Path) -> PathBuf {
-    run_dir.join(DIR_NAME)
+    crate::results::RunDir::new(run_dir).checkpoint()
 }
 
 fn prev_of(dir: &Path) -> PathBuf {
@@ -314,7 +314,7 @@ pub fn save(dir: &Path, state: &HostState, sets: &TensorSets) -> Result<(), Chec
         }
         let text = serde_json::to_string_pretty(state).unwrap_or_default();
         let path = tmp.join(STATE);
-        crate::metrics::write_atomic(&path, text.as_bytes()).map_err(io(&path))?;
+        crate::results::write_atomic(&path, text.as_bytes()).map_err(io(&path))?;
         let prev = prev_of(dir);
         if prev.exists() {
             std::fs::remove_dir_all(&prev).map_err(io(&prev))?;

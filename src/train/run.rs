@@ -19,7 +19,10 @@ use super::env::{make_env, Env, ObsSpec, Observation};
 use super::replay::Replay;
 use super::td3::{StepScalars, Td3};
 use crate::config::{AgentConfig, ResolvedLr};
-use crate::metrics::{write_atomic, MetricRow, MetricsWriter, Outcome, RunRecord};
+use crate::results::metrics::{write_evidence, EvidenceStep};
+use crate::results::{
+    MetricRow, MetricsWriter, Outcome, RunDir, RunRecord, LIBTORCH_VERSION, PLACEHOLDER_REASON,
+};
 
 /// Why a run could not be carried out at all.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +33,7 @@ pub enum TrainError {
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     #[error(transparent)]
-    Metrics(#[from] crate::metrics::MetricsError),
+    Metrics(#[from] crate::results::MetricsError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -196,13 +199,6 @@ pub fn git_commit() -> String {
         _ => "unknown".into(),
     }
 }
-
-/// The reason `run.json` carries until the run writes its final record: if the process dies
-/// first, that is what happened.
-pub const PLACEHOLDER_REASON: &str = "the process ended before writing its final record";
-
-/// libtorch's version, read at build time.
-pub const LIBTORCH_VERSION: &str = env!("TD3_LIBTORCH_VERSION");
 
 /// Max/mean aggregation of the steps since the last row.
 #[derive(Default)]
@@ -377,61 +373,40 @@ impl Evidence {
             return Ok(());
         }
         self.written = true;
-        let path = dir.join("evidence.csv");
-        let io = |e: std::io::Error| TrainError::Io {
-            path: path.clone(),
-            source: e,
-        };
-        let mut w = csv::Writer::from_writer(Vec::new());
-        let mut header: Vec<String> = [
-            "train_step",
-            "env_step",
-            "marker",
-            "actor_loss",
-            "critic_loss",
-            "q_mean",
-            "q_abs_max",
-            "target_q_mean",
-            "actor_cnn_grad_norm",
-            "critic_cnn_grad_norm",
-            "actor_head_grad_norm",
-            "critic_head_grad_norm",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        header.extend(self.layer_names.iter().map(|n| format!("grad_norm:{n}")));
-        w.write_record(&header).map_err(|e| io(e.into()))?;
-        let o = |v: Option<f64>| v.map(|x| format!("{x:?}")).unwrap_or_default();
+        let path = RunDir::new(dir).evidence_csv();
         let first_bad = self
             .steps
             .iter()
             .find(|(_, _, s)| s.nonfinite > 0)
             .map(|(t, _, _)| *t)
             .unwrap_or(bad_step);
-        for (t, e, s) in &self.steps {
-            let mark = if *t == first_bad { marker } else { "" };
-            let mut rec = vec![
-                t.to_string(),
-                e.to_string(),
-                mark.to_string(),
-                o(s.actor_loss),
-                o(Some(s.critic_loss)),
-                o(Some(s.q_mean)),
-                o(Some(s.q_abs_max)),
-                o(Some(s.target_q_mean)),
-                o(s.actor_cnn_gn),
-                o(s.critic_cnn_gn),
-                o(s.actor_head_gn),
-                o(Some(s.critic_head_gn)),
-            ];
-            rec.extend(s.layers.iter().map(|v| format!("{v:?}")));
-            w.write_record(&rec).map_err(|e| io(e.into()))?;
-        }
-        let bytes = w
-            .into_inner()
-            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
-        write_atomic(&path, &bytes).map_err(io)
+        let steps: Vec<EvidenceStep> = self
+            .steps
+            .iter()
+            .map(|(t, e, s)| EvidenceStep {
+                row: MetricRow {
+                    train_step: *t,
+                    env_step: *e,
+                    actor_loss: s.actor_loss,
+                    critic_loss: Some(s.critic_loss),
+                    q_mean: Some(s.q_mean),
+                    q_abs_max: Some(s.q_abs_max),
+                    target_q_mean: Some(s.target_q_mean),
+                    actor_cnn_grad_norm: s.actor_cnn_gn,
+                    critic_cnn_grad_norm: s.critic_cnn_gn,
+                    actor_head_grad_norm: s.actor_head_gn,
+                    critic_head_grad_norm: Some(s.critic_head_gn),
+                    ..Default::default()
+                },
+                layers: &s.layers,
+            })
+            .collect();
+        write_evidence(&path, &self.layer_names, &steps, first_bad, marker).map_err(|source| {
+            TrainError::Io {
+                path: path.clone(),
+                source,
+            }
+        })
     }
 }
 
@@ -461,14 +436,14 @@ pub fn train(cfg: &AgentConfig, opts: TrainOptions) -> Result<RunRecord, TrainEr
         print_learning_rates(cfg);
     }
     let mut record = start_record(cfg, &opts, device, started_at, env.name());
-    let run_json = opts.out_dir.join("run.json");
+    let run_dir = RunDir::new(&opts.out_dir);
     // Before anything is written: a buffer the machine can't hold is a configuration error.
     let t = &cfg.training;
     let mut replay = Replay::try_new(t.buffer_size, shape, cfg.uses_pixels(), act_dim)
         .map_err(TrainError::Replay)?;
     // Written first as "crashed": if the process dies without a word, that is what it did.
-    save_record(&run_json, &record)?;
-    let metrics_path = opts.out_dir.join("metrics.csv");
+    save_record(&run_dir, &record)?;
+    let metrics_path = run_dir.metrics_csv();
     let (state, writer) = match &opts.resume {
         None => {
             let p = LoopState::fresh(cfg, env.as_mut());
@@ -492,7 +467,8 @@ pub fn train(cfg: &AgentConfig, opts: TrainOptions) -> Result<RunRecord, TrainEr
                 }
                 Err(e) => {
                     record.reason = Some(format!("cannot resume: {e}"));
-                    save_record(&run_json, &record)?;
+                    record.provisional = false;
+                    save_record(&run_dir, &record)?;
                     return Err(e);
                 }
             }
@@ -519,7 +495,7 @@ pub fn train(cfg: &AgentConfig, opts: TrainOptions) -> Result<RunRecord, TrainEr
         win: Window::default(),
         writer,
         record,
-        run_json,
+        run_dir,
         metrics_path,
         opts,
         t0,
@@ -623,13 +599,13 @@ fn start_record(
             ("threads".to_string(), tch::get_num_threads().to_string()),
             ("env".to_string(), env_name.to_string()),
         ]),
+        provisional: true,
     }
 }
 
-fn save_record(path: &std::path::Path, r: &RunRecord) -> Result<(), TrainError> {
-    let text = serde_json::to_string_pretty(r).unwrap_or_default();
-    write_atomic(path, text.as_bytes()).map_err(|source| TrainError::Io {
-        path: path.to_path_buf(),
+fn save_record(dir: &RunDir, r: &RunRecord) -> Result<(), TrainError> {
+    dir.write_record(r).map_err(|source| TrainError::Io {
+        path: dir.run_json(),
         source,
     })
 }
@@ -753,7 +729,7 @@ struct Run<'a> {
     writer: MetricsWriter,
     /// What `run.json` will say; saved at the end.
     record: RunRecord,
-    run_json: PathBuf,
+    run_dir: RunDir,
     metrics_path: PathBuf,
     t0: Instant,
     /// The env step of the next periodic checkpoint (`u64::MAX` when they are off).
@@ -975,7 +951,8 @@ impl Run<'_> {
         record.steps_done = self.p.env_step;
         record.train_steps_done = self.agent.total_it;
         record.wall_s = self.t0.elapsed().as_secs_f64();
-        save_record(&self.run_json, &record)?;
+        record.provisional = false;
+        save_record(&self.run_dir, &record)?;
         Ok(record)
     }
 
@@ -1105,7 +1082,7 @@ fn cut_metrics(path: &std::path::Path, st: &HostState) -> Result<Vec<MetricRow>,
         .map_err(|e| format!("{}: {e}", path.display()))?;
     f.set_len(st.metrics_bytes)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let rows = crate::metrics::read_metrics(path).map_err(|e| e.to_string())?;
+    let rows = crate::results::read_metrics(path).map_err(|e| e.to_string())?;
     if rows.len() as u64 != st.metrics_rows {
         return Err(format!(
             "{} has {} rows up to the checkpoint, expected {}",

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::criteria::{Aggregate, Criteria, Rule, SpikeRule};
 use super::window_growth::{window_growth, GrowthRule};
 use super::{fmt_factor, fmt_num, fmt_num_near, Verdict};
-use crate::metrics::{MetricRow, Outcome, RunRecord, COLUMNS};
+use crate::results::{MetricRow, Outcome, RunRecord, COLUMNS};
 
 /// "Exponential growth" needs a log-linear fit with at least this R²...
 pub const EXPONENTIAL_MIN_R2: f64 = 0.9;

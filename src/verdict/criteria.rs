@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::config::yaml::{self, Node, Value};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
-use crate::metrics::COLUMNS;
+use crate::results::COLUMNS;
 
 /// The default criteria (the seed's monitoring plan), embedded so the binary works from any directory.
 pub const DEFAULT_CRITERIA_YAML: &str = include_str!("../../criteria/default.yaml");

@@ -7,17 +7,23 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
 
-use super::{finish, job_for, kill_grace, needs_run, read_record, summarise, Prepared};
+use super::{finish, job_for, kill_grace, needs_run, start_summary, summary_context, Prepared};
 use crate::cli::{Rerun, SweepArgs};
 use crate::config::load::{config_hash, config_to_yaml};
-use crate::metrics::{read_metrics, write_atomic, MetricRow};
-use crate::schedule::ladder::{promote, LadderState, RunAtStage, Standing, VariantAtStage};
+use crate::config::AgentConfig;
+use crate::results::ladder::{
+    GroupAtStage, LadderState, RunAtStage, StagePlan, StoredGroupVerdict,
+};
+use crate::results::summary::Summary;
+use crate::results::{
+    read_metrics, write_atomic, GroupId, MetricRow, Outcome, PlannedRun, ResultsDir, RunRecord,
+};
+use crate::schedule::ladder::{promote, stored_group_verdict, stored_verdict, Standing};
 use crate::schedule::process::ProcessExecutor;
 use crate::schedule::progress::Display;
 use crate::schedule::slurm::{self, SlurmEnd, SlurmSweep};
-use crate::schedule::{run_jobs, Control, Event, Job};
-use crate::spec::{Devices, Promote, RunPlan, SlurmOptions};
-use crate::train::checkpoint;
+use crate::schedule::{run_jobs, Control, Event, Slot};
+use crate::spec::{Devices, Promote, RunPlan, SlurmOptions, Stage, SweepPlan};
 use crate::verdict::{
     aggregate_seeds, classify_group, classify_run, with_seed_rules, Criteria, Verdict,
 };
@@ -30,71 +36,34 @@ pub(super) fn run(
     criteria: Criteria,
     slurm: Option<SlurmOptions>,
 ) -> anyhow::Result<i32> {
+    let summary = start_summary(&p)?;
     let Prepared {
         plan,
         slots,
         results,
-        runs_dir,
         lock,
         ..
     } = p;
-    let spec = &plan.spec;
-    let stages = &spec.stages;
-    let mut state = match LadderState::read(&results) {
-        Some(s) if s.matches(stages) && args.rerun != Some(Rerun::All) => s,
-        _ => LadderState::new(stages),
+    let mut state = initial_state(args, &plan.spec.stages, &results);
+    let mut ladder = Ladder {
+        args,
+        plan: &plan,
+        results: &results,
+        criteria,
+        ctl: super::interrupt_control(slurm.is_some()),
+        exec: ProcessExecutor {
+            program: std::env::current_exe().context("locating the td3-sweep binary")?,
+            grace: kill_grace(),
+        },
+        slots,
+        slurm,
+        summary,
     };
-    // `--rerun failed`: the first finished stage with a run that crashed, timed out or diverged
-    // (a cancelled or preempted Slurm task, say) is run again from there: those runs continue
-    // from their checkpoints, the others are only classified again, and the later stages follow
-    // from the new promotions.
-    if args.rerun == Some(Rerun::Failed) {
-        let failed = |o: &str| matches!(o, "crashed" | "timeout" | "diverged" | "interrupted");
-        if let Some(k) = state
-            .stages
-            .iter()
-            .position(|s| s.done && s.runs.iter().any(|r| failed(&r.outcome)))
-        {
-            crate::say!(
-                "--rerun failed: stage {} has runs that did not finish; it and the stages after it run again",
-                state.stages[k].name
-            );
-            for s in &mut state.stages[k..] {
-                s.done = false;
-            }
-            state.approved.clear();
-        }
-    }
-    let summary_path = results.join("summary.csv");
-    let summarise = || summarise(&plan, &runs_dir, &summary_path);
-    summarise().with_context(|| format!("writing {}", summary_path.display()))?;
-    let criteria_path = results.join("criteria.yaml");
-    let ctl = Control::default();
-    let c = ctl.clone();
-    let on_slurm = slurm.is_some();
-    let _ = ctrlc::set_handler(move || {
-        let level = c.escalate();
-        if on_slurm {
-            eprintln!("\ninterrupt: no longer waiting; queued and running tasks stay in Slurm");
-        } else if level == 1 {
-            eprintln!("\ninterrupt: no new runs; ending running ones gracefully (Ctrl-C again to kill them)");
-        } else {
-            eprintln!("\ninterrupt: killing running runs");
-        }
-    });
-    let exec = ProcessExecutor {
-        program: std::env::current_exe().context("locating the td3-sweep binary")?,
-        grace: kill_grace(),
-    };
-    let mut entered: BTreeSet<String> = plan.runs.iter().map(group).collect();
+    let stages = &plan.spec.stages;
+    let mut entered: BTreeSet<GroupId> = plan.runs.iter().map(group).collect();
     for (k, stage) in stages.iter().enumerate() {
         if state.stages[k].done {
-            entered = state.stages[k]
-                .variants
-                .iter()
-                .filter(|v| v.promoted)
-                .map(|v| v.variant.clone())
-                .collect();
+            entered = promoted(&state.stages[k].groups);
             crate::say!(
                 "stage {} ({} steps): already done; {} variant(s) climb",
                 stage.name,
@@ -110,48 +79,8 @@ pub(super) fn run(
             );
             break;
         }
-        let runs: Vec<(&RunPlan, crate::config::AgentConfig)> = plan
-            .runs
-            .iter()
-            .filter(|r| entered.contains(&group(r)))
-            .map(|r| {
-                let mut cfg = r.config.clone();
-                cfg.training.steps = stage.steps;
-                (r, cfg)
-            })
-            .collect();
-        let mut jobs: Vec<Job> = Vec::new();
-        for (run, cfg) in &runs {
-            let hash = config_hash(cfg);
-            let dir = runs_dir.join(&run.run_id);
-            // `--rerun all` restarts the ladder at its first stage; `--rerun failed` retrains the
-            // failed runs of whichever stage it reopened (later stages' runs continue).
-            let rerun = match args.rerun {
-                Some(Rerun::Failed) => Some(Rerun::Failed),
-                r if k == 0 => r,
-                _ => None,
-            };
-            if !needs_run(&dir, &hash, rerun) {
-                continue;
-            }
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            write_atomic(&dir.join("config.yaml"), config_to_yaml(cfg).as_bytes())?;
-            let mut staged = (*run).clone();
-            staged.config = cfg.clone();
-            staged.config_hash = hash;
-            let mut job = job_for(spec, &staged, &runs_dir, &criteria_path);
-            job.args.push("--checkpoint-at-end".into());
-            if k > 0 {
-                // A promoted run must continue from its own checkpoint; a missing or broken one
-                // is that run's error (crashed, with the reason), not the sweep's.
-                job.args.push("--resume".into());
-                job.args
-                    .push(checkpoint::dir_of(&dir).display().to_string());
-            } else if args.rerun == Some(Rerun::All) {
-                job.args.push("--fresh".into());
-            }
-            jobs.push(job);
-        }
+        let runs = ladder.stage_runs(k, &entered);
+        let jobs = ladder.stage_jobs(k, &runs)?;
         crate::say!(
             "stage {} ({} steps, {}): {} run(s) of {} variant(s), {} to train",
             stage.name,
@@ -161,91 +90,13 @@ pub(super) fn run(
             entered.len(),
             jobs.len()
         );
-        let mut summary_err = None;
-        match &slurm {
-            None => {
-                let mut display = Display::new(&jobs);
-                run_jobs(jobs, &slots, &exec, &ctl, |ev| {
-                    display.on_event(ev);
-                    if let Event::Finished { .. } = ev {
-                        if let Err(e) = summarise() {
-                            summary_err = Some(e);
-                        }
-                    }
-                });
-                display.finish();
-            }
-            Some(options) if !jobs.is_empty() => {
-                let sweep = SlurmSweep {
-                    name: &spec.name,
-                    results: &results,
-                    all: &jobs,
-                    to_run: jobs.iter().map(|j| j.index).collect(),
-                    program: exec.program.clone(),
-                    options: options.clone(),
-                    threads: spec.resources.threads_per_run,
-                    cpu_only: spec.resources.devices == Devices::Cpu,
-                    submit: true,
-                    stage: Some(&stage.name),
-                };
-                let end = slurm::run_sweep(sweep, &ctl, || {
-                    if let Err(e) = summarise() {
-                        summary_err = Some(e);
-                    }
-                })?;
-                if let SlurmEnd::Interrupted { jobs } = end {
-                    crate::say!(
-                        "slurm jobs {} keep running; run the same command again to wait for them and go on with the ladder (nothing is submitted twice), or `scancel {}`",
-                        jobs.join(","),
-                        jobs.join(" ")
-                    );
-                }
-            }
-            Some(_) => {}
-        }
-        if let Some(e) = summary_err {
-            return Err(
-                anyhow::Error::new(e).context(format!("writing {}", summary_path.display()))
-            );
-        }
-        if ctl.level() > 0 {
+        ladder.train(k, jobs)?;
+        if ladder.ctl.level() > 0 {
             state.write(&results)?;
             return finish(args, &results, lock, true);
         }
-        let prev_steps = if k == 0 { 0 } else { stages[k - 1].steps };
-        let next_rule = stages.get(k + 1).map(|s| &s.promote);
-        let st = classify_stage(&runs, &runs_dir, &criteria, prev_steps, next_rule);
-        let s = &mut state.stages[k];
-        s.entered = entered.iter().cloned().collect();
-        s.runs = st.0;
-        s.variants = st.1;
-        s.done = true;
-        entered = s
-            .variants
-            .iter()
-            .filter(|v| v.promoted)
-            .map(|v| v.variant.clone())
-            .collect();
-        for v in &s.variants {
-            crate::say!(
-                "  {:<24} {:<12} {}",
-                v.variant,
-                v.verdict,
-                if next_rule.is_some() {
-                    format!("{}: {}", if v.promoted { "climbs" } else { "stops" }, v.why)
-                } else {
-                    String::new()
-                }
-            );
-        }
-        if k + 1 == stages.len() && stage.approve {
-            state.approved = state.stages[k]
-                .variants
-                .iter()
-                .filter(|v| v.verdict == "PASS")
-                .map(|v| v.variant.clone())
-                .collect();
-        }
+        ladder.judge(k, &runs, &entered, &mut state);
+        entered = promoted(&state.stages[k].groups);
         state.write(&results)?;
     }
     let last_done = state.stages.last().map(|s| s.done).unwrap_or(false);
@@ -259,38 +110,257 @@ pub(super) fn run(
             if state.approved.is_empty() {
                 "none".to_string()
             } else {
-                state.approved.join(", ")
+                let names: Vec<String> = state.approved.iter().map(GroupId::to_string).collect();
+                names.join(", ")
             }
         );
     }
-    summarise().with_context(|| format!("writing {}", summary_path.display()))?;
+    ladder
+        .summary
+        .write()
+        .with_context(|| summary_context(&results))?;
     finish(args, &results, lock, false)
 }
 
-type Classified = (Vec<RunAtStage>, Vec<VariantAtStage>);
+/// The saved state when it belongs to these stages (not with `--rerun all`), else a fresh one.
+/// `--rerun failed` reopens the first finished stage with a run that crashed, timed out or
+/// diverged (a cancelled or preempted Slurm task, say): those runs continue from their
+/// checkpoints, the others are only classified again, and the later stages follow from the new
+/// promotions.
+fn initial_state(args: &SweepArgs, stages: &[Stage], results: &ResultsDir) -> LadderState {
+    let plans: Vec<StagePlan> = stages
+        .iter()
+        .map(|s| StagePlan {
+            name: s.name.clone(),
+            steps: s.steps,
+            promote: s.promote.to_string(),
+        })
+        .collect();
+    let mut state = match LadderState::read(results) {
+        Some(s) if s.matches(&plans) && args.rerun != Some(Rerun::All) => s,
+        _ => LadderState::new(&plans, stages.last().map(|s| s.approve).unwrap_or(false)),
+    };
+    if args.rerun == Some(Rerun::Failed) {
+        if let Some(k) = state
+            .stages
+            .iter()
+            .position(|s| s.done && s.runs.iter().any(|r| r.outcome.is_failure()))
+        {
+            crate::say!(
+                "--rerun failed: stage {} has runs that did not finish; it and the stages after it run again",
+                state.stages[k].name
+            );
+            for s in &mut state.stages[k..] {
+                s.done = false;
+            }
+            state.approved.clear();
+        }
+    }
+    state
+}
+
+/// The groups that climbed out of a finished stage.
+fn promoted(groups: &[GroupAtStage]) -> BTreeSet<GroupId> {
+    groups
+        .iter()
+        .filter(|v| v.promoted)
+        .map(|v| v.group.clone())
+        .collect()
+}
+
+/// Everything the stages share.
+struct Ladder<'a> {
+    args: &'a SweepArgs,
+    plan: &'a SweepPlan,
+    results: &'a ResultsDir,
+    criteria: Criteria,
+    ctl: Control,
+    exec: ProcessExecutor,
+    slots: Vec<Slot>,
+    /// The Slurm options, when the stages run as Slurm arrays.
+    slurm: Option<SlurmOptions>,
+    summary: Summary,
+}
+
+impl<'a> Ladder<'a> {
+    /// The runs of the `entered` groups, each with its config trained to stage `k`'s end.
+    fn stage_runs(&self, k: usize, entered: &BTreeSet<GroupId>) -> Vec<(&'a RunPlan, AgentConfig)> {
+        let steps = self.plan.spec.stages[k].steps;
+        self.plan
+            .runs
+            .iter()
+            .filter(|r| entered.contains(&group(r)))
+            .map(|r| {
+                let mut cfg = r.config.clone();
+                cfg.training.steps = steps;
+                (r, cfg)
+            })
+            .collect()
+    }
+
+    /// The jobs of stage `k`'s runs that need training, each with its fresh `config.yaml`: the
+    /// first stage starts them, a later one continues each from its own checkpoint.
+    fn stage_jobs(
+        &self,
+        k: usize,
+        runs: &[(&RunPlan, AgentConfig)],
+    ) -> anyhow::Result<Vec<PlannedRun>> {
+        let args = self.args;
+        let mut jobs = Vec::new();
+        for (run, cfg) in runs {
+            let hash = config_hash(cfg);
+            let dir = self.results.run(&run.run_id);
+            // `--rerun all` restarts the ladder at its first stage; `--rerun failed` retrains the
+            // failed runs of whichever stage it reopened (later stages' runs continue).
+            let rerun = match args.rerun {
+                Some(Rerun::Failed) => Some(Rerun::Failed),
+                r if k == 0 => r,
+                _ => None,
+            };
+            if !needs_run(&dir, &hash, rerun) {
+                continue;
+            }
+            std::fs::create_dir_all(dir.path())
+                .with_context(|| format!("creating {}", dir.path().display()))?;
+            write_atomic(&dir.config_yaml(), config_to_yaml(cfg).as_bytes())?;
+            let mut staged = (*run).clone();
+            staged.config = cfg.clone();
+            staged.config_hash = hash;
+            let mut job = job_for(&self.plan.spec, &staged, self.results);
+            job.args.push("--checkpoint-at-end".into());
+            if k > 0 {
+                // A promoted run must continue from its own checkpoint; a missing or broken one
+                // is that run's error (crashed, with the reason), not the sweep's.
+                job.args.push("--resume".into());
+                job.args.push(dir.checkpoint().display().to_string());
+            } else if args.rerun == Some(Rerun::All) {
+                job.args.push("--fresh".into());
+            }
+            jobs.push(job);
+        }
+        Ok(jobs)
+    }
+
+    /// Trains stage `k`'s jobs on the local slots or as one Slurm array, updating `summary.csv`
+    /// as each run ends. Returns early on Ctrl-C (see [`Control::level`]).
+    fn train(&mut self, k: usize, jobs: Vec<PlannedRun>) -> anyhow::Result<()> {
+        let spec = &self.plan.spec;
+        let summary = &mut self.summary;
+        let mut summary_err = None;
+        let mut ended = |index: usize, record: &RunRecord| {
+            summary.ended(index, record);
+            if let Err(e) = summary.write() {
+                summary_err = Some(e);
+            }
+        };
+        match &self.slurm {
+            None => {
+                let mut display = Display::new(&jobs);
+                run_jobs(jobs, &self.slots, &self.exec, &self.ctl, |ev| {
+                    display.on_event(ev);
+                    if let Event::Finished { index, record } = ev {
+                        ended(*index, record);
+                    }
+                });
+                display.finish();
+            }
+            Some(options) if !jobs.is_empty() => {
+                let sweep = SlurmSweep {
+                    name: &spec.name,
+                    results: self.results,
+                    all: &jobs,
+                    to_run: jobs.iter().map(|j| j.index).collect(),
+                    program: self.exec.program.clone(),
+                    options: options.clone(),
+                    threads: spec.resources.threads_per_run,
+                    cpu_only: spec.resources.devices == Devices::Cpu,
+                    submit: true,
+                    stage: Some(&spec.stages[k].name),
+                };
+                let end =
+                    slurm::run_sweep(sweep, &self.ctl, |job, record| ended(job.index, record))?;
+                if let SlurmEnd::Interrupted { jobs } = end {
+                    crate::say!(
+                        "slurm jobs {} keep running; run the same command again to wait for them and go on with the ladder (nothing is submitted twice), or `scancel {}`",
+                        jobs.join(","),
+                        jobs.join(" ")
+                    );
+                }
+            }
+            Some(_) => {}
+        }
+        match summary_err {
+            Some(e) => Err(anyhow::Error::new(e).context(summary_context(self.results))),
+            None => Ok(()),
+        }
+    }
+
+    /// Classifies stage `k`'s runs, records the stage in `state` (who entered, each run's and
+    /// group's verdict, who climbs; the approved groups after an approving last stage) and says
+    /// how each group did.
+    fn judge(
+        &self,
+        k: usize,
+        runs: &[(&RunPlan, AgentConfig)],
+        entered: &BTreeSet<GroupId>,
+        state: &mut LadderState,
+    ) {
+        let stages = &self.plan.spec.stages;
+        let prev_steps = if k == 0 { 0 } else { stages[k - 1].steps };
+        let next_rule = stages.get(k + 1).map(|s| &s.promote);
+        let (runs, groups) =
+            classify_stage(runs, self.results, &self.criteria, prev_steps, next_rule);
+        for v in &groups {
+            crate::say!(
+                "  {:<24} {:<12} {}",
+                v.group.to_string(),
+                v.verdict.to_string(),
+                if next_rule.is_some() {
+                    format!("{}: {}", if v.promoted { "climbs" } else { "stops" }, v.why)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        if k + 1 == stages.len() && stages[k].approve {
+            state.approved = groups
+                .iter()
+                .filter(|v| v.verdict == StoredGroupVerdict::Pass)
+                .map(|v| v.group.clone())
+                .collect();
+        }
+        let s = &mut state.stages[k];
+        s.entered = entered.iter().cloned().collect();
+        s.runs = runs;
+        s.groups = groups;
+        s.done = true;
+    }
+}
+
+type Classified = (Vec<RunAtStage>, Vec<GroupAtStage>);
 
 /// A run's variant group (variant + swept values): the unit that climbs or stops.
-fn group(run: &RunPlan) -> String {
-    crate::report::group_label(&run.variant, &run.swept)
+fn group(run: &RunPlan) -> GroupId {
+    GroupId::new(&run.variant, &run.swept)
 }
 
 /// Classifies each run at the stage's end, aggregates seeds per variant and applies the next
 /// stage's rule (`None` for the last stage: nobody climbs further).
 fn classify_stage(
-    runs: &[(&RunPlan, crate::config::AgentConfig)],
-    runs_dir: &std::path::Path,
+    runs: &[(&RunPlan, AgentConfig)],
+    results: &ResultsDir,
     criteria: &Criteria,
     prev_steps: u64,
     next_rule: Option<&Promote>,
 ) -> Classified {
     let mut out_runs = Vec::new();
-    let mut by_variant: BTreeMap<String, (Vec<Verdict>, Vec<f64>)> = BTreeMap::new();
-    // Completed runs' rows per variant, for the seeds rules.
-    let mut completed: BTreeMap<String, Vec<Vec<MetricRow>>> = BTreeMap::new();
+    let mut by_variant: BTreeMap<GroupId, (Vec<Verdict>, Vec<f64>)> = BTreeMap::new();
+    // Completed runs' rows per group, for the seeds rules.
+    let mut completed: BTreeMap<GroupId, Vec<Vec<MetricRow>>> = BTreeMap::new();
     for (run, _) in runs {
-        let dir = runs_dir.join(&run.run_id);
-        let rec = read_record(&dir);
-        let rows: Vec<MetricRow> = read_metrics(&dir.join("metrics.csv")).unwrap_or_default();
+        let dir = results.run(&run.run_id);
+        let rec = dir.read_record();
+        let rows: Vec<MetricRow> = read_metrics(&dir.metrics_csv()).unwrap_or_default();
         let (verdict, evidence, outcome, env_step, train_step) = match &rec {
             Some(rec) => {
                 let rv = classify_run(criteria, rec, &rows);
@@ -304,7 +374,7 @@ fn classify_stage(
                 (
                     rv.verdict,
                     ev,
-                    rec.outcome.to_string(),
+                    rec.outcome,
                     rec.steps_done,
                     rec.train_steps_done,
                 )
@@ -312,14 +382,14 @@ fn classify_stage(
             None => (
                 Verdict::Fail,
                 vec!["no run.json".into()],
-                "crashed".into(),
+                Outcome::Crashed,
                 0,
                 0,
             ),
         };
         if rec
             .as_ref()
-            .is_some_and(|r| r.outcome == crate::metrics::Outcome::Completed)
+            .is_some_and(|r| r.outcome == Outcome::Completed)
         {
             completed.entry(group(run)).or_default().push(rows.clone());
         }
@@ -340,10 +410,10 @@ fn classify_stage(
         }
         out_runs.push(RunAtStage {
             run_id: run.run_id.clone(),
-            variant: group(run),
+            group: group(run),
             seed: run.seed,
             outcome,
-            verdict: verdict.as_str().to_string(),
+            verdict: stored_verdict(verdict),
             env_step,
             train_step,
             evidence,
@@ -352,7 +422,7 @@ fn classify_stage(
     let standings: Vec<Standing> = by_variant
         .iter()
         .map(|(v, (verdicts, scores))| Standing {
-            variant: v.clone(),
+            group: v.clone(),
             verdict: {
                 let seeds: Vec<&[MetricRow]> = completed
                     .get(v)
@@ -370,21 +440,21 @@ fn classify_stage(
     let decisions = next_rule
         .map(|r| promote(r, &standings))
         .unwrap_or_default();
-    let variants = standings
+    let groups = standings
         .iter()
         .map(|s| {
             let (promoted, why) = decisions
-                .get(&s.variant)
+                .get(&s.group)
                 .cloned()
                 .unwrap_or((false, "last stage".into()));
-            VariantAtStage {
-                variant: s.variant.clone(),
-                verdict: s.verdict.to_string(),
+            GroupAtStage {
+                group: s.group.clone(),
+                verdict: stored_group_verdict(s.verdict),
                 score: s.score,
                 promoted,
                 why,
             }
         })
         .collect();
-    (out_runs, variants)
+    (out_runs, groups)
 }

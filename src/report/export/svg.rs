@@ -13,7 +13,7 @@ impl Exporter for Plots {
             .plots
             .iter()
             .map(|p| Output {
-                name: p.path.clone().into(),
+                name: p.path.clone(),
                 bytes: p.svg.clone().into_bytes(),
             })
             .collect())

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use crate::metrics::Outcome;
+use crate::results::Outcome;
 
 /// A Slurm command that failed.
 #[derive(Debug, thiserror::Error)]

@@ -36,8 +36,8 @@ pub struct ArrayScript<'a> {
     pub job_name: &'a str,
     /// Global plan indices; array task `i` runs `indices[i]`.
     pub indices: &'a [usize],
-    /// The folder for `slurm-%A_%a.out` (absolute).
-    pub out_dir: &'a Path,
+    /// The `--output` pattern, `<slurm folder>/slurm-%A_%a.out` (absolute).
+    pub output: &'a Path,
     /// Where the task runs (absolute); relative paths in `plan.json` resolve against it.
     pub workdir: &'a Path,
     /// The `td3-sweep` binary (absolute).
@@ -63,10 +63,7 @@ pub fn render(s: &ArrayScript<'_>) -> String {
         "#!/bin/bash".to_string(),
         format!("#SBATCH --job-name={}", s.job_name),
         format!("#SBATCH --array={array}"),
-        format!(
-            "#SBATCH --output={}",
-            s.out_dir.join("slurm-%A_%a.out").display()
-        ),
+        format!("#SBATCH --output={}", s.output.display()),
         format!("#SBATCH --chdir={}", s.workdir.display()),
         "#SBATCH --ntasks=1".to_string(),
     ];
@@ -138,7 +135,9 @@ mod tests {
         let text = render(&ArrayScript {
             job_name: "td3-smoke",
             indices: &indices,
-            out_dir: Path::new("/r/smoke/slurm"),
+            output: &crate::results::ResultsDir::new("/r/smoke")
+                .slurm(None)
+                .task_out_pattern(),
             workdir: Path::new("/w"),
             program: Path::new("/bin/td3-sweep"),
             sweep_file: Path::new("results/smoke/sweep.yaml"),

@@ -1,10 +1,20 @@
 //! `run.json`: what one run did, written by the run itself and completed by the scheduler.
+//!
+//! Every writer goes through [`super::RunDir::write_record`].
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::plan::PlannedRun;
 use crate::config::ResolvedLrs;
+
+/// The reason `run.json` carries until the run writes its final record: if the process dies
+/// first, that is what happened. Such a record is [`RunRecord::provisional`].
+pub const PLACEHOLDER_REASON: &str = "the process ended before writing its final record";
+
+/// libtorch's version, read at build time.
+pub const LIBTORCH_VERSION: &str = env!("TD3_LIBTORCH_VERSION");
 
 /// How a run ended. A run that did not complete is data, not an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -112,13 +122,118 @@ pub struct RunRecord {
     /// Free-form extra facts (threads, env, ...).
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
+    /// Set only in the record a run writes when it starts ([`PLACEHOLDER_REASON`]), which its
+    /// final record replaces: a provisional record whose process has ended says the process died
+    /// before recording how, and its reason is no cause of the run's own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub provisional: bool,
 }
 
 impl RunRecord {
+    /// A record for a planned run that produced none itself (it could not start, or died before
+    /// writing one).
+    pub fn placeholder(
+        run: &PlannedRun,
+        outcome: Outcome,
+        reason: Option<String>,
+        wall_s: f64,
+    ) -> RunRecord {
+        RunRecord {
+            run_id: run.run_id.clone(),
+            variant: run.variant.clone(),
+            swept: run.swept.clone(),
+            overrides: Some(run.overrides()),
+            command: run.command.clone(),
+            outcome,
+            steps_planned: run.steps,
+            steps_done: 0,
+            train_steps_done: 0,
+            seed: run.seed,
+            device: String::new(),
+            libtorch_version: LIBTORCH_VERSION.to_string(),
+            git_commit: String::new(),
+            wall_s,
+            started_at: String::new(),
+            learning_rates: None,
+            config_hash: run.config_hash.clone(),
+            first_nonfinite_step: None,
+            reason,
+            exit: None,
+            stderr_tail: None,
+            extra: BTreeMap::new(),
+            provisional: false,
+        }
+    }
+
+    /// The reason the run recorded itself, if any: not the start-up placeholder.
+    pub fn own_reason(&self) -> Option<&str> {
+        self.reason.as_deref().filter(|_| !self.provisional)
+    }
+
     /// The start-up record nobody replaced: the run's process ended (or its sweep was killed)
     /// without anyone recording how, so its "crashed" says nothing about the run. A sweep trains
     /// it again; a report calls it INTERRUPTED, not FAIL.
     pub fn ended_unobserved(&self) -> bool {
         self.outcome == Outcome::Crashed && self.exit.is_none()
+    }
+}
+
+/// `s` without terminal escape sequences (ANSI colours in a child's stderr) and without other
+/// control characters except newlines and tabs: what a record, report or JUnit file may quote
+/// from a run's logs (XML 1.0 forbids most control characters; a terminal code in Markdown is
+/// noise).
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters... final byte in @..~; other escapes: ESC + one char.
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for d in chars.by_ref() {
+                    if ('@'..='~').contains(&d) {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+        } else if c == '\r' {
+            // A progress bar's carriage returns: keep the line readable.
+            out.push('\n');
+        } else if !c.is_control() || c == '\n' || c == '\t' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_drops_terminal_codes_and_control_characters() {
+        assert_eq!(
+            printable("\u{1b}[31mRuntimeError\u{1b}[0m: boom\u{7}\u{0}\tx\ny"),
+            "RuntimeError: boom\tx\ny"
+        );
+        assert_eq!(printable("10%\r50%"), "10%\n50%");
+        assert_eq!(printable("plain"), "plain");
+    }
+
+    #[test]
+    fn only_the_start_up_record_is_provisional_on_disk() {
+        let mut rec: RunRecord = serde_json::from_str(
+            r#"{"outcome":"crashed","steps_planned":1,"steps_done":0,"seed":0,"learning_rates":null,"reason":"x"}"#,
+        )
+        .unwrap();
+        assert!(!rec.provisional, "older records are final");
+        assert_eq!(rec.own_reason(), Some("x"));
+        assert!(!serde_json::to_string(&rec).unwrap().contains("provisional"));
+        rec.provisional = true;
+        assert_eq!(rec.own_reason(), None);
+        let back: RunRecord = serde_json::from_str(&serde_json::to_string(&rec).unwrap()).unwrap();
+        assert!(back.provisional);
     }
 }
