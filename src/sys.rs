@@ -57,3 +57,20 @@ macro_rules! say {
         $crate::sys::say_line(format_args!($($arg)*))
     };
 }
+
+/// CPU seconds (user + system) used so far by this process's children that have ended and been
+/// waited for, their own descendants included (a run's Gymnasium bridge). Differences of two
+/// readings measure a sweep's runs; divided by the wall time, the cores they kept busy, which,
+/// unlike summed run durations, cannot exceed the machine's cores.
+pub fn children_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we own; RUSAGE_CHILDREN is always valid.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) != 0 {
+            return 0.0;
+        }
+        u
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use td3_sweep::report::{generate, ReportOptions, Status};
+use td3_sweep::commands::report::{generate, ReportOptions, ReportOutcome};
+use td3_sweep::report::Status;
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -80,7 +81,7 @@ fn snapshot_every_fixture() {
         insta::with_settings!({ filters => filters() }, {
             insta::assert_snapshot!("report", md);
             insta::assert_snapshot!("junit", xml);
-            insta::assert_snapshot!("overview", format!("exit code {}\n{}", out.exit_code(), out.overview));
+            insta::assert_snapshot!("overview", format!("exit code {}\n{}", out.report.exit_code(), out.report.overview));
         });
     });
 }
@@ -89,12 +90,15 @@ fn snapshot_every_fixture() {
 fn lr_grid_verdicts_and_recommendation() {
     let (_tmp, dir) = fixture("lr-grid");
     let out = generate(&dir, &opts()).unwrap();
-    assert_eq!(out.status, Status::Fail);
-    assert_eq!(out.exit_code(), 11);
+    assert_eq!(out.report.status, Status::Fail);
+    assert_eq!(out.report.exit_code(), 11);
     assert!(
-        out.recommendation.headline.contains("actor_cnn_lr=1e-5"),
+        out.report
+            .recommendation
+            .headline
+            .contains("actor_cnn_lr=1e-5"),
         "{}",
-        out.recommendation.headline
+        out.report.recommendation.headline
     );
     let md = std::fs::read_to_string(dir.join("VALIDATION_lr-grid.md")).unwrap();
     assert!(
@@ -127,18 +131,21 @@ fn lr_grid_verdicts_and_recommendation() {
 fn corrupted_metrics_are_reported_not_fatal() {
     let (_tmp, dir) = fixture("no-pass");
     let out = generate(&dir, &opts()).unwrap();
-    assert_eq!(out.runs.len(), 2, "the other run is still reported");
-    assert_eq!(out.load_errors.len(), 1);
+    assert_eq!(out.report.runs.len(), 2, "the other run is still reported");
+    assert_eq!(out.report.load_errors.len(), 1);
     assert!(
-        out.load_errors[0]
+        out.report.load_errors[0]
             .starts_with("runs/actor_cnn_lr=5e-5-s0/metrics.csv:3: column `actor_cnn_grad_norm`"),
         "{}",
-        out.load_errors[0]
+        out.report.load_errors[0]
     );
     assert!(
-        out.recommendation.headline.contains("gradient clipping"),
+        out.report
+            .recommendation
+            .headline
+            .contains("gradient clipping"),
         "{}",
-        out.recommendation.headline
+        out.report.recommendation.headline
     );
 }
 
@@ -221,7 +228,7 @@ fn seeds_rules_get_their_own_section_and_change_group_verdicts() {
         "{text}"
     );
     // JUnit: one testcase per group and seeds rule, failing where the rule does.
-    let xml = out.junit();
+    let xml = out.report.junit();
     let case = xml
         .split("<testcase ")
         .find(|c| {
@@ -405,8 +412,9 @@ fn a_last_line_cut_off_mid_write_is_dropped_and_the_rest_judged() {
     let (_t, dir) = fixture("lr-grid");
     let run = "actor_cnn_lr=1e-5-s0";
     let before = generate(&dir, &opts()).unwrap();
-    let find = |o: &td3_sweep::report::ReportOutcome| {
-        o.runs
+    let find = |o: &ReportOutcome| {
+        o.report
+            .runs
             .iter()
             .find(|r| r.dir_name == run)
             .map(|r| {
@@ -469,12 +477,12 @@ fn a_damaged_summary_row_never_drops_a_planned_run() {
     }
     std::fs::write(dir.join("summary.csv"), &summary).unwrap();
     let out = generate(&dir, &opts()).unwrap();
-    assert_eq!(out.runs.len(), ids.len() - 1);
+    assert_eq!(out.report.runs.len(), ids.len() - 1);
     assert!(
-        out.runs.iter().any(|r| r.dir_name == ids[1]),
+        out.report.runs.iter().any(|r| r.dir_name == ids[1]),
         "the damaged row's run is judged"
     );
-    assert!(out.runs.iter().all(|r| r.dir_name != ids[0]));
+    assert!(out.report.runs.iter().all(|r| r.dir_name != ids[0]));
     let md = std::fs::read_to_string(&out.report_path).unwrap();
     assert!(
         md.contains("## Left out") && md.contains(&format!("- `runs/{}`", ids[0])),
@@ -486,13 +494,13 @@ fn a_damaged_summary_row_never_drops_a_planned_run() {
     summary.extend_from_slice(b"\xff\xfe,lr,1,1e-4,completed,\n");
     std::fs::write(dir.join("summary.csv"), &summary).unwrap();
     let out = generate(&dir, &opts()).unwrap();
-    assert_eq!(out.runs.len(), ids.len());
+    assert_eq!(out.report.runs.len(), ids.len());
 }
 
 #[test]
 fn a_run_json_missing_fields_stays_in_its_planned_group() {
     let (_t, dir) = fixture("lr-grid");
-    let groups_before = generate(&dir, &opts()).unwrap().groups.len();
+    let groups_before = generate(&dir, &opts()).unwrap().report.groups.len();
     // As a ladder writes it: a `stage` column before the swept keys.
     let mut summary = String::from("run_id,variant,seed,stage,networks.cnn.actor_cnn_lr,outcome\n");
     let mut ids: Vec<String> = std::fs::read_dir(dir.join("runs"))
@@ -526,9 +534,23 @@ fn a_run_json_missing_fields_stays_in_its_planned_group() {
     edit(&ids[0], &["variant", "swept", "device", "wall_s"]);
     edit(&ids[2], &["steps_planned"]);
     let out = generate(&dir, &opts()).unwrap();
-    assert_eq!(out.groups.len(), groups_before, "{}", out.overview);
-    assert!(!out.overview.contains("unreadable"), "{}", out.overview);
-    let unreadable = out.runs.iter().find(|r| r.dir_name == ids[2]).unwrap();
+    assert_eq!(
+        out.report.groups.len(),
+        groups_before,
+        "{}",
+        out.report.overview
+    );
+    assert!(
+        !out.report.overview.contains("unreadable"),
+        "{}",
+        out.report.overview
+    );
+    let unreadable = out
+        .report
+        .runs
+        .iter()
+        .find(|r| r.dir_name == ids[2])
+        .unwrap();
     assert_eq!(
         unreadable.verdict.verdict,
         td3_sweep::verdict::Verdict::Fail

@@ -1,7 +1,7 @@
 //! The commands behind the CLI. Each takes validated arguments and returns an exit code.
 
 mod devices;
-mod report;
+pub mod report;
 mod run_one;
 mod sweep;
 mod train;
@@ -25,12 +25,12 @@ pub fn load_checked(
     Ok((plan, criteria))
 }
 
-/// `--template` and `--junit` checked before anything runs (see [`crate::report::check_outputs`]).
+/// `--template` and `--junit` checked before anything runs (see [`report::check_outputs`]).
 pub fn check_report_outputs(
     template: Option<&std::path::Path>,
     junit: Option<&std::path::Path>,
 ) -> Result<(), BadInput> {
-    let problems = crate::report::check_outputs(template, junit);
+    let problems = report::check_outputs(template, junit);
     if problems.is_empty() {
         Ok(())
     } else {

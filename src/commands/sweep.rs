@@ -6,11 +6,11 @@ use anyhow::Context;
 
 mod ladder;
 
+use super::report::{generate, ReportOptions};
 use super::BadInput;
 use crate::cli::{Backend, Rerun, SweepArgs};
 use crate::config::load::config_to_yaml;
 use crate::diag::{Diagnostics, Source};
-use crate::report::{generate, ReportOptions};
 use crate::results::lock::Lock;
 use crate::results::plan::file_sha256;
 use crate::results::summary::Summary;
@@ -474,7 +474,7 @@ fn finish(
     };
     let out = generate(results.path(), &opts)?;
     drop(lock);
-    crate::say!("{}", out.overview);
+    crate::say!("{}", out.report.overview);
     crate::say!("report:  {}", out.report_path.display());
     crate::say!("summary: {}", results.summary_csv().display());
     if interrupted {
@@ -486,7 +486,7 @@ fn finish(
         }
         return Ok(exit::INTERRUPTED);
     }
-    Ok(out.exit_code())
+    Ok(out.report.exit_code())
 }
 
 /// Runs a sweep end to end; the exit code is the report's (or 130 when interrupted).
@@ -578,6 +578,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
     };
     let mut display = Display::new(&jobs);
     let t0 = std::time::Instant::now();
+    let cpu0 = crate::sys::children_cpu_seconds();
     let mut summary_err = None;
     let done = run_jobs(jobs, &slots, &exec, &ctl, |ev| {
         display.on_event(ev);
@@ -593,17 +594,24 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
         return Err(anyhow::Error::new(e).context(summary_context(&results)));
     }
     let wall = t0.elapsed().as_secs_f64();
-    let run_sum: f64 = done.iter().map(|r| r.wall_s).sum();
     if done.is_empty() {
         crate::say!("nothing to train: every run is already done (--rerun all trains them again)");
     } else {
         crate::say!(
-            "trained {} run(s) in {wall:.1} s wall ({run_sum:.1} s of run time, {:.2}x parallel)",
-            done.len(),
-            if wall > 0.0 { run_sum / wall } else { 0.0 }
+            "{}",
+            trained_line(done.len(), wall, crate::sys::children_cpu_seconds() - cpu0)
         );
     }
     finish(&args, &results, lock, ctl.level() > 0)
+}
+
+/// "trained 12 run(s) in 92.0 s wall, 181.0 s of CPU: 1.97 of 2 cores busy". Summed run
+/// durations over the wall time would overstate the parallelism whenever runs outnumber cores
+/// (each run's own wall time stretches while it waits for a core); CPU time cannot.
+fn trained_line(runs: usize, wall: f64, cpu: f64) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let busy = if wall > 0.0 { cpu / wall } else { 0.0 };
+    format!("trained {runs} run(s) in {wall:.1} s wall, {cpu:.1} s of CPU: {busy:.2} of {cores} cores busy")
 }
 
 /// The effective Slurm options: the `--slurm-*` flags (the spec's `slurm:` section goes underneath

@@ -7,42 +7,24 @@
 //! [`crate::results::exit`].
 
 pub mod export;
-mod load;
-pub use load::group_label;
 mod plot;
 mod recommend;
 mod view;
 
-pub use export::{junit_xml, Exporter, Junit, Markdown, Output, Plots, DEFAULT_TEMPLATE};
-pub use load::{group_runs, load_run, load_runs, GroupResult, LoadedRuns, RunResult, Unfinished};
+pub use export::{
+    check_template, junit_xml, Exporter, Junit, Markdown, Output, Plots, DEFAULT_TEMPLATE,
+};
 pub use recommend::{recommend, Recommendation, GRAD_CLIP_KEY, Q_NORM_KEY};
+pub use view::STABLE_BLANK;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::config::yaml;
-use crate::diag::{Diagnostics, Source};
-pub use crate::results::printable;
+use crate::diag::Diagnostics;
 use crate::results::{exit, GroupId, LadderState, ResultsDir};
-use crate::verdict::{load_criteria, Criteria};
+use crate::verdict::{Criteria, GroupResult, RunResult};
 
 /// The metrics plotted, in order.
 pub const PLOTTED: [&str; 3] = ["actor_cnn_grad_norm", "critic_cnn_grad_norm", "q_abs_max"];
-
-/// What `td3-sweep report` was asked to do.
-#[derive(Debug, Clone, Default)]
-pub struct ReportOptions {
-    /// A template file to use instead of the embedded one.
-    pub template: Option<PathBuf>,
-    /// Also write JUnit XML here.
-    pub junit: Option<PathBuf>,
-    /// Criteria file overriding the results folder's `criteria.yaml`.
-    pub criteria: Option<PathBuf>,
-    /// The date printed in the header; `None` means now (local time). Tests pin it.
-    pub date: Option<String>,
-    /// Leave out what changes between two renderings of the same results on another day or
-    /// commit (date, git commit, run durations), so the report can be snapshot-tested.
-    pub stable: bool,
-}
 
 /// Why no report could be written. A failed or corrupted *run* is not one of these: it is in the report.
 #[derive(Debug, thiserror::Error)]
@@ -260,201 +242,6 @@ fn label_ladder_stages(l: &LadderState, groups: &[GroupResult], overview: &mut [
     }
 }
 
-/// Writes `text` to `path` atomically ([`crate::results::write_atomic`]).
-pub fn write_atomic(path: &Path, text: &str) -> Result<(), ReportError> {
-    crate::results::write_atomic(path, text.as_bytes()).map_err(|source| ReportError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-/// The sweep's name from `sweep.yaml`'s `name:`, else the folder name.
-fn sweep_name(results_dir: &Path) -> String {
-    let from_yaml = Source::read(&ResultsDir::new(results_dir).sweep_yaml())
-        .ok()
-        .and_then(|src| yaml::parse(&src).ok())
-        .and_then(|n| n.get("name").and_then(|v| v.as_str().map(str::to_string)));
-    from_yaml.unwrap_or_else(|| {
-        results_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "sweep".into())
-    })
-}
-
-fn resolve_criteria(
-    results_dir: &Path,
-    opts: &ReportOptions,
-) -> Result<(Criteria, String), ReportError> {
-    if let Some(p) = &opts.criteria {
-        return Ok((
-            load_criteria(p).map_err(ReportError::Criteria)?,
-            p.display().to_string(),
-        ));
-    }
-    let stored = ResultsDir::new(results_dir).criteria_yaml();
-    if stored.is_file() {
-        return Ok((
-            load_criteria(&stored).map_err(ReportError::Criteria)?,
-            "criteria.yaml".into(),
-        ));
-    }
-    Ok((
-        Criteria::default_set(),
-        "built-in default (criteria/default.yaml)".into(),
-    ))
-}
-
-/// What [`generate`] wrote.
-#[derive(Debug)]
-pub struct ReportOutcome {
-    pub report: Report,
-    pub report_path: PathBuf,
-    pub plots: Vec<PathBuf>,
-}
-
-impl std::ops::Deref for ReportOutcome {
-    type Target = Report;
-    fn deref(&self) -> &Report {
-        &self.report
-    }
-}
-
-/// Loads, classifies and renders a results folder: `VALIDATION_<name>.md`, `plots/*.svg` and, when
-/// asked, JUnit XML. Unreadable runs are reported (and printed to stderr), never fatal.
-pub fn generate(results_dir: &Path, opts: &ReportOptions) -> Result<ReportOutcome, ReportError> {
-    let results = ResultsDir::new(results_dir);
-    if !results.exists() {
-        let why = if !results_dir.exists() {
-            "does not exist"
-        } else if !results_dir.is_dir() {
-            "is a file, not a results folder"
-        } else {
-            "not a results folder (no runs/ folder inside)"
-        };
-        return Err(ReportError::NotResults {
-            path: results_dir.to_path_buf(),
-            why,
-        });
-    }
-    let (criteria, criteria_source) = resolve_criteria(results_dir, opts)?;
-    let sweep = sweep_name(results_dir);
-    // A sweep still running on this folder (another process holding its lock): its started,
-    // unended runs are in progress, not interrupted. The sweep's own final report is not a
-    // snapshot, whatever its lock says.
-    let live =
-        crate::results::lock::live_holder(&results.lock()).filter(|h| h.pid != std::process::id());
-    let LoadedRuns { mut runs, left_out } =
-        load_runs(results_dir, &criteria).map_err(|source| ReportError::Io {
-            path: results.runs(),
-            source,
-        })?;
-    if let Some(h) = &live {
-        for r in &mut runs {
-            if r.unfinished == Some(Unfinished::Interrupted)
-                && r.record.as_ref().is_some_and(|x| x.ended_unobserved())
-            {
-                r.unfinished = Some(Unfinished::Running);
-            }
-        }
-        eprintln!(
-            "note: {} is being written by a running sweep (pid {} since {}: `{}`); this report is a snapshot, and runs it has not finished are RUNNING or PENDING",
-            results_dir.display(),
-            h.pid,
-            h.started_at,
-            printable(&h.command)
-        );
-    }
-    if !left_out.is_empty() {
-        eprintln!(
-            "warning: {}: {} run folder(s) under runs/ are not in the sweep's current plan (plan.json) and are left out of the verdict: {}",
-            results_dir.display(),
-            left_out.len(),
-            left_out.join(", ")
-        );
-    }
-    for e in runs.iter().flat_map(|r| &r.load_errors) {
-        eprintln!("warning: {}: {e}", results_dir.display());
-    }
-    for n in runs.iter().flat_map(|r| &r.notes) {
-        eprintln!("note: {}: {n}", results_dir.display());
-    }
-    let groups = group_runs(&runs, &criteria);
-    let date = match (&opts.date, opts.stable) {
-        (Some(d), _) => d.clone(),
-        (None, true) => view::STABLE_BLANK.to_string(),
-        (None, false) => chrono::Local::now().format("%Y-%m-%d %H:%M").to_string(),
-    };
-    let markdown = Markdown::from_file(opts.template.as_deref())?;
-    let report = Report::new(
-        Judged {
-            sweep,
-            criteria,
-            criteria_source,
-            runs,
-            groups,
-            ladder: LadderState::read(&results),
-            left_out,
-        },
-        date,
-        opts.stable,
-    );
-    let mut written = Vec::new();
-    for exporter in [&Plots as &dyn Exporter, &markdown] {
-        for out in exporter.export(&report)? {
-            let path = results.path().join(&out.name);
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
-            }
-            write_atomic(&path, &String::from_utf8_lossy(&out.bytes))?;
-            written.push(path);
-        }
-    }
-    if let Some(j) = &opts.junit {
-        write_atomic(j, &report.junit())?;
-    }
-    let report_path = written.pop().expect("the Markdown exporter makes one file");
-    Ok(ReportOutcome {
-        report,
-        report_path,
-        plots: written,
-    })
-}
-
-/// Checks the output options before any work: a `--template` that is not a readable file or
-/// does not compile, and a `--junit` path whose folder does not exist or that names a folder.
-/// Every problem, one line each (`--flag PATH: why`), so a long sweep never trains only to fail
-/// at the report.
-pub fn check_outputs(template: Option<&Path>, junit: Option<&Path>) -> Vec<String> {
-    let mut problems: Vec<String> = template
-        .and_then(export::check_template)
-        .into_iter()
-        .collect();
-    if let Some(j) = junit {
-        let parent = j
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        if j.is_dir() {
-            problems.push(format!(
-                "--junit {}: is a folder; give a file path such as {}",
-                j.display(),
-                j.join("junit.xml").display()
-            ));
-        } else if !parent.is_dir() {
-            problems.push(format!(
-                "--junit {}: the folder {} does not exist; create it first",
-                j.display(),
-                parent.display()
-            ));
-        }
-    }
-    problems
-}
-
 /// The continuous critic-loss curve of every run of a ladder, with each stage's end marked;
 /// `None` when there is nothing to draw or it failed to draw (with a warning).
 fn ladder_plot(l: &LadderState, runs: &[RunResult]) -> Option<Plot> {
@@ -495,20 +282,5 @@ fn ladder_plot(l: &LadderState, runs: &[RunResult]) -> Option<Plot> {
             eprintln!("warning: ladder plot: {e}");
             None
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::printable;
-
-    #[test]
-    fn printable_drops_terminal_codes_and_control_characters() {
-        assert_eq!(
-            printable("\u{1b}[31mRuntimeError\u{1b}[0m: boom\u{7}\u{0}\tx\ny"),
-            "RuntimeError: boom\tx\ny"
-        );
-        assert_eq!(printable("10%\r50%"), "10%\n50%");
-        assert_eq!(printable("plain"), "plain");
     }
 }

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::load::{GroupResult, RunResult};
 use crate::verdict::{fmt_num, GroupVerdict, Verdict};
+use crate::verdict::{GroupResult, RunResult, Unfinished};
 
 /// The sweep key that turns on gradient clipping of the actor CNN (rollback Option 2).
 pub const GRAD_CLIP_KEY: &str = "training.actor_cnn_grad_clip.max_norm";
@@ -169,7 +169,7 @@ pub fn recommend(
         if !unfinished.is_empty() {
             let running = runs
                 .iter()
-                .any(|r| r.unfinished == Some(super::Unfinished::Running));
+                .any(|r| r.unfinished == Some(Unfinished::Running));
             details.push(format!(
                 "Not finished yet, so not compared: {}. {}; the choice may change.",
                 unfinished.join(", "),
@@ -252,7 +252,7 @@ pub fn recommend(
     if !unfinished.is_empty() {
         let running = runs
             .iter()
-            .any(|r| r.unfinished == Some(super::Unfinished::Running));
+            .any(|r| r.unfinished == Some(Unfinished::Running));
         return Recommendation {
             headline: if running {
                 "The sweep is still running: no variant passes yet. This report is a snapshot; the sweep writes the final one when it ends.".into()

@@ -5,10 +5,10 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::load::{GroupResult, RunResult, Unfinished};
 use super::plot::{self, Series, Threshold};
 use super::recommend::Recommendation;
 use crate::verdict::{fmt_num, Aggregate, Criteria, GroupVerdict, Verdict};
+use crate::verdict::{GroupResult, RunResult, Unfinished};
 
 /// Everything `build` needs.
 pub struct Input<'a> {

@@ -11,6 +11,7 @@
 mod atomic;
 pub mod exit;
 pub mod ladder;
+pub mod load;
 pub mod lock;
 pub mod metrics;
 mod paths;
@@ -21,6 +22,7 @@ pub mod summary;
 
 pub use atomic::write_atomic;
 pub use ladder::{GroupId, LadderState};
+pub use load::{load_run, load_runs, LoadedRun, LoadedRuns};
 pub use metrics::{
     parse_metrics, parse_metrics_all, read_metrics, Metric, MetricRow, MetricsError, MetricsWriter,
     ParsedMetrics, COLUMNS,

@@ -1,11 +1,13 @@
 //! Criteria and classification: pure functions from a run's record and metric rows to a verdict with
 //! its evidence, and from a variant's seeds to a group verdict.
 //!
-//! Nothing here reads files except [`load_criteria`]; the report and the trainer feed it data.
+//! Nothing here reads files except [`load_criteria`]: the results folder's reader, the trainer
+//! and the ladder feed it data, and [`judge`] is the one place runs and groups are judged.
 
 pub mod bound;
 mod classify;
 mod criteria;
+mod judge;
 pub mod learning;
 pub mod seeds;
 pub mod stats;
@@ -20,6 +22,7 @@ pub use criteria::{
     load_criteria, parse_criteria, Across, Aggregate, Criteria, Quorum, Rule, SeedRule, SpikeRule,
     DEFAULT_CRITERIA_YAML,
 };
+pub use judge::{group_label, judge, judge_run, GroupResult, Judgement, RunResult, Unfinished};
 
 use std::fmt;
 

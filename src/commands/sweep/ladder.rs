@@ -3,7 +3,7 @@
 //! with `--backend slurm`, to one Slurm array per stage (`slurm/<stage>/`), waited for before the
 //! next stage is decided.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use anyhow::Context;
 
@@ -15,18 +15,14 @@ use crate::results::ladder::{
     GroupAtStage, LadderState, RunAtStage, StagePlan, StoredGroupVerdict,
 };
 use crate::results::summary::Summary;
-use crate::results::{
-    read_metrics, write_atomic, GroupId, MetricRow, Outcome, PlannedRun, ResultsDir, RunRecord,
-};
+use crate::results::{write_atomic, GroupId, Outcome, PlannedRun, ResultsDir, RunRecord};
 use crate::schedule::ladder::{promote, stored_group_verdict, stored_verdict, Standing};
 use crate::schedule::process::ProcessExecutor;
 use crate::schedule::progress::Display;
 use crate::schedule::slurm::{self, SlurmEnd, SlurmSweep};
 use crate::schedule::{run_jobs, Control, Event, Slot};
 use crate::spec::{Devices, Promote, RunPlan, SlurmOptions, Stage, SweepPlan};
-use crate::verdict::{
-    aggregate_seeds, classify_group, classify_run, with_seed_rules, Criteria, Verdict,
-};
+use crate::verdict::{judge, Criteria, RunResult, Verdict};
 
 /// Runs every unfinished stage in order, locally or (`slurm` set) as one Slurm array per stage;
 /// the exit code is the report's (130 when interrupted).
@@ -344,8 +340,9 @@ fn group(run: &RunPlan) -> GroupId {
     GroupId::new(&run.variant, &run.swept)
 }
 
-/// Classifies each run at the stage's end, aggregates seeds per variant and applies the next
-/// stage's rule (`None` for the last stage: nobody climbs further).
+/// Judges the stage's runs at its end with the one judge ([`crate::verdict::judge`]: a file
+/// that cannot be read FAILs its run, as in the report), then applies the next stage's rule
+/// (`None` for the last stage: nobody climbs further).
 fn classify_stage(
     runs: &[(&RunPlan, AgentConfig)],
     results: &ResultsDir,
@@ -353,88 +350,51 @@ fn classify_stage(
     prev_steps: u64,
     next_rule: Option<&Promote>,
 ) -> Classified {
-    let mut out_runs = Vec::new();
-    let mut by_variant: BTreeMap<GroupId, (Vec<Verdict>, Vec<f64>)> = BTreeMap::new();
-    // Completed runs' rows per group, for the seeds rules.
-    let mut completed: BTreeMap<GroupId, Vec<Vec<MetricRow>>> = BTreeMap::new();
-    for (run, _) in runs {
-        let dir = results.run(&run.run_id);
-        let rec = dir.read_record();
-        let rows: Vec<MetricRow> = read_metrics(&dir.metrics_csv()).unwrap_or_default();
-        let (verdict, evidence, outcome, env_step, train_step) = match &rec {
-            Some(rec) => {
-                let rv = classify_run(criteria, rec, &rows);
-                let mut ev: Vec<String> = rec.reason.iter().cloned().collect();
-                ev.extend(
-                    rv.findings
-                        .iter()
-                        .filter(|f| f.verdict == rv.verdict && rv.verdict != Verdict::Pass)
-                        .map(|f| f.evidence.clone()),
-                );
-                (
-                    rv.verdict,
-                    ev,
-                    rec.outcome,
-                    rec.steps_done,
-                    rec.train_steps_done,
-                )
-            }
-            None => (
-                Verdict::Fail,
-                vec!["no run.json".into()],
-                Outcome::Crashed,
-                0,
-                0,
-            ),
-        };
-        if rec
-            .as_ref()
-            .is_some_and(|r| r.outcome == Outcome::Completed)
-        {
-            completed.entry(group(run)).or_default().push(rows.clone());
-        }
-        let e = by_variant.entry(group(run)).or_default();
-        e.0.push(verdict);
-        if let Some(Promote::Best {
-            metric, aggregate, ..
-        }) = next_rule
-        {
-            let xs: Vec<f64> = rows
-                .iter()
-                .filter(|r| r.env_step > prev_steps)
-                .filter_map(|r| r.get(metric))
-                .collect();
-            if let Some(v) = aggregate.apply(&xs) {
-                e.1.push(v);
-            }
-        }
-        out_runs.push(RunAtStage {
-            run_id: run.run_id.clone(),
-            group: group(run),
-            seed: run.seed,
-            outcome,
-            verdict: stored_verdict(verdict),
-            env_step,
-            train_step,
-            evidence,
-        });
-    }
-    let standings: Vec<Standing> = by_variant
+    let loaded = runs
         .iter()
-        .map(|(v, (verdicts, scores))| Standing {
-            group: v.clone(),
-            verdict: {
-                let seeds: Vec<&[MetricRow]> = completed
-                    .get(v)
-                    .map(|rs| rs.iter().map(|r| r.as_slice()).collect())
-                    .unwrap_or_default();
-                with_seed_rules(
-                    aggregate_seeds(verdicts, criteria.quorum),
-                    &classify_group(criteria, &seeds),
-                )
-            },
-            score: (!scores.is_empty() && scores.len() == verdicts.len())
-                .then(|| scores.iter().sum::<f64>() / scores.len() as f64),
+        .map(|(run, _)| crate::results::load_run(results, &run.run_id))
+        .collect();
+    let judgement = judge(loaded, criteria);
+    let out_runs = runs
+        .iter()
+        .zip(&judgement.runs)
+        .map(|((run, _), r)| {
+            let (outcome, env_step, train_step) = match &r.record {
+                Some(rec) => (rec.outcome, rec.steps_done, rec.train_steps_done),
+                None => (Outcome::Crashed, 0, 0),
+            };
+            let v = &r.verdict;
+            let mut evidence: Vec<String> = match &r.record {
+                Some(rec) => rec.reason.iter().cloned().collect(),
+                None if r.load_errors.is_empty() => vec!["no run.json".into()],
+                None => Vec::new(),
+            };
+            evidence.extend(
+                v.findings
+                    .iter()
+                    .filter(|f| f.verdict == v.verdict && v.verdict != Verdict::Pass)
+                    .map(|f| f.evidence.clone()),
+            );
+            RunAtStage {
+                run_id: run.run_id.clone(),
+                group: group(run),
+                seed: run.seed,
+                outcome,
+                verdict: stored_verdict(v.verdict),
+                env_step,
+                train_step,
+                evidence,
+            }
+        })
+        .collect();
+    let standings: Vec<Standing> = judgement
+        .groups
+        .iter()
+        .map(|g| Standing {
+            group: GroupId::new(&g.variant, &g.swept),
+            verdict: g.verdict,
+            score: next_rule
+                .and_then(|rule| stage_score(rule, &judgement.runs, &g.runs, prev_steps)),
         })
         .collect();
     let decisions = next_rule
@@ -457,4 +417,30 @@ fn classify_stage(
         })
         .collect();
     (out_runs, groups)
+}
+
+/// A `best` rule's ranking value for one group: the mean over its seeds of the metric, each
+/// seed's rows of this stage (past `prev_steps`) reduced with the rule's aggregate; `None` when
+/// a seed has no value (or the rule does not rank).
+fn stage_score(rule: &Promote, runs: &[RunResult], idx: &[usize], prev_steps: u64) -> Option<f64> {
+    let Promote::Best {
+        metric, aggregate, ..
+    } = rule
+    else {
+        return None;
+    };
+    let scores: Vec<f64> = idx
+        .iter()
+        .filter_map(|i| {
+            let xs: Vec<f64> = runs[*i]
+                .rows
+                .iter()
+                .filter(|r| r.env_step > prev_steps)
+                .filter_map(|r| r.get(metric))
+                .collect();
+            aggregate.apply(&xs)
+        })
+        .collect();
+    (!scores.is_empty() && scores.len() == idx.len())
+        .then(|| scores.iter().sum::<f64>() / scores.len() as f64)
 }

@@ -9,9 +9,9 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
 use super::{Exporter, Output, Report, ReportError};
-use crate::report::load::{GroupResult, RunResult};
-use crate::report::{printable, Unfinished};
+use crate::results::printable;
 use crate::verdict::Verdict;
+use crate::verdict::{GroupResult, RunResult, Unfinished};
 
 /// The JUnit XML format; its one output is named `junit.xml` (the caller writes it where `--junit`
 /// says).

@@ -1,39 +1,35 @@
-//! Reading a results folder into classified runs and variant groups.
+//! The one judge: a results folder's runs, as read ([`crate::results::load`]), in; each run's
+//! verdict and each variant group's verdict out. The report and the validation ladder both call
+//! [`judge`], so a run is judged the same way whoever asks.
 //!
-//! A corrupted file is data about that run, not a reason to stop: the run is classified FAIL with the
-//! parse error (file:line) as its evidence, and every other run is still reported.
+//! A file that could not be read is data about its run: the run FAILs with the problem
+//! (file:line) as its evidence, and every other run is still judged.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::ops::Deref;
 
-pub use crate::results::Planned;
-use crate::results::{parse_metrics_all, GroupId, MetricRow, Outcome, ResultsDir, RunRecord};
-use crate::verdict::{
+use super::{
     aggregate_seeds, classify_group, classify_run, with_seed_rules, Criteria, Finding, FindingKind,
     GroupVerdict, RunVerdict, Verdict,
 };
+use crate::results::{GroupId, LoadedRun, MetricRow, Outcome};
 
-/// One run folder, loaded and classified.
+/// One run, read and judged.
 #[derive(Debug, Clone)]
 pub struct RunResult {
-    /// The folder name under `runs/` (the run id when run.json is unreadable).
-    pub dir_name: String,
-    /// `None` when run.json is missing or unreadable.
-    pub record: Option<RunRecord>,
-    pub rows: Vec<MetricRow>,
-    /// Problems reading this run's files, each `runs/<id>/<file>:line: message`. Any makes the
-    /// run FAIL; the rows that did parse are still judged and shown.
-    pub load_errors: Vec<String>,
-    /// What was read around without harm (a last metrics line cut off mid-write), for the log.
-    pub notes: Vec<String>,
-    /// `runs/<id>/evidence.csv` relative to the results folder, when the run wrote one.
-    pub evidence_csv: Option<String>,
+    /// What was read of its folder (record, rows, problems).
+    pub loaded: LoadedRun,
     pub verdict: RunVerdict,
     /// Set when the run has not finished: it has no verdict yet and its group is INCOMPLETE.
     pub unfinished: Option<Unfinished>,
-    /// The run's identity from the sweep's plan, for a run that has no run.json yet: which
-    /// variant group and seed it belongs to.
-    pub planned: Option<Planned>,
+}
+
+/// A judged run reads as the run it judged.
+impl Deref for RunResult {
+    type Target = LoadedRun;
+    fn deref(&self) -> &LoadedRun {
+        &self.loaded
+    }
 }
 
 /// Why a planned run has no verdict yet. Neither is the run's fault, and running the same sweep
@@ -108,10 +104,6 @@ pub fn group_label(variant: &str, swept: &BTreeMap<String, String>) -> String {
     GroupId::new(variant, swept).to_string()
 }
 
-fn rel(dir_name: &str, file: &str) -> String {
-    format!("runs/{dir_name}/{file}")
-}
-
 fn unreadable(rule: &str, evidence: String) -> Finding {
     Finding {
         rule: rule.to_string(),
@@ -129,174 +121,51 @@ fn unreadable(rule: &str, evidence: String) -> Finding {
     }
 }
 
-/// Loads and classifies one run folder.
-pub fn load_run(results_dir: &Path, dir_name: &str, criteria: &Criteria) -> RunResult {
-    let run_dir = ResultsDir::new(results_dir).run(dir_name);
-    let mut load_errors = Vec::new();
-    let mut notes = Vec::new();
-    let json_rel = rel(dir_name, "run.json");
-    let never_started = !run_dir.run_json().exists() && !run_dir.metrics_csv().exists();
-    let record = match std::fs::read_to_string(run_dir.run_json()) {
-        Err(_) if never_started => None,
-        Err(e) => {
-            load_errors.push(format!("{json_rel}: cannot read: {e}"));
-            None
-        }
-        Ok(text) => match serde_json::from_str::<RunRecord>(&text) {
-            Ok(mut r) => {
-                // Quoted from a child's logs: no terminal codes or control characters.
-                for t in [&mut r.reason, &mut r.stderr_tail, &mut r.exit] {
-                    if let Some(x) = t.as_mut() {
-                        *x = super::printable(x);
-                    }
-                }
-                r.command = super::printable(&r.command);
-                Some(r)
-            }
-            Err(e) => {
-                load_errors.push(format!("{json_rel}:{}:{}: {e}", e.line(), e.column()));
-                None
-            }
-        },
-    };
-    let csv_rel = rel(dir_name, "metrics.csv");
-    let csv_path = run_dir.metrics_csv();
-    // A run that crashed before its first row may have no metrics.csv: that is an empty run, not a
-    // corrupted one (its outcome already says what happened).
-    let mut csv_missing = false;
-    let rows = match std::fs::read_to_string(&csv_path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            csv_missing = true;
-            Vec::new()
-        }
-        Err(e) => {
-            load_errors.push(format!("{csv_rel}: cannot read: {e}"));
-            Vec::new()
-        }
-        Ok(text) => match parse_metrics_all(Path::new(&csv_rel), &text) {
-            Ok(parsed) => {
-                // Every bad line is named (the first few), and the good rows still count: a
-                // 1M-step run with one damaged line keeps its evidence.
-                const SHOWN: usize = 3;
-                let n = parsed.bad_lines.len();
-                for e in parsed.bad_lines.iter().take(SHOWN) {
-                    load_errors.push(e.to_string());
-                }
-                if n > SHOWN {
-                    load_errors.push(format!("{csv_rel}: {} more bad lines", n - SHOWN));
-                }
-                if let Some(line) = parsed.cut_tail {
-                    notes.push(format!(
-                        "{csv_rel}:{line}: the last line was cut off mid-write (the run was killed or the file copied while it ran); it is left out, and the {} whole rows before it are judged",
-                        parsed.rows.len()
-                    ));
-                }
-                parsed.rows
-            }
-            Err(e) => {
-                load_errors.push(e.to_string());
-                Vec::new()
-            }
-        },
-    };
-    // The training loop always writes a row on its last step, so a run that says it completed
-    // training steps but has no rows lost its metrics (deleted, truncated, copied without them).
-    // Passing it would be a verdict without evidence.
-    if let Some(r) = &record {
-        if rows.is_empty()
-            && load_errors.is_empty()
-            && r.outcome == Outcome::Completed
-            && r.train_steps_done > 0
-        {
-            load_errors.push(if csv_missing {
-                format!(
-                    "{csv_rel}: missing, though run.json says the run completed {} training steps",
-                    r.train_steps_done
-                )
-            } else {
-                format!(
-                    "{csv_rel}: no metric rows, though run.json says the run completed {} training steps",
-                    r.train_steps_done
-                )
-            });
-        }
-    }
-    let evidence_csv = run_dir
-        .evidence_csv()
-        .is_file()
-        .then(|| rel(dir_name, "evidence.csv"));
-    let mut verdict = match &record {
-        Some(r) => classify_run(criteria, r, &rows),
+/// Judges one run: the criteria on its record and rows, FAIL for any file that could not be
+/// read, and no verdict yet for a run that has not finished.
+pub fn judge_run(loaded: LoadedRun, criteria: &Criteria) -> RunResult {
+    let mut verdict = match &loaded.record {
+        Some(r) => classify_run(criteria, r, &loaded.rows),
         None => RunVerdict {
             verdict: Verdict::Fail,
             findings: Vec::new(),
         },
     };
-    for e in &load_errors {
+    for e in &loaded.load_errors {
         verdict
             .findings
             .insert(0, unreadable("unreadable", e.clone()));
         verdict.verdict = Verdict::Fail;
     }
-    let unfinished = if never_started {
+    let unfinished = if loaded.never_started {
         Some(Unfinished::NotStarted)
     } else {
-        record.as_ref().and_then(|r| match r.outcome {
+        loaded.record.as_ref().and_then(|r| match r.outcome {
             Outcome::Interrupted => Some(Unfinished::Interrupted),
             Outcome::Crashed if r.ended_unobserved() => Some(Unfinished::Interrupted),
             _ => None,
         })
     };
     RunResult {
-        dir_name: dir_name.to_string(),
-        record,
-        rows,
-        load_errors,
-        notes,
-        evidence_csv,
+        loaded,
         verdict,
         unfinished,
-        planned: None,
     }
 }
 
-/// The runs a results folder holds, and the run folders it leaves out.
-#[derive(Debug, Default)]
-pub struct LoadedRuns {
-    /// Sorted by folder name, so the report is deterministic.
+/// A results folder's runs and variant groups, judged.
+#[derive(Debug, Clone)]
+pub struct Judgement {
     pub runs: Vec<RunResult>,
-    /// Folders under `runs/` that the sweep's current plan (`plan.json`) does not list: runs of
-    /// an earlier version of the sweep file, kept on disk but not part of this verdict.
-    pub left_out: Vec<String>,
+    pub groups: Vec<GroupResult>,
 }
 
-/// Loads the folders under `runs/` that belong to the sweep: those its current plan lists when
-/// it has one ([`crate::results::plan::read_planned`]), else all of them.
-pub fn load_runs(results_dir: &Path, criteria: &Criteria) -> std::io::Result<LoadedRuns> {
-    let results = ResultsDir::new(results_dir);
-    let runs_dir: PathBuf = results.runs();
-    let mut names: Vec<String> = Vec::new();
-    for entry in std::fs::read_dir(&runs_dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            names.push(entry.file_name().to_string_lossy().into_owned());
-        }
-    }
-    names.sort();
-    let planned = crate::results::plan::read_planned(&results);
-    let (names, left_out): (Vec<String>, Vec<String>) = names
-        .into_iter()
-        .partition(|n| planned.as_ref().is_none_or(|p| p.contains_key(n)));
-    Ok(LoadedRuns {
-        runs: names
-            .iter()
-            .map(|n| RunResult {
-                planned: planned.as_ref().and_then(|p| p.get(n).cloned()),
-                ..load_run(results_dir, n, criteria)
-            })
-            .collect(),
-        left_out,
-    })
+/// Judges every run, then every variant group over its seeds (the seeds quorum, then the seeds
+/// rules).
+pub fn judge(loaded: Vec<LoadedRun>, criteria: &Criteria) -> Judgement {
+    let runs: Vec<RunResult> = loaded.into_iter().map(|l| judge_run(l, criteria)).collect();
+    let groups = group_runs(&runs, criteria);
+    Judgement { runs, groups }
 }
 
 /// The seeds rules on one group. Only completed runs count: a crashed or stopped seed is
@@ -331,7 +200,7 @@ fn group_findings(runs: &[RunResult], idx: &[usize], criteria: &Criteria) -> Vec
 
 /// Groups runs by (variant, swept values) and aggregates each group's seeds with the quorum.
 /// Runs whose run.json is unreadable form a group of one, named after their folder.
-pub fn group_runs(runs: &[RunResult], criteria: &Criteria) -> Vec<GroupResult> {
+fn group_runs(runs: &[RunResult], criteria: &Criteria) -> Vec<GroupResult> {
     let mut map: BTreeMap<(String, BTreeMap<String, String>), Vec<usize>> = BTreeMap::new();
     for (i, r) in runs.iter().enumerate() {
         let key = match (&r.record, &r.planned) {
