@@ -688,7 +688,7 @@ fn window_growth_value(rule: &Rule, pts: &[(u64, f64)]) -> (Option<(f64, Option<
         ..d
     };
     let wg = window_growth(&series, &params);
-    let value = (wg.windows > 0).then(|| match wg.sustained {
+    let value = (wg.windows > 0).then_some(match wg.sustained {
         Some(w) => (w.factor, Some(w.to_step)),
         None => (1.0, None),
     });

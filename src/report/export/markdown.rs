@@ -65,7 +65,7 @@ impl Markdown {
 impl Exporter for Markdown {
     fn export(&self, report: &Report) -> Result<Vec<Output>, ReportError> {
         Ok(vec![Output {
-            name: report.file_name().into(),
+            name: report.file_name(),
             bytes: self.render(report)?.into_bytes(),
         }])
     }
