@@ -425,9 +425,23 @@ fn seeds_rules_combine_with_the_quorum() {
             Verdict::Investigate,
             GroupVerdict::Investigate,
         ),
-        (GroupVerdict::Pass, Verdict::Fail, GroupVerdict::Fail),
+        (
+            GroupVerdict::Pass,
+            Verdict::Fail,
+            GroupVerdict::Fail {
+                failed: 0,
+                total: 0,
+            },
+        ),
         (flaky, Verdict::Investigate, flaky),
-        (flaky, Verdict::Fail, GroupVerdict::Fail),
+        (
+            flaky,
+            Verdict::Fail,
+            GroupVerdict::Fail {
+                failed: 0,
+                total: 2,
+            },
+        ),
         (
             GroupVerdict::Investigate,
             Verdict::Pass,

@@ -293,6 +293,7 @@ fn cell(s: &str) -> String {
 pub(super) fn group_short(v: GroupVerdict) -> String {
     match v {
         GroupVerdict::Flaky { passed, total } => format!("FLAKY {passed}/{total}"),
+        GroupVerdict::Fail { failed, total } if failed > 0 => format!("FAIL {failed}/{total}"),
         GroupVerdict::Incomplete { finished, total } => format!("INCOMPLETE {finished}/{total}"),
         other => other.to_string(),
     }

@@ -91,7 +91,7 @@ pub enum StoredGroupVerdict {
     Pass,
     Flaky { passed: usize, total: usize },
     Investigate,
-    Fail,
+    Fail { failed: usize, total: usize },
     Incomplete { finished: usize, total: usize },
 }
 
@@ -103,7 +103,10 @@ impl fmt::Display for StoredGroupVerdict {
                 write!(f, "FLAKY ({passed}/{total} seeds pass)")
             }
             StoredGroupVerdict::Investigate => f.write_str("INVESTIGATE"),
-            StoredGroupVerdict::Fail => f.write_str("FAIL"),
+            StoredGroupVerdict::Fail { failed: 0, .. } => f.write_str("FAIL"),
+            StoredGroupVerdict::Fail { failed, total } => {
+                write!(f, "FAIL ({failed}/{total} seeds fail)")
+            }
             StoredGroupVerdict::Incomplete { finished, total } => {
                 write!(f, "INCOMPLETE ({finished}/{total} seeds finished)")
             }
@@ -126,11 +129,18 @@ impl std::str::FromStr for StoredGroupVerdict {
         Ok(match s {
             "PASS" => StoredGroupVerdict::Pass,
             "INVESTIGATE" => StoredGroupVerdict::Investigate,
-            "FAIL" => StoredGroupVerdict::Fail,
+            "FAIL" => StoredGroupVerdict::Fail {
+                failed: 0,
+                total: 0,
+            },
             _ => match s.split_once(' ') {
                 Some(("FLAKY", rest)) => {
                     let (passed, total) = counts(rest, " seeds pass)").ok_or_else(bad)?;
                     StoredGroupVerdict::Flaky { passed, total }
+                }
+                Some(("FAIL", rest)) => {
+                    let (failed, total) = counts(rest, " seeds fail)").ok_or_else(bad)?;
+                    StoredGroupVerdict::Fail { failed, total }
                 }
                 Some(("INCOMPLETE", rest)) => {
                     let (finished, total) = counts(rest, " seeds finished)").ok_or_else(bad)?;
@@ -394,7 +404,14 @@ mod tests {
                 total: 2,
             },
             StoredGroupVerdict::Investigate,
-            StoredGroupVerdict::Fail,
+            StoredGroupVerdict::Fail {
+                failed: 1,
+                total: 3,
+            },
+            StoredGroupVerdict::Fail {
+                failed: 0,
+                total: 0,
+            },
             StoredGroupVerdict::Incomplete {
                 finished: 0,
                 total: 3,
@@ -436,7 +453,10 @@ mod tests {
         }];
         state.stages[0].groups = vec![GroupAtStage {
             group: g.clone(),
-            verdict: StoredGroupVerdict::Fail,
+            verdict: StoredGroupVerdict::Fail {
+                failed: 1,
+                total: 1,
+            },
             score: None,
             promoted: false,
             why: "last stage".into(),

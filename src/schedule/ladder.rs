@@ -25,7 +25,7 @@ pub fn stored_group_verdict(v: GroupVerdict) -> StoredGroupVerdict {
         GroupVerdict::Pass => StoredGroupVerdict::Pass,
         GroupVerdict::Flaky { passed, total } => StoredGroupVerdict::Flaky { passed, total },
         GroupVerdict::Investigate => StoredGroupVerdict::Investigate,
-        GroupVerdict::Fail => StoredGroupVerdict::Fail,
+        GroupVerdict::Fail { failed, total } => StoredGroupVerdict::Fail { failed, total },
         GroupVerdict::Incomplete { finished, total } => {
             StoredGroupVerdict::Incomplete { finished, total }
         }
@@ -58,7 +58,7 @@ pub fn promote(rule: &Promote, standings: &[Standing]) -> BTreeMap<GroupId, (boo
             for s in standings {
                 let ok = match s.verdict {
                     GroupVerdict::Pass => true,
-                    GroupVerdict::Fail | GroupVerdict::Incomplete { .. } => false,
+                    GroupVerdict::Fail { .. } | GroupVerdict::Incomplete { .. } => false,
                     GroupVerdict::Flaky { .. } | GroupVerdict::Investigate => lenient,
                 };
                 let why = if ok {
@@ -77,7 +77,7 @@ pub fn promote(rule: &Promote, standings: &[Standing]) -> BTreeMap<GroupId, (boo
                 .filter(|s| {
                     !matches!(
                         s.verdict,
-                        GroupVerdict::Fail | GroupVerdict::Incomplete { .. }
+                        GroupVerdict::Fail { .. } | GroupVerdict::Incomplete { .. }
                     ) && s.score.is_some()
                 })
                 .collect();
@@ -94,7 +94,7 @@ pub fn promote(rule: &Promote, standings: &[Standing]) -> BTreeMap<GroupId, (boo
             for s in standings {
                 let rank = ranked.iter().position(|r| r.group == s.group);
                 let (ok, why) = match (s.verdict, rank) {
-                    (GroupVerdict::Fail, _) => (false, "FAIL never advances".to_string()),
+                    (GroupVerdict::Fail { .. }, _) => (false, "FAIL never advances".to_string()),
                     (GroupVerdict::Incomplete { .. }, _) => {
                         (false, "not finished: no verdict yet".to_string())
                     }
@@ -146,7 +146,14 @@ mod tests {
         let s = [
             st("a", GroupVerdict::Pass, Some(1.0)),
             st("b", GroupVerdict::Investigate, Some(3.0)),
-            st("c", GroupVerdict::Fail, Some(9.0)),
+            st(
+                "c",
+                GroupVerdict::Fail {
+                    failed: 1,
+                    total: 1,
+                },
+                Some(9.0),
+            ),
             st("d", GroupVerdict::Pass, Some(2.0)),
         ];
         let up = |r: &Promote| -> Vec<String> {

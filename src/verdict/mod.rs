@@ -9,7 +9,6 @@ mod classify;
 mod criteria;
 mod judge;
 pub mod learning;
-pub mod seeds;
 pub mod stats;
 pub mod window_growth;
 
@@ -62,8 +61,9 @@ pub enum GroupVerdict {
     Flaky { passed: usize, total: usize },
     /// No seed passed and none failed.
     Investigate,
-    /// No seed passed and at least one failed.
-    Fail,
+    /// Some seed failed (`failed` of `total`; with the default quorum one FAIL seed is enough),
+    /// or a seeds rule failed the group (`failed` 0).
+    Fail { failed: usize, total: usize },
     /// Some seeds have not finished (never started, or interrupted with the sweep): no verdict
     /// yet. Running the same sweep again trains them.
     Incomplete { finished: usize, total: usize },
@@ -77,7 +77,7 @@ impl GroupVerdict {
             GroupVerdict::Pass => 0,
             GroupVerdict::Flaky { .. } | GroupVerdict::Investigate => 1,
             GroupVerdict::Incomplete { .. } => 2,
-            GroupVerdict::Fail => 3,
+            GroupVerdict::Fail { .. } => 3,
         }
     }
 }
@@ -90,7 +90,8 @@ impl fmt::Display for GroupVerdict {
                 write!(f, "FLAKY ({passed}/{total} seeds pass)")
             }
             GroupVerdict::Investigate => f.write_str("INVESTIGATE"),
-            GroupVerdict::Fail => f.write_str("FAIL"),
+            GroupVerdict::Fail { failed: 0, .. } => f.write_str("FAIL"),
+            GroupVerdict::Fail { failed, total } => write!(f, "FAIL ({failed}/{total} seeds fail)"),
             GroupVerdict::Incomplete { finished, total } => {
                 write!(f, "INCOMPLETE ({finished}/{total} seeds finished)")
             }
@@ -98,24 +99,30 @@ impl fmt::Display for GroupVerdict {
     }
 }
 
-/// Combines the verdicts of one variant's seeds.
+/// Combines the verdicts of one variant's seeds, strictly: one exploding seed in a 1K validation
+/// was enough for the seed project to call it CRITICAL, and a long deployment meets that seed's
+/// fate.
 ///
-/// - at least `quorum.required(n)` seeds PASS → `Pass` (with the default quorum `all`: every seed);
-/// - some seeds PASS, fewer than the quorum → `Flaky { passed, total }`;
-/// - no seed PASSes: `Fail` if any seed FAILs, else `Investigate`;
-/// - no seeds at all → `Investigate` (nothing to vouch for, nothing proven wrong).
+/// 1. no seeds at all → `Investigate` (nothing to vouch for, nothing proven wrong);
+/// 2. at least `quorum.required(n)` seeds PASS → `Pass`;
+/// 3. any seed FAILs → `Fail { failed, total }` ("FAIL 1/3");
+/// 4. some seeds PASS, the rest INVESTIGATE → `Flaky { passed, total }`;
+/// 5. every seed INVESTIGATE → `Investigate`.
+///
+/// With the default quorum (`all`) no FAIL seed can reach step 2, so any FAIL fails the variant;
+/// a user who sets `quorum: 2` over 3 seeds has decided to accept one seed of any verdict.
 pub fn aggregate_seeds(verdicts: &[Verdict], quorum: Quorum) -> GroupVerdict {
     let total = verdicts.len();
+    let count = |v: Verdict| verdicts.iter().filter(|x| **x == v).count();
+    let (passed, failed) = (count(Verdict::Pass), count(Verdict::Fail));
     if total == 0 {
-        return GroupVerdict::Investigate;
-    }
-    let passed = verdicts.iter().filter(|v| **v == Verdict::Pass).count();
-    if passed >= quorum.required(total) {
+        GroupVerdict::Investigate
+    } else if passed >= quorum.required(total) {
         GroupVerdict::Pass
+    } else if failed > 0 {
+        GroupVerdict::Fail { failed, total }
     } else if passed > 0 {
         GroupVerdict::Flaky { passed, total }
-    } else if verdicts.contains(&Verdict::Fail) {
-        GroupVerdict::Fail
     } else {
         GroupVerdict::Investigate
     }
@@ -126,7 +133,16 @@ pub fn aggregate_seeds(verdicts: &[Verdict], quorum: Quorum) -> GroupVerdict {
 /// asks for a look); PASS changes nothing.
 pub fn with_seed_rules(group: GroupVerdict, seed_findings: &[Finding]) -> GroupVerdict {
     match seed_findings.iter().map(|f| f.verdict).max() {
-        Some(Verdict::Fail) => GroupVerdict::Fail,
+        Some(Verdict::Fail) => match group {
+            GroupVerdict::Fail { .. } => group,
+            GroupVerdict::Flaky { total, .. } | GroupVerdict::Incomplete { total, .. } => {
+                GroupVerdict::Fail { failed: 0, total }
+            }
+            _ => GroupVerdict::Fail {
+                failed: 0,
+                total: 0,
+            },
+        },
         Some(Verdict::Investigate) if group == GroupVerdict::Pass => GroupVerdict::Investigate,
         _ => group,
     }
@@ -238,44 +254,31 @@ mod tests {
 
     #[test]
     fn seeds_quorum_table() {
-        let table: [(&[Verdict], Quorum, GroupVerdict); 9] = [
+        let fail = |failed, total| GroupVerdict::Fail { failed, total };
+        let flaky = |passed, total| GroupVerdict::Flaky { passed, total };
+        let table: [(&[Verdict], Quorum, GroupVerdict); 12] = [
             (&[Pass, Pass, Pass], Quorum::All, GroupVerdict::Pass),
-            (
-                &[Pass, Fail],
-                Quorum::All,
-                GroupVerdict::Flaky {
-                    passed: 1,
-                    total: 2,
-                },
-            ),
-            (
-                &[Pass, Investigate],
-                Quorum::All,
-                GroupVerdict::Flaky {
-                    passed: 1,
-                    total: 2,
-                },
-            ),
-            (&[Fail, Fail], Quorum::All, GroupVerdict::Fail),
-            (&[Investigate, Fail], Quorum::All, GroupVerdict::Fail),
+            // Strict: one FAIL seed fails the variant, whatever the others did.
+            (&[Pass, Pass, Fail], Quorum::All, fail(1, 3)),
+            (&[Pass, Fail], Quorum::All, fail(1, 2)),
+            (&[Fail, Fail], Quorum::All, fail(2, 2)),
+            (&[Investigate, Fail], Quorum::All, fail(1, 2)),
+            // FLAKY is PASS mixed with INVESTIGATE only.
+            (&[Pass, Investigate], Quorum::All, flaky(1, 2)),
+            (&[Pass, Pass, Investigate], Quorum::All, flaky(2, 3)),
             (
                 &[Investigate, Investigate],
                 Quorum::All,
                 GroupVerdict::Investigate,
             ),
+            (&[], Quorum::All, GroupVerdict::Investigate),
+            // A lower quorum is the user's decision to accept seeds of any verdict.
             (
                 &[Pass, Pass, Fail],
                 Quorum::Fraction(0.6),
                 GroupVerdict::Pass,
             ),
-            (
-                &[Pass, Fail, Fail],
-                Quorum::Fraction(0.6),
-                GroupVerdict::Flaky {
-                    passed: 1,
-                    total: 3,
-                },
-            ),
+            (&[Pass, Fail, Fail], Quorum::Fraction(0.6), fail(2, 3)),
             (&[Pass, Fail, Fail], Quorum::Count(1), GroupVerdict::Pass),
         ];
         for (seeds, q, want) in table {
