@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use super::criteria::{Aggregate, Criteria, Rule, SpikeRule};
+use super::learning::{assess_learning, LearningRule};
 use super::window_growth::{window_growth, GrowthRule};
 use super::{fmt_factor, fmt_num, fmt_num_near, Verdict};
 use crate::results::{MetricRow, Outcome, RunRecord, COLUMNS};
@@ -480,8 +481,9 @@ fn aggregate(
         }),
         Aggregate::Growth => growth.map(|g| (g.factor, Some(g.peak_step))),
         Aggregate::LogSlope => log_linear_fit(pts).map(|f| (f.slope, None)),
-        // Judged over windows by `window_growth_value`, which needs the rule's window.
-        Aggregate::WindowGrowth => None,
+        // Judged by `window_growth_value` (needs the rule's window) and `learning_value` (needs
+        // the rows before the window, for the baseline).
+        Aggregate::WindowGrowth | Aggregate::Learning => None,
     }
 }
 
@@ -543,8 +545,11 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
             };
         }
     };
-    let windowed =
-        (rule.aggregate == Aggregate::WindowGrowth).then(|| window_growth_value(rule, &pts));
+    let windowed = match rule.aggregate {
+        Aggregate::WindowGrowth => Some(window_growth_value(rule, &pts)),
+        Aggregate::Learning => Some(learning_value(rule, rows)),
+        _ => None,
+    };
     let value_at = match &windowed {
         Some(w) => w.0,
         None => aggregate(rule.aggregate, &pts, g.as_ref()),
@@ -579,7 +584,10 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
             .copied()
             .reduce(|m, p| if worse(p.1, m.1) { p } else { m })
             .map(|(s, v)| (v, s))
-    } else if matches!(rule.aggregate, Aggregate::Growth | Aggregate::WindowGrowth) {
+    } else if matches!(
+        rule.aggregate,
+        Aggregate::Growth | Aggregate::WindowGrowth | Aggregate::Learning
+    ) {
         at.map(|s| (value, s))
     } else {
         None
@@ -588,7 +596,12 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
     let near: Vec<f64> = ths.iter().map(|t| t.2).collect();
 
     let mut parts = vec![match at {
-        Some(s) if !matches!(rule.aggregate, Aggregate::Growth | Aggregate::WindowGrowth) => {
+        Some(s)
+            if !matches!(
+                rule.aggregate,
+                Aggregate::Growth | Aggregate::WindowGrowth | Aggregate::Learning
+            ) =>
+        {
             format!(
                 "{} {} at step {s}",
                 rule.aggregate,
@@ -693,6 +706,39 @@ fn window_growth_value(rule: &Rule, pts: &[(u64, f64)]) -> (Option<(f64, Option<
         None => (1.0, None),
     });
     (value, wg.evidence)
+}
+
+/// A `learning` rule's value, the run's gain over its untrained baseline in learning margins (above
+/// 1: it learns), at the last evaluation's training step, with the evidence; `None` without a
+/// baseline and a later evaluation. The baseline is the first evaluation of the whole run; the
+/// rule's window only bounds which evaluations are the final ones.
+fn learning_value(rule: &Rule, rows: &[MetricRow]) -> (Option<(f64, Option<u64>)>, String) {
+    let mut seen_baseline = false;
+    let evals: Vec<(u64, Option<f64>)> = rows
+        .iter()
+        .filter_map(|r| {
+            let v = r.get(&rule.metric).filter(|v| v.is_finite())?;
+            let keep = !seen_baseline || rule.in_window(r.train_step);
+            seen_baseline = true;
+            keep.then_some((r.env_step, Some(v)))
+        })
+        .collect();
+    let Some(l) = assess_learning(&evals, &LearningRule::default()) else {
+        return (None, String::new());
+    };
+    let gain = if l.margin > 0.0 {
+        l.improvement / l.margin
+    } else if l.improvement > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    };
+    let last_step = rows
+        .iter()
+        .rev()
+        .find(|r| r.env_step == l.final_steps.1)
+        .map(|r| r.train_step);
+    (Some((gain, last_step)), l.evidence)
 }
 
 /// Judges a variant group's seeds together on each of `criteria.seed_rules`: each run's rows (one

@@ -32,11 +32,16 @@ pub enum Aggregate {
     /// The largest *sustained exponential* growth factor within any `window` training steps
     /// (default 500; see [`super::window_growth`]): scale-free, 1 when nothing grew that way.
     WindowGrowth,
+    /// How far the final evaluations (mean of the last 3) rose above the run's untrained
+    /// baseline (its first evaluation), in units of the learning margin (see
+    /// [`super::learning`]): above 1 the run learns. The baseline is always the run's first
+    /// evaluation, whatever the rule's step window.
+    Learning,
 }
 
 impl Aggregate {
     /// Every aggregate name, as written in YAML.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "max",
         "min",
         "last",
@@ -44,6 +49,7 @@ impl Aggregate {
         "growth",
         "log_slope",
         "window_growth",
+        "learning",
     ];
 
     /// The YAML name.
@@ -56,6 +62,7 @@ impl Aggregate {
             Aggregate::Growth => "growth",
             Aggregate::LogSlope => "log_slope",
             Aggregate::WindowGrowth => "window_growth",
+            Aggregate::Learning => "learning",
         }
     }
 
@@ -68,6 +75,7 @@ impl Aggregate {
             "growth" => Aggregate::Growth,
             "log_slope" => Aggregate::LogSlope,
             "window_growth" => Aggregate::WindowGrowth,
+            "learning" => Aggregate::Learning,
             _ => return None,
         })
     }
