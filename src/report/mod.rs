@@ -21,6 +21,7 @@ use std::path::PathBuf;
 
 use crate::diag::Diagnostics;
 use crate::results::{exit, GroupId, LadderState, ResultsDir};
+use crate::verdict::compare::compare;
 use crate::verdict::{Criteria, GroupResult, RunResult};
 
 /// The metrics plotted, in order.
@@ -110,7 +111,8 @@ impl Report {
                 .last()
                 .map(|s| s.entered.iter().map(GroupId::to_string).collect())
         });
-        let recommendation = recommend(&j.groups, &j.runs, finalists.as_deref());
+        let comparison = compare(&j.groups, &j.runs);
+        let recommendation = recommend(&j.groups, &j.runs, finalists.as_deref(), &comparison);
         let worst = worst_severity(&j.groups, j.ladder.as_ref());
         let load_errors: Vec<String> = j
             .runs
@@ -130,8 +132,15 @@ impl Report {
             plots: plot_views,
             load_errors: &load_errors,
             left_out: &j.left_out,
+            comparison: &comparison,
             worst,
         });
+        if let Some(learning) = model.learning.as_mut() {
+            if let Some(p) = eval_plot(&j.groups, &j.runs) {
+                learning.plot = Some(p.path.display().to_string());
+                plots.push(p);
+            }
+        }
         if let Some(l) = &j.ladder {
             let plot = ladder_plot(l, &j.runs);
             let link = plot.as_ref().map(|p| p.path.display().to_string());
@@ -238,6 +247,56 @@ fn label_ladder_stages(l: &LadderState, groups: &[GroupResult], overview: &mut [
             .find(|(_, st)| st.entered.contains(&id))
         {
             gv.label = format!("{} · stage {} `{}` of {n}", gv.label, k + 1, st.name);
+        }
+    }
+}
+
+/// Eval return against env step, one band per variant group: the mean over its completed seeds
+/// at each evaluation, shaded from the lowest seed to the highest.
+fn eval_plot(groups: &[GroupResult], runs: &[RunResult]) -> Option<Plot> {
+    let metric = crate::verdict::compare::SCORE_METRIC;
+    let bands: Vec<plot::Band> = groups
+        .iter()
+        .map(|g| {
+            let mut at: std::collections::BTreeMap<u64, Vec<f64>> = Default::default();
+            for r in g
+                .runs
+                .iter()
+                .map(|i| &runs[*i])
+                .filter(|r| r.unfinished.is_none())
+            {
+                for row in &r.rows {
+                    if let Some(v) = row.get(metric).filter(|v| v.is_finite()) {
+                        at.entry(row.env_step).or_default().push(v);
+                    }
+                }
+            }
+            plot::Band {
+                label: g.label(),
+                points: at
+                    .into_iter()
+                    .map(|(x, vs)| {
+                        let mean = vs.iter().sum::<f64>() / vs.len() as f64;
+                        let lo = vs.iter().copied().fold(f64::INFINITY, f64::min);
+                        let hi = vs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                        (x as f64, mean, lo, hi)
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    match plot::render_bands(
+        "eval return (mean over seeds; band: lowest to highest seed)",
+        "env step",
+        &bands,
+    ) {
+        Ok(svg) => svg.map(|svg| Plot {
+            path: ResultsDir::new("").plot(metric),
+            svg,
+        }),
+        Err(e) => {
+            eprintln!("warning: eval return plot: {e}");
+            None
         }
     }
 }

@@ -1,4 +1,5 @@
-//! SVG plots of a metric against the training step on a log y axis, drawn with plotters.
+//! SVG plots, drawn with plotters: a metric against the training step on a log y axis, and
+//! (for eval returns, which can be negative) bands on a linear axis.
 //!
 //! Every piece of text is drawn as a plain `Text` element, which the SVG backend writes as an SVG
 //! `<text>` without measuring it. plotters' mesh labels, captions and legends measure text with a
@@ -329,6 +330,124 @@ pub fn render_svg_marked(
             };
             root.draw(&Text::new(text, (lx, ly), legend.clone()))
                 .map_err(err)?;
+        }
+        root.present().map_err(err)?;
+    }
+    Ok(Some(buf))
+}
+
+/// One variant group's curve on a linear axis: at each x, the mean over its seeds and the band
+/// from the lowest to the highest seed.
+pub struct Band {
+    pub label: String,
+    /// `(x, mean, low, high)`, sorted by x.
+    pub points: Vec<(f64, f64, f64, f64)>,
+}
+
+/// A linear-axis plot of bands (eval return against env step): each group's mean as a line with
+/// its seeds' range shaded. `None` when there is nothing to draw. At most [`PALETTE`]'s colours
+/// of groups are drawn (the table lists them all).
+pub fn render_bands(title: &str, x_label: &str, bands: &[Band]) -> Result<Option<String>, String> {
+    let bands: Vec<&Band> = bands
+        .iter()
+        .filter(|b| !b.points.is_empty())
+        .take(PALETTE.len())
+        .collect();
+    let all = || bands.iter().flat_map(|b| b.points.iter());
+    if all().next().is_none() {
+        return Ok(None);
+    }
+    let x_min = all().map(|p| p.0).fold(f64::INFINITY, f64::min).min(0.0);
+    let x_max = all()
+        .map(|p| p.0)
+        .fold(f64::NEG_INFINITY, f64::max)
+        .max(x_min + 1.0);
+    let lo = all().map(|p| p.2).fold(f64::INFINITY, f64::min);
+    let hi = all().map(|p| p.3).fold(f64::NEG_INFINITY, f64::max);
+    let pad = ((hi - lo).abs() * 0.05).max(1e-9);
+    let (y_min, y_max) = (lo - pad, hi + pad);
+    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
+    let mut buf = String::new();
+    {
+        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin_top(36)
+            .margin_right(LEGEND_W)
+            .margin_left(10)
+            .x_label_area_size(44)
+            .y_label_area_size(90)
+            .build_cartesian_2d(x_min..x_max, y_min..y_max)
+            .map_err(err)?;
+        let grid = RGBColor(225, 225, 225);
+        let small = text_style(12.0, HPos::Right, VPos::Center);
+        let ystep = nice_step(y_max - y_min);
+        let mut y = (y_min / ystep).ceil() * ystep;
+        while y <= y_max + 1e-9 {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(x_min, y), (x_max, y)],
+                    grid,
+                )))
+                .map_err(err)?;
+            let (px, py) = chart.backend_coord(&(x_min, y));
+            root.draw(&Text::new(fmt_num(y), (px - 6, py), small.clone()))
+                .map_err(err)?;
+            y += ystep;
+        }
+        let below = text_style(12.0, HPos::Center, VPos::Top);
+        let xstep = nice_step(x_max - x_min);
+        let mut x = (x_min / xstep).ceil() * xstep;
+        while x <= x_max + 1e-9 {
+            let (px, py) = chart.backend_coord(&(x, y_min));
+            root.draw(&Text::new(fmt_num(x), (px, py + 6), below.clone()))
+                .map_err(err)?;
+            x += xstep;
+        }
+        let (ax0, ay0) = chart.backend_coord(&(x_min, y_min));
+        let (ax1, ay1) = chart.backend_coord(&(x_max, y_max));
+        root.draw(&PathElement::new(
+            vec![(ax0, ay1), (ax0, ay0), (ax1, ay0)],
+            BLACK,
+        ))
+        .map_err(err)?;
+        root.draw(&Text::new(
+            x_label.to_string(),
+            ((ax0 + ax1) / 2, ay0 + 26),
+            below,
+        ))
+        .map_err(err)?;
+        root.draw(&Text::new(
+            title.to_string(),
+            (10, 10),
+            text_style(16.0, HPos::Left, VPos::Top),
+        ))
+        .map_err(err)?;
+        let legend = text_style(12.0, HPos::Left, VPos::Center);
+        let (lx, mut ly) = ((W as i32) - LEGEND_W + 16, LEGEND_TOP);
+        for (i, b) in bands.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let mut outline: Vec<(f64, f64)> = b.points.iter().map(|p| (p.0, p.3)).collect();
+            outline.extend(b.points.iter().rev().map(|p| (p.0, p.2)));
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    outline,
+                    color.mix(0.15).filled(),
+                )))
+                .map_err(err)?;
+            let line: Vec<(f64, f64)> = b.points.iter().map(|p| (p.0, p.1)).collect();
+            let style = ShapeStyle::from(&color).stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(line.clone(), style))
+                .map_err(err)?;
+            chart
+                .draw_series(line.iter().map(|p| Circle::new(*p, 3, color.filled())))
+                .map_err(err)?;
+            root.draw(&PathElement::new(vec![(lx, ly), (lx + 24, ly)], style))
+                .map_err(err)?;
+            root.draw(&Text::new(b.label.clone(), (lx + 30, ly), legend.clone()))
+                .map_err(err)?;
+            ly += LEGEND_ROW;
         }
         root.present().map_err(err)?;
     }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::verdict::compare::Comparison;
 use crate::verdict::{fmt_num, GroupVerdict, Verdict};
 use crate::verdict::{GroupResult, RunResult, Unfinished};
 
@@ -103,9 +104,12 @@ fn lr_text(lr: f64) -> String {
     }
 }
 
-/// Picks the least intrusive group that passes on every seed (within the quorum): first by the
-/// rollback order, then the highest actor CNN learning rate (learning fastest while stable), then the
-/// fewest swept keys. If nothing passes, names the next rollback option that was not tried yet.
+/// Picks among the groups that pass on every seed (within the quorum) — stable, and learning
+/// where the criteria judge learning — the one that learns best: when runs evaluated, the
+/// candidates are the best learner (highest IQM of final eval returns) and every group not
+/// distinguishable from it ([`Comparison::tied_with_best`]). Among the candidates, the least
+/// intrusive wins: first by the rollback order, then the highest actor CNN learning rate, then the
+/// fewest swept keys. If nothing passes, says what to try next.
 ///
 /// `finalists`, for a ladder: the variant groups that reached its last stage. Only they can be
 /// recommended; a variant that passed an early stage and stopped there is not a candidate.
@@ -113,6 +117,7 @@ pub fn recommend(
     groups: &[GroupResult],
     runs: &[RunResult],
     finalists: Option<&[String]>,
+    comparison: &Comparison,
 ) -> Recommendation {
     let mut passing: Vec<usize> = (0..groups.len())
         .filter(|i| groups[*i].verdict == GroupVerdict::Pass)
@@ -139,6 +144,7 @@ pub fn recommend(
             })
             .count()
     };
+    let learned = learning_candidates(&mut passing, comparison);
     passing.sort_by(|a, b| {
         let (ga, gb) = (&groups[*a], &groups[*b]);
         // Passing on every seed beats passing on the quorum only.
@@ -203,6 +209,7 @@ pub fn recommend(
             _ => "No learning-rate or clipping variant passes; this one uses Q normalisation (rollback Option 3).".into(),
         };
         details.push(why);
+        details.push(learning_detail(best, &learned, groups, comparison));
         if finalists.is_some() {
             details.push(format!(
                 "Among the {} variant(s) that reached the ladder's last stage; variants that stopped earlier are not candidates (see the Ladder section).",
@@ -284,6 +291,17 @@ pub fn recommend(
     }
     let tried = |level: u8| groups.iter().any(|g| intrusiveness(g) >= level);
     let mut details = Vec::new();
+    let not_learning: Vec<String> = groups
+        .iter()
+        .filter(|g| only_learning_fails(g, runs))
+        .map(|g| g.label())
+        .collect();
+    if !not_learning.is_empty() {
+        details.push(format!(
+            "Stable but not learning on some seed: {}. A stable variant that does not learn is not a fix: try a learning rate between it and the next higher one that was unstable, or longer runs if its evaluations were still rising.",
+            not_learning.join(", ")
+        ));
+    }
     let flaky: Vec<String> = groups
         .iter()
         .filter_map(|g| match g.verdict {
@@ -319,4 +337,97 @@ pub fn recommend(
         details,
         group: None,
     }
+}
+
+/// The name of the default criteria's learning rule.
+const LEARNING_RULE: &str = "learning";
+
+/// Whether a group's only problems on every non-passing seed are the learning rule's: stable, not
+/// learning.
+fn only_learning_fails(g: &GroupResult, runs: &[RunResult]) -> bool {
+    let mut any = false;
+    for i in &g.runs {
+        let problems = runs[*i].verdict.problems();
+        if problems.is_empty() {
+            continue;
+        }
+        if !problems.iter().all(|f| f.rule == LEARNING_RULE) {
+            return false;
+        }
+        any = true;
+    }
+    any
+}
+
+/// Narrows `passing` to the best learner among them and the groups not distinguishable from it,
+/// when they have learning scores; returns the groups it compared (empty when it did not).
+fn learning_candidates(passing: &mut Vec<usize>, c: &Comparison) -> Vec<usize> {
+    let scored: Vec<usize> = passing
+        .iter()
+        .copied()
+        .filter(|i| c.groups[*i].stats.is_some())
+        .collect();
+    let iqm = |i: usize| {
+        c.groups[i]
+            .stats
+            .as_ref()
+            .map_or(f64::NEG_INFINITY, |s| s.iqm.point)
+    };
+    let Some(best) = scored
+        .iter()
+        .copied()
+        .max_by(|a, b| iqm(*a).total_cmp(&iqm(*b)))
+    else {
+        return Vec::new();
+    };
+    let best_ci = c.groups[best].stats.as_ref().map(|s| s.iqm.ci);
+    passing.retain(|i| {
+        c.groups[*i]
+            .stats
+            .as_ref()
+            .zip(best_ci)
+            .is_some_and(|(s, b)| s.iqm.ci.overlaps(&b))
+    });
+    scored
+}
+
+/// The recommendation's learning line: how the chosen group learned, and which others it could
+/// not be told apart from.
+fn learning_detail(
+    chosen: usize,
+    compared: &[usize],
+    groups: &[GroupResult],
+    c: &Comparison,
+) -> String {
+    let l = &c.groups[chosen];
+    let Some(s) = &l.stats else {
+        return "Learning was not measured (evaluation off, or no evaluation after the untrained one): this rests on stability alone.".into();
+    };
+    let untrained = l.untrained.iter().sum::<f64>() / l.untrained.len().max(1) as f64;
+    let mut line = format!(
+        "It learns: final eval return {} (mean over {} seeds, 95% interval [{}, {}]) against {} untrained.",
+        fmt_num(s.mean.point),
+        l.finals.len(),
+        fmt_num(s.mean.ci.lo),
+        fmt_num(s.mean.ci.hi),
+        fmt_num(untrained)
+    );
+    let tied: Vec<String> = compared
+        .iter()
+        .filter(|i| **i != chosen)
+        .filter(|i| {
+            let (a, b) = (&c.groups[**i].stats, &c.groups[chosen].stats);
+            a.as_ref()
+                .zip(b.as_ref())
+                .is_some_and(|(a, b)| a.iqm.ci.overlaps(&b.iqm.ci))
+        })
+        .map(|i| groups[*i].label())
+        .collect();
+    if !tied.is_empty() {
+        line.push_str(&format!(
+            " Not distinguishable by these seeds from {} (the IQM intervals overlap), so the least intrusive is chosen.",
+            tied.join(", ")
+        ));
+    }
+    line
 }

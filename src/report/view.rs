@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::plot::{self, Series, Threshold};
 use super::recommend::Recommendation;
+use crate::verdict::compare::Comparison;
 use crate::verdict::{fmt_num, Aggregate, Criteria, GroupVerdict, Verdict};
 use crate::verdict::{GroupResult, RunResult, Unfinished};
 
@@ -25,6 +26,8 @@ pub struct Input<'a> {
     pub load_errors: &'a [String],
     /// Run folders not in the current plan (see [`super::LoadedRuns::left_out`]).
     pub left_out: &'a [String],
+    /// The groups' learning, compared over their seeds.
+    pub comparison: &'a Comparison,
     /// The overall severity (the worst group's, raised for a ladder that approved nobody):
     /// 0 PASS, 1 INVESTIGATE, 2 INCOMPLETE, 3 FAIL.
     pub worst: u8,
@@ -64,6 +67,39 @@ pub struct ReportView {
     pub left_out: Vec<String>,
     /// The validation ladder (`stages:`), when the sweep has one.
     pub ladder: Option<LadderView>,
+    /// Whether each variant still learns, over its seeds; `None` when no run evaluated.
+    pub learning: Option<LearningView>,
+}
+
+/// The learning comparison ([`crate::verdict::compare`]) as the report shows it.
+#[derive(Debug, Serialize)]
+pub struct LearningView {
+    /// The group the probability of improvement is taken against.
+    pub reference: String,
+    pub rows: Vec<LearningRow>,
+    /// What the seeds can and cannot show.
+    pub note: String,
+    /// The eval-return plot, relative to the report (set when it drew).
+    pub plot: Option<String>,
+}
+
+/// One variant group's learning.
+#[derive(Debug, Serialize)]
+pub struct LearningRow {
+    pub label: String,
+    /// Seeds that learn, of those scored ("3/3").
+    pub learns: String,
+    /// Mean untrained baseline over the seeds.
+    pub untrained: String,
+    /// Each seed's final eval return.
+    pub finals: String,
+    /// Mean and IQM with their 95% intervals, "93.1 [45.2, 173]".
+    pub mean: String,
+    pub iqm: String,
+    /// P(improvement over the reference) with its interval, or "reference".
+    pub improvement: String,
+    /// Against the best group: "best", "not distinguishable" or "below".
+    pub versus_best: String,
 }
 
 /// The ladder section: `ladder.json` as the report shows it.
@@ -213,6 +249,9 @@ pub struct CriterionView {
     /// No run had a value for this rule in its window: it judged nothing (a step window past
     /// the runs' end, a metric this kind of run never logs).
     pub unmeasured: bool,
+    /// Set when every run's value sits three or more orders of magnitude from every threshold:
+    /// a PASS under this rule then carries no information about these runs.
+    pub calibration: String,
 }
 
 /// Up to this many runs, every table lists every run; beyond it, the criteria and growth tables
@@ -456,6 +495,87 @@ pub fn build(i: Input<'_>) -> ReportView {
         load_errors: i.load_errors.to_vec(),
         left_out: i.left_out.to_vec(),
         ladder: None,
+        learning: learning_view(i.groups, i.comparison),
+    }
+}
+
+/// An estimate with its interval: "93.1 [45.2, 173]".
+fn estimate_text(e: &crate::verdict::stats::Estimate) -> String {
+    format!(
+        "{} [{}, {}]",
+        fmt_num(e.point),
+        fmt_num(e.ci.lo),
+        fmt_num(e.ci.hi)
+    )
+}
+
+/// The learning table; `None` when no group has learning scores.
+fn learning_view(groups: &[GroupResult], c: &Comparison) -> Option<LearningView> {
+    if !c.measured() {
+        return None;
+    }
+    let rows = groups
+        .iter()
+        .zip(&c.groups)
+        .enumerate()
+        .map(|(i, (g, l))| {
+            let dash = || "—".to_string();
+            let mean_of =
+                |xs: &[f64]| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
+            LearningRow {
+                label: cell(&g.label()),
+                learns: format!("{}/{}", l.learning_seeds, l.finals.len()),
+                untrained: mean_of(&l.untrained).map_or_else(dash, fmt_num),
+                finals: if l.finals.is_empty() {
+                    dash()
+                } else {
+                    l.finals
+                        .iter()
+                        .map(|v| fmt_num(*v))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                mean: l
+                    .stats
+                    .as_ref()
+                    .map_or_else(dash, |s| estimate_text(&s.mean)),
+                iqm: l
+                    .stats
+                    .as_ref()
+                    .map_or_else(dash, |s| estimate_text(&s.iqm)),
+                improvement: if c.reference == Some(i) {
+                    "reference".into()
+                } else {
+                    l.improvement.as_ref().map_or_else(dash, |e| {
+                        let p = |v: f64| format!("{v:.2}");
+                        format!("{} [{}, {}]", p(e.point), p(e.ci.lo), p(e.ci.hi))
+                    })
+                },
+                versus_best: match (c.best == Some(i), c.tied_with_best(i)) {
+                    (true, _) => "best".into(),
+                    (false, Some(true)) => "not distinguishable".into(),
+                    (false, Some(false)) => "below".into(),
+                    (false, None) => dash(),
+                },
+            }
+        })
+        .collect();
+    let seeds = c.groups.iter().map(|g| g.finals.len()).max().unwrap_or(0);
+    Some(LearningView {
+        reference: c.reference.map(|r| groups[r].label()).unwrap_or_default(),
+        rows,
+        note: seeds_note(seeds),
+        plot: None,
+    })
+}
+
+/// What `n` seeds per variant can and cannot show.
+fn seeds_note(n: usize) -> String {
+    let base = "Final = mean of a run's last 3 evaluations; untrained = its first evaluation, same protocol. Intervals are stratified bootstrap 95% (rliable: Agarwal et al. 2021); IQM is the mean of the middle 50% of seeds.";
+    match n {
+        0 | 1 => format!("{base} With {n} seed per variant there is no interval: one seed cannot separate a variant from luck."),
+        2 | 3 => format!("{base} With {n} seeds per variant an interval is just the range of the seeds and the IQM equals the mean: \"not distinguishable\" (overlapping intervals) is what most pairs short of a large, consistent gap read, and does not mean equal; separated intervals mean every seed of one beat every seed of the other. More seeds narrow them."),
+        _ => format!("{base} With {n} seeds per variant, overlapping intervals read \"not distinguishable\"."),
     }
 }
 
@@ -566,8 +686,53 @@ fn seed_rule_views(criteria: &Criteria, groups: &[GroupResult]) -> Vec<SeedRuleV
 fn finding_verdict(r: &RunResult, f: &crate::verdict::Finding) -> String {
     match r.unfinished {
         Some(u) if f.rule == "completed" => u.as_str().to_string(),
+        // A rule with nothing to judge in this run did not pass it: it said nothing.
+        _ if f.kind == crate::verdict::FindingKind::Threshold
+            && f.value.is_none()
+            && f.verdict == Verdict::Pass =>
+        {
+            "not measured".to_string()
+        }
         _ => f.verdict.to_string(),
     }
+}
+
+/// Orders of magnitude between every value and every threshold from which a rule is called
+/// uninformative for a sweep.
+const UNINFORMATIVE_DECADES: f64 = 3.0;
+
+/// "this threshold cannot tell these runs apart: ..." when every run's (positive) value sits
+/// [`UNINFORMATIVE_DECADES`] or more from every (positive) threshold; empty otherwise.
+fn calibration_note(values: &[f64], thresholds: &[f64]) -> String {
+    let positive = |xs: &[f64]| {
+        xs.iter()
+            .copied()
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .collect::<Vec<_>>()
+    };
+    let (vs, ts) = (positive(values), positive(thresholds));
+    if vs.is_empty() || ts.is_empty() || vs.len() < values.len() {
+        return String::new();
+    }
+    let far = vs.iter().all(|v| {
+        ts.iter()
+            .all(|t| (t / v).log10().abs() >= UNINFORMATIVE_DECADES)
+    });
+    if !far {
+        return String::new();
+    }
+    let (lo, hi) = vs
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(*v), b.max(*v)));
+    let limits: Vec<String> = ts.iter().map(|t| fmt_num(*t)).collect();
+    format!(
+        "this threshold cannot tell these runs apart: every run's value ({}–{}) is {} or more orders of magnitude from {} {}, so a PASS under it carries no information here",
+        fmt_num(lo),
+        fmt_num(hi),
+        UNINFORMATIVE_DECADES,
+        if ts.len() == 1 { "the threshold" } else { "the thresholds" },
+        limits.join(" and ")
+    )
 }
 
 /// The per-criterion tables, criteria in first-seen order across runs (built-ins, declared rules,
@@ -638,6 +803,11 @@ fn criterion_view(criteria: &Criteria, runs: &[RunResult], name: &str) -> Criter
             "warning: criterion `{name}` had no value in any run's window: it judged nothing"
         );
     }
+    let values: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.verdict.findings.iter().find(|f| f.rule == name))
+        .filter_map(|f| f.value)
+        .collect();
     CriterionView {
         name: name.to_string(),
         rule: cell(&rule),
@@ -645,6 +815,7 @@ fn criterion_view(criteria: &Criteria, runs: &[RunResult], name: &str) -> Criter
         rows,
         passing_left_out,
         unmeasured,
+        calibration: calibration_note(&values, &limits),
     }
 }
 

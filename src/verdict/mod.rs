@@ -6,6 +6,7 @@
 
 pub mod bound;
 mod classify;
+pub mod compare;
 mod criteria;
 mod judge;
 pub mod learning;
