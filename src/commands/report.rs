@@ -143,7 +143,7 @@ pub fn build(results_dir: &Path, opts: &ReportOptions) -> Result<Report, ReportE
     let (criteria, criteria_source) = resolve_criteria(&results, opts)?;
     let loaded = load_runs(&results).map_err(|source| ReportError::Io {
         path: results.runs(),
-        source,
+        cause: source,
     })?;
     let shown = results_dir.display();
     if !loaded.left_out.is_empty() {
@@ -206,7 +206,10 @@ pub fn build(results_dir: &Path, opts: &ReportOptions) -> Result<Report, ReportE
 fn write_output(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| ReportError::Io { path, source }
+        move |source| ReportError::Io {
+            path,
+            cause: source,
+        }
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(dir))?;

@@ -32,14 +32,14 @@ pub const PLOTTED: [&str; 3] = ["actor_cnn_grad_norm", "critic_cnn_grad_norm", "
 pub enum ReportError {
     #[error("{path}: {why}; give a sweep's results folder, e.g. results/actor_lr")]
     NotResults { path: PathBuf, why: &'static str },
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Quoted in the message (run records embed it), so not also a `#[source]`: printed once.
+        cause: std::io::Error,
     },
     #[error("invalid criteria:\n{0}")]
-    Criteria(#[source] Diagnostics),
+    Criteria(Diagnostics),
     /// Printed once: minijinja's alternate form carries the file, line and detail; `line` is that
     /// line of the template, since an undefined value's message does not name it.
     #[error("template {name}: {error:#}{line}")]

@@ -27,11 +27,11 @@ pub struct Holder {
 pub enum LockError {
     #[error("{path} is locked by another sweep: pid {} on {} since {} (`{}`). Wait for it to finish, or stop it first.", holder.pid, holder.host, holder.started_at, holder.command)]
     Held { path: PathBuf, holder: Holder },
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Quoted in the message (run records embed it), so not also a `#[source]`: printed once.
+        cause: std::io::Error,
     },
 }
 
@@ -155,7 +155,7 @@ impl Lock {
     pub fn acquire(path: &Path, command: &str) -> Result<Lock, LockError> {
         let io = |source| LockError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         let me = Holder {
             pid: std::process::id(),

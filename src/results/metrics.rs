@@ -227,11 +227,11 @@ impl MetricRow {
 /// Errors reading or writing metric files.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Quoted in the message (run records embed it), so not also a `#[source]`: printed once.
+        cause: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
     Parse {
@@ -266,7 +266,7 @@ impl MetricsWriter {
     fn open(path: &Path, append: bool) -> Result<Self, MetricsError> {
         let io = |source| MetricsError::Io {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         };
         let file = if append {
             OpenOptions::new()
@@ -292,7 +292,7 @@ impl MetricsWriter {
     fn write_line(&mut self, fields: &[String]) -> Result<(), MetricsError> {
         let io = |source| MetricsError::Io {
             path: self.path.clone(),
-            source,
+            cause: source,
         };
         let mut line = csv::WriterBuilder::new()
             .has_headers(false)
@@ -320,7 +320,7 @@ impl MetricsWriter {
 pub fn read_metrics(path: &Path) -> Result<Vec<MetricRow>, MetricsError> {
     let io = |source| MetricsError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let text = std::fs::read_to_string(path).map_err(io)?;
     parse_metrics(path, &text)

@@ -36,13 +36,12 @@ use crate::spec::SlurmOptions;
 #[derive(Debug, thiserror::Error)]
 pub enum SlurmError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// Quoted in the message (run records embed it), so not also a `#[source]`: printed once.
+        cause: std::io::Error,
     },
     /// A JSON file is not what this version writes.
     #[error("{path}: {message}")]
@@ -75,7 +74,7 @@ pub enum SlurmError {
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SlurmError + '_ {
     move |source| SlurmError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     }
 }
 

@@ -55,11 +55,11 @@ pub enum CheckpointError {
     #[error("no checkpoint at {0} (expected model.safetensors, optimizer.safetensors, replay.safetensors and state.json)")]
     Missing(PathBuf),
     /// A file of the checkpoint could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Quoted in the message (run records embed it), so not also a `#[source]`: printed once.
+        cause: std::io::Error,
     },
     /// A file exists but its contents are unusable (truncated, corrupted, wrong shapes).
     #[error("corrupted checkpoint {path}: {message}")]
@@ -227,7 +227,7 @@ pub fn read_state(dir: &Path) -> Result<HostState, CheckpointError> {
     let path = dir.join(STATE);
     let text = std::fs::read_to_string(&path).map_err(|source| CheckpointError::Io {
         path: path.clone(),
-        source,
+        cause: source,
     })?;
     let state: HostState = serde_json::from_str(&text).map_err(|e| CheckpointError::Corrupt {
         path: path.clone(),
@@ -294,7 +294,10 @@ pub fn save(dir: &Path, state: &HostState, sets: &TensorSets) -> Result<(), Chec
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| CheckpointError::Io { path, source }
+        move |source| CheckpointError::Io {
+            path,
+            cause: source,
+        }
     };
     let res = (|| {
         if tmp.exists() {
@@ -309,7 +312,7 @@ pub fn save(dir: &Path, state: &HostState, sets: &TensorSets) -> Result<(), Chec
             let path = tmp.join(file);
             Tensor::write_safetensors(set, &path).map_err(|e| CheckpointError::Io {
                 path: path.clone(),
-                source: std::io::Error::other(e.to_string()),
+                cause: std::io::Error::other(e.to_string()),
             })?;
         }
         let text = serde_json::to_string_pretty(state).unwrap_or_default();

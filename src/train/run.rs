@@ -30,15 +30,16 @@ pub enum TrainError {
     /// Printed as the env's own message (it names the key to fix), once.
     #[error(transparent)]
     Env(#[from] super::env::EnvError),
+    /// Quoted in the message, so not also a source (see the `From` impl below): printed once.
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
     #[error(transparent)]
     Metrics(#[from] crate::results::MetricsError),
-    #[error("{path}: {source}")]
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        /// Quoted in the message (run records embed it), so not also a `#[source]`: printed once.
+        cause: std::io::Error,
     },
     #[error(transparent)]
     Checkpoint(#[from] super::checkpoint::CheckpointError),
@@ -52,6 +53,12 @@ pub enum TrainError {
     /// traceback. [`train`] records it as a `crashed` run rather than returning it.
     #[error("environment failed: {0}")]
     EnvFailed(String),
+}
+
+impl From<tch::TchError> for TrainError {
+    fn from(e: tch::TchError) -> Self {
+        TrainError::Torch(e)
+    }
 }
 
 /// Called at each metrics row with the rows not checked yet (the new one); returns a reason when a
@@ -404,7 +411,7 @@ impl Evidence {
         write_evidence(&path, &self.layer_names, &steps, first_bad, marker).map_err(|source| {
             TrainError::Io {
                 path: path.clone(),
-                source,
+                cause: source,
             }
         })
     }
@@ -422,7 +429,7 @@ pub fn train(cfg: &AgentConfig, opts: TrainOptions) -> Result<RunRecord, TrainEr
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     std::fs::create_dir_all(&opts.out_dir).map_err(|source| TrainError::Io {
         path: opts.out_dir.clone(),
-        source,
+        cause: source,
     })?;
     let device = resolve_device(&cfg.device)?;
     seed_libtorch(cfg, device);
@@ -606,7 +613,7 @@ fn start_record(
 fn save_record(dir: &RunDir, r: &RunRecord) -> Result<(), TrainError> {
     dir.write_record(r).map_err(|source| TrainError::Io {
         path: dir.run_json(),
-        source,
+        cause: source,
     })
 }
 
@@ -964,7 +971,7 @@ impl Run<'_> {
             .map(|m| m.len())
             .map_err(|source| CheckpointError::Io {
                 path: self.metrics_path.clone(),
-                source,
+                cause: source,
             })?;
         let state = HostState {
             format: checkpoint::FORMAT_VERSION,

@@ -36,7 +36,7 @@ impl Markdown {
         };
         let text = std::fs::read_to_string(p).map_err(|source| ReportError::Io {
             path: p.to_path_buf(),
-            source,
+            cause: source,
         })?;
         Ok(Markdown {
             name: p.display().to_string(),
