@@ -11,6 +11,10 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+/// How a metric column of one run's stage becomes one number (seeds are then averaged): one of
+/// the criteria's row aggregates (`max`, `min`, `last`, `mean`; see [`Aggregate::reduce`]).
+pub use crate::verdict::Aggregate;
+
 use crate::config::schema;
 use crate::config::yaml::{Key, Node, Value};
 use crate::diag::{did_you_mean, Diagnostic, Source};
@@ -57,19 +61,6 @@ pub enum Promote {
     },
 }
 
-/// How a metric column of one run's stage becomes one number (seeds are then averaged).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Aggregate {
-    /// Largest value.
-    Max,
-    /// Smallest value.
-    Min,
-    /// Last value.
-    Last,
-    /// Mean of all values.
-    Mean,
-}
-
 /// Ranking direction of [`Promote::Best`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Order {
@@ -77,32 +68,6 @@ pub enum Order {
     Asc,
     /// Larger is better.
     Desc,
-}
-
-impl Aggregate {
-    /// The YAML spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Aggregate::Max => "max",
-            Aggregate::Min => "min",
-            Aggregate::Last => "last",
-            Aggregate::Mean => "mean",
-        }
-    }
-
-    /// Applies the aggregate to the finite values of `xs`; `None` when there are none.
-    pub fn apply(self, xs: &[f64]) -> Option<f64> {
-        let v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
-        if v.is_empty() {
-            return None;
-        }
-        Some(match self {
-            Aggregate::Max => v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-            Aggregate::Min => v.iter().copied().fold(f64::INFINITY, f64::min),
-            Aggregate::Last => v[v.len() - 1],
-            Aggregate::Mean => v.iter().sum::<f64>() / v.len() as f64,
-        })
-    }
 }
 
 impl fmt::Display for Promote {
@@ -508,10 +473,10 @@ mod tests {
     #[test]
     fn aggregates_skip_non_finite_values() {
         let xs = [1.0, f64::NAN, 3.0, 2.0];
-        assert_eq!(Aggregate::Max.apply(&xs), Some(3.0));
-        assert_eq!(Aggregate::Min.apply(&xs), Some(1.0));
-        assert_eq!(Aggregate::Last.apply(&xs), Some(2.0));
-        assert_eq!(Aggregate::Mean.apply(&xs), Some(2.0));
-        assert_eq!(Aggregate::Mean.apply(&[f64::NAN]), None);
+        assert_eq!(Aggregate::Max.reduce(&xs), Some(3.0));
+        assert_eq!(Aggregate::Min.reduce(&xs), Some(1.0));
+        assert_eq!(Aggregate::Last.reduce(&xs), Some(2.0));
+        assert_eq!(Aggregate::Mean.reduce(&xs), Some(2.0));
+        assert_eq!(Aggregate::Mean.reduce(&[f64::NAN]), None);
     }
 }

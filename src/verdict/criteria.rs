@@ -81,6 +81,23 @@ impl Aggregate {
     }
 }
 
+impl Aggregate {
+    /// Reduces the finite values of `xs` with a row aggregate (`max`, `min`, `last`, `mean`);
+    /// `None` when there are none, and for the aggregates that need steps or windows (growth,
+    /// slopes, learning), which [`super::classify_run`] computes from whole rows.
+    pub fn reduce(self, xs: &[f64]) -> Option<f64> {
+        let v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+        let last = *v.last()?;
+        match self {
+            Aggregate::Max => Some(v.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+            Aggregate::Min => Some(v.iter().copied().fold(f64::INFINITY, f64::min)),
+            Aggregate::Last => Some(last),
+            Aggregate::Mean => Some(v.iter().sum::<f64>() / v.len() as f64),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Aggregate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -438,7 +438,7 @@ fn stage_score(rule: &Promote, runs: &[RunResult], idx: &[usize], prev_steps: u6
                 .filter(|r| r.env_step > prev_steps)
                 .filter_map(|r| r.get(metric))
                 .collect();
-            aggregate.apply(&xs)
+            aggregate.reduce(&xs)
         })
         .collect();
     (!scores.is_empty() && scores.len() == idx.len())
