@@ -16,7 +16,7 @@ Batches are sampled like `Replay::sample`: gather u8 stacks on the host, convert
 `--experiments` also times variants of that graph (the optimisation ideas of issue 9), each
 toggle alone against the baseline in the same process; bench/README.md lists them.
 
-`--parity DIR` is not a benchmark: it is tests/torch_parity.rs's other half. It loads the weights,
+`--parity DIR` is not a benchmark: it is tests/it/torch_parity.rs's other half. It loads the weights,
 batches and smoothing-noise draws the Rust test wrote, runs `Td3.update` on them and writes the
 losses, gradient norms and updated weights back (see `parity`).
 """
@@ -329,7 +329,7 @@ class Td3:
 
 
 def parity(folder):
-    """The PyTorch half of tests/torch_parity.rs. Reads `config.json` (this file's config keys,
+    """The PyTorch half of tests/it/torch_parity.rs. Reads `config.json` (this file's config keys,
     plus `lrs` and `updates`) and `in.npz` (`weights.<name>` under `Td3::network_tensors`'
     names, `batch<k>.<obs|act|rew|next_obs|not_done|noise>`) from `folder`; loads the weights;
     runs `Td3.update` on each batch in turn; writes `out.npz`: `update<k>.<scalar>`,
