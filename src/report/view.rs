@@ -691,11 +691,14 @@ fn finding_verdict(r: &RunResult, f: &crate::verdict::Finding) -> String {
             && f.value.is_none()
             && f.verdict == Verdict::Pass =>
         {
-            "not measured".to_string()
+            NOT_MEASURED.to_string()
         }
         _ => f.verdict.to_string(),
     }
 }
+
+/// A finding's verdict cell when its rule had nothing to judge in the run.
+const NOT_MEASURED: &str = "not measured";
 
 /// Orders of magnitude between every value and every threshold from which a rule is called
 /// uninformative for a sweep.
@@ -785,7 +788,7 @@ fn criterion_view(criteria: &Criteria, runs: &[RunResult], name: &str) -> Criter
     let mut passing_left_out = 0;
     if runs.len() > FULL_TABLES_UP_TO {
         let before = rows.len();
-        rows.retain(|r| r.verdict != "PASS");
+        rows.retain(|r| r.verdict != "PASS" && r.verdict != NOT_MEASURED);
         passing_left_out = before - rows.len();
     }
     let unmeasured = !runs.is_empty()
