@@ -183,7 +183,7 @@ fn metrics_lost(dir: &RunDir, rec: &RunRecord) -> bool {
     }
 }
 
-fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
+fn print_plan(plan: &SweepPlan, criteria: &Criteria, slots: &[Slot], results: &Path) {
     let spec = &plan.spec;
     crate::say!(
         "sweep {} ({}): {} runs on {} slot(s)",
@@ -220,6 +220,7 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
             );
         }
     }
+    print_rule_reach(plan, criteria);
     crate::say!();
     for (i, run) in plan.runs.iter().enumerate() {
         let slot = &slots[i % slots.len()];
@@ -272,6 +273,65 @@ fn print_plan(plan: &SweepPlan, slots: &[Slot], results: &Path) {
             "      Critic head optimizer: lr={} ({})",
             py(l.critic_head.lr),
             l.critic_head.source.key()
+        );
+    }
+}
+
+/// Which criteria rules judge which stage (or, without stages, the runs): a rule with a step
+/// window judges only runs that reach it, so a ladder's 1K gate can judge stability while a later
+/// stage judges learning.
+fn print_rule_reach(plan: &SweepPlan, criteria: &Criteria) {
+    let Some(first) = plan.runs.first() else {
+        return;
+    };
+    let t = &first.config.training;
+    // The last training step a run reaches by env step `e` (one update per env step after
+    // `learning_starts`).
+    let last_train_step = |e: u64| e.saturating_sub(t.learning_starts);
+    let ends: Vec<(String, u64)> = if plan.spec.stages.is_empty() {
+        vec![("these runs".to_string(), last_train_step(t.steps))]
+    } else {
+        plan.spec
+            .stages
+            .iter()
+            .map(|s| (format!("`{}`", s.name), last_train_step(s.steps)))
+            .collect()
+    };
+    let windowed: Vec<&crate::verdict::Rule> = criteria
+        .rules
+        .iter()
+        .filter(|r| r.from_step.is_some() || r.to_step.is_some())
+        .collect();
+    crate::say!(
+        "criteria: {} rule(s); every rule judges {}{}",
+        criteria.rules.len(),
+        if plan.spec.stages.is_empty() {
+            "these runs"
+        } else {
+            "every stage"
+        },
+        if windowed.is_empty() { "" } else { ", except:" }
+    );
+    for r in windowed {
+        let judged: Vec<&str> = ends
+            .iter()
+            .filter(|(_, last)| r.from_step.is_none_or(|f| f <= *last))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let window = match (r.from_step, r.to_step) {
+            (Some(f), Some(to)) => format!("training steps {f}–{to}"),
+            (Some(f), None) => format!("from training step {f}"),
+            (None, Some(to)) => format!("up to training step {to}"),
+            (None, None) => unreachable!("filtered to windowed rules"),
+        };
+        crate::say!(
+            "  {:<40} {window}: {}",
+            r.name,
+            if judged.is_empty() {
+                "judges nothing here (the runs end before its window): it will read \"not measured\"".to_string()
+            } else {
+                format!("judges {}", judged.join(", "))
+            }
         );
     }
 }
@@ -344,7 +404,11 @@ struct Prepared {
 /// Takes the lock for a checked plan, reconciles the folder, stores `sweep.yaml`,
 /// `criteria.yaml`, the plan manifest and each pending run's `config.yaml`. `None` after
 /// `--dry-run` printed the plan.
-fn prepare(args: &SweepArgs, plan: SweepPlan) -> anyhow::Result<Option<Prepared>> {
+fn prepare(
+    args: &SweepArgs,
+    plan: SweepPlan,
+    criteria: &Criteria,
+) -> anyhow::Result<Option<Prepared>> {
     let spec = &plan.spec;
     if plan.runs.len() > CONFIRM_ABOVE && !args.yes && !args.dry_run {
         return Err(BadInput(format!(
@@ -357,7 +421,7 @@ fn prepare(args: &SweepArgs, plan: SweepPlan) -> anyhow::Result<Option<Prepared>
     let slots = slots_for(spec, args.jobs);
     let results = ResultsDir::new(args.results.join(&spec.name));
     if args.dry_run {
-        print_plan(&plan, &slots, results.path());
+        print_plan(&plan, criteria, &slots, results.path());
         return Ok(None);
     }
     let runs_dir = results.runs();
@@ -529,7 +593,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<i32> {
             }
         }
     }
-    let Some(p) = prepare(&args, plan)? else {
+    let Some(p) = prepare(&args, plan, &criteria)? else {
         return Ok(0);
     };
     if !p.plan.spec.stages.is_empty() {
