@@ -493,5 +493,23 @@ mod tests {
         assert_eq!(cfg.networks.cnn.actor_cnn_lr, Some(1e-4));
         assert_eq!(cfg.resolved_lrs().actor_cnn.lr, 1e-4);
         assert_eq!(cfg.logging.log_every, 100);
+        assert_eq!(cfg.training.gradient_steps, 1);
+    }
+
+    #[test]
+    fn gradient_steps_defaults_to_one_and_takes_positive_integers() {
+        assert_eq!(doc("").unwrap().training.gradient_steps, 1);
+        let cfg = doc("training:\n  gradient_steps: 4\n").unwrap();
+        assert_eq!(cfg.training.gradient_steps, 4);
+        for bad in ["0", "1.5", "-2"] {
+            let errs = doc(&format!("training:\n  gradient_steps: {bad}\n")).unwrap_err();
+            assert_eq!(
+                errs.0[0].key.as_deref(),
+                Some("training.gradient_steps"),
+                "{bad}"
+            );
+        }
+        let o = parse_set_arg("training.gradient_steps=0").unwrap();
+        assert!(!check_override(&o).is_empty());
     }
 }

@@ -218,6 +218,12 @@ static LEAVES: &[KeySpec] = &[
         "{continuous: true}",
     ),
     k(
+        "env.reward_bound",
+        OPT_POS,
+        "largest |reward| of one step before reward_scale (kind `gymnasium`; null: unknown)",
+        "16.2736",
+    ),
+    k(
         "networks.cnn.channels",
         Kind::IntList { min: 1 },
         "output channels of each conv layer",
@@ -294,6 +300,12 @@ static LEAVES: &[KeySpec] = &[
         Kind::Int { min: 1 },
         "environment steps to run",
         "1000",
+    ),
+    k(
+        "training.gradient_steps",
+        Kind::Int { min: 1 },
+        "gradient updates per env step after learning_starts (the update-to-data ratio)",
+        "1",
     ),
     k(
         "training.batch_size",
@@ -376,7 +388,7 @@ static LEAVES: &[KeySpec] = &[
     k(
         "evaluation.every",
         Kind::Int { min: 0 },
-        "evaluate every this many env steps (0: off)",
+        "evaluate every this many env steps after learning_starts, and the untrained policy first (0: off)",
         "500",
     ),
     k(
@@ -819,6 +831,16 @@ pub fn check_cross(cfg: &AgentConfig) -> Vec<CrossProblem> {
             ),
         });
     }
+    if !gym && cfg.env.reward_bound.is_some() {
+        out.push(CrossProblem {
+            key: "env.reward_bound",
+            related: &["env.kind"],
+            problem: Problem::new(
+                "env.reward_bound only applies to env.kind `gymnasium`",
+                "the built-in envs declare their own reward bound: remove env.reward_bound",
+            ),
+        });
+    }
     if cfg.training.buffer_size < cfg.training.batch_size {
         out.push(CrossProblem {
             key: "training.buffer_size",
@@ -1017,6 +1039,12 @@ mod tests {
         let mut cfg = AgentConfig::default();
         cfg.training.buffer_size = 8;
         assert_eq!(check_cross(&cfg)[0].key, "training.buffer_size");
+        let mut cfg = AgentConfig::default();
+        cfg.env.reward_bound = Some(10.0);
+        assert_eq!(check_cross(&cfg)[0].key, "env.reward_bound");
+        cfg.env.kind = crate::config::EnvKind::Gymnasium;
+        cfg.env.id = Some("Pendulum-v1".into());
+        assert!(check_cross(&cfg).is_empty());
     }
 
     #[test]

@@ -204,9 +204,16 @@ metric_table! {
     /// Mean return of the deterministic evaluation run at this row, if one ran (a later column:
     /// older files without it still read).
     EvalReturn eval_return: Value, false;
+    /// Fraction of this window's actor updates in which the actor CNN's gradient clip engaged (its
+    /// pre-clip norm, `actor_cnn_grad_norm`, above `max_norm`); empty when that clip is off or
+    /// there is no actor CNN.
+    ActorCnnClipFrac actor_cnn_clip_frac: Value, false;
+    /// The same for the critic CNN, over the window's critic updates.
+    CriticCnnClipFrac critic_cnn_clip_frac: Value, false;
 }
 
-/// The exact `metrics.csv` header, in order. `eval_return` is empty unless evaluation is on.
+/// The exact `metrics.csv` header, in order. `eval_return` is empty unless evaluation is on, the
+/// clip fractions unless their clip is.
 pub const COLUMNS: [&str; TABLE.len()] = {
     let mut names = [""; TABLE.len()];
     let mut i = 0;
@@ -531,7 +538,7 @@ mod tests {
     fn the_table_drives_the_header_lookup_and_cells() {
         assert_eq!(
             COLUMNS.join(","),
-            "train_step,env_step,wall_s,actor_cnn_grad_norm,critic_cnn_grad_norm,actor_head_grad_norm,critic_head_grad_norm,q_mean,q_abs_max,target_q_mean,actor_loss,critic_loss,episode_return,episodes,nonfinite,eval_return"
+            "train_step,env_step,wall_s,actor_cnn_grad_norm,critic_cnn_grad_norm,actor_head_grad_norm,critic_head_grad_norm,q_mean,q_abs_max,target_q_mean,actor_loss,critic_loss,episode_return,episodes,nonfinite,eval_return,actor_cnn_clip_frac,critic_cnn_clip_frac"
         );
         for (i, m) in Metric::ALL.iter().enumerate() {
             assert_eq!(m.name(), COLUMNS[i]);
@@ -547,7 +554,7 @@ mod tests {
         assert_eq!(row.get("train_step"), Some(7.0));
         assert_eq!(row.get("actor_loss"), None);
         assert_eq!(row.get("no_such_column"), None);
-        assert_eq!(row.cells().join(","), "7,0,1.235,,,,,,0.1,,,,,0,0,");
+        assert_eq!(row.cells().join(","), "7,0,1.235,,,,,,0.1,,,,,0,0,,,");
     }
 
     #[test]
@@ -581,9 +588,19 @@ mod tests {
     }
 
     #[test]
+    fn files_from_before_the_optional_columns_still_read() {
+        let old = &COLUMNS[..COLUMNS.len() - 3];
+        let text = format!("{}\n5,6,0.5,,,,,,,,,,,0,0\n", old.join(","));
+        let rows = parse_metrics(Path::new("m.csv"), &text).unwrap();
+        assert_eq!((rows[0].train_step, rows[0].eval_return), (5, None));
+        assert_eq!(rows[0].actor_cnn_clip_frac, None);
+        assert_eq!(rows[0].critic_cnn_clip_frac, None);
+    }
+
+    #[test]
     fn corrupt_line_names_file_and_line() {
         let text = format!(
-            "{}\n1,2,0.1,,,,,,,,,,,0,0,\n3,x,0.2,,,,,,,,,,,0,0,\n",
+            "{}\n1,2,0.1,,,,,,,,,,,0,0,,,\n3,x,0.2,,,,,,,,,,,0,0,,,\n",
             COLUMNS.join(",")
         );
         let err = parse_metrics(Path::new("runs/a/metrics.csv"), &text)

@@ -119,6 +119,13 @@ pub struct RunRecord {
     /// Last lines of stderr for crashed runs.
     #[serde(default)]
     pub stderr_tail: Option<String>,
+    /// The largest |Q| the task allows, `r_max * |reward_scale| / (1 - discount)` with the env's
+    /// per-step reward bound `r_max` and the run's own config (see
+    /// [`crate::train::env::q_abs_bound`]): a `q_abs_max` beyond it is soft divergence (van Hasselt
+    /// et al. 2018). `None` when `r_max` is unknown (a Gymnasium env without `env.reward_bound`),
+    /// when the discount is 1, and in records written before it was recorded.
+    #[serde(default)]
+    pub q_bound: Option<f64>,
     /// Free-form extra facts (threads, env, ...).
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
@@ -160,6 +167,7 @@ impl RunRecord {
             reason,
             exit: None,
             stderr_tail: None,
+            q_bound: None,
             extra: BTreeMap::new(),
             provisional: false,
         }

@@ -187,7 +187,7 @@ pub fn grad_norm(vars: &[Tensor]) -> Tensor {
 /// given the pre-clip norm already computed by [`grad_norm`].
 pub fn clip_grads(vars: &[Tensor], total_norm: &Tensor, max_norm: f64) {
     // Same formula as torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped to 1.
-    let coef = (total_norm + 1e-6)
+    let coef = (total_norm + CLIP_EPS)
         .reciprocal()
         .g_mul_scalar(max_norm)
         .clamp_max(1.0);
@@ -197,6 +197,16 @@ pub fn clip_grads(vars: &[Tensor], total_norm: &Tensor, max_norm: f64) {
         .filter(|g| g.defined())
         .collect();
     torch_ext::foreach_mul(&grads.iter().collect::<Vec<_>>(), &coef);
+}
+
+/// The `1e-6` torch's `clip_grad_norm_` adds to the norm before dividing.
+const CLIP_EPS: f64 = 1e-6;
+
+/// Whether [`clip_grads`] scales gradients of pre-clip norm `norm` down (its coefficient
+/// `max_norm / (norm + 1e-6)` is below 1), i.e. the clip engages: `norm > max_norm`, up to that
+/// `1e-6`. False for a NaN norm (no update applies then).
+pub fn clip_engages(norm: f64, max_norm: f64) -> bool {
+    max_norm / (norm + CLIP_EPS) < 1.0
 }
 
 /// L2 norm over all parameters' values (finite iff every parameter is finite, for realistic sizes).
@@ -251,6 +261,25 @@ mod tests {
         clip_grads(&vars, &small, 10.0);
         assert!((grad_norm(&vars).double_value(&[]) - after).abs() < 1e-5);
         let _ = nn::Adam::default().build(&vs, 1e-3).unwrap();
+    }
+
+    #[test]
+    fn the_clip_engages_exactly_when_it_scales_gradients() {
+        assert!(clip_engages(1.5, 1.0));
+        assert!(!clip_engages(0.74, 1.0));
+        assert!(!clip_engages(0.0, 1.0));
+        assert!(!clip_engages(f64::NAN, 1.0));
+        for (norm, max) in [(2.0, 1.0), (0.5, 1.0), (10.01, 10.0)] {
+            // d(norm * g)/dg = norm: a gradient whose norm is `norm`.
+            let g = Tensor::from_slice(&[1.0f32]).set_requires_grad(true);
+            (&g * norm).sum(Kind::Float).backward();
+            let v = [g.shallow_clone()];
+            let scaled = |grad: Tensor| grad.abs().double_value(&[0]);
+            let before = scaled(g.grad());
+            clip_grads(&v, &Tensor::from(before as f32), max);
+            let changed = scaled(g.grad()) < before;
+            assert_eq!(clip_engages(norm, max), changed, "norm {norm} max {max}");
+        }
     }
 
     #[test]

@@ -2,6 +2,16 @@
 //!
 //! Divergence, fail-fast and interruption are outcomes recorded in `run.json`, not errors. Errors are
 //! reserved for things that stop a run from starting or from writing its files.
+//!
+//! # Rows and evaluations
+//! A training row aggregates the updates since the previous row, so its `train_step` is at least
+//! 1. With evaluation on (`evaluation.every > 0`), a fresh run first evaluates its untrained
+//! policy and writes it as the **baseline row**: `train_step` 0, `env_step` 0, `episodes` 0, its
+//! `eval_return` the untrained policy's return and every other measurement empty. It is the only
+//! row with `train_step` 0 and always the file's first; a resumed run keeps the row its first
+//! attempt wrote. Later evaluations run every `evaluation.every` env steps after
+//! `learning_starts`, under the same protocol (the same eval env seeds, the same number of
+//! episodes, the deterministic actor), and their return goes into the next training row.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +25,7 @@ use rand_distr::{Distribution, Normal};
 use tch::{Device, Kind, Tensor};
 
 use super::checkpoint::{self, episode_seed, CheckpointError, HostState, RngState};
-use super::env::{make_env, Env, ObsSpec, Observation};
+use super::env::{make_env, q_abs_bound, Env, ObsSpec, Observation};
 use super::replay::Replay;
 use super::td3::{StepScalars, Td3};
 use crate::config::{AgentConfig, ResolvedLr};
@@ -221,7 +231,18 @@ struct Window {
     tq_sum: f64,
     critic_loss_sum: f64,
     actor_loss_sum: f64,
+    /// Updates in which each CNN's clip engaged; `None` while that clip is off (or has no CNN).
+    critic_cnn_clips: Option<u64>,
+    actor_cnn_clips: Option<u64>,
     nonfinite: u64,
+}
+
+/// Adds one update's "the clip engaged" to a window's count; `None` (clip off) leaves it.
+fn count_clip(count: Option<u64>, engaged: Option<bool>) -> Option<u64> {
+    match engaged {
+        Some(e) => Some(count.unwrap_or(0) + u64::from(e)),
+        None => count,
+    }
 }
 
 fn fmax(a: Option<f64>, b: Option<f64>) -> Option<f64> {
@@ -246,11 +267,13 @@ impl Window {
         self.q_sum += s.q_mean;
         self.tq_sum += s.target_q_mean;
         self.critic_loss_sum += s.critic_loss;
+        self.critic_cnn_clips = count_clip(self.critic_cnn_clips, s.critic_cnn_clipped);
         if let Some(l) = s.actor_loss {
             self.n_actor += 1;
             self.actor_loss_sum += l;
             self.actor_cnn_gn = fmax(self.actor_cnn_gn, s.actor_cnn_gn);
             self.actor_head_gn = fmax(self.actor_head_gn, s.actor_head_gn);
+            self.actor_cnn_clips = count_clip(self.actor_cnn_clips, s.actor_cnn_clipped);
         }
         self.nonfinite += s.nonfinite;
     }
@@ -274,6 +297,11 @@ impl Window {
             episodes: ep.count,
             nonfinite: self.nonfinite,
             eval_return: None,
+            // Fractions of the updates that could clip: the critic's, the actor's delayed ones.
+            critic_cnn_clip_frac: self.critic_cnn_clips.map(|c| c as f64 / n),
+            actor_cnn_clip_frac: self
+                .actor_cnn_clips
+                .map(|c| c as f64 / self.n_actor.max(1) as f64),
         }
     }
 }
@@ -421,8 +449,9 @@ impl Evidence {
 ///
 /// In steps: seed libtorch; build the env, the agent and the replay buffer; write a start-up
 /// `run.json` that says "crashed" until the run says otherwise; start afresh or from
-/// `opts.resume`'s checkpoint; step the env until `training.steps`, training once per step after
-/// the warm-up, unless an outcome (interruption, a failed env, divergence, a certain FAIL) ends the
+/// `opts.resume`'s checkpoint; evaluate the untrained baseline (a fresh run with evaluation on);
+/// step the env until `training.steps`, with `training.gradient_steps` updates per step after the
+/// warm-up, unless an outcome (interruption, a failed env, divergence, a certain FAIL) ends the
 /// run early; then write the last row, the end-of-run checkpoint and the final `run.json`.
 pub fn train(cfg: &AgentConfig, opts: TrainOptions) -> Result<RunRecord, TrainError> {
     let t0 = Instant::now();
@@ -442,7 +471,7 @@ pub fn train(cfg: &AgentConfig, opts: TrainOptions) -> Result<RunRecord, TrainEr
     if opts.verbose {
         print_learning_rates(cfg);
     }
-    let mut record = start_record(cfg, &opts, device, started_at, env.name());
+    let mut record = start_record(cfg, &opts, device, started_at, env.as_ref());
     let run_dir = RunDir::new(&opts.out_dir);
     // Before anything is written: a buffer the machine can't hold is a configuration error.
     let t = &cfg.training;
@@ -481,6 +510,8 @@ pub fn train(cfg: &AgentConfig, opts: TrainOptions) -> Result<RunRecord, TrainEr
             }
         }
     };
+    // A resumed run already has its baseline row, from the attempt that started it.
+    let fresh = opts.resume.is_none();
     let every = t.checkpoint_every;
     let mut run = Run {
         cfg,
@@ -507,7 +538,10 @@ pub fn train(cfg: &AgentConfig, opts: TrainOptions) -> Result<RunRecord, TrainEr
         opts,
         t0,
     };
-    let ending = run.run_loop()?;
+    let ending = match run.evaluate_baseline(fresh)? {
+        Some(why) => run.crashed(why),
+        None => run.run_loop()?,
+    };
     run.finish(ending)
 }
 
@@ -578,7 +612,7 @@ fn start_record(
     opts: &TrainOptions,
     device: Device,
     started_at: String,
-    env_name: &str,
+    env: &dyn Env,
 ) -> RunRecord {
     RunRecord {
         run_id: opts.run_id.clone(),
@@ -602,9 +636,14 @@ fn start_record(
         reason: Some(PLACEHOLDER_REASON.into()),
         exit: None,
         stderr_tail: None,
+        q_bound: q_abs_bound(
+            env.reward_bound(),
+            cfg.env.reward_scale,
+            cfg.training.discount,
+        ),
         extra: BTreeMap::from([
             ("threads".to_string(), tch::get_num_threads().to_string()),
-            ("env".to_string(), env_name.to_string()),
+            ("env".to_string(), env.name().to_string()),
         ]),
         provisional: true,
     }
@@ -744,9 +783,10 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Steps the env until `training.steps`, training once per step after the warm-up, unless an
-    /// outcome ends the run early.
+    /// Steps the env until `training.steps`, with `training.gradient_steps` updates per step after
+    /// the warm-up, unless an outcome ends the run early.
     fn run_loop(&mut self) -> Result<Ending, TrainError> {
+        let updates = self.cfg.training.gradient_steps.max(1);
         while self.p.env_step < self.cfg.training.steps {
             // Only between windows, so a checkpoint never holds half-aggregated metrics.
             if self.p.env_step >= self.next_ckpt && self.win.n == 0 {
@@ -762,8 +802,10 @@ impl Run<'_> {
                 return Ok(self.crashed(why));
             }
             if self.training_due() {
-                if let Some(ending) = self.train_step()? {
-                    return Ok(ending);
+                for i in 1..=updates {
+                    if let Some(ending) = self.train_step(i == updates)? {
+                        return Ok(ending);
+                    }
                 }
             }
         }
@@ -827,12 +869,31 @@ impl Run<'_> {
         }
     }
 
+    /// The untrained baseline: with evaluation on, a fresh run (`fresh`) evaluates its policy
+    /// before its first env step, under the same protocol as every later evaluation, and writes it
+    /// as the baseline row (train step 0, env step 0, see the module docs). Returns why the
+    /// evaluation env failed, if it did.
+    fn evaluate_baseline(&mut self, fresh: bool) -> Result<Option<String>, TrainError> {
+        if !fresh || self.cfg.evaluation.every == 0 {
+            return Ok(None);
+        }
+        match evaluate(&self.agent, self.cfg) {
+            Ok(v) => {
+                self.p.pending_eval = Some(v);
+                self.write_row(0)?;
+                Ok(None)
+            }
+            Err(TrainError::EnvFailed(why)) => Ok(Some(format!("at env step 0: {why}"))),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Evaluates the policy every `evaluation.every` env steps, keeping the return for the next
     /// row. Returns why the evaluation env failed, if it did.
     fn evaluate_if_due(&mut self) -> Result<Option<String>, TrainError> {
         let (cfg, env_step) = (self.cfg, self.p.env_step);
         // No evaluation during the random warm-up: no metrics row could carry it (rows are written
-        // on training steps), and the untrained policy's return says nothing.
+        // on training steps), and the policy is still the untrained one of the baseline row.
         let due = cfg.evaluation.every > 0
             && env_step.is_multiple_of(cfg.evaluation.every)
             && env_step > cfg.training.learning_starts;
@@ -857,9 +918,10 @@ impl Run<'_> {
     }
 
     /// One gradient update and its bookkeeping: the window, the evidence, and a metrics row every
-    /// `log_every` updates, at divergence and at the last env step. Returns the outcome that ends
-    /// the run here, if any: divergence, or a FAIL already certain (with `stop_on_fail`).
-    fn train_step(&mut self) -> Result<Option<Ending>, TrainError> {
+    /// `log_every` updates, at divergence and after the last env step's last update
+    /// (`last_of_env_step`). Returns the outcome that ends the run here, if any: divergence, or a
+    /// FAIL already certain (with `stop_on_fail`).
+    fn train_step(&mut self, last_of_env_step: bool) -> Result<Option<Ending>, TrainError> {
         let cfg = self.cfg;
         let train_step = self.agent.total_it + 1;
         debug_hooks(cfg, train_step);
@@ -880,7 +942,7 @@ impl Run<'_> {
         }
         let at_row = train_step.is_multiple_of(cfg.logging.log_every.max(1))
             || diverged
-            || env_step == cfg.training.steps;
+            || (last_of_env_step && env_step == cfg.training.steps);
         if !at_row {
             return Ok(None);
         }
@@ -1103,6 +1165,177 @@ fn cut_metrics(path: &std::path::Path, st: &HostState) -> Result<Vec<MetricRow>,
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::config::{EnvKind, ObsKind};
+
+    /// A tiny pendulum agent on state observations: trains in well under a second.
+    fn tiny_state() -> AgentConfig {
+        let mut c = AgentConfig {
+            device: "cpu".into(),
+            ..Default::default()
+        };
+        c.env.kind = EnvKind::Pendulum;
+        c.env.obs = ObsKind::State;
+        c.env.max_episode_steps = Some(20);
+        c.networks.actor.hidden = vec![16];
+        c.networks.critic.hidden = vec![16];
+        c.training.batch_size = 8;
+        c.training.steps = 40;
+        c.training.learning_starts = 10;
+        c.evaluation.every = 0;
+        c.evaluation.episodes = 2;
+        c.logging.log_every = 10;
+        c
+    }
+
+    fn run(cfg: &AgentConfig, dir: &std::path::Path, resume: bool) -> (RunRecord, Vec<MetricRow>) {
+        let mut opts = TrainOptions::new(dir.to_path_buf());
+        opts.verbose = false;
+        opts.checkpoint_at_end = true;
+        opts.resume = resume.then(|| checkpoint::dir_of(dir));
+        let rec = train(cfg, opts).unwrap();
+        let rows = crate::results::read_metrics(&RunDir::new(dir).metrics_csv()).unwrap();
+        (rec, rows)
+    }
+
+    #[test]
+    fn gradient_steps_multiply_the_updates_and_rows_stay_per_update() {
+        let d = tempfile::tempdir().unwrap();
+        let mut cfg = tiny_state();
+        cfg.training.gradient_steps = 3;
+        cfg.logging.log_every = 7;
+        let (rec, rows) = run(&cfg, d.path(), false);
+        assert_eq!(rec.outcome, Outcome::Completed);
+        // 30 env steps train (after the 10 of warm-up), 3 updates each.
+        assert_eq!((rec.steps_done, rec.train_steps_done), (40, 90));
+        let steps: Vec<(u64, u64)> = rows.iter().map(|r| (r.train_step, r.env_step)).collect();
+        // A row every 7 updates, and one (not three) after the last env step's last update.
+        let mut want: Vec<(u64, u64)> = (1..=12u64)
+            .map(|k| (7 * k, 10 + (7 * k).div_ceil(3)))
+            .collect();
+        want.push((90, 40));
+        assert_eq!(steps, want);
+        // The actor updates on every policy_delay-th update, not every env step.
+        let first = &rows[0];
+        assert!(first.actor_loss.is_some() && first.critic_loss.is_some());
+    }
+
+    #[test]
+    fn the_baseline_row_comes_first_and_once_across_a_resume() {
+        let a = tempfile::tempdir().unwrap();
+        let mut cfg = tiny_state();
+        cfg.evaluation.every = 10;
+        let (_, rows) = run(&cfg, a.path(), false);
+        let base = &rows[0];
+        assert_eq!((base.train_step, base.env_step, base.episodes), (0, 0, 0));
+        assert!(base.eval_return.is_some_and(f64::is_finite));
+        let empty = MetricRow {
+            eval_return: base.eval_return,
+            wall_s: base.wall_s,
+            ..Default::default()
+        };
+        assert_eq!(base, &empty, "the baseline row measures nothing else");
+        // Evaluations after learning_starts, at env steps 20, 30 and 40, each in the row there.
+        let evals: Vec<u64> = rows[1..]
+            .iter()
+            .filter(|r| r.eval_return.is_some())
+            .map(|r| r.env_step)
+            .collect();
+        assert_eq!(evals, vec![20, 30, 40]);
+        assert!(rows[1..].iter().all(|r| r.train_step > 0));
+        // (Same config and seed, same file: tests/train_cpu.rs checks it in a process of its
+        // own, as libtorch's generator is shared by this binary's test threads.)
+        let no_wall = |r: &[MetricRow]| -> Vec<MetricRow> {
+            r.iter()
+                .map(|x| MetricRow {
+                    wall_s: 0.0,
+                    ..x.clone()
+                })
+                .collect()
+        };
+        // A resumed run continues from the checkpoint without a second baseline.
+        cfg.training.steps = 60;
+        let (rec, resumed) = run(&cfg, a.path(), true);
+        assert_eq!(rec.steps_done, 60);
+        assert_eq!(resumed.iter().filter(|r| r.train_step == 0).count(), 1);
+        assert_eq!(no_wall(&resumed[..rows.len()]), no_wall(&rows));
+        assert_eq!(resumed.last().unwrap().env_step, 60);
+    }
+
+    #[test]
+    fn the_window_counts_clips_over_the_updates_that_could_clip() {
+        let step = |actor: bool, critic_clip: Option<bool>, actor_clip: Option<bool>| StepScalars {
+            actor_loss: actor.then_some(0.0),
+            critic_cnn_clipped: critic_clip,
+            actor_cnn_clipped: actor_clip.filter(|_| actor),
+            ..Default::default()
+        };
+        let mut w = Window::default();
+        // Four critic updates (3 clipped), two of them with an actor update (1 clipped).
+        w.add(&step(false, Some(true), None));
+        w.add(&step(true, Some(true), Some(true)));
+        w.add(&step(false, Some(false), None));
+        w.add(&step(true, Some(true), Some(false)));
+        let r = w.row(4, 4, 0.0, &Episodes::default());
+        assert_eq!(r.critic_cnn_clip_frac, Some(0.75));
+        assert_eq!(r.actor_cnn_clip_frac, Some(0.5));
+        // A clip that is off leaves its column empty.
+        let mut off = Window::default();
+        off.add(&step(true, None, None));
+        let r = off.row(1, 1, 0.0, &Episodes::default());
+        assert_eq!(
+            (r.critic_cnn_clip_frac, r.actor_cnn_clip_frac),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn clip_fractions_follow_the_clip_and_the_cnn() {
+        let d = tempfile::tempdir().unwrap();
+        let mut cfg = tiny_state();
+        cfg.env.kind = EnvKind::LaneKeep;
+        cfg.env.obs = ObsKind::Pixels;
+        cfg.env.image_size = 16;
+        cfg.env.frame_stack = 1;
+        cfg.networks.cnn.channels = vec![4];
+        cfg.networks.cnn.kernels = vec![3];
+        cfg.networks.cnn.strides = vec![2];
+        cfg.networks.cnn.feature_dim = 8;
+        cfg.training.steps = 30;
+        // Below any real norm: the actor's clip engages on every actor update.
+        cfg.training.actor_cnn_grad_clip.max_norm = Some(1e-12);
+        // Above any real norm: the critic's never does.
+        cfg.training.critic_cnn_grad_clip.max_norm = Some(1e12);
+        let (_, rows) = run(&cfg, d.path(), false);
+        assert!(!rows.is_empty());
+        for r in &rows {
+            assert_eq!(r.actor_cnn_clip_frac, Some(1.0), "{r:?}");
+            assert_eq!(r.critic_cnn_clip_frac, Some(0.0), "{r:?}");
+        }
+        // State observations have no CNN to clip: empty, whatever max_norm says.
+        let d = tempfile::tempdir().unwrap();
+        let mut cfg = tiny_state();
+        cfg.training.actor_cnn_grad_clip.max_norm = Some(1e-12);
+        let (_, rows) = run(&cfg, d.path(), false);
+        assert!(rows
+            .iter()
+            .all(|r| r.actor_cnn_clip_frac.is_none() && r.critic_cnn_clip_frac.is_none()));
+    }
+
+    #[test]
+    fn run_json_records_the_q_bound() {
+        let d = tempfile::tempdir().unwrap();
+        let mut cfg = tiny_state();
+        cfg.training.steps = 12;
+        cfg.env.reward_scale = 2.0;
+        cfg.training.discount = 0.9;
+        let (rec, _) = run(&cfg, d.path(), false);
+        let want = super::super::env::pendulum::MAX_COST * 2.0 / (1.0 - 0.9);
+        assert!((rec.q_bound.unwrap() - want).abs() < 1e-9 * want);
+        let on_disk = RunDir::new(d.path()).read_record().unwrap();
+        assert_eq!(on_disk.q_bound, rec.q_bound);
+    }
+
     #[test]
     fn the_commit_is_the_source_folders_head_marked_dirty_or_not() {
         let head = std::process::Command::new("git")

@@ -8,7 +8,9 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use super::adam::Adam;
-use super::nets::{clip_grads, grad_norm, grad_norms, param_norm, Encoder, EncoderShape, Mlp};
+use super::nets::{
+    clip_engages, clip_grads, grad_norm, grad_norms, param_norm, Encoder, EncoderShape, Mlp,
+};
 use super::replay::Batch;
 use crate::config::{ActorEncoder, AgentConfig};
 use crate::torch_ext;
@@ -148,6 +150,9 @@ pub struct UpdateStats {
     layers: Tensor,
     /// Whether the delayed actor update ran on this step.
     pub actor_updated: bool,
+    /// `training.actor_cnn_grad_clip.max_norm` and `training.critic_cnn_grad_clip.max_norm`,
+    /// each `None` where that CNN does not exist (it has nothing to clip).
+    clips: (Option<f64>, Option<f64>),
 }
 
 /// Host copy of one update's scalars. `None` where not measured on this step.
@@ -162,6 +167,11 @@ pub struct StepScalars {
     pub actor_cnn_gn: Option<f64>,
     pub actor_head_gn: Option<f64>,
     pub actor_loss: Option<f64>,
+    /// Whether the critic CNN's clip engaged (its pre-clip norm above `max_norm`); `None` when
+    /// that clip is off or there is no critic CNN.
+    pub critic_cnn_clipped: Option<bool>,
+    /// The same for the actor CNN, on actor updates only.
+    pub actor_cnn_clipped: Option<bool>,
     /// Count of non-finite values among losses, gradient norms and the parameter norm.
     pub nonfinite: u64,
     /// Per-variable gradient norms before clipping, in [`Td3::layer_names`] order.
@@ -345,14 +355,7 @@ impl Td3 {
             // No actor step, no parameter norm: zeros in their places.
             vals.extend([self.zero(), self.zero(), self.zero(), self.zero()]);
             let layers = Tensor::cat(&[self.actor_zeros(), critic.grads.layers], 0);
-            return (
-                UpdateStats {
-                    values: Tensor::stack(&vals, 0),
-                    layers,
-                    actor_updated: false,
-                },
-                false,
-            );
+            return (self.stats(&vals, layers, false), false);
         }
         apply(
             self.cfg.training.critic_cnn_grad_clip.max_norm,
@@ -387,14 +390,26 @@ impl Td3 {
             (self.actor_zeros(), true)
         };
         vals.push(self.params_norm());
-        (
-            UpdateStats {
-                values: Tensor::stack(&vals, 0),
-                layers: Tensor::cat(&[actor_layers, critic.grads.layers], 0),
-                actor_updated,
-            },
-            actor_ok,
-        )
+        let layers = Tensor::cat(&[actor_layers, critic.grads.layers], 0);
+        (self.stats(&vals, layers, actor_updated), actor_ok)
+    }
+
+    /// One update's [`UpdateStats`] from its scalars (in the order [`UpdateStats::values`] lists).
+    fn stats(&self, vals: &[Tensor], layers: Tensor, actor_updated: bool) -> UpdateStats {
+        let t = &self.cfg.training;
+        UpdateStats {
+            values: Tensor::stack(vals, 0),
+            layers,
+            actor_updated,
+            clips: (
+                t.actor_cnn_grad_clip
+                    .max_norm
+                    .filter(|_| self.stores.actor_cnn.is_some()),
+                t.critic_cnn_grad_clip
+                    .max_norm
+                    .filter(|_| self.stores.critic_cnn.is_some()),
+            ),
+        }
     }
 
     /// The TD3 regression target (Fujimoto et al., 2018, with target policy smoothing), without
@@ -579,16 +594,21 @@ impl UpdateStats {
         let (v, layers) = all.split_at(n);
         let g = |i: usize| v.get(i).copied().unwrap_or(f64::NAN);
         let nonfinite = v.iter().filter(|x| !x.is_finite()).count() as u64;
+        let critic_cnn_gn = pixels.then(|| g(0));
+        let actor_cnn_gn = (self.actor_updated && pixels).then(|| g(6));
+        let engaged = |gn: Option<f64>, max: Option<f64>| Some(clip_engages(gn?, max?));
         StepScalars {
-            critic_cnn_gn: pixels.then(|| g(0)),
+            critic_cnn_gn,
             critic_head_gn: g(1),
             q_mean: g(2),
             q_abs_max: g(3),
             target_q_mean: g(4),
             critic_loss: g(5),
-            actor_cnn_gn: (self.actor_updated && pixels).then(|| g(6)),
+            actor_cnn_gn,
             actor_head_gn: self.actor_updated.then(|| g(7)),
             actor_loss: self.actor_updated.then(|| g(8)),
+            critic_cnn_clipped: engaged(critic_cnn_gn, self.clips.1),
+            actor_cnn_clipped: engaged(actor_cnn_gn, self.clips.0),
             nonfinite,
             layers: layers.to_vec(),
         }

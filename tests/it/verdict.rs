@@ -29,6 +29,7 @@ fn record(outcome: Outcome, done: u64, planned: u64) -> RunRecord {
         reason: None,
         exit: None,
         stderr_tail: None,
+        q_bound: None,
         extra: Default::default(),
         provisional: false,
     }

@@ -110,6 +110,8 @@ pub struct GymEnv {
     high: Vec<f64>,
     decode: Decode,
     reward_scale: f64,
+    /// `env.reward_bound`: what the user declares, as Gymnasium envs declare none.
+    reward_bound: Option<f64>,
     failure: Option<String>,
 }
 
@@ -256,6 +258,7 @@ impl GymEnv {
             high: Vec::new(),
             decode: Decode::State { dim: 0 },
             reward_scale: cfg.reward_scale,
+            reward_bound: cfg.reward_bound,
             failure: None,
         };
         let hello = match read_msg(&mut env.rx) {
@@ -481,6 +484,10 @@ impl Env for GymEnv {
 
     fn name(&self) -> &'static str {
         "gymnasium"
+    }
+
+    fn reward_bound(&self) -> Option<f64> {
+        self.reward_bound
     }
 
     fn failure(&self) -> Option<&str> {

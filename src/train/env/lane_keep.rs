@@ -100,6 +100,40 @@ pub const CAR: u8 = 255;
 /// `V_MAX * DT` = 2 m = 4 samples per step.
 const SEARCH_BACK: usize = 4;
 const SEARCH_AHEAD: usize = 8;
+
+/// The largest change of the centreline position `s` one step can book (m). The new projection's
+/// nearest point lies within the search window around the previous one, and a projection lies on a
+/// segment next to its nearest point, so `s` moves at most `SEARCH_AHEAD + 2` samples forward and
+/// `SEARCH_BACK + 2` back, whatever the geometry. (The car itself covers at most `V_MAX * DT` = 2 m,
+/// about 2.14 m of centreline on the inside of the tightest bend at the lane's edge.)
+const MAX_PROGRESS: f64 = (if SEARCH_AHEAD > SEARCH_BACK {
+    SEARCH_AHEAD
+} else {
+    SEARCH_BACK
+} + 2) as f64
+    * ROAD_DS;
+
+/// The largest |reward| of one step, before `reward_scale`: 10, the off-road penalty. A step on
+/// the road earns at most `MAX_PROGRESS` (5 m) of progress, or loses that much plus at most
+/// `LATERAL_PENALTY * LANE_HALF_WIDTH²` (0.4: the offset is within the lane, or the step is the
+/// off-road one) plus at most `SPEED_PENALTY` (2: the speed stays in `[0, V_MAX]` and
+/// `V_MAX = 2 * TARGET_SPEED`, so the relative speed error is within ±1), 7.4 in all.
+pub const REWARD_BOUND: f64 = {
+    let speed_err = (V_MAX - TARGET_SPEED) / TARGET_SPEED;
+    let speed = SPEED_PENALTY
+        * if speed_err * speed_err > 1.0 {
+            speed_err * speed_err
+        } else {
+            1.0
+        };
+    let on_road = MAX_PROGRESS + LATERAL_PENALTY * LANE_HALF_WIDTH * LANE_HALF_WIDTH + speed;
+    let off_road = -OFFROAD_PENALTY;
+    if on_road > off_road {
+        on_road
+    } else {
+        off_road
+    }
+};
 /// Centreline samples drawn on each side of the car's index. Everything in view lies within
 /// ~20.6 m of the car (the far corners) plus the road half-width; with curvature radius >= 30 m
 /// that is under 26 m of arc, so 28 m is enough.
@@ -535,6 +569,10 @@ impl Env for LaneKeep {
 
     fn name(&self) -> &'static str {
         "lane-keep"
+    }
+
+    fn reward_bound(&self) -> Option<f64> {
+        Some(REWARD_BOUND)
     }
 }
 

@@ -117,6 +117,9 @@ pub trait Env: Send {
     fn step(&mut self, action: &[f32]) -> Step;
     /// Short name for logs ("lane-keep", "pendulum").
     fn name(&self) -> &'static str;
+    /// The largest |reward| of one step before `reward_scale`, `r_max`; `None` when unknown. The
+    /// built-in envs derive theirs from their reward; a Gymnasium env takes `env.reward_bound`.
+    fn reward_bound(&self) -> Option<f64>;
     /// Why the env can no longer be stepped (a bridged env whose process died or whose env
     /// raised), with the Python traceback; `None` while it works. The built-in envs never fail.
     fn failure(&self) -> Option<&str> {
@@ -178,6 +181,15 @@ pub(crate) fn unit_action(a: f32) -> f64 {
     } else {
         f64::from(a.clamp(-1.0, 1.0))
     }
+}
+
+/// The largest |Q| any policy can have (van Hasselt et al. 2018, "Deep RL and the deadly
+/// triad"): `r_max * |reward_scale| / (1 - discount)`, the discounted sum of the largest reward
+/// forever. `None` when `r_max` is unknown, or when `discount` is 1: TD3 bootstraps through time
+/// limits, so no episode length bounds its targets and an undiscounted Q has no bound.
+pub fn q_abs_bound(reward_bound: Option<f64>, reward_scale: f64, discount: f64) -> Option<f64> {
+    let r_max = reward_bound?;
+    (discount < 1.0).then(|| r_max * reward_scale.abs() / (1.0 - discount))
 }
 
 /// Builds the env `cfg` describes. It starts seeded with 0; call [`Env::reset`] with the run's
@@ -395,6 +407,62 @@ mod tests {
                     (a * 1000.0 - b).abs() <= 1e-9 * b.abs().max(1.0),
                     "{kind:?}: {a} {b}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn rewards_stay_within_the_declared_bound() {
+        let lane = make_env(&cfg(EnvKind::LaneKeep, ObsKind::State)).unwrap();
+        assert_eq!(lane.reward_bound(), Some(10.0));
+        let pend = make_env(&cfg(EnvKind::Pendulum, ObsKind::State)).unwrap();
+        let want = std::f64::consts::PI.powi(2) + 0.1 * 64.0 + 0.001 * 4.0;
+        assert!((pend.reward_bound().unwrap() - want).abs() < 1e-12);
+        assert!((want - 16.2736).abs() < 1e-4);
+        // Random driving, and the extremes (full throttle or brake, full steer), both scaled.
+        let mut act_rng = ChaCha8Rng::seed_from_u64(99);
+        for kind in [EnvKind::Pendulum, EnvKind::LaneKeep] {
+            for scale in [1.0, 3.0] {
+                let mut c = cfg(kind, ObsKind::State);
+                c.reward_scale = scale;
+                let mut env = make_env(&c).unwrap();
+                let bound = env.reward_bound().unwrap() * scale;
+                let mut worst = 0.0f64;
+                for (ep, fixed) in [None, Some(1.0f32), Some(-1.0)].into_iter().enumerate() {
+                    env.reset(Some(ep as u64));
+                    for _ in 0..3000 {
+                        let a: Vec<f32> = (0..env.action_dim())
+                            .map(|_| fixed.unwrap_or_else(|| act_rng.gen_range(-1.0..=1.0)))
+                            .collect();
+                        let s = env.step(&a);
+                        worst = worst.max(s.reward.abs());
+                        if s.terminated || s.truncated {
+                            env.reset(None);
+                        }
+                    }
+                }
+                assert!(worst <= bound, "{kind:?} x{scale}: |r| {worst} > {bound}");
+                // The bound is not loose by orders of magnitude: some step comes near it.
+                assert!(worst > 0.5 * bound, "{kind:?} x{scale}: |r| only {worst}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_q_bound_is_the_discounted_sum_of_the_largest_reward() {
+        let cases = [
+            (Some(10.0), 1.0, 0.99, Some(1000.0)),
+            (Some(10.0), 1000.0, 0.99, Some(1_000_000.0)),
+            (Some(16.0), 1.0, 0.5, Some(32.0)),
+            (None, 1.0, 0.99, None),
+            // Undiscounted: TD3 bootstraps through time limits, so nothing bounds Q.
+            (Some(10.0), 1.0, 1.0, None),
+        ];
+        for (r, scale, gamma, want) in cases {
+            let got = q_abs_bound(r, scale, gamma);
+            match (got, want) {
+                (Some(g), Some(w)) => assert!((g - w).abs() <= 1e-9 * w, "{r:?} {scale} {gamma}"),
+                _ => assert_eq!(got, want, "{r:?} {scale} {gamma}"),
             }
         }
     }

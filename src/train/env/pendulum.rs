@@ -186,6 +186,12 @@ impl Env for Pendulum {
     fn name(&self) -> &'static str {
         "pendulum"
     }
+
+    /// `MAX_COST`: the angle is normalised to `[-pi, pi]`, the velocity the cost reads is clipped
+    /// to `±MAX_SPEED` (or drawn in `[-1, 1]` at reset) and the torque to `±MAX_TORQUE`.
+    fn reward_bound(&self) -> Option<f64> {
+        Some(MAX_COST)
+    }
 }
 
 #[cfg(test)]
