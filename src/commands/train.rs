@@ -198,7 +198,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
     }
     if let Some(c) = criteria {
         opts.stop_on_fail = args.stop_on_fail.unwrap_or(c.stop_on_fail);
-        opts.fail_fast = Some(Box::new(move |rows| crate::verdict::certain_fail(&c, rows)));
+        opts.fail_fast = Some(Box::new(move |rows, q_bound| {
+            crate::verdict::certain_fail(&c, rows, q_bound)
+        }));
     }
     opts.checkpoint_at_end = args.checkpoint_at_end;
     if cfg.training.steps <= cfg.training.learning_starts {

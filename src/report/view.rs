@@ -393,7 +393,12 @@ fn threshold_parts(r: &crate::verdict::Rule) -> Vec<String> {
         ("FAIL <", r.fail_below),
     ]
     .into_iter()
-    .filter_map(|(label, t)| t.map(|t| format!("{label} {}", fmt_num(t))))
+    .filter_map(|(label, t)| {
+        t.map(|t| match r.relative_to_q_bound {
+            true => format!("{label} {} × the run's |Q| bound r_max/(1−γ)", fmt_num(t)),
+            false => format!("{label} {}", fmt_num(t)),
+        })
+    })
     .collect()
 }
 
@@ -686,6 +691,7 @@ fn seed_rule_views(criteria: &Criteria, groups: &[GroupResult]) -> Vec<SeedRuleV
 fn finding_verdict(r: &RunResult, f: &crate::verdict::Finding) -> String {
     match r.unfinished {
         Some(u) if f.rule == "completed" => u.as_str().to_string(),
+        _ if !f.applicable => "not applicable".to_string(),
         // A rule with nothing to judge in this run did not pass it: it said nothing.
         _ if f.kind == crate::verdict::FindingKind::Threshold
             && f.value.is_none()
@@ -759,10 +765,11 @@ fn criterion_views(criteria: &Criteria, runs: &[RunResult]) -> Vec<CriterionView
 fn criterion_view(criteria: &Criteria, runs: &[RunResult], name: &str) -> CriterionView {
     let (rule, description) = rule_text(criteria, name);
     // The rule's thresholds, so a worst value just short of one prints as itself.
+    // (Thresholds relative to each run's |Q| bound are not values of the metric.)
     let limits: Vec<f64> = criteria
         .rules
         .iter()
-        .filter(|r| r.name == name)
+        .filter(|r| r.name == name && !r.relative_to_q_bound)
         .flat_map(|r| crate::verdict::thresholds(r).into_iter().map(|t| t.2))
         .collect();
     let mut rows: Vec<FindingView> = runs
@@ -788,7 +795,7 @@ fn criterion_view(criteria: &Criteria, runs: &[RunResult], name: &str) -> Criter
     let mut passing_left_out = 0;
     if runs.len() > FULL_TABLES_UP_TO {
         let before = rows.len();
-        rows.retain(|r| r.verdict != "PASS" && r.verdict != NOT_MEASURED);
+        rows.retain(|r| !matches!(r.verdict.as_str(), "PASS" | NOT_MEASURED | "not applicable"));
         passing_left_out = before - rows.len();
     }
     let unmeasured = !runs.is_empty()
@@ -921,10 +928,11 @@ pub fn plot_metric(
     // Only rules that judge the plotted values themselves have lines on this scale: a growth
     // factor or a slope threshold is not a value of the metric.
     for r in criteria.rules_for(metric).filter(|r| {
-        matches!(
-            r.aggregate,
-            Aggregate::Max | Aggregate::Min | Aggregate::Last | Aggregate::Mean
-        )
+        !r.relative_to_q_bound
+            && matches!(
+                r.aggregate,
+                Aggregate::Max | Aggregate::Min | Aggregate::Last | Aggregate::Mean
+            )
     }) {
         let lines = [
             (

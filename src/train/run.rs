@@ -4,8 +4,8 @@
 //! reserved for things that stop a run from starting or from writing its files.
 //!
 //! # Rows and evaluations
-//! A training row aggregates the updates since the previous row, so its `train_step` is at least
-//! 1. With evaluation on (`evaluation.every > 0`), a fresh run first evaluates its untrained
+//! A training row aggregates the updates since the previous row, so its `train_step` is 1 or
+//! more. With evaluation on (`evaluation.every > 0`), a fresh run first evaluates its untrained
 //! policy and writes it as the **baseline row**: `train_step` 0, `env_step` 0, `episodes` 0, its
 //! `eval_return` the untrained policy's return and every other measurement empty. It is the only
 //! row with `train_step` 0 and always the file's first; a resumed run keeps the row its first
@@ -74,8 +74,9 @@ impl From<tch::TchError> for TrainError {
 /// Called at each metrics row with the rows not checked yet (the new one); returns a reason when a
 /// FAIL is already certain. Certainty is per row (see [`crate::verdict::certain_fail`]), so checking
 /// each row once, as it is written, is the same as checking all rows each time, without the cost
-/// growing with the run's length.
-pub type FailFast = Box<dyn Fn(&[MetricRow]) -> Option<String>>;
+/// growing with the run's length. The second argument is the run's |Q| bound (run.json's
+/// `q_bound`), for rules whose thresholds are fractions of it.
+pub type FailFast = Box<dyn Fn(&[MetricRow], Option<f64>) -> Option<String>>;
 
 /// Called with each metrics row as it is written.
 pub type OnRow = Box<dyn FnMut(&MetricRow)>;
@@ -964,7 +965,7 @@ impl Run<'_> {
         if self.evidence.written {
             return Ok(None);
         }
-        let Some(why) = ff(&self.p.rows[self.p.rows.len() - 1..]) else {
+        let Some(why) = ff(&self.p.rows[self.p.rows.len() - 1..], self.record.q_bound) else {
             return Ok(None);
         };
         self.evidence

@@ -228,6 +228,9 @@ pub struct Finding {
     pub evidence: String,
     /// The training step the problem starts at, when there is one.
     pub step: Option<u64>,
+    /// False when the rule cannot apply to this run (a `relative_to: q_bound` rule on a run
+    /// whose bound is unknown): it reads "not applicable", never PASS.
+    pub applicable: bool,
 }
 
 impl Finding {
@@ -251,6 +254,7 @@ impl Finding {
             note: None,
             evidence,
             step,
+            applicable: true,
         }
     }
 }
@@ -300,7 +304,13 @@ pub fn classify_run(criteria: &Criteria, record: &RunRecord, rows: &[MetricRow])
         outcome_finding(record, rows),
         nonfinite_finding(record, rows),
     ];
-    findings.extend(criteria.rules.iter().map(|r| rule_finding(r, rows)));
+    findings.extend(criteria.rules.iter().map(|r| {
+        if r.relative_to_q_bound {
+            bounded_finding(r, rows, record.q_bound)
+        } else {
+            rule_finding(r, rows)
+        }
+    }));
     if let Some(s) = &criteria.spike {
         findings.push(spike_finding(s, rows));
     }
@@ -502,6 +512,7 @@ fn threshold_finding(rule: &Rule, growth: Option<Growth>) -> Finding {
         note: None,
         evidence: String::new(),
         step: None,
+        applicable: true,
     }
 }
 
@@ -687,6 +698,33 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
     f
 }
 
+/// A `relative_to: q_bound` rule on one run: its thresholds, fractions of the run's |Q| bound,
+/// made absolute with that bound (soft divergence: van Hasselt et al. 2018, "Deep RL and the
+/// deadly triad"); "not applicable" without a bound.
+fn bounded_finding(rule: &Rule, rows: &[MetricRow], bound: Option<f64>) -> Finding {
+    let Some(b) = bound.filter(|b| b.is_finite() && *b > 0.0) else {
+        let mut f = threshold_finding(rule, None);
+        f.applicable = false;
+        f.evidence = "not applicable: the run's |Q| bound is unknown (a Gymnasium env without `env.reward_bound`, or a discount of 1)".into();
+        return f;
+    };
+    let scale = |t: Option<f64>| t.map(|x| x * b);
+    let absolute = Rule {
+        investigate_above: scale(rule.investigate_above),
+        fail_above: scale(rule.fail_above),
+        investigate_below: scale(rule.investigate_below),
+        fail_below: scale(rule.fail_below),
+        ..rule.clone()
+    };
+    let mut f = rule_finding(&absolute, rows);
+    f.evidence = format!(
+        "|Q| bound r_max/(1−γ) = {} for this run; {}",
+        fmt_num(b),
+        f.evidence
+    );
+    f
+}
+
 /// A `window_growth` rule's value and its step (the factor of the fastest sustained window and
 /// where it ends; 1 when no window grew that way; `None` when no window had enough rows), with
 /// the windows' evidence.
@@ -869,7 +907,11 @@ fn spike_finding(spike: &SpikeRule, rows: &[MetricRow]) -> Finding {
 /// a `fail_above` threshold crossed on a `max` rule (a `fail_below` on a `min` rule), because later
 /// rows can only make those aggregates worse. Rows outside a rule's window are ignored. The earliest
 /// such row wins.
-pub fn certain_fail(criteria: &Criteria, rows_so_far: &[MetricRow]) -> Option<String> {
+pub fn certain_fail(
+    criteria: &Criteria,
+    rows_so_far: &[MetricRow],
+    q_bound: Option<f64>,
+) -> Option<String> {
     for row in rows_so_far {
         if let Some(what) = row_nonfinite(row) {
             return Some(format!(
@@ -885,7 +927,21 @@ pub fn certain_fail(criteria: &Criteria, rows_so_far: &[MetricRow]) -> Option<St
             let Some(v) = row.get(&rule.metric) else {
                 continue;
             };
-            let hit = match (rule.aggregate, rule.fail_above, rule.fail_below) {
+            // A rule relative to the |Q| bound fails beyond its fraction of the run's bound, and
+            // cannot fail a run whose bound is unknown.
+            let scale = if rule.relative_to_q_bound {
+                match q_bound {
+                    Some(b) => b,
+                    None => continue,
+                }
+            } else {
+                1.0
+            };
+            let (fail_above, fail_below) = (
+                rule.fail_above.map(|t| t * scale),
+                rule.fail_below.map(|t| t * scale),
+            );
+            let hit = match (rule.aggregate, fail_above, fail_below) {
                 (Aggregate::Max, Some(t), _) if v > t => Some((">", t)),
                 (Aggregate::Min, _, Some(t)) if v < t => Some(("<", t)),
                 _ => None,

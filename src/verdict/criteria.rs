@@ -127,6 +127,10 @@ pub struct Rule {
     pub to_step: Option<u64>,
     /// `window_growth` only: the longest span of training steps a growth window covers.
     pub window: Option<u64>,
+    /// `relative_to: q_bound`: the thresholds are fractions of each run's |Q| bound,
+    /// `r_max/(1−γ)` from its own environment and config (run.json's `q_bound`); a run without
+    /// a known bound reads "not applicable".
+    pub relative_to_q_bound: bool,
     pub description: Option<String>,
 }
 
@@ -145,6 +149,7 @@ impl Rule {
             from_step: None,
             to_step: None,
             window: None,
+            relative_to_q_bound: false,
             description: None,
         }
     }
@@ -331,7 +336,7 @@ pub fn load_criteria(path: &Path) -> Result<Criteria, Diagnostics> {
 }
 
 const TOP_KEYS: [&str; 4] = ["stop_on_fail", "seeds", "spike", "rules"];
-const RULE_KEYS: [&str; 12] = [
+const RULE_KEYS: [&str; 13] = [
     "name",
     "metric",
     "aggregate",
@@ -343,6 +348,7 @@ const RULE_KEYS: [&str; 12] = [
     "from_step",
     "to_step",
     "window",
+    "relative_to",
     "description",
 ];
 const SPIKE_KEYS: [&str; 4] = ["metric", "factor", "window", "verdict"];
@@ -803,6 +809,19 @@ impl Parser<'_> {
                 }
             }
         });
+        let relative_to_q_bound = match node.get("relative_to") {
+            None => false,
+            Some(n) if n.as_str() == Some("q_bound") => true,
+            Some(n) => {
+                self.err(
+                    n.mark,
+                    &format!("{path}.relative_to"),
+                    format!("unknown bound `{}`", n.value),
+                    Some("write `relative_to: q_bound` (thresholds as fractions of the run's |Q| bound r_max/(1-γ))".into()),
+                );
+                false
+            }
+        };
         let text = |p: &mut Self, k: &str| match node.get(k) {
             None => None,
             Some(n) => match n.as_str() {
@@ -849,6 +868,7 @@ impl Parser<'_> {
             from_step,
             to_step,
             window,
+            relative_to_q_bound,
             description,
         })
     }

@@ -118,6 +118,7 @@ fn unreadable(rule: &str, evidence: String) -> Finding {
         note: None,
         evidence,
         step: None,
+        applicable: true,
     }
 }
 

@@ -212,7 +212,7 @@ fn step_window_limits_a_rule() {
     assert_eq!(v.verdict, Verdict::Pass, "{}", v.evidence());
     let v = classify_run(&c, &done, &rows(&[900.0, 900.0, 90_000.0]));
     assert_eq!(v.verdict, Verdict::Fail);
-    assert_eq!(certain_fail(&c, &rows(&[90_000.0, 900.0])), None);
+    assert_eq!(certain_fail(&c, &rows(&[90_000.0, 900.0]), None), None);
 }
 
 #[test]
@@ -308,23 +308,23 @@ fn noise_and_flat_are_not_exponential() {
 fn certain_fail_table() {
     let c = Criteria::default_set();
     assert_eq!(
-        certain_fail(&c, &rows(&[900.0, 20_000.0])),
+        certain_fail(&c, &rows(&[900.0, 20_000.0]), None),
         None,
         "INVESTIGATE is not a certain FAIL"
     );
-    let reason = certain_fail(&c, &seed_rows()).unwrap();
+    let reason = certain_fail(&c, &seed_rows(), None).unwrap();
     assert_eq!(
         reason,
         "actor_cnn_grad_norm = 201,000 > 50,000 (FAIL) at training step 300"
     );
     let mut nan = rows(&[900.0, 900.0]);
     nan[1].critic_loss = Some(f64::INFINITY);
-    let reason = certain_fail(&c, &nan).unwrap();
+    let reason = certain_fail(&c, &nan, None).unwrap();
     assert!(
         reason.starts_with("non-finite value at training step 200"),
         "{reason}"
     );
-    assert_eq!(certain_fail(&c, &[]), None);
+    assert_eq!(certain_fail(&c, &[], None), None);
 }
 
 /// Rows whose last `eval_return` is `last`.
