@@ -6,6 +6,9 @@
 //! registered font file, which CI machines may not have; by placing labels ourselves the plots need
 //! no font file at all and are identical on every machine.
 
+use plotters::coord::ranged1d::{AsRangedCoord, Ranged};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -130,196 +133,40 @@ pub fn render_svg_marked(
     thresholds: &[Threshold],
     markers: &[Marker],
 ) -> Result<Option<String>, String> {
-    let peak = |s: &Series| {
-        s.points
-            .iter()
-            .map(|p| p.1)
-            .filter(|v| v.is_finite())
-            .fold(f64::NEG_INFINITY, f64::max)
-    };
-    let left_out = series.len().saturating_sub(MAX_SERIES);
-    let series: Vec<&Series> = if left_out > 0 {
-        let mut order: Vec<usize> = (0..series.len()).collect();
-        order.sort_by(|a, b| peak(&series[*b]).total_cmp(&peak(&series[*a])));
-        let mut keep: Vec<usize> = order[..MAX_SERIES].to_vec();
-        keep.sort_unstable();
-        keep.into_iter().map(|i| &series[i]).collect()
-    } else {
-        series.iter().collect()
-    };
-    let pts = || {
-        series
-            .iter()
-            .flat_map(|s| s.points.iter())
-            .filter(|p| p.1.is_finite() && p.1 > 0.0)
-    };
-    if pts().next().is_none() {
+    let (series, left_out) = highest_peaks(series);
+    let Some((x, (d_lo, d_hi))) = log_extent(&series, thresholds) else {
         return Ok(None);
-    }
-    let x_max = pts().map(|p| p.0).fold(0.0, f64::max).max(1.0);
-    let x_min = pts().map(|p| p.0).fold(f64::INFINITY, f64::min).min(0.0);
-    let ys = pts()
-        .map(|p| p.1)
-        .chain(thresholds.iter().map(|t| t.value).filter(|v| *v > 0.0));
-    let (lo, hi) = ys.fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
-    let (d_lo, d_hi) = (
-        lo.log10().floor() as i32,
-        (hi.log10().ceil() as i32).max(lo.log10().floor() as i32 + 1),
-    );
-    let (y_min, y_max) = (10f64.powi(d_lo), 10f64.powi(d_hi));
-    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
-
+    };
+    let y = (10f64.powi(d_lo), 10f64.powi(d_hi));
     let mut buf = String::new();
     {
-        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin_top(36)
-            .margin_right(LEGEND_W)
-            .margin_left(10)
-            .x_label_area_size(44)
-            .y_label_area_size(90)
-            .build_cartesian_2d(x_min..x_max, (y_min..y_max).log_scale())
-            .map_err(err)?;
-        let grid = RGBColor(225, 225, 225);
-        let small = text_style(12.0, HPos::Right, VPos::Center);
+        let root = blank_canvas(&mut buf)?;
+        let mut plot = Plot::new(&root, x, y, (y.0..y.1).log_scale())?;
         for d in d_lo..=d_hi {
-            let y = 10f64.powi(d);
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(x_min, y), (x_max, y)],
-                    grid,
-                )))
-                .map_err(err)?;
-            let (px, py) = chart.backend_coord(&(x_min, y));
-            root.draw(&Text::new(fmt_num(y), (px - 6, py), small.clone()))
-                .map_err(err)?;
+            plot.y_tick(10f64.powi(d))?;
         }
-        let step = nice_step(x_max - x_min);
-        let below = text_style(12.0, HPos::Center, VPos::Top);
-        let mut x = (x_min / step).ceil() * step;
-        while x <= x_max + 1e-9 {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(x, y_min), (x, y_max)],
-                    grid,
-                )))
-                .map_err(err)?;
-            let (px, py) = chart.backend_coord(&(x, y_min));
-            root.draw(&Text::new(fmt_num(x), (px, py + 6), below.clone()))
-                .map_err(err)?;
-            x += step;
+        for x in ticks(x, nice_step(x.1 - x.0)) {
+            plot.x_grid(x)?;
+            plot.x_label(x)?;
         }
-        let (ax0, ay0) = chart.backend_coord(&(x_min, y_min));
-        let (ax1, ay1) = chart.backend_coord(&(x_max, y_max));
-        root.draw(&PathElement::new(
-            vec![(ax0, ay1), (ax0, ay0), (ax1, ay0)],
-            BLACK,
-        ))
-        .map_err(err)?;
-        root.draw(&Text::new(
-            "training step",
-            ((ax0 + ax1) / 2, ay0 + 26),
-            below.clone(),
-        ))
-        .map_err(err)?;
-        root.draw(&Text::new(
-            title.to_string(),
-            (10, 10),
-            text_style(16.0, HPos::Left, VPos::Top),
-        ))
-        .map_err(err)?;
-
-        let top = text_style(11.0, HPos::Center, VPos::Bottom);
-        for m in markers.iter().filter(|m| m.x >= x_min && m.x <= x_max) {
-            let style = ShapeStyle::from(&RGBColor(90, 90, 90)).stroke_width(1);
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(m.x, y_min), (m.x, y_max)],
-                    style,
-                )))
-                .map_err(err)?;
-            let (px, py) = chart.backend_coord(&(m.x, y_max));
-            root.draw(&Text::new(m.label.clone(), (px, py - 2), top.clone()))
-                .map_err(err)?;
+        plot.frame("training step", title)?;
+        for m in markers.iter().filter(|m| m.x >= x.0 && m.x <= x.1) {
+            plot.marker(m)?;
         }
-        let legend = text_style(12.0, HPos::Left, VPos::Center);
-        let lx = (W as i32) - LEGEND_W + 16;
-        let mut ly = LEGEND_TOP;
-        // Legend rows that fit below the top; a sweep with more variants names the first ones
-        // and says how many more there are (the Overview table lists them all).
-        let rows_fit = ((H as i32 - LEGEND_ROW - LEGEND_TOP) / LEGEND_ROW).max(1) as usize;
+        let mut legend = Legend::new();
         for t in thresholds
             .iter()
-            .filter(|t| t.value >= y_min && t.value <= y_max)
+            .filter(|t| t.value >= y.0 && t.value <= y.1)
         {
             let style = ShapeStyle::from(&t.color).stroke_width(2);
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(x_min, t.value), (x_max, t.value)],
-                    style,
-                )))
-                .map_err(err)?;
-            root.draw(&PathElement::new(vec![(lx, ly), (lx + 24, ly)], style))
-                .map_err(err)?;
-            root.draw(&Text::new(t.label.clone(), (lx + 30, ly), legend.clone()))
-                .map_err(err)?;
-            ly += LEGEND_ROW;
+            plot.h_line(t.value, style)?;
+            legend.row(&root, style, None, &t.label)?;
         }
-        let thresholds_shown = ((ly - LEGEND_TOP) / LEGEND_ROW) as usize;
-        let series_rows = rows_fit.saturating_sub(thresholds_shown);
-        let named = if series.len() <= series_rows && left_out == 0 {
-            series.len()
-        } else {
-            series.len().min(series_rows.saturating_sub(1))
-        };
+        let named = legend.series_named(series.len(), left_out);
         for (i, s) in series.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let style = ShapeStyle::from(&color).stroke_width(2);
-            let line: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .copied()
-                .filter(|p| p.1.is_finite() && p.1 > 0.0)
-                .collect();
-            let line = thin(&line);
-            // Past the palette's 8 colours, lines are dashed, then thin, so no two look alike up
-            // to 24 series. (Dots would be many small elements along a noisy line.)
-            let cycle = (i / PALETTE.len()) % 3;
-            let dash = (cycle == 1).then_some((10, 6));
-            let style = if cycle == 2 {
-                ShapeStyle::from(&color).stroke_width(1)
-            } else {
-                style
-            };
-            match dash {
-                None => {
-                    chart
-                        .draw_series(LineSeries::new(line.clone(), style))
-                        .map_err(err)?;
-                }
-                Some((size, gap)) => {
-                    chart
-                        .draw_series(DashedLineSeries::new(line.clone(), size, gap, style))
-                        .map_err(err)?;
-                }
-            }
-            if line.len() <= DOTS_UP_TO {
-                chart
-                    .draw_series(line.iter().map(|p| Circle::new(*p, 3, color.filled())))
-                    .map_err(err)?;
-            }
+            let (style, dash) = plot.series_line(i, s)?;
             if i < named {
-                let key = vec![(lx, ly), (lx + 24, ly)];
-                match dash {
-                    None => root.draw(&PathElement::new(key, style)).map_err(err)?,
-                    Some((size, gap)) => root
-                        .draw(&DashedPathElement::new(key, size, gap, style))
-                        .map_err(err)?,
-                }
-                root.draw(&Text::new(s.label.clone(), (lx + 30, ly), legend.clone()))
-                    .map_err(err)?;
-                ly += LEGEND_ROW;
+                legend.row(&root, style, dash, &s.label)?;
             }
         }
         if named < series.len() || left_out > 0 {
@@ -328,12 +175,58 @@ pub fn render_svg_marked(
                 (n, 0) => format!("… and {n} more (see the Overview)"),
                 (n, l) => format!("… {n} more drawn, {l} with lower peaks not"),
             };
-            root.draw(&Text::new(text, (lx, ly), legend.clone()))
-                .map_err(err)?;
+            legend.note(&root, text)?;
         }
         root.present().map_err(err)?;
     }
     Ok(Some(buf))
+}
+
+/// The series to draw, in their order, and how many are left out: past [`MAX_SERIES`], those
+/// with the highest peaks.
+fn highest_peaks(series: &[Series]) -> (Vec<&Series>, usize) {
+    let peak = |s: &Series| {
+        s.points
+            .iter()
+            .map(|p| p.1)
+            .filter(|v| v.is_finite())
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    let left_out = series.len().saturating_sub(MAX_SERIES);
+    if left_out == 0 {
+        return (series.iter().collect(), 0);
+    }
+    let mut order: Vec<usize> = (0..series.len()).collect();
+    order.sort_by(|a, b| peak(&series[*b]).total_cmp(&peak(&series[*a])));
+    let mut keep: Vec<usize> = order[..MAX_SERIES].to_vec();
+    keep.sort_unstable();
+    (keep.into_iter().map(|i| &series[i]).collect(), left_out)
+}
+
+/// Whether a point has a place on a log axis.
+fn on_log_axis(p: &(f64, f64)) -> bool {
+    p.1.is_finite() && p.1 > 0.0
+}
+
+/// The x range (from 0 or below, at least to 1) and the decades the y axis spans (at least one),
+/// covering the series' points and the positive thresholds. `None` when no point is drawable.
+fn log_extent(series: &[&Series], thresholds: &[Threshold]) -> Option<((f64, f64), (i32, i32))> {
+    let pts = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| on_log_axis(p))
+    };
+    pts().next()?;
+    let x_max = pts().map(|p| p.0).fold(0.0, f64::max).max(1.0);
+    let x_min = pts().map(|p| p.0).fold(f64::INFINITY, f64::min).min(0.0);
+    let ys = pts()
+        .map(|p| p.1)
+        .chain(thresholds.iter().map(|t| t.value).filter(|v| *v > 0.0));
+    let (lo, hi) = ys.fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+    let d_lo = lo.log10().floor() as i32;
+    let d_hi = (hi.log10().ceil() as i32).max(d_lo + 1);
+    Some(((x_min, x_max), (d_lo, d_hi)))
 }
 
 /// One variant group's curve on a linear axis: at each x, the mean over its seeds and the band
@@ -353,10 +246,35 @@ pub fn render_bands(title: &str, x_label: &str, bands: &[Band]) -> Result<Option
         .filter(|b| !b.points.is_empty())
         .take(PALETTE.len())
         .collect();
-    let all = || bands.iter().flat_map(|b| b.points.iter());
-    if all().next().is_none() {
+    let Some((x, y)) = band_extent(&bands) else {
         return Ok(None);
+    };
+    let mut buf = String::new();
+    {
+        let root = blank_canvas(&mut buf)?;
+        let mut plot = Plot::new(&root, x, y, y.0..y.1)?;
+        for y in ticks(y, nice_step(y.1 - y.0)) {
+            plot.y_tick(y)?;
+        }
+        for x in ticks(x, nice_step(x.1 - x.0)) {
+            plot.x_label(x)?;
+        }
+        plot.frame(x_label, title)?;
+        let mut legend = Legend::new();
+        for (i, b) in bands.iter().enumerate() {
+            let style = plot.band(PALETTE[i % PALETTE.len()], b)?;
+            legend.row(&root, style, None, &b.label)?;
+        }
+        root.present().map_err(err)?;
     }
+    Ok(Some(buf))
+}
+
+/// The x range (from 0 or below, at least 1 wide) and the y range (every band's low to high,
+/// padded by 5%) of non-empty `bands`. `None` when there are none.
+fn band_extent(bands: &[&Band]) -> Option<((f64, f64), (f64, f64))> {
+    let all = || bands.iter().flat_map(|b| b.points.iter());
+    all().next()?;
     let x_min = all().map(|p| p.0).fold(f64::INFINITY, f64::min).min(0.0);
     let x_max = all()
         .map(|p| p.0)
@@ -365,93 +283,241 @@ pub fn render_bands(title: &str, x_label: &str, bands: &[Band]) -> Result<Option
     let lo = all().map(|p| p.2).fold(f64::INFINITY, f64::min);
     let hi = all().map(|p| p.3).fold(f64::NEG_INFINITY, f64::max);
     let pad = ((hi - lo).abs() * 0.05).max(1e-9);
-    let (y_min, y_max) = (lo - pad, hi + pad);
-    let err = |e: DrawingAreaErrorKind<_>| e.to_string();
-    let mut buf = String::new();
-    {
-        let root = SVGBackend::with_string(&mut buf, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
+    Some(((x_min, x_max), (lo - pad, hi + pad)))
+}
+
+/// The multiples of `step` in `range` (by repeated addition, as the axis labels them).
+fn ticks((lo, hi): (f64, f64), step: f64) -> impl Iterator<Item = f64> {
+    std::iter::successors(Some((lo / step).ceil() * step), move |x| Some(x + step))
+        .take_while(move |x| *x <= hi + 1e-9)
+}
+
+fn err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> String {
+    e.to_string()
+}
+
+type Canvas<'b> = DrawingArea<SVGBackend<'b>, Shift>;
+
+/// A white `W`×`H` canvas drawing into `buf`.
+fn blank_canvas(buf: &mut String) -> Result<Canvas<'_>, String> {
+    let root = SVGBackend::with_string(buf, (W, H)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    Ok(root)
+}
+
+const GRID: RGBColor = RGBColor(225, 225, 225);
+
+/// A plot being drawn: the canvas (text is placed on it in pixels) and the chart area (lines are
+/// drawn in it in data coordinates, x linear, y per `Y`), with its ranges.
+struct Plot<'r, 'b, Y: Ranged<ValueType = f64>> {
+    root: &'r Canvas<'b>,
+    chart: ChartContext<'r, SVGBackend<'b>, Cartesian2d<RangedCoordf64, Y>>,
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+impl<'r, 'b, Y: Ranged<ValueType = f64>> Plot<'r, 'b, Y> {
+    /// The chart area of `root`: room for the title above, the axis labels left and below, and
+    /// the legend right.
+    fn new(
+        root: &'r Canvas<'b>,
+        x: (f64, f64),
+        y: (f64, f64),
+        y_axis: impl AsRangedCoord<CoordDescType = Y, Value = f64>,
+    ) -> Result<Self, String> {
+        let chart = ChartBuilder::on(root)
             .margin_top(36)
             .margin_right(LEGEND_W)
             .margin_left(10)
             .x_label_area_size(44)
             .y_label_area_size(90)
-            .build_cartesian_2d(x_min..x_max, y_min..y_max)
+            .build_cartesian_2d(x.0..x.1, y_axis)
             .map_err(err)?;
-        let grid = RGBColor(225, 225, 225);
-        let small = text_style(12.0, HPos::Right, VPos::Center);
-        let ystep = nice_step(y_max - y_min);
-        let mut y = (y_min / ystep).ceil() * ystep;
-        while y <= y_max + 1e-9 {
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(x_min, y), (x_max, y)],
-                    grid,
-                )))
-                .map_err(err)?;
-            let (px, py) = chart.backend_coord(&(x_min, y));
-            root.draw(&Text::new(fmt_num(y), (px - 6, py), small.clone()))
-                .map_err(err)?;
-            y += ystep;
+        Ok(Plot { root, chart, x, y })
+    }
+
+    fn line(
+        &mut self,
+        from: (f64, f64),
+        to: (f64, f64),
+        style: impl Into<ShapeStyle>,
+    ) -> Result<(), String> {
+        self.chart
+            .draw_series(std::iter::once(PathElement::new(vec![from, to], style)))
+            .map_err(err)?;
+        Ok(())
+    }
+
+    fn h_line(&mut self, y: f64, style: impl Into<ShapeStyle>) -> Result<(), String> {
+        self.line((self.x.0, y), (self.x.1, y), style)
+    }
+
+    fn v_line(&mut self, x: f64, style: impl Into<ShapeStyle>) -> Result<(), String> {
+        self.line((x, self.y.0), (x, self.y.1), style)
+    }
+
+    fn text(&self, text: &str, at: (i32, i32), style: &TextStyle) -> Result<(), String> {
+        self.root
+            .draw(&Text::new(text, at, style.clone()))
+            .map_err(err)
+    }
+
+    /// A horizontal grid line at `y`, labelled left of the axis.
+    fn y_tick(&mut self, y: f64) -> Result<(), String> {
+        self.h_line(y, GRID)?;
+        let (px, py) = self.chart.backend_coord(&(self.x.0, y));
+        let style = text_style(12.0, HPos::Right, VPos::Center);
+        self.text(&fmt_num(y), (px - 6, py), &style)
+    }
+
+    fn x_grid(&mut self, x: f64) -> Result<(), String> {
+        self.v_line(x, GRID)
+    }
+
+    /// The label of `x` below the axis.
+    fn x_label(&self, x: f64) -> Result<(), String> {
+        let (px, py) = self.chart.backend_coord(&(x, self.y.0));
+        self.text(&fmt_num(x), (px, py + 6), &below())
+    }
+
+    /// The axis lines, the x axis's name below them and the title at the top left.
+    fn frame(&self, x_label: &str, title: &str) -> Result<(), String> {
+        let (ax0, ay0) = self.chart.backend_coord(&(self.x.0, self.y.0));
+        let (ax1, ay1) = self.chart.backend_coord(&(self.x.1, self.y.1));
+        self.root
+            .draw(&PathElement::new(
+                vec![(ax0, ay1), (ax0, ay0), (ax1, ay0)],
+                BLACK,
+            ))
+            .map_err(err)?;
+        self.text(x_label, ((ax0 + ax1) / 2, ay0 + 26), &below())?;
+        self.text(title, (10, 10), &text_style(16.0, HPos::Left, VPos::Top))
+    }
+
+    /// A vertical line at the marker's step, labelled above the chart area.
+    fn marker(&mut self, m: &Marker) -> Result<(), String> {
+        self.v_line(m.x, ShapeStyle::from(&RGBColor(90, 90, 90)).stroke_width(1))?;
+        let (px, py) = self.chart.backend_coord(&(m.x, self.y.1));
+        let top = text_style(11.0, HPos::Center, VPos::Bottom);
+        self.text(&m.label, (px, py - 2), &top)
+    }
+
+    /// Series number `i`'s drawable points, thinned, as a line (with dots when there are few);
+    /// returns the line's style and dashes for its legend key.
+    fn series_line(&mut self, i: usize, s: &Series) -> Result<(ShapeStyle, Dash), String> {
+        let color = PALETTE[i % PALETTE.len()];
+        let line: Vec<(f64, f64)> = s.points.iter().copied().filter(on_log_axis).collect();
+        let line = thin(&line);
+        // Past the palette's 8 colours, lines are dashed, then thin, so no two look alike up
+        // to 24 series. (Dots would be many small elements along a noisy line.)
+        let cycle = (i / PALETTE.len()) % 3;
+        let dash = (cycle == 1).then_some((10, 6));
+        let style = ShapeStyle::from(&color).stroke_width(if cycle == 2 { 1 } else { 2 });
+        match dash {
+            None => self.chart.draw_series(LineSeries::new(line.clone(), style)),
+            Some((size, gap)) => {
+                self.chart
+                    .draw_series(DashedLineSeries::new(line.clone(), size, gap, style))
+            }
         }
-        let below = text_style(12.0, HPos::Center, VPos::Top);
-        let xstep = nice_step(x_max - x_min);
-        let mut x = (x_min / xstep).ceil() * xstep;
-        while x <= x_max + 1e-9 {
-            let (px, py) = chart.backend_coord(&(x, y_min));
-            root.draw(&Text::new(fmt_num(x), (px, py + 6), below.clone()))
-                .map_err(err)?;
-            x += xstep;
-        }
-        let (ax0, ay0) = chart.backend_coord(&(x_min, y_min));
-        let (ax1, ay1) = chart.backend_coord(&(x_max, y_max));
-        root.draw(&PathElement::new(
-            vec![(ax0, ay1), (ax0, ay0), (ax1, ay0)],
-            BLACK,
-        ))
         .map_err(err)?;
-        root.draw(&Text::new(
-            x_label.to_string(),
-            ((ax0 + ax1) / 2, ay0 + 26),
-            below,
-        ))
-        .map_err(err)?;
-        root.draw(&Text::new(
-            title.to_string(),
-            (10, 10),
-            text_style(16.0, HPos::Left, VPos::Top),
-        ))
-        .map_err(err)?;
-        let legend = text_style(12.0, HPos::Left, VPos::Center);
-        let (lx, mut ly) = ((W as i32) - LEGEND_W + 16, LEGEND_TOP);
-        for (i, b) in bands.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
-            let mut outline: Vec<(f64, f64)> = b.points.iter().map(|p| (p.0, p.3)).collect();
-            outline.extend(b.points.iter().rev().map(|p| (p.0, p.2)));
-            chart
-                .draw_series(std::iter::once(Polygon::new(
-                    outline,
-                    color.mix(0.15).filled(),
-                )))
-                .map_err(err)?;
-            let line: Vec<(f64, f64)> = b.points.iter().map(|p| (p.0, p.1)).collect();
-            let style = ShapeStyle::from(&color).stroke_width(2);
-            chart
-                .draw_series(LineSeries::new(line.clone(), style))
-                .map_err(err)?;
-            chart
+        if line.len() <= DOTS_UP_TO {
+            self.chart
                 .draw_series(line.iter().map(|p| Circle::new(*p, 3, color.filled())))
                 .map_err(err)?;
-            root.draw(&PathElement::new(vec![(lx, ly), (lx + 24, ly)], style))
-                .map_err(err)?;
-            root.draw(&Text::new(b.label.clone(), (lx + 30, ly), legend.clone()))
-                .map_err(err)?;
-            ly += LEGEND_ROW;
         }
-        root.present().map_err(err)?;
+        Ok((style, dash))
     }
-    Ok(Some(buf))
+
+    /// A band's seed range shaded in `color`, and its mean as a line with dots; returns the
+    /// line's style for its legend key.
+    fn band(&mut self, color: RGBColor, b: &Band) -> Result<ShapeStyle, String> {
+        let mut outline: Vec<(f64, f64)> = b.points.iter().map(|p| (p.0, p.3)).collect();
+        outline.extend(b.points.iter().rev().map(|p| (p.0, p.2)));
+        self.chart
+            .draw_series(std::iter::once(Polygon::new(
+                outline,
+                color.mix(0.15).filled(),
+            )))
+            .map_err(err)?;
+        let line: Vec<(f64, f64)> = b.points.iter().map(|p| (p.0, p.1)).collect();
+        let style = ShapeStyle::from(&color).stroke_width(2);
+        self.chart
+            .draw_series(LineSeries::new(line.clone(), style))
+            .map_err(err)?;
+        self.chart
+            .draw_series(line.iter().map(|p| Circle::new(*p, 3, color.filled())))
+            .map_err(err)?;
+        Ok(style)
+    }
+}
+
+/// A line's dash length and gap in pixels; `None` for a solid line.
+type Dash = Option<(i32, i32)>;
+
+/// Centred below a point: the x axis's labels and name.
+fn below() -> TextStyle<'static> {
+    text_style(12.0, HPos::Center, VPos::Top)
+}
+
+/// The legend right of the chart area: one row per line, top down.
+struct Legend {
+    x: i32,
+    y: i32,
+}
+
+impl Legend {
+    fn new() -> Self {
+        Legend {
+            x: (W as i32) - LEGEND_W + 16,
+            y: LEGEND_TOP,
+        }
+    }
+
+    fn style() -> TextStyle<'static> {
+        text_style(12.0, HPos::Left, VPos::Center)
+    }
+
+    /// A key line in the line's style, then its label.
+    fn row(
+        &mut self,
+        root: &Canvas,
+        style: ShapeStyle,
+        dash: Dash,
+        label: &str,
+    ) -> Result<(), String> {
+        let (lx, ly) = (self.x, self.y);
+        let key = vec![(lx, ly), (lx + 24, ly)];
+        match dash {
+            None => root.draw(&PathElement::new(key, style)),
+            Some((size, gap)) => root.draw(&DashedPathElement::new(key, size, gap, style)),
+        }
+        .map_err(err)?;
+        root.draw(&Text::new(label, (lx + 30, ly), Self::style()))
+            .map_err(err)?;
+        self.y += LEGEND_ROW;
+        Ok(())
+    }
+
+    /// A line of text with no key (how many series it does not name).
+    fn note(&self, root: &Canvas, text: String) -> Result<(), String> {
+        root.draw(&Text::new(text, (self.x, self.y), Self::style()))
+            .map_err(err)
+    }
+
+    /// How many of `drawn` series get a row, after the rows already taken: all when they fit
+    /// and none are left out, else one fewer than fit, to leave a row for [`Legend::note`]. The
+    /// Overview table lists them all.
+    fn series_named(&self, drawn: usize, left_out: usize) -> usize {
+        let rows_fit = ((H as i32 - LEGEND_ROW - LEGEND_TOP) / LEGEND_ROW).max(1) as usize;
+        let taken = ((self.y - LEGEND_TOP) / LEGEND_ROW) as usize;
+        let series_rows = rows_fit.saturating_sub(taken);
+        if drawn <= series_rows && left_out == 0 {
+            drawn
+        } else {
+            drawn.min(series_rows.saturating_sub(1))
+        }
+    }
 }
 
 #[cfg(test)]

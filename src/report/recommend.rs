@@ -119,10 +119,12 @@ pub fn recommend(
     finalists: Option<&[String]>,
     comparison: &Comparison,
 ) -> Recommendation {
-    let mut passing: Vec<usize> = (0..groups.len())
-        .filter(|i| groups[*i].verdict == GroupVerdict::Pass)
-        .filter(|i| finalists.is_none_or(|f| f.contains(&groups[*i].label())))
-        .collect();
+    let sweep = Sweep {
+        groups,
+        runs,
+        finalists,
+    };
+    let mut passing = sweep.passing_finalists();
     if let Some(f) = finalists.filter(|_| passing.is_empty()) {
         if f.is_empty() {
             return Recommendation {
@@ -135,63 +137,140 @@ pub fn recommend(
             };
         }
     }
-    // Seeds of a group that PASS (a group passes when enough of them do: the quorum).
-    let passed = |g: &GroupResult| {
+    let learned = learning_candidates(&mut passing, comparison);
+    sweep.rank_least_intrusive_first(&mut passing);
+    let unfinished = unfinished_labels(groups);
+    if let Some(&best) = passing.first() {
+        return sweep.choose(best, &passing, &unfinished, &learned, comparison);
+    }
+    if !unfinished.is_empty() {
+        return sweep.wait_for(&unfinished);
+    }
+    if let Some(setup) = sweep.setup_failure() {
+        return setup;
+    }
+    sweep.next_rollback_option()
+}
+
+/// What [`recommend`] reads: the sweep's groups and runs, and a ladder's finalists.
+struct Sweep<'a> {
+    groups: &'a [GroupResult],
+    runs: &'a [RunResult],
+    finalists: Option<&'a [String]>,
+}
+
+impl Sweep<'_> {
+    /// The groups that pass (on the quorum) and, for a ladder, reached its last stage.
+    fn passing_finalists(&self) -> Vec<usize> {
+        (0..self.groups.len())
+            .filter(|i| self.groups[*i].verdict == GroupVerdict::Pass)
+            .filter(|i| {
+                self.finalists
+                    .is_none_or(|f| f.contains(&self.groups[*i].label()))
+            })
+            .collect()
+    }
+
+    /// Seeds of a group that PASS (a group passes when enough of them do: the quorum).
+    fn passed(&self, g: &GroupResult) -> usize {
         g.runs
             .iter()
             .filter(|i| {
-                runs[**i].unfinished.is_none() && runs[**i].verdict.verdict == Verdict::Pass
+                self.runs[**i].unfinished.is_none()
+                    && self.runs[**i].verdict.verdict == Verdict::Pass
             })
             .count()
-    };
-    let learned = learning_candidates(&mut passing, comparison);
-    passing.sort_by(|a, b| {
-        let (ga, gb) = (&groups[*a], &groups[*b]);
-        // Passing on every seed beats passing on the quorum only.
-        let all_a = passed(ga) == ga.runs.len();
-        let all_b = passed(gb) == gb.runs.len();
-        all_b
-            .cmp(&all_a)
-            .then_with(|| intrusiveness(ga).cmp(&intrusiveness(gb)))
-            .then_with(|| {
-                let (la, lb) = (actor_cnn_lr(ga, runs), actor_cnn_lr(gb, runs));
-                lb.unwrap_or(0.0).total_cmp(&la.unwrap_or(0.0))
-            })
-            .then_with(|| ga.swept.len().cmp(&gb.swept.len()))
-            .then_with(|| ga.label().cmp(&gb.label()))
-    });
-    let unfinished: Vec<String> = groups
-        .iter()
-        .filter_map(|g| match g.verdict {
-            GroupVerdict::Incomplete { finished, total } => {
-                Some(format!("{} ({finished}/{total} seeds finished)", g.label()))
-            }
-            _ => None,
-        })
-        .collect();
-    if let Some(&best) = passing.first() {
-        let g = &groups[best];
+    }
+
+    /// Whether some run is still in progress (the sweep is live), rather than interrupted.
+    fn running(&self) -> bool {
+        self.runs
+            .iter()
+            .any(|r| r.unfinished == Some(Unfinished::Running))
+    }
+
+    /// Sorts `passing` best first: passing on every seed, then the rollback order, then the highest
+    /// actor CNN learning rate, then the fewest swept keys, then the label.
+    fn rank_least_intrusive_first(&self, passing: &mut [usize]) {
+        let runs = self.runs;
+        passing.sort_by(|a, b| {
+            let (ga, gb) = (&self.groups[*a], &self.groups[*b]);
+            // Passing on every seed beats passing on the quorum only.
+            let all_a = self.passed(ga) == ga.runs.len();
+            let all_b = self.passed(gb) == gb.runs.len();
+            all_b
+                .cmp(&all_a)
+                .then_with(|| intrusiveness(ga).cmp(&intrusiveness(gb)))
+                .then_with(|| {
+                    let (la, lb) = (actor_cnn_lr(ga, runs), actor_cnn_lr(gb, runs));
+                    lb.unwrap_or(0.0).total_cmp(&la.unwrap_or(0.0))
+                })
+                .then_with(|| ga.swept.len().cmp(&gb.swept.len()))
+                .then_with(|| ga.label().cmp(&gb.label()))
+        });
+    }
+
+    /// Recommends group `best`, the first of the ranked `passing`: why it was chosen, how it
+    /// learns, its settings, and (first) the seeds that did not pass when only the quorum does.
+    fn choose(
+        &self,
+        best: usize,
+        passing: &[usize],
+        unfinished: &[String],
+        learned: &[usize],
+        comparison: &Comparison,
+    ) -> Recommendation {
+        let g = &self.groups[best];
         let mut details = Vec::new();
         if !unfinished.is_empty() {
-            let running = runs
-                .iter()
-                .any(|r| r.unfinished == Some(Unfinished::Running));
             details.push(format!(
                 "Not finished yet, so not compared: {}. {}; the choice may change.",
                 unfinished.join(", "),
-                if running {
+                if self.running() {
                     "The sweep is still running them"
                 } else {
                     "Run the same sweep again to finish them"
                 }
             ));
         }
+        details.push(self.why_chosen(g, passing));
+        details.push(learning_detail(best, learned, self.groups, comparison));
+        if self.finalists.is_some() {
+            details.push(format!(
+                "Among the {} variant(s) that reached the ladder's last stage; variants that stopped earlier are not candidates (see the Ladder section).",
+                self.finalists.map_or(0, |f| f.len())
+            ));
+        }
+        let settings = distinguishing(g, self.groups);
+        if !settings.is_empty() {
+            let yaml: Vec<String> = settings.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            details.push(format!("Settings: `{}`", yaml.join("`, `")));
+        }
+        let (ok, seeds) = (self.passed(g), g.runs.len());
+        if ok < seeds {
+            details.insert(
+                0,
+                format!(
+                    "Only the quorum passes: {}. Read their evidence before adopting this.",
+                    self.not_passing_seeds(g).join("; ")
+                ),
+            );
+        }
+        Recommendation {
+            headline: format!("Use **{}**: it passes on {ok} of {seeds} seeds.", g.label()),
+            details,
+            group: Some(best),
+        }
+    }
+
+    /// Why the chosen group `g` beat the other `passing` ones, in the rollback plan's terms.
+    fn why_chosen(&self, g: &GroupResult, passing: &[usize]) -> String {
         let quorum_only = passing
             .iter()
-            .filter(|i| passed(&groups[**i]) < groups[**i].runs.len())
+            .filter(|i| self.passed(&self.groups[**i]) < self.groups[**i].runs.len())
             .count();
-        let why = match (intrusiveness(g), actor_cnn_lr(g, runs)) {
-            (0, Some(lr)) if quorum_only > 0 && passed(g) == g.runs.len() => format!(
+        match (intrusiveness(g), actor_cnn_lr(g, self.runs)) {
+            (0, Some(lr)) if quorum_only > 0 && self.passed(g) == g.runs.len() => format!(
                 "It is the highest actor CNN learning rate that passes on every seed ({}); {quorum_only} other variant(s) pass only by the quorum, with some seeds not passing; rollback Option 1 (learning rate only) is the least intrusive change.",
                 lr_text(lr),
             ),
@@ -207,136 +286,135 @@ pub fn recommend(
             (0, None) => "It changes only the learning rate or nothing at all: the least intrusive option.".into(),
             (1, _) => "No learning-rate-only variant passes; this one uses gradient clipping (rollback Option 2).".into(),
             _ => "No learning-rate or clipping variant passes; this one uses Q normalisation (rollback Option 3).".into(),
-        };
-        details.push(why);
-        details.push(learning_detail(best, &learned, groups, comparison));
-        if finalists.is_some() {
-            details.push(format!(
-                "Among the {} variant(s) that reached the ladder's last stage; variants that stopped earlier are not candidates (see the Ladder section).",
-                finalists.map_or(0, |f| f.len())
-            ));
         }
-        let settings = distinguishing(g, groups);
-        if !settings.is_empty() {
-            let yaml: Vec<String> = settings.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-            details.push(format!("Settings: `{}`", yaml.join("`, `")));
-        }
-        let (ok, seeds) = (passed(g), g.runs.len());
-        if ok < seeds {
-            let others: Vec<String> = g
-                .runs
-                .iter()
-                .map(|i| &runs[*i])
-                .filter(|r| r.verdict.verdict != Verdict::Pass)
-                .map(|r| {
-                    // Which rules, not their values: the criteria tables hold the evidence,
-                    // and the verdicts-only template shows no measured number.
-                    let seed = r.seed().map_or("?".to_string(), |s| s.to_string());
-                    let mut rules: Vec<&str> = r
-                        .verdict
-                        .problems()
-                        .iter()
-                        .map(|f| f.rule.as_str())
-                        .collect();
-                    rules.dedup();
-                    format!("seed {seed} {} ({})", r.verdict.verdict, rules.join(", "))
-                })
-                .collect();
-            details.insert(
-                0,
-                format!(
-                    "Only the quorum passes: {}. Read their evidence before adopting this.",
-                    others.join("; ")
-                ),
-            );
-        }
-        return Recommendation {
-            headline: format!("Use **{}**: it passes on {ok} of {seeds} seeds.", g.label()),
-            details,
-            group: Some(best),
-        };
     }
-    if !unfinished.is_empty() {
-        let running = runs
+
+    /// The seeds of `g` that did not pass, each with its verdict and the rules it broke.
+    fn not_passing_seeds(&self, g: &GroupResult) -> Vec<String> {
+        g.runs
             .iter()
-            .any(|r| r.unfinished == Some(Unfinished::Running));
-        return Recommendation {
-            headline: if running {
+            .map(|i| &self.runs[*i])
+            .filter(|r| r.verdict.verdict != Verdict::Pass)
+            .map(|r| {
+                // Which rules, not their values: the criteria tables hold the evidence,
+                // and the verdicts-only template shows no measured number.
+                let seed = r.seed().map_or("?".to_string(), |s| s.to_string());
+                let mut rules: Vec<&str> = r
+                    .verdict
+                    .problems()
+                    .iter()
+                    .map(|f| f.rule.as_str())
+                    .collect();
+                rules.dedup();
+                format!("seed {seed} {} ({})", r.verdict.verdict, rules.join(", "))
+            })
+            .collect()
+    }
+
+    /// Nothing passes yet and some seeds have not finished: wait for them, or resume.
+    fn wait_for(&self, unfinished: &[String]) -> Recommendation {
+        Recommendation {
+            headline: if self.running() {
                 "The sweep is still running: no variant passes yet. This report is a snapshot; the sweep writes the final one when it ends.".into()
             } else {
                 "The sweep is not finished: no variant passes yet, and some have seeds that did not run. Run the same command again to resume.".into()
             },
             details: vec![format!("Not finished: {}.", unfinished.join(", "))],
             group: None,
-        };
+        }
     }
-    // Nothing trained at all: the set-up is broken (an env id, a missing dependency), and no
-    // training fix can be read from these runs.
-    let setup_crash = |r: &RunResult| {
-        r.record.as_ref().is_some_and(|rec| {
-            rec.outcome == crate::results::Outcome::Crashed && rec.train_steps_done == 0
-        })
-    };
-    if !runs.is_empty() && runs.iter().all(setup_crash) {
-        let reason = runs
+
+    /// Nothing trained at all: the set-up is broken (an env id, a missing dependency), and no
+    /// training fix can be read from these runs.
+    fn setup_failure(&self) -> Option<Recommendation> {
+        let setup_crash = |r: &RunResult| {
+            r.record.as_ref().is_some_and(|rec| {
+                rec.outcome == crate::results::Outcome::Crashed && rec.train_steps_done == 0
+            })
+        };
+        if self.runs.is_empty() || !self.runs.iter().all(setup_crash) {
+            return None;
+        }
+        let reason = self
+            .runs
             .iter()
             .find_map(|r| r.record.as_ref()?.reason.clone())
             .unwrap_or_default();
         let first_line = reason.lines().next().unwrap_or("").to_string();
-        return Recommendation {
+        Some(Recommendation {
             headline: "Every run crashed before its first training step: this is a set-up problem, not a training one. Fix it, then run the sweep again.".into(),
             details: vec![format!("First run's reason: {first_line}")],
             group: None,
+        })
+    }
+
+    /// Nothing passes: the next rollback option not yet tried, after what the failures say
+    /// (stable but not learning, flaky).
+    fn next_rollback_option(&self) -> Recommendation {
+        let tried = |level: u8| self.groups.iter().any(|g| intrusiveness(g) >= level);
+        let mut details = Vec::new();
+        let not_learning: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|g| only_learning_fails(g, self.runs))
+            .map(|g| g.label())
+            .collect();
+        if !not_learning.is_empty() {
+            details.push(format!(
+                "Stable but not learning on some seed: {}. A stable variant that does not learn is not a fix: try a learning rate between it and the next higher one that was unstable, or longer runs if its evaluations were still rising.",
+                not_learning.join(", ")
+            ));
+        }
+        let flaky: Vec<String> = self
+            .groups
+            .iter()
+            .filter_map(|g| match g.verdict {
+                GroupVerdict::Flaky { passed, total } => {
+                    Some(format!("{} ({passed}/{total})", g.label()))
+                }
+                _ => None,
+            })
+            .collect();
+        if !flaky.is_empty() {
+            details.push(format!(
+                "Flaky variants (not enough seeds pass): {}.",
+                flaky.join(", ")
+            ));
+        }
+        let headline = if !tried(1) {
+            details.push(format!(
+                "Add a variant with `{GRAD_CLIP_KEY}: 1.0` (the seed's Solution B: clip the actor CNN gradients after `actor_loss.backward()`)."
+            ));
+            "No variant passes on every seed: try gradient clipping next (rollback Option 2)."
+                .to_string()
+        } else if !tried(2) {
+            details.push(format!(
+                "Add a variant with `{Q_NORM_KEY}: true` (the seed's Solution C: normalise Q before the actor loss)."
+            ));
+            "No variant passes on every seed, gradient clipping included: try Q normalisation next (rollback Option 3).".to_string()
+        } else {
+            details.push("Learning rate, gradient clipping and Q normalisation were all tried; look at the evidence of the least-failing variant.".into());
+            "No variant passes on every seed, and the rollback plan is exhausted.".to_string()
         };
+        Recommendation {
+            headline,
+            details,
+            group: None,
+        }
     }
-    let tried = |level: u8| groups.iter().any(|g| intrusiveness(g) >= level);
-    let mut details = Vec::new();
-    let not_learning: Vec<String> = groups
-        .iter()
-        .filter(|g| only_learning_fails(g, runs))
-        .map(|g| g.label())
-        .collect();
-    if !not_learning.is_empty() {
-        details.push(format!(
-            "Stable but not learning on some seed: {}. A stable variant that does not learn is not a fix: try a learning rate between it and the next higher one that was unstable, or longer runs if its evaluations were still rising.",
-            not_learning.join(", ")
-        ));
-    }
-    let flaky: Vec<String> = groups
+}
+
+/// The groups with seeds not finished, each with how many did.
+fn unfinished_labels(groups: &[GroupResult]) -> Vec<String> {
+    groups
         .iter()
         .filter_map(|g| match g.verdict {
-            GroupVerdict::Flaky { passed, total } => {
-                Some(format!("{} ({passed}/{total})", g.label()))
+            GroupVerdict::Incomplete { finished, total } => {
+                Some(format!("{} ({finished}/{total} seeds finished)", g.label()))
             }
             _ => None,
         })
-        .collect();
-    if !flaky.is_empty() {
-        details.push(format!(
-            "Flaky variants (not enough seeds pass): {}.",
-            flaky.join(", ")
-        ));
-    }
-    let headline = if !tried(1) {
-        details.push(format!(
-            "Add a variant with `{GRAD_CLIP_KEY}: 1.0` (the seed's Solution B: clip the actor CNN gradients after `actor_loss.backward()`)."
-        ));
-        "No variant passes on every seed: try gradient clipping next (rollback Option 2)."
-            .to_string()
-    } else if !tried(2) {
-        details.push(format!(
-            "Add a variant with `{Q_NORM_KEY}: true` (the seed's Solution C: normalise Q before the actor loss)."
-        ));
-        "No variant passes on every seed, gradient clipping included: try Q normalisation next (rollback Option 3).".to_string()
-    } else {
-        details.push("Learning rate, gradient clipping and Q normalisation were all tried; look at the evidence of the least-failing variant.".into());
-        "No variant passes on every seed, and the rollback plan is exhausted.".to_string()
-    };
-    Recommendation {
-        headline,
-        details,
-        group: None,
-    }
+        .collect()
 }
 
 /// The name of the default criteria's learning rule.

@@ -525,37 +525,14 @@ fn within_limits(ths: &[(Verdict, bool, f64)]) -> String {
     format!("within limits ({})", limits.join(", "))
 }
 
+/// A declared rule on one run: the rule's aggregate over its window, judged against each
+/// threshold, with the evidence (the value, each crossing, the expected band, growth) and any
+/// non-finite value in the window.
 fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
     let pts = rule_points(rule, rows);
     let g = growth(&pts);
     let mut f = threshold_finding(rule, g);
-    // A NaN or inf in the window is beyond every threshold: said here too, not only by the
-    // built-in non-finite check (the aggregate over the finite rows alone would read "within
-    // limits"). The finite rows' evidence stays: it shows what led up to it.
-    let non_finite = rows
-        .iter()
-        .filter(|r| rule.in_window(r.train_step))
-        .find_map(|r| {
-            r.get(&rule.metric)
-                .filter(|v| !v.is_finite())
-                .map(|v| (r.train_step, v))
-        });
-    let mark_non_finite = |f: &mut Finding| {
-        if let Some((step, v)) = non_finite {
-            f.verdict = Verdict::Fail;
-            f.worst = Some((v, step));
-            f.step = Some(f.step.map_or(step, |s| s.min(step)));
-            let note = format!(
-                "{} at step {step}: not a number, beyond every threshold (the non-finite check fails this run)",
-                fmt_num(v)
-            );
-            f.evidence = if f.evidence.is_empty() || f.value.is_none() {
-                note
-            } else {
-                format!("{}; then {note}", f.evidence)
-            };
-        }
-    };
+    let non_finite = first_non_finite(rule, rows);
     let windowed = match rule.aggregate {
         Aggregate::WindowGrowth => Some(window_growth_value(rule, &pts)),
         Aggregate::Learning => Some(learning_value(rule, rows)),
@@ -575,114 +552,27 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
                 pts.len()
             )
         };
-        mark_non_finite(&mut f);
+        mark_non_finite(&mut f, non_finite);
         return f;
     };
     f.value = Some(value);
-    let worse: fn(f64, f64) -> bool = if rule.lower_is_worse() {
-        |a, b| a < b
-    } else {
-        |a, b| a > b
-    };
-    // The worst row is comparable with the thresholds only when they judge rows (max, min,
-    // last); a growth factor or a slope has no worst row, a mean has no step.
-    let row_based = matches!(
-        rule.aggregate,
-        Aggregate::Max | Aggregate::Min | Aggregate::Last
-    );
-    f.worst = if row_based {
-        pts.iter()
-            .copied()
-            .reduce(|m, p| if worse(p.1, m.1) { p } else { m })
-            .map(|(s, v)| (v, s))
-    } else if matches!(
-        rule.aggregate,
-        Aggregate::Growth | Aggregate::WindowGrowth | Aggregate::Learning
-    ) {
-        at.map(|s| (value, s))
-    } else {
-        None
-    };
+    f.worst = worst_row(rule, &pts, value, at);
     let ths = thresholds(rule);
-    let near: Vec<f64> = ths.iter().map(|t| t.2).collect();
-
-    let mut parts = vec![match at {
-        Some(s)
-            if !matches!(
-                rule.aggregate,
-                Aggregate::Growth | Aggregate::WindowGrowth | Aggregate::Learning
-            ) =>
-        {
-            format!(
-                "{} {} at step {s}",
-                rule.aggregate,
-                fmt_num_near(value, &near)
-            )
-        }
-        _ => format!("{} {}", rule.aggregate, fmt_num_near(value, &near)),
-    }];
+    let mut parts = vec![value_text(rule, value, at, &ths)];
     for &(level, above, t) in &ths {
         if !crosses(level, above, t, value) {
             continue;
         }
         f.verdict = f.verdict.max(level);
-        // A max crossing an "above" threshold (a min a "below" one) crossed it first on some row,
-        // and so did a last value that crosses: that row is the first step it went wrong. A mean,
-        // growth or slope crosses as a whole.
-        let per_row = (rule.aggregate == Aggregate::Max && above)
-            || (rule.aggregate == Aggregate::Min && !above)
-            || rule.aggregate == Aggregate::Last;
-        let first_row = per_row
-            .then(|| pts.iter().find(|p| crosses(level, above, t, p.1)).copied())
-            .flatten();
-        let (step, v, text) = match first_row {
-            Some((step, v)) => (
-                step,
-                v,
-                format!(
-                    "{level} {} {} first crossed at step {step}",
-                    op(level, above),
-                    fmt_num(t)
-                ),
-            ),
-            None => (
-                at.or(pts.last().map(|p| p.0)).unwrap_or(0),
-                value,
-                format!(
-                    "{level}: the {} is {} {}",
-                    rule.aggregate,
-                    op(level, above),
-                    fmt_num(t)
-                ),
-            ),
-        };
-        f.crossings.push(Crossing {
-            level,
-            op: op(level, above),
-            threshold: t,
-            step,
-            value: v,
-        });
+        let (crossing, text) = crossing(rule, &pts, (level, above, t), value, at);
+        f.crossings.push(crossing);
         parts.push(text);
     }
     if f.crossings.is_empty() && !ths.is_empty() {
         parts.push(within_limits(&ths));
     }
     f.step = f.crossings.iter().map(|c| c.step).min();
-    if let Some((lo, hi)) = rule.expected {
-        let (min, max) = pts
-            .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
-                (a.min(p.1), b.max(p.1))
-            });
-        let band = format!("{}–{}", fmt_num(lo), fmt_num(hi));
-        let range = format!("{}–{}", fmt_num(min), fmt_num(max));
-        f.note = Some(if min >= lo && max <= hi {
-            format!("stayed in the expected band {band} (range {range})")
-        } else {
-            format!("outside the expected band {band} (range {range})")
-        });
-    }
+    f.note = rule.expected.map(|band| band_note(band, &pts));
     if let Some((_, evidence)) = &windowed {
         parts.push(evidence.clone());
     } else if let Some(g) = &g {
@@ -694,7 +584,7 @@ fn rule_finding(rule: &Rule, rows: &[MetricRow]) -> Finding {
         }
     }
     f.evidence = parts.join("; ");
-    mark_non_finite(&mut f);
+    mark_non_finite(&mut f, non_finite);
     f
 }
 
@@ -723,6 +613,153 @@ fn bounded_finding(rule: &Rule, rows: &[MetricRow], bound: Option<f64>) -> Findi
         f.evidence
     );
     f
+}
+
+/// The first NaN or inf of the rule's metric in its window, with its step.
+fn first_non_finite(rule: &Rule, rows: &[MetricRow]) -> Option<(u64, f64)> {
+    rows.iter()
+        .filter(|r| rule.in_window(r.train_step))
+        .find_map(|r| {
+            r.get(&rule.metric)
+                .filter(|v| !v.is_finite())
+                .map(|v| (r.train_step, v))
+        })
+}
+
+/// A NaN or inf in the window is beyond every threshold: said here too, not only by the
+/// built-in non-finite check (the aggregate over the finite rows alone would read "within
+/// limits"). The finite rows' evidence stays: it shows what led up to it.
+fn mark_non_finite(f: &mut Finding, non_finite: Option<(u64, f64)>) {
+    let Some((step, v)) = non_finite else {
+        return;
+    };
+    f.verdict = Verdict::Fail;
+    f.worst = Some((v, step));
+    f.step = Some(f.step.map_or(step, |s| s.min(step)));
+    let note = format!(
+        "{} at step {step}: not a number, beyond every threshold (the non-finite check fails this run)",
+        fmt_num(v)
+    );
+    f.evidence = if f.evidence.is_empty() || f.value.is_none() {
+        note
+    } else {
+        format!("{}; then {note}", f.evidence)
+    };
+}
+
+/// Whether the aggregate is a factor over the run (growth, windowed growth, learning gain),
+/// whose step is where it was reached rather than a row's.
+fn is_factor(agg: Aggregate) -> bool {
+    matches!(
+        agg,
+        Aggregate::Growth | Aggregate::WindowGrowth | Aggregate::Learning
+    )
+}
+
+/// The worst row and its step, for a finding with aggregate `value` (reached at step `at`).
+fn worst_row(rule: &Rule, pts: &[(u64, f64)], value: f64, at: Option<u64>) -> Option<(f64, u64)> {
+    let worse: fn(f64, f64) -> bool = if rule.lower_is_worse() {
+        |a, b| a < b
+    } else {
+        |a, b| a > b
+    };
+    // The worst row is comparable with the thresholds only when they judge rows (max, min,
+    // last); a growth factor or a slope has no worst row, a mean has no step.
+    let row_based = matches!(
+        rule.aggregate,
+        Aggregate::Max | Aggregate::Min | Aggregate::Last
+    );
+    if row_based {
+        pts.iter()
+            .copied()
+            .reduce(|m, p| if worse(p.1, m.1) { p } else { m })
+            .map(|(s, v)| (v, s))
+    } else if is_factor(rule.aggregate) {
+        at.map(|s| (value, s))
+    } else {
+        None
+    }
+}
+
+/// The evidence's first part: the aggregate's value (to the digits that tell it from the
+/// thresholds) and, for a row's value, its step.
+fn value_text(rule: &Rule, value: f64, at: Option<u64>, ths: &[(Verdict, bool, f64)]) -> String {
+    let near: Vec<f64> = ths.iter().map(|t| t.2).collect();
+    match at {
+        Some(s) if !is_factor(rule.aggregate) => {
+            format!(
+                "{} {} at step {s}",
+                rule.aggregate,
+                fmt_num_near(value, &near)
+            )
+        }
+        _ => format!("{} {}", rule.aggregate, fmt_num_near(value, &near)),
+    }
+}
+
+/// The crossing of threshold `(level, above, t)` by aggregate `value` (reached at step `at`),
+/// and its evidence: the first row that crossed it, when the aggregate judges rows.
+fn crossing(
+    rule: &Rule,
+    pts: &[(u64, f64)],
+    (level, above, t): (Verdict, bool, f64),
+    value: f64,
+    at: Option<u64>,
+) -> (Crossing, String) {
+    // A max crossing an "above" threshold (a min a "below" one) crossed it first on some row,
+    // and so did a last value that crosses: that row is the first step it went wrong. A mean,
+    // growth or slope crosses as a whole.
+    let per_row = (rule.aggregate == Aggregate::Max && above)
+        || (rule.aggregate == Aggregate::Min && !above)
+        || rule.aggregate == Aggregate::Last;
+    let first_row = per_row
+        .then(|| pts.iter().find(|p| crosses(level, above, t, p.1)).copied())
+        .flatten();
+    let (step, v, text) = match first_row {
+        Some((step, v)) => (
+            step,
+            v,
+            format!(
+                "{level} {} {} first crossed at step {step}",
+                op(level, above),
+                fmt_num(t)
+            ),
+        ),
+        None => (
+            at.or(pts.last().map(|p| p.0)).unwrap_or(0),
+            value,
+            format!(
+                "{level}: the {} is {} {}",
+                rule.aggregate,
+                op(level, above),
+                fmt_num(t)
+            ),
+        ),
+    };
+    let crossing = Crossing {
+        level,
+        op: op(level, above),
+        threshold: t,
+        step,
+        value: v,
+    };
+    (crossing, text)
+}
+
+/// Whether the window's values stayed in the expected band `(lo, hi)`, with their range.
+fn band_note((lo, hi): (f64, f64), pts: &[(u64, f64)]) -> String {
+    let (min, max) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+            (a.min(p.1), b.max(p.1))
+        });
+    let band = format!("{}–{}", fmt_num(lo), fmt_num(hi));
+    let range = format!("{}–{}", fmt_num(min), fmt_num(max));
+    if min >= lo && max <= hi {
+        format!("stayed in the expected band {band} (range {range})")
+    } else {
+        format!("outside the expected band {band} (range {range})")
+    }
 }
 
 /// A `window_growth` rule's value and its step (the factor of the fastest sustained window and

@@ -665,54 +665,120 @@ impl Parser<'_> {
     }
 
     fn rule_at(&mut self, node: &Node, path: &str, keys: &[&str]) -> Option<Rule> {
-        let path = path.to_string();
-        if !self.mapping(node, &path) {
+        if !self.mapping(node, path) {
             return None;
         }
-        self.check_keys(node, &path, keys);
+        self.check_keys(node, path, keys);
         let errors_before = self.errors.len();
-        let metric = match node.get("metric") {
+        let metric = self.rule_metric(node, path);
+        let aggregate = self.aggregate(node, path);
+        let t = self.thresholds(node, path);
+        let expected = self.expected(node, path);
+        let (from_step, to_step) = self.step_window(node, path);
+        let window = self.growth_window(node, path, aggregate);
+        let relative_to_q_bound = self.relative_to(node, path);
+        let name = self.text(node, path, "name");
+        let description = self.text(node, path, "description");
+        if t.is_empty() && expected.is_none() && self.errors.len() == errors_before {
+            self.err(
+                node.mark,
+                path,
+                "this rule has no threshold, so it can never flag anything",
+                Some("add `investigate_above`, `fail_above`, `investigate_below` or `fail_below` (or an `expected: [low, high]` band to report)".into()),
+            );
+        }
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        let metric = metric?;
+        Some(Rule {
+            name: name.unwrap_or_else(|| default_name(&metric, aggregate)),
+            metric,
+            aggregate,
+            investigate_above: t.investigate_above,
+            fail_above: t.fail_above,
+            investigate_below: t.investigate_below,
+            fail_below: t.fail_below,
+            expected,
+            from_step,
+            to_step,
+            window,
+            relative_to_q_bound,
+            description,
+        })
+    }
+
+    /// `relative_to: q_bound` (the only bound there is): whether the rule's thresholds are
+    /// fractions of each run's |Q| bound.
+    fn relative_to(&mut self, node: &Node, path: &str) -> bool {
+        match node.get("relative_to") {
+            None => false,
+            Some(n) if n.as_str() == Some("q_bound") => true,
+            Some(n) => {
+                self.err(
+                    n.mark,
+                    &format!("{path}.relative_to"),
+                    format!("unknown bound `{}`", n.value),
+                    Some("write `relative_to: q_bound` (thresholds as fractions of the run's |Q| bound r_max/(1-γ))".into()),
+                );
+                false
+            }
+        }
+    }
+
+    /// A rule's `metric`, which it must have.
+    fn rule_metric(&mut self, node: &Node, path: &str) -> Option<String> {
+        match node.get("metric") {
             Some(m) => self.metric(m, &format!("{path}.metric")),
             None => {
                 self.err(
                     node.mark,
-                    &path,
+                    path,
                     "a rule needs a `metric`",
                     Some("add `metric: actor_cnn_grad_norm`".into()),
                 );
                 None
             }
+        }
+    }
+
+    /// A rule's `aggregate`, `max` when absent (and after an error).
+    fn aggregate(&mut self, node: &Node, path: &str) -> Aggregate {
+        let Some(a) = node.get("aggregate") else {
+            return Aggregate::Max;
         };
-        let aggregate = match node.get("aggregate") {
-            None => Aggregate::Max,
-            Some(a) => match a.as_str().and_then(Aggregate::parse) {
-                Some(agg) => agg,
-                None => {
-                    let word = a.value.to_string();
-                    let hint = match did_you_mean(&word, Aggregate::NAMES) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => format!("aggregates: {}", Aggregate::NAMES.join(", ")),
-                    };
-                    self.err(
-                        a.mark,
-                        &format!("{path}.aggregate"),
-                        format!("unknown aggregate `{word}`"),
-                        Some(hint),
-                    );
-                    Aggregate::Max
-                }
-            },
+        if let Some(agg) = a.as_str().and_then(Aggregate::parse) {
+            return agg;
+        }
+        let word = a.value.to_string();
+        let hint = match did_you_mean(&word, Aggregate::NAMES) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("aggregates: {}", Aggregate::NAMES.join(", ")),
         };
-        let num = |p: &mut Self, k: &str| {
+        self.err(
+            a.mark,
+            &format!("{path}.aggregate"),
+            format!("unknown aggregate `{word}`"),
+            Some(hint),
+        );
+        Aggregate::Max
+    }
+
+    /// A rule's four thresholds, checked against each other: each FAIL threshold lies beyond its
+    /// INVESTIGATE one, and the "above" ones above the "below" ones.
+    fn thresholds(&mut self, node: &Node, path: &str) -> Thresholds {
+        let mut num = |k: &str| {
             node.get(k)
-                .and_then(|n| p.number(n, &format!("{path}.{k}")))
+                .and_then(|n| self.number(n, &format!("{path}.{k}")))
         };
-        let investigate_above = num(self, "investigate_above");
-        let fail_above = num(self, "fail_above");
-        let investigate_below = num(self, "investigate_below");
-        let fail_below = num(self, "fail_below");
+        let t = Thresholds {
+            investigate_above: num("investigate_above"),
+            fail_above: num("fail_above"),
+            investigate_below: num("investigate_below"),
+            fail_below: num("fail_below"),
+        };
         if let (Some(inv), Some(fail), Some(n)) =
-            (investigate_above, fail_above, node.get("fail_above"))
+            (t.investigate_above, t.fail_above, node.get("fail_above"))
         {
             if fail < inv {
                 let msg = format!("fail_above ({fail}) is below investigate_above ({inv})");
@@ -720,7 +786,7 @@ impl Parser<'_> {
             }
         }
         if let (Some(inv), Some(fail), Some(n)) =
-            (investigate_below, fail_below, node.get("fail_below"))
+            (t.investigate_below, t.fail_below, node.get("fail_below"))
         {
             if fail > inv {
                 let msg = format!("fail_below ({fail}) is above investigate_below ({inv})");
@@ -729,11 +795,11 @@ impl Parser<'_> {
         }
         // Every value at or below the lowest "above" threshold and at or above the highest
         // "below" one would cross one of them: the rule would flag everything.
-        let lowest_above = [investigate_above, fail_above]
+        let lowest_above = [t.investigate_above, t.fail_above]
             .into_iter()
             .flatten()
             .reduce(f64::min);
-        let highest_below = [investigate_below, fail_below]
+        let highest_below = [t.investigate_below, t.fail_below]
             .into_iter()
             .flatten()
             .reduce(f64::max);
@@ -744,31 +810,39 @@ impl Parser<'_> {
                 );
                 self.err(
                     node.mark,
-                    &path,
+                    path,
                     msg,
                     Some("a band of good values lies between them: `*_below` thresholds must be lower than `*_above` ones".into()),
                 );
             }
         }
-        let expected = node.get("expected").and_then(|e| {
-            let pair = match &e.value {
-                Value::Seq(v) if v.len() == 2 => v[0].as_f64().zip(v[1].as_f64()),
-                _ => None,
-            };
-            match pair {
-                Some((lo, hi)) if lo <= hi => Some((lo, hi)),
-                _ => {
-                    let key = format!("{path}.expected");
-                    self.err(
-                        e.mark,
-                        &key,
-                        "expected a band `[low, high]` with low <= high",
-                        None,
-                    );
-                    None
-                }
+        t
+    }
+
+    /// A rule's `expected` band, `[low, high]`.
+    fn expected(&mut self, node: &Node, path: &str) -> Option<(f64, f64)> {
+        let e = node.get("expected")?;
+        let pair = match &e.value {
+            Value::Seq(v) if v.len() == 2 => v[0].as_f64().zip(v[1].as_f64()),
+            _ => None,
+        };
+        match pair {
+            Some((lo, hi)) if lo <= hi => Some((lo, hi)),
+            _ => {
+                let key = format!("{path}.expected");
+                self.err(
+                    e.mark,
+                    &key,
+                    "expected a band `[low, high]` with low <= high",
+                    None,
+                );
+                None
             }
-        });
+        }
+    }
+
+    /// A rule's `from_step` and `to_step`, in that order.
+    fn step_window(&mut self, node: &Node, path: &str) -> (Option<u64>, Option<u64>) {
         let from_step = node
             .get("from_step")
             .and_then(|n| self.step(n, &format!("{path}.from_step")));
@@ -785,92 +859,72 @@ impl Parser<'_> {
                 );
             }
         }
-        let window = node.get("window").and_then(|n| {
-            let key = format!("{path}.window");
-            match n.value {
-                _ if aggregate != Aggregate::WindowGrowth => {
-                    self.err(
-                        n.mark,
-                        &key,
-                        "`window` only applies to `aggregate: window_growth`",
-                        Some("remove it, or set `aggregate: window_growth`".into()),
-                    );
-                    None
-                }
-                Value::Int(w) if w >= 1 => Some(w as u64),
-                _ => {
-                    self.err(
-                        n.mark,
-                        &key,
-                        "expected a number of training steps, at least 1",
-                        Some("the seed's explosion grew 1,440x within `window: 500`".into()),
-                    );
-                    None
-                }
-            }
-        });
-        let relative_to_q_bound = match node.get("relative_to") {
-            None => false,
-            Some(n) if n.as_str() == Some("q_bound") => true,
-            Some(n) => {
+        (from_step, to_step)
+    }
+
+    /// A rule's `window`, which only `window_growth` takes.
+    fn growth_window(&mut self, node: &Node, path: &str, aggregate: Aggregate) -> Option<u64> {
+        let n = node.get("window")?;
+        let key = format!("{path}.window");
+        match n.value {
+            _ if aggregate != Aggregate::WindowGrowth => {
                 self.err(
                     n.mark,
-                    &format!("{path}.relative_to"),
-                    format!("unknown bound `{}`", n.value),
-                    Some("write `relative_to: q_bound` (thresholds as fractions of the run's |Q| bound r_max/(1-γ))".into()),
+                    &key,
+                    "`window` only applies to `aggregate: window_growth`",
+                    Some("remove it, or set `aggregate: window_growth`".into()),
                 );
-                false
+                None
             }
-        };
-        let text = |p: &mut Self, k: &str| match node.get(k) {
-            None => None,
-            Some(n) => match n.as_str() {
-                Some(s) => Some(s.to_string()),
-                None => {
-                    p.err(
-                        n.mark,
-                        &format!("{path}.{k}"),
-                        format!("expected a string, found {}", n.value.type_name()),
-                        None,
-                    );
-                    None
-                }
-            },
-        };
-        let name = text(self, "name");
-        let description = text(self, "description");
-        if [investigate_above, fail_above, investigate_below, fail_below]
-            .iter()
-            .all(Option::is_none)
-            && expected.is_none()
-            && self.errors.len() == errors_before
-        {
-            self.err(
-                node.mark,
-                &path,
-                "this rule has no threshold, so it can never flag anything",
-                Some("add `investigate_above`, `fail_above`, `investigate_below` or `fail_below` (or an `expected: [low, high]` band to report)".into()),
-            );
+            Value::Int(w) if w >= 1 => Some(w as u64),
+            _ => {
+                self.err(
+                    n.mark,
+                    &key,
+                    "expected a number of training steps, at least 1",
+                    Some("the seed's explosion grew 1,440x within `window: 500`".into()),
+                );
+                None
+            }
         }
-        if self.errors.len() > errors_before {
-            return None;
+    }
+
+    /// A rule's string-valued key `k` (`name`, `description`).
+    fn text(&mut self, node: &Node, path: &str, k: &str) -> Option<String> {
+        let n = node.get(k)?;
+        match n.as_str() {
+            Some(s) => Some(s.to_string()),
+            None => {
+                self.err(
+                    n.mark,
+                    &format!("{path}.{k}"),
+                    format!("expected a string, found {}", n.value.type_name()),
+                    None,
+                );
+                None
+            }
         }
-        let metric = metric?;
-        Some(Rule {
-            name: name.unwrap_or_else(|| default_name(&metric, aggregate)),
-            metric,
-            aggregate,
-            investigate_above,
-            fail_above,
-            investigate_below,
-            fail_below,
-            expected,
-            from_step,
-            to_step,
-            window,
-            relative_to_q_bound,
-            description,
-        })
+    }
+}
+
+/// A rule's thresholds, as parsed (see [`Rule`]).
+struct Thresholds {
+    investigate_above: Option<f64>,
+    fail_above: Option<f64>,
+    investigate_below: Option<f64>,
+    fail_below: Option<f64>,
+}
+
+impl Thresholds {
+    fn is_empty(&self) -> bool {
+        [
+            self.investigate_above,
+            self.fail_above,
+            self.investigate_below,
+            self.fail_below,
+        ]
+        .iter()
+        .all(Option::is_none)
     }
 }
 
