@@ -340,7 +340,7 @@ fn huge_sweeps_need_confirmation() {
 #[test]
 fn every_shipped_sweep_loads() {
     let want = [
-        ("actor_lr", 12),
+        ("actor_lr", 9),
         ("clipping", 6),
         ("encoder", 4),
         ("q_norm", 4),
@@ -384,14 +384,16 @@ fn actor_lr_is_the_seeds_solution_a() {
         .collect();
     assert_eq!(
         lrs,
-        [1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5, 1e-6, 1e-6, 1e-6]
+        [1e-4, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5, 1e-6, 1e-6, 1e-6]
     );
     assert!(plan
         .runs
         .iter()
         .all(|r| r.config.resolved_lrs().critic_cnn.lr == 1e-4));
-    assert!(plan.runs.iter().all(|r| r.config.training.steps == 1000));
-    assert_eq!(plan.spec.timeout, Some(std::time::Duration::from_secs(600)));
+    assert!(plan.runs.iter().all(|r| r.config.training.steps == 5000));
+    // Long enough to learn, and evaluated from the untrained policy on (the learning rule).
+    assert!(plan.runs.iter().all(|r| r.config.evaluation.every > 0));
+    assert_eq!(plan.spec.timeout, Some(std::time::Duration::from_secs(1200)));
 }
 
 #[test]
