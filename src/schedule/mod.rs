@@ -32,7 +32,7 @@ pub enum Event {
     },
     Progress {
         index: usize,
-        progress: Progress,
+        progress: Box<Progress>,
     },
     Finished {
         index: usize,
@@ -141,7 +141,7 @@ mod tests {
             self.peak.fetch_max(now, Ordering::SeqCst);
             let _ = tx.send(Event::Progress {
                 index: job.index,
-                progress: Progress::default(),
+                progress: Box::default(),
             });
             std::thread::sleep(Duration::from_millis(30));
             if job.index == 2 {

@@ -165,7 +165,10 @@ fn forward_stdout(
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 let _ = writeln!(log, "{line}");
                 if let Some(p) = Progress::parse(&line) {
-                    let _ = tx.send(Event::Progress { index, progress: p });
+                    let _ = tx.send(Event::Progress {
+                        index,
+                        progress: Box::new(p),
+                    });
                 } else {
                     let _ = log.flush();
                 }
