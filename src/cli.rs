@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// and render a VALIDATION report.
 ///
 /// Exit codes (declared in `src/results/exit.rs`): 0 every group PASS · 10 some group INVESTIGATE
-/// or FLAKY (a FLAKY group can hold FAILed seeds) · 11 some group FAIL · 12 some group not
+/// or FLAKY (FLAKY: PASS mixed with INVESTIGATE seeds) · 11 some group FAIL (any FAIL seed fails its group) · 12 some group not
 /// finished (seeds pending or interrupted) and none FAIL · 2 bad input · 1 other errors · 130
 /// interrupted. `train` alone: 0 completed, 1 crashed, 3 diverged, 4 stopped by fail-fast, 5 ended
 /// because its sweep died, 130 interrupted.

@@ -48,7 +48,7 @@ pub const STOPPED: i32 = 4;
 pub const ORPHANED: i32 = 5;
 
 /// The codes of `sweep` and `report`, in words, as the docs quote them.
-pub const SWEEP_CODES: &str = "0 every group PASS · 10 some group INVESTIGATE or FLAKY (a FLAKY group can hold FAILed seeds) · 11 some group FAIL · 12 some group not finished (seeds pending or interrupted) and none FAIL · 2 bad input · 1 other errors · 130 interrupted";
+pub const SWEEP_CODES: &str = "0 every group PASS · 10 some group INVESTIGATE or FLAKY (FLAKY: PASS mixed with INVESTIGATE seeds) · 11 some group FAIL (any FAIL seed fails its group) · 12 some group not finished (seeds pending or interrupted) and none FAIL · 2 bad input · 1 other errors · 130 interrupted";
 
 /// The codes of `train` alone, in words, as the docs quote them.
 pub const TRAIN_CODES: &str = "0 completed, 1 crashed, 3 diverged, 4 stopped by fail-fast, 5 ended because its sweep died, 130 interrupted";

@@ -141,7 +141,7 @@ mod tests {
             self.peak.fetch_max(now, Ordering::SeqCst);
             let _ = tx.send(Event::Progress {
                 index: job.index,
-                progress: Box::new(Progress::default()),
+                progress: Box::default(),
             });
             std::thread::sleep(Duration::from_millis(30));
             if job.index == 2 {

@@ -4,9 +4,9 @@
 //! reserved for things that stop a run from starting or from writing its files.
 //!
 //! # Rows and evaluations
-//! A training row aggregates the updates since the previous row, so its `train_step` is 1 or
-//! more. With evaluation on (`evaluation.every > 0`), a fresh run first evaluates its untrained
-//! policy and writes it as the **baseline row**: `train_step` 0, `env_step` 0, `episodes` 0, its
+//! A training row aggregates the updates since the previous row, so its `train_step` is never 0.
+//! With evaluation on (`evaluation.every > 0`), a fresh run first evaluates its untrained policy
+//! and writes it as the **baseline row**: `train_step` 0, `env_step` 0, `episodes` 0, its
 //! `eval_return` the untrained policy's return and every other measurement empty. It is the only
 //! row with `train_step` 0 and always the file's first; a resumed run keeps the row its first
 //! attempt wrote. Later evaluations run every `evaluation.every` env steps after

@@ -200,7 +200,8 @@ fn write_config(dir: &Path, env: &str) -> PathBuf {
         "device: cpu\nenv: {env}\n\
          networks: {{ actor: {{ hidden: [16], learning_rate: 1.0e-3 }}, critic: {{ hidden: [16], learning_rate: 1.0e-3 }} }}\n\
          training: {{ steps: 40, batch_size: 8, learning_starts: 10 }}\n\
-         logging: {{ log_every: 5 }}\n"
+         logging: {{ log_every: 5 }}\n\
+         evaluation: {{ every: 0 }}\n"
     );
     std::fs::write(&path, text).unwrap();
     path

@@ -236,12 +236,9 @@ fn a_certain_fail_stops_the_run_early_or_only_leaves_evidence() {
                 .any(|l| l.starts_with("10,") && l.contains("fail_detected")),
             "{ev}"
         );
-        assert_eq!(
-            td3_sweep::results::read_metrics(&d.join("metrics.csv"))
-                .unwrap()
-                .len(),
-            1
-        );
+        // One training row, after the untrained baseline's (train step 0).
+        let rows = td3_sweep::results::read_metrics(&d.join("metrics.csv")).unwrap();
+        assert_eq!(rows.iter().filter(|r| r.train_step > 0).count(), 1);
     }
     // stop_on_fail: false trains to the end, and still keeps the evidence of the first FAIL.
     let go_on = smoke_variant(

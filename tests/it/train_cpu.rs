@@ -26,6 +26,8 @@ fn tiny_pixels() -> AgentConfig {
     c.training.steps = 80;
     c.training.learning_starts = 20;
     c.logging.log_every = 10;
+    // Training rows only (the baseline evaluation row has its tests in src/train/run.rs).
+    c.evaluation.every = 0;
     c
 }
 
