@@ -693,9 +693,13 @@ fn twin_mse(q1: &Tensor, q2: &Tensor, target: &Tensor) -> Tensor {
     q1.mse_loss(target, tch::Reduction::Mean) + q2.mse_loss(target, tch::Reduction::Mean)
 }
 
-/// Solution C: `(q − mean) / (std + 1e-8)`, as in the seed's rollback plan.
+/// Solution C: `(q − mean) / (std + 1e-8)`, as in the seed's rollback plan, with the batch's mean
+/// and std taken as constants (detached). Without that, the actor loss `−mean(normalized_q)` is
+/// the mean of a centred batch, identically 0, and its gradient is only float rounding: the actor
+/// stops learning (measured: actor CNN gradient 1e-9 to 1e-11). Detached, the loss is Q's own
+/// gradient divided by its spread: the same direction at any Q scale.
 pub fn normalized_q(q: &Tensor) -> Tensor {
-    (q - q.mean(Kind::Float)) / (q.std(true) + 1e-8)
+    (q - q.mean(Kind::Float).detach()) / (q.std(true).detach() + 1e-8)
 }
 
 /// Applies one side's update: clips the CNN's gradients when `max_norm` is set (given the pre-clip

@@ -133,6 +133,17 @@ fn q_normalised_actor_loss_has_zero_mean_unit_std() {
     let big = normalized_q(&(q.shallow_clone() * 1e6));
     let d = (big - n).abs().max().double_value(&[]);
     assert!(d < 1e-3, "normalised Q should be scale-free, diff {d}");
+    // The actor loss still has a gradient: the batch's mean and std are constants, so
+    // d(−mean(normalized_q))/dq_i = −1/(n·std), not the 0 of a centred batch's mean.
+    let qg = q.shallow_clone().set_requires_grad(true);
+    let loss = -normalized_q(&qg).mean(Kind::Float);
+    loss.backward();
+    let g = qg.grad();
+    let want = -1.0 / (5.0 * q.std(true).double_value(&[]));
+    for i in 0..5 {
+        let gi = g.double_value(&[i, 0]);
+        assert!((gi - want).abs() < 1e-6 * want.abs(), "grad {gi}, want {want}");
+    }
 }
 
 #[test]
