@@ -595,7 +595,7 @@ fn bounded_finding(rule: &Rule, rows: &[MetricRow], bound: Option<f64>) -> Findi
     let Some(b) = bound.filter(|b| b.is_finite() && *b > 0.0) else {
         let mut f = threshold_finding(rule, None);
         f.applicable = false;
-        f.evidence = "not applicable: the run's |Q| bound is unknown (a Gymnasium env without `env.reward_bound`, or a discount of 1)".into();
+        f.evidence = "not applicable: this run's |Q| bound is unknown (run.json has no `q_bound`: a Gymnasium env without `env.reward_bound`, a discount of 1, or a record from before bounds were recorded)".into();
         return f;
     };
     let scale = |t: Option<f64>| t.map(|x| x * b);
