@@ -653,3 +653,141 @@ fn a_quorum_pass_names_the_failing_rules_not_their_values() {
     );
     assert!(!quorum.contains("9,000,000"), "{quorum}");
 }
+
+/// One synthetic run for the verdict fixtures below: a row every 100 training steps to 3,000
+/// (`env_step` 100 ahead), with the actor CNN gradient norm and |Q| from `actor` and `q` (of the
+/// training step), calm elsewhere, and evaluations every 500 env steps from an untrained baseline
+/// row at step 0 (`eval` of the env step; `None`: no evaluation).
+fn verdict_run(
+    dir: &Path,
+    (variant, seed): (&str, u64),
+    actor: impl Fn(u64) -> f64,
+    q: impl Fn(u64) -> f64,
+    eval: Option<&dyn Fn(u64) -> f64>,
+    q_bound: Option<f64>,
+) {
+    let id = format!("{variant}__s{seed}");
+    let run = dir.join("runs").join(&id);
+    std::fs::create_dir_all(&run).unwrap();
+    let mut csv = td3_sweep::results::COLUMNS[..16].join(",") + "\n";
+    if let Some(e) = eval {
+        csv += &format!("0,0,0.0,,,,,,,,,,,0,0,{}\n", e(0));
+    }
+    for i in 1..=30u64 {
+        let (t, env) = (i * 100, i * 100 + 100);
+        let ev = eval
+            .filter(|_| env % 500 == 0)
+            .map(|e| e(env).to_string())
+            .unwrap_or_default();
+        csv += &format!(
+            "{t},{env},{i}.0,{},300.0,0.05,40.0,{},{},10.0,-10.0,0.5,-5.0,{i},0,{ev}\n",
+            actor(t),
+            q(t) * 0.5,
+            q(t)
+        );
+    }
+    std::fs::write(run.join("metrics.csv"), csv).unwrap();
+    let rec = serde_json::json!({
+        "run_id": id, "variant": variant, "seed": seed, "swept": {}, "overrides": {},
+        "outcome": "completed", "steps_planned": 3100, "steps_done": 3100,
+        "train_steps_done": 3000, "learning_rates": null, "config_hash": "0", "extra": {},
+        "q_bound": q_bound,
+    });
+    std::fs::write(run.join("run.json"), rec.to_string()).unwrap();
+}
+
+/// The verdicts that decide whether a fix works, each on a group of 3 seeds: explosive growth
+/// from a small base that never crosses the seed's 10,000 FAILs by growth alone; a straight-line
+/// rise does not; |Q| past its bound FAILs; a stable group that does not learn is INVESTIGATE; one
+/// FAIL seed fails its group ("FAIL 1/3"); and two learning groups whose intervals overlap are
+/// "not distinguishable", the least intrusive of them recommended.
+#[test]
+fn verdicts_on_growth_bounds_learning_and_seeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("verdicts");
+    let calm = |_: u64| 0.5;
+    let q_calm = |_: u64| 12.0;
+    // Learns: untrained -8.6, rising to about 100 + 20·seed by the end.
+    let learns =
+        |seed: u64| move |env: u64| -8.6 + (env as f64 / 3100.0) * (100.0 + 20.0 * seed as f64);
+    let flat = |seed: u64| move |env: u64| -8.6 + 0.05 * ((env / 500 + seed) % 2) as f64;
+    for seed in 0..3 {
+        // 1,440x over training steps 1,000-1,500, from 0.005: never above 10,000.
+        let explode = |t: u64| 0.005 * 1440f64.powf(((t as f64 - 1000.0) / 500.0).clamp(0.0, 1.0));
+        let e = learns(seed);
+        verdict_run(
+            &dir,
+            ("explodes_from_small_base", seed),
+            explode,
+            q_calm,
+            Some(&e),
+            Some(1000.0),
+        );
+        let linear = |t: u64| 1.0 + t as f64 / 3.0;
+        verdict_run(
+            &dir,
+            ("grows_linearly", seed),
+            linear,
+            q_calm,
+            Some(&e),
+            Some(1000.0),
+        );
+        let q_over = |t: u64| 12.0 + t as f64 * 0.6;
+        verdict_run(
+            &dir,
+            ("q_past_its_bound", seed),
+            calm,
+            q_over,
+            Some(&e),
+            Some(1000.0),
+        );
+        let f = flat(seed);
+        verdict_run(
+            &dir,
+            ("stable_not_learning", seed),
+            calm,
+            q_calm,
+            Some(&f),
+            Some(1000.0),
+        );
+        let nan_last = |t: u64| {
+            if seed == 2 && t == 3000 {
+                f64::NAN
+            } else {
+                0.5
+            }
+        };
+        verdict_run(
+            &dir,
+            ("one_seed_fails", seed),
+            nan_last,
+            q_calm,
+            Some(&e),
+            Some(1000.0),
+        );
+        verdict_run(
+            &dir,
+            ("learns_a", seed),
+            calm,
+            q_calm,
+            Some(&e),
+            Some(1000.0),
+        );
+        let e_b = move |env: u64| e(env) + 5.0;
+        verdict_run(
+            &dir,
+            ("learns_b", seed),
+            calm,
+            q_calm,
+            Some(&e_b),
+            Some(1000.0),
+        );
+    }
+    std::fs::write(dir.join("sweep.yaml"), "name: verdicts\n").unwrap();
+    let out = generate(&dir, &opts()).unwrap();
+    let md = std::fs::read_to_string(&out.report_path).unwrap();
+    let top = md.split("## Criteria").next().unwrap();
+    insta::with_settings!({ filters => filters() }, {
+        insta::assert_snapshot!("verdicts_fixture", format!("{}\n{top}", out.report.overview));
+    });
+}

@@ -382,10 +382,7 @@ fn actor_lr_is_the_seeds_solution_a() {
         .iter()
         .map(|r| r.config.resolved_lrs().actor_cnn.lr)
         .collect();
-    assert_eq!(
-        lrs,
-        [1e-4, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5, 1e-6, 1e-6, 1e-6]
-    );
+    assert_eq!(lrs, [1e-4, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5, 1e-6, 1e-6, 1e-6]);
     assert!(plan
         .runs
         .iter()
@@ -393,7 +390,10 @@ fn actor_lr_is_the_seeds_solution_a() {
     assert!(plan.runs.iter().all(|r| r.config.training.steps == 5000));
     // Long enough to learn, and evaluated from the untrained policy on (the learning rule).
     assert!(plan.runs.iter().all(|r| r.config.evaluation.every > 0));
-    assert_eq!(plan.spec.timeout, Some(std::time::Duration::from_secs(1200)));
+    assert_eq!(
+        plan.spec.timeout,
+        Some(std::time::Duration::from_secs(1200))
+    );
 }
 
 #[test]

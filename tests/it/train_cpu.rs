@@ -142,7 +142,10 @@ fn q_normalised_actor_loss_has_zero_mean_unit_std() {
     let want = -1.0 / (5.0 * q.std(true).double_value(&[]));
     for i in 0..5 {
         let gi = g.double_value(&[i, 0]);
-        assert!((gi - want).abs() < 1e-6 * want.abs(), "grad {gi}, want {want}");
+        assert!(
+            (gi - want).abs() < 1e-6 * want.abs(),
+            "grad {gi}, want {want}"
+        );
     }
 }
 
