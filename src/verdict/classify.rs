@@ -234,7 +234,8 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn builtin(
+    /// A built-in rule's finding (outcome, non-finite, unreadable files): no metric, no value.
+    pub(super) fn builtin(
         rule: &str,
         kind: FindingKind,
         verdict: Verdict,

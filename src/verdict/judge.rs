@@ -104,24 +104,6 @@ pub fn group_label(variant: &str, swept: &BTreeMap<String, String>) -> String {
     GroupId::new(variant, swept).to_string()
 }
 
-fn unreadable(rule: &str, evidence: String) -> Finding {
-    Finding {
-        rule: rule.to_string(),
-        kind: FindingKind::Outcome,
-        metric: None,
-        aggregate: None,
-        verdict: Verdict::Fail,
-        value: None,
-        worst: None,
-        crossings: Vec::new(),
-        growth: None,
-        note: None,
-        evidence,
-        step: None,
-        applicable: true,
-    }
-}
-
 /// Judges one run: the criteria on its record and rows, FAIL for any file that could not be
 /// read, and no verdict yet for a run that has not finished.
 pub fn judge_run(loaded: LoadedRun, criteria: &Criteria) -> RunResult {
@@ -133,9 +115,16 @@ pub fn judge_run(loaded: LoadedRun, criteria: &Criteria) -> RunResult {
         },
     };
     for e in &loaded.load_errors {
-        verdict
-            .findings
-            .insert(0, unreadable("unreadable", e.clone()));
+        verdict.findings.insert(
+            0,
+            Finding::builtin(
+                "unreadable",
+                FindingKind::Outcome,
+                Verdict::Fail,
+                e.clone(),
+                None,
+            ),
+        );
         verdict.verdict = Verdict::Fail;
     }
     let unfinished = if loaded.never_started {
