@@ -69,6 +69,9 @@ pub struct ReportView {
     pub ladder: Option<LadderView>,
     /// Whether each variant still learns, over its seeds; `None` when no run evaluated.
     pub learning: Option<LearningView>,
+    /// Settings that tested nothing: a clip that never engaged, variants that trained
+    /// identically.
+    pub knob_notes: Vec<String>,
 }
 
 /// The learning comparison ([`crate::verdict::compare`]) as the report shows it.
@@ -501,7 +504,96 @@ pub fn build(i: Input<'_>) -> ReportView {
         left_out: i.left_out.to_vec(),
         ladder: None,
         learning: learning_view(i.groups, i.comparison),
+        knob_notes: knob_notes(i.groups, runs),
     }
+}
+
+/// The clip settings and the metrics that show whether they engaged: (key, clip fraction column,
+/// pre-clip norm column, which CNN).
+const CLIPS: [(&str, &str, &str, &str); 2] = [
+    (
+        "training.actor_cnn_grad_clip.max_norm",
+        "actor_cnn_clip_frac",
+        "actor_cnn_grad_norm",
+        "actor",
+    ),
+    (
+        "training.critic_cnn_grad_clip.max_norm",
+        "critic_cnn_clip_frac",
+        "critic_cnn_grad_norm",
+        "critic",
+    ),
+];
+
+/// Settings that tested nothing (issue: "variants that test nothing"): a group whose gradient
+/// clipping never engaged in any of its runs, and pairs of groups whose runs trained identically
+/// seed for seed (every metric row equal but the wall clock), so whatever sets them apart changed
+/// nothing.
+fn knob_notes(groups: &[GroupResult], runs: &[RunResult]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for g in groups {
+        let set = |key: &str| {
+            g.swept
+                .get(key)
+                .or_else(|| g.overrides.as_ref().and_then(|o| o.get(key)))
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        for (key, frac, norm, which) in CLIPS {
+            let Some(max_norm) = set(key) else { continue };
+            let rows = || g.runs.iter().flat_map(|i| runs[*i].rows.iter());
+            let engaged = rows().filter_map(|r| r.get(frac)).any(|f| f > 0.0);
+            let peak = rows()
+                .filter_map(|r| r.get(norm))
+                .filter(|v| v.is_finite())
+                .fold(f64::NEG_INFINITY, f64::max);
+            if !engaged && peak.is_finite() && peak <= max_norm {
+                notes.push(format!(
+                    "{}: {which} CNN clipping never engaged: max pre-clip norm {} ≤ max_norm {} in every run, so this variant tested nothing that clipping does",
+                    cell(&g.label()),
+                    fmt_num(peak),
+                    fmt_num(max_norm)
+                ));
+            }
+        }
+    }
+    let same = |a: &RunResult, b: &RunResult| {
+        let strip = |r: &RunResult| -> Vec<crate::results::MetricRow> {
+            r.rows
+                .iter()
+                .map(|row| crate::results::MetricRow {
+                    wall_s: 0.0,
+                    ..row.clone()
+                })
+                .collect()
+        };
+        !a.rows.is_empty() && strip(a) == strip(b)
+    };
+    for (x, gx) in groups.iter().enumerate() {
+        for gy in &groups[x + 1..] {
+            let pairs: Vec<(&RunResult, &RunResult)> = gx
+                .runs
+                .iter()
+                .filter_map(|i| {
+                    let a = &runs[*i];
+                    let b = gy
+                        .runs
+                        .iter()
+                        .map(|j| &runs[*j])
+                        .find(|b| b.seed() == a.seed())?;
+                    Some((a, b))
+                })
+                .collect();
+            if !pairs.is_empty() && pairs.iter().all(|(a, b)| same(a, b)) {
+                notes.push(format!(
+                    "{} and {} trained identically on all {} shared seed(s) (every metric row equal but the wall clock): what sets them apart changed nothing, so they are one finding, not two",
+                    cell(&gx.label()),
+                    cell(&gy.label()),
+                    pairs.len()
+                ));
+            }
+        }
+    }
+    notes
 }
 
 /// An estimate with its interval: "93.1 [45.2, 173]".

@@ -791,3 +791,34 @@ fn verdicts_on_growth_bounds_learning_and_seeds() {
         insta::assert_snapshot!("verdicts_fixture", format!("{}\n{top}", out.report.overview));
     });
 }
+
+/// A clip that never engages and two variants that train identically are said to have tested
+/// nothing (they are one finding, not two).
+#[test]
+fn settings_that_tested_nothing_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("knobs");
+    for seed in 0..2 {
+        for (variant, clip) in [("baseline", None), ("clip10", Some("10.0"))] {
+            let mut overrides = serde_json::json!({});
+            if let Some(c) = clip {
+                overrides["training.actor_cnn_grad_clip.max_norm"] = c.into();
+            }
+            let rec =
+                serde_json::json!({ "variant": variant, "seed": seed, "overrides": overrides });
+            synthetic_run(&dir, &format!("{variant}__s{seed}"), 0.5, rec);
+        }
+    }
+    std::fs::write(dir.join("sweep.yaml"), "name: knobs\n").unwrap();
+    let md = std::fs::read_to_string(generate(&dir, &opts()).unwrap().report_path).unwrap();
+    assert!(
+        md.contains(
+            "clip10: actor CNN clipping never engaged: max pre-clip norm 0.5 ≤ max_norm 10"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("baseline and clip10 trained identically on all 2 shared seed(s)"),
+        "{md}"
+    );
+}
