@@ -276,7 +276,7 @@ impl Default for TrainingConfig {
 }
 
 /// Periodic evaluation with the deterministic policy on a separately seeded env, after the
-/// untrained baseline (see [`crate::train::run`]). On by default: it is each run's evidence of
+/// untrained baseline (see `src/train/run.rs`). On by default: it is each run's evidence of
 /// learning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -3,7 +3,7 @@
 //! each format in [`export`] (Markdown from a template, SVG, JUnit XML) turns it into files.
 //!
 //! It never changes the results folder's records: reconciling the folder first is the command's
-//! step (`crate::schedule::reconcile`). Exit codes of [`Report::exit_code`]: see
+//! step (the scheduler's `reconcile`). Exit codes of [`Report::exit_code`]: see
 //! [`crate::results::exit`].
 
 pub mod export;

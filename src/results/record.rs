@@ -121,7 +121,7 @@ pub struct RunRecord {
     pub stderr_tail: Option<String>,
     /// The largest |Q| the task allows, `r_max * |reward_scale| / (1 - discount)` with the env's
     /// per-step reward bound `r_max` and the run's own config (see
-    /// [`crate::train::env::q_abs_bound`]): a `q_abs_max` beyond it is soft divergence (van Hasselt
+    /// the training loop's `q_abs_bound`): a `q_abs_max` beyond it is soft divergence (van Hasselt
     /// et al. 2018). `None` when `r_max` is unknown (a Gymnasium env without `env.reward_bound`),
     /// when the discount is 1, and in records written before it was recorded.
     #[serde(default)]
