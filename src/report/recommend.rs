@@ -33,19 +33,21 @@ fn enabled(v: &str) -> bool {
 /// 0 = only learning-rate changes, 1 = gradient clipping, 2 = Q normalisation (the rollback order),
 /// from everything the group's runs were trained with: a variant's `set:` counts, not only the grid.
 fn intrusiveness(g: &GroupResult) -> u8 {
-    let on = |needle: &str| {
-        g.swept
-            .iter()
-            .chain(g.overrides.iter().flatten())
-            .any(|(k, v)| k.contains(needle) && enabled(v))
-    };
-    if on("q_normalization") {
+    if uses(g, "q_normalization") {
         2
-    } else if on("grad_clip") {
+    } else if uses(g, "grad_clip") {
         1
     } else {
         0
     }
+}
+
+/// Whether the group's runs were trained with a setting whose key contains `needle` turned on.
+fn uses(g: &GroupResult, needle: &str) -> bool {
+    g.swept
+        .iter()
+        .chain(g.overrides.iter().flatten())
+        .any(|(k, v)| k.contains(needle) && enabled(v))
 }
 
 /// The group's actor CNN learning rate: resolved from run.json, else a swept `*_lr` value.
@@ -351,7 +353,8 @@ impl Sweep<'_> {
     /// Nothing passes: the next rollback option not yet tried, after what the failures say
     /// (stable but not learning, flaky).
     fn next_rollback_option(&self) -> Recommendation {
-        let tried = |level: u8| self.groups.iter().any(|g| intrusiveness(g) >= level);
+        // Each option by itself: a sweep that tried only Q normalisation has not tried clipping.
+        let tried = |needle: &str| self.groups.iter().any(|g| uses(g, needle));
         let mut details = Vec::new();
         let not_learning: Vec<String> = self
             .groups
@@ -381,13 +384,13 @@ impl Sweep<'_> {
                 flaky.join(", ")
             ));
         }
-        let headline = if !tried(1) {
+        let headline = if !tried("grad_clip") {
             details.push(format!(
                 "Add a variant with `{GRAD_CLIP_KEY}: 1.0` (the seed's Solution B: clip the actor CNN gradients after `actor_loss.backward()`)."
             ));
             "No variant passes on every seed: try gradient clipping next (rollback Option 2)."
                 .to_string()
-        } else if !tried(2) {
+        } else if !tried("q_normalization") {
             details.push(format!(
                 "Add a variant with `{Q_NORM_KEY}: true` (the seed's Solution C: normalise Q before the actor loss)."
             ));
