@@ -285,7 +285,7 @@ impl Sweep<'_> {
                 "It is the only passing variant (actor CNN learning rate {}); rollback Option 1 (learning rate only) is the least intrusive change.",
                 lr_text(lr)
             ),
-            (0, None) => "It changes only the learning rate or nothing at all: the least intrusive option.".into(),
+            (0, None) => "It uses neither gradient clipping nor Q normalisation (rollback Options 2 and 3): the least intrusive option.".into(),
             (1, _) => "No learning-rate-only variant passes; this one uses gradient clipping (rollback Option 2).".into(),
             _ => "No learning-rate or clipping variant passes; this one uses Q normalisation (rollback Option 3).".into(),
         }
@@ -485,14 +485,23 @@ fn learning_detail(
         return "Learning was not measured (evaluation off, or no evaluation after the untrained one): this rests on stability alone.".into();
     };
     let untrained = l.untrained.iter().sum::<f64>() / l.untrained.len().max(1) as f64;
-    let mut line = format!(
-        "It learns: final eval return {} (mean over {} seeds, 95% interval [{}, {}]) against {} untrained.",
+    let (seeds, learning) = (l.finals.len(), l.learning_seeds);
+    let returns = format!(
+        "final eval return {} (mean over {seeds} seeds, 95% interval [{}, {}]) against {} untrained",
         fmt_num(s.mean.point),
-        l.finals.len(),
         fmt_num(s.mean.ci.lo),
         fmt_num(s.mean.ci.hi),
         fmt_num(untrained)
     );
+    let mut line = if learning == seeds {
+        format!("It learns: {returns}.")
+    } else {
+        // It passed because the learning rule did not judge these runs (too short for its
+        // window, or no learning rule): say what the evaluations show instead of claiming it.
+        format!(
+            "Learning is not shown: {learning} of {seeds} seeds beat their untrained return by the learning margin ({returns}); the criteria did not judge learning here (runs shorter than the learning rule's window?), so this choice rests on stability alone."
+        )
+    };
     let tied: Vec<String> = compared
         .iter()
         .filter(|i| **i != chosen)
