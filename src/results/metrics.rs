@@ -359,6 +359,12 @@ pub struct ParsedMetrics {
 
 /// Parses `metrics.csv` text, keeping every row that parses. Only an unusable header is an error.
 pub fn parse_metrics_all(path: &Path, text: &str) -> Result<ParsedMetrics, MetricsError> {
+    // The writer creates the file, then writes the header; a run that died in between (a full
+    // disk refuses the header, and the writer cuts the file back to what was whole) leaves an
+    // empty file: no rows, not a damaged header.
+    if text.is_empty() {
+        return Ok(ParsedMetrics::default());
+    }
     let perr = |line: u64, message: String| MetricsError::Parse {
         path: path.to_path_buf(),
         line,
@@ -492,6 +498,15 @@ pub fn write_evidence(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_empty_file_has_no_rows() {
+        // What a run leaves when the disk refused its header: nothing half written, no rows.
+        let parsed = parse_metrics_all(Path::new("runs/a/metrics.csv"), "").unwrap();
+        assert!(parsed.rows.is_empty() && parsed.bad_lines.is_empty());
+        // A header cut short is still an error.
+        assert!(parse_metrics_all(Path::new("m.csv"), "train_st").is_err());
+    }
+
     use super::*;
 
     #[test]
