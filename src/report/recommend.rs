@@ -461,14 +461,7 @@ fn learning_candidates(passing: &mut Vec<usize>, c: &Comparison) -> Vec<usize> {
     else {
         return Vec::new();
     };
-    let best_ci = c.groups[best].stats.as_ref().map(|s| s.iqm.ci);
-    passing.retain(|i| {
-        c.groups[*i]
-            .stats
-            .as_ref()
-            .zip(best_ci)
-            .is_some_and(|(s, b)| s.iqm.ci.overlaps(&b))
-    });
+    passing.retain(|i| c.tied(*i, best) == Some(true));
     scored
 }
 
@@ -505,12 +498,7 @@ fn learning_detail(
     let tied: Vec<String> = compared
         .iter()
         .filter(|i| **i != chosen)
-        .filter(|i| {
-            let (a, b) = (&c.groups[**i].stats, &c.groups[chosen].stats);
-            a.as_ref()
-                .zip(b.as_ref())
-                .is_some_and(|(a, b)| a.iqm.ci.overlaps(&b.iqm.ci))
-        })
+        .filter(|i| c.tied(**i, chosen) == Some(true))
         .map(|i| groups[*i].label())
         .collect();
     if !tied.is_empty() {

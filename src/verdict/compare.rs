@@ -57,9 +57,17 @@ impl Comparison {
     /// Whether group `i`'s IQM interval overlaps the best group's: then the two are "not
     /// distinguishable" by these seeds. `None` when either has no scores.
     pub fn tied_with_best(&self, i: usize) -> Option<bool> {
-        let best = self.groups[self.best?].stats.as_ref()?;
-        let mine = self.groups[i].stats.as_ref()?;
-        Some(mine.iqm.ci.overlaps(&best.iqm.ci))
+        self.tied(i, self.best?)
+    }
+
+    /// Whether groups `i` and `j` cannot be told apart by these seeds: their IQM intervals
+    /// overlap. `None` when either has no scores.
+    pub fn tied(&self, i: usize, j: usize) -> Option<bool> {
+        let (a, b) = (
+            self.groups[i].stats.as_ref()?,
+            self.groups[j].stats.as_ref()?,
+        );
+        Some(a.iqm.ci.overlaps(&b.iqm.ci))
     }
 }
 

@@ -4,7 +4,6 @@
 //! Nothing here reads files except [`load_criteria`]: the results folder's reader, the trainer
 //! and the ladder feed it data, and [`judge`] is the one place runs and groups are judged.
 
-pub mod bound;
 mod classify;
 pub mod compare;
 mod criteria;
