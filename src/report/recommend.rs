@@ -237,6 +237,7 @@ impl Sweep<'_> {
         }
         details.push(self.why_chosen(g, passing));
         details.push(learning_detail(best, learned, self.groups, comparison));
+        details.extend(self.rejected(best));
         if self.finalists.is_some() {
             details.push(format!(
                 "Among the {} variant(s) that reached the ladder's last stage; variants that stopped earlier are not candidates (see the Ladder section).",
@@ -289,6 +290,30 @@ impl Sweep<'_> {
             (1, _) => "No learning-rate-only variant passes; this one uses gradient clipping (rollback Option 2).".into(),
             _ => "No learning-rate or clipping variant passes; this one uses Q normalisation (rollback Option 3).".into(),
         }
+    }
+
+    /// Why every other finished group that did not pass was not chosen: one line each, with its
+    /// seeds' verdicts and the rules they broke (the criteria tables below hold the evidence).
+    fn rejected(&self, chosen: usize) -> Vec<String> {
+        self.groups
+            .iter()
+            .enumerate()
+            .filter(|(i, g)| {
+                *i != chosen
+                    && !matches!(
+                        g.verdict,
+                        GroupVerdict::Pass | GroupVerdict::Incomplete { .. }
+                    )
+            })
+            .map(|(_, g)| {
+                format!(
+                    "Not chosen: {} ({}): {}.",
+                    g.label(),
+                    g.verdict,
+                    self.not_passing_seeds(g).join("; ")
+                )
+            })
+            .collect()
     }
 
     /// The seeds of `g` that did not pass, each with its verdict and the rules it broke.
