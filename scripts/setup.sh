@@ -56,6 +56,28 @@ if [ ! -f "$GYM_STAMP" ]; then
   touch "$GYM_STAMP"
 fi
 
+# For external trainers (issue: bring your own trainer): Stable-Baselines3 for examples/sb3 and the
+# td3sweep package's SB3 subclass, TensorBoard's own reader for the event-file test, pytest for
+# python/tests. Then the td3sweep package itself (python/), reinstalled when its files change.
+TOOLS_SPEC="stable-baselines3==2.9.2 tensorboard==2.21.0 pytest==9.2.0"
+TOOLS_STAMP=.venv/.td3-sweep-setup-tools-$(echo "$TOOLS_SPEC" | sha256sum | cut -c1-12)
+if [ ! -f "$TOOLS_STAMP" ]; then
+  echo "setup: installing $TOOLS_SPEC into .venv" >&2
+  # shellcheck disable=SC2086 # the spec is a list of requirements
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-cache-dir $TOOLS_SPEC
+  touch "$TOOLS_STAMP"
+fi
+if [ -d python/td3sweep ]; then
+  PKG_HASH=$(find python -path '*/__pycache__' -prune -o -type f \( -name '*.py' -o -name '*.toml' \) -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-12)
+  PKG_STAMP=.venv/.td3-sweep-setup-td3sweep-$PKG_HASH
+  if [ ! -f "$PKG_STAMP" ]; then
+    echo "setup: installing the td3sweep package (python/) into .venv" >&2
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-cache-dir --no-deps ./python
+    rm -f .venv/.td3-sweep-setup-td3sweep-*
+    touch "$PKG_STAMP"
+  fi
+fi
+
 export LIBTORCH_USE_PYTORCH=1
 export PATH="$PWD/.venv/bin:$PATH"
 if [ "${SETUP_SKIP_BUILD:-0}" != 1 ]; then
