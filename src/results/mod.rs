@@ -4,8 +4,8 @@
 //! paths ([`ResultsDir`], [`RunDir`]), the one atomic writer ([`write_atomic`]), each run's record
 //! (`run.json`) and metrics (`metrics.csv`, `evidence.csv`, one column table), the plan manifest
 //! (`plan.json`), the human summary (`summary.csv`), the ladder state (`ladder.json`), the lock
-//! (`.lock`), and the protocol between a sweep and its child runs (exit codes, progress lines, the
-//! Slurm task key). It depends on nothing above it: the scheduler, the judge, the report and the
+//! (`.lock`), the protocol between a sweep and its child runs (exit codes, progress lines, the
+//! Slurm task key), and an external trainer's invocation and environment (`trainer.json`). It depends on nothing above it: the scheduler, the judge, the report and the
 //! commands use it, never the other way round.
 
 mod atomic;
@@ -19,6 +19,7 @@ pub mod plan;
 pub mod protocol;
 mod record;
 pub mod summary;
+pub mod trainer;
 
 pub use atomic::write_atomic;
 pub use ladder::{GroupId, LadderState};

@@ -140,6 +140,17 @@ impl RunDir {
         self.0.join("stderr.log")
     }
 
+    /// `trainer.json`: an external run's invocation ([`super::trainer::Invocation`]).
+    pub fn trainer_json(&self) -> PathBuf {
+        self.0.join("trainer.json")
+    }
+
+    /// `trainer_metrics.csv`: the CSV an external trainer appends to (`TD3SWEEP_METRICS`), in
+    /// its own columns; the harness maps it into `metrics.csv`.
+    pub fn trainer_metrics(&self) -> PathBuf {
+        self.0.join("trainer_metrics.csv")
+    }
+
     /// `checkpoint/`: the run's resumable checkpoint (its files are `train::checkpoint`'s).
     pub fn checkpoint(&self) -> PathBuf {
         self.0.join("checkpoint")

@@ -646,6 +646,7 @@ fn start_record(
             ("threads".to_string(), tch::get_num_threads().to_string()),
             ("env".to_string(), env.name().to_string()),
         ]),
+        invocation: None,
         provisional: true,
     }
 }
