@@ -125,6 +125,12 @@ impl RunDir {
         self.0.join("evidence.csv")
     }
 
+    /// `events.out.tfevents.td3-sweep`: the run's metrics for TensorBoard (see
+    /// [`super::tensorboard`]).
+    pub fn events_file(&self) -> PathBuf {
+        self.0.join(super::tensorboard::EVENTS_FILE)
+    }
+
     /// `config.yaml`: the resolved config the run trains with.
     pub fn config_yaml(&self) -> PathBuf {
         self.0.join("config.yaml")

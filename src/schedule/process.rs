@@ -102,6 +102,8 @@ impl Executor for ProcessExecutor {
         // The parent's record is final, whatever the child managed to write.
         rec.provisional = false;
         let _ = dir.write_record(&rec);
+        // Whatever the run managed to log, TensorBoard shows (a warning if it cannot).
+        crate::results::tensorboard::refresh_or_warn(&dir);
         rec
     }
 }
