@@ -95,6 +95,11 @@ pub fn run(inv: &Invocation, opts: &HarnessOptions) -> anyhow::Result<RunRecord>
     rec.outcome = Outcome::Crashed;
     rec.reason = Some(PLACEHOLDER_REASON.into());
     rec.provisional = true;
+    // The trainer's own code, for reproduction (td3-sweep's is `git_commit`).
+    rec.extra.insert(
+        "trainer_git_commit".into(),
+        crate::train::run::git_commit_of(&inv.workdir),
+    );
     opts.dir.write_record(&rec)?;
 
     let metrics_path = inv
