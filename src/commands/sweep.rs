@@ -402,6 +402,7 @@ fn job_for(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir) -> PlannedRun 
         args: a,
         command,
         timeout: spec.timeout,
+        stall_timeout: spec.stall_timeout,
     }
 }
 

@@ -420,7 +420,9 @@ mod tests {
         // A noisy, growing, irregularly logged series; every contiguous range is fitted both ways.
         let mut state = 12345u64;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 11) as f64 / (1u64 << 53) as f64
         };
         let mut step = 1000u64;
@@ -435,11 +437,17 @@ mod tests {
             let mut sums = Sums::default();
             for j in i..pts.len() {
                 sums = sums.with(pts[j], origin);
-                let (ours, theirs) = (sums.fit(origin.1), super::super::log_linear_fit(&pts[i..=j]));
+                let (ours, theirs) = (
+                    sums.fit(origin.1),
+                    super::super::log_linear_fit(&pts[i..=j]),
+                );
                 match (ours, theirs) {
                     (None, None) => {}
                     (Some(a), Some(b)) => {
-                        assert!((a.slope - b.slope).abs() <= 1e-9 * b.slope.abs().max(1e-6), "{i}..{j}: {a:?} {b:?}");
+                        assert!(
+                            (a.slope - b.slope).abs() <= 1e-9 * b.slope.abs().max(1e-6),
+                            "{i}..{j}: {a:?} {b:?}"
+                        );
                         assert!((a.r2 - b.r2).abs() <= 1e-7, "{i}..{j}: {a:?} {b:?}");
                         assert_eq!(a.points, b.points);
                     }

@@ -122,6 +122,7 @@ pub(super) fn job(
         args: a,
         command,
         timeout: spec.timeout,
+        stall_timeout: spec.stall_timeout,
     }
 }
 
