@@ -316,7 +316,10 @@ fn final_record(
         }
     }
     rec.outcome = outcome;
-    rec.exit = Some(exit.clone());
+    // A harness records its trainer's exit, which says more than the harness's own.
+    if rec.invocation.is_none() || rec.exit.is_none() {
+        rec.exit = Some(exit.clone());
+    }
     rec.wall_s = wall;
     // Under Slurm, the array task this record comes from: a sweep waiting for a resubmitted
     // run accepts only its own task's record, never an earlier attempt's.

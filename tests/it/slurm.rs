@@ -664,7 +664,10 @@ fn an_external_trainer_runs_in_the_array_tasks() {
     assert_eq!(ok["invocation"]["env"]["TD3SWEEP_STEPS"], "40", "{ok}");
     let boom = record("boom__");
     assert_eq!(boom["outcome"], "crashed", "{boom}");
-    assert_eq!(boom["reason"], "the trainer exited with code 9", "{boom}");
+    assert_eq!(
+        boom["reason"], "the trainer ended with exit code 9",
+        "{boom}"
+    );
     assert!(
         boom["stderr_tail"]
             .as_str()
