@@ -28,8 +28,7 @@ use crate::results::metrics::{write_evidence, EvidenceStep};
 use crate::results::protocol::{Progress, TRAINER_PGID_PREFIX};
 use crate::results::trainer::{Invocation, SLOT_ENV};
 use crate::results::{
-    printable, MetricRow, MetricsWriter, Outcome, RunDir, RunRecord, LIBTORCH_VERSION,
-    PLACEHOLDER_REASON,
+    printable, MetricRow, MetricsWriter, Outcome, RunDir, RunRecord, PLACEHOLDER_REASON,
 };
 use crate::verdict::Criteria;
 
@@ -89,7 +88,8 @@ pub fn run(inv: &Invocation, opts: &HarnessOptions) -> anyhow::Result<RunRecord>
     rec.invocation = Some(recorded_invocation(inv));
     rec.command = inv.shell_line();
     rec.steps_planned = inv.steps;
-    rec.libtorch_version = LIBTORCH_VERSION.to_string();
+    // The trainer brings its own framework; td3-sweep's libtorch did not train this run.
+    rec.libtorch_version = String::new();
     rec.started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     rec.device = device_of_slot();
     rec.outcome = Outcome::Crashed;
