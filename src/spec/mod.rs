@@ -165,6 +165,10 @@ pub struct RunPlan {
 
 /// A run's resolved config.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per planned run; boxing the common case would only add indirection"
+)]
 pub enum RunConfig {
     /// The built-in TD3's agent config.
     Agent(AgentConfig),
