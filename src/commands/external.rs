@@ -1,7 +1,6 @@
 //! `td3-sweep external` (hidden): one run of an external trainer, under the harness
 //! ([`crate::harness`]). The exit code encodes the outcome as `train`'s does.
 
-use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,21 +30,9 @@ pub fn run(args: ExternalArgs) -> anyhow::Result<i32> {
     let _ = ctrlc::set_handler(move || i.store(true, Ordering::SeqCst));
     let orphaned = Arc::new(AtomicBool::new(false));
     if args.child.watch_stdin {
+        // The sweep is gone (possibly SIGKILLed): its trainer must not stay.
         let o = orphaned.clone();
-        std::thread::spawn(move || {
-            let stdin = std::io::stdin();
-            let mut line = String::new();
-            // 0 bytes at EOF: the sweep is gone (possibly SIGKILLed); its trainer must not stay.
-            while stdin
-                .lock()
-                .read_line(&mut line)
-                .map(|n| n > 0)
-                .unwrap_or(false)
-            {
-                line.clear();
-            }
-            o.store(true, Ordering::SeqCst);
-        });
+        crate::schedule::process::on_parent_gone(move || o.store(true, Ordering::SeqCst));
     }
     let mut identity = RunRecord::placeholder(
         &crate::results::PlannedRun {
@@ -118,10 +105,5 @@ pub fn run(args: ExternalArgs) -> anyhow::Result<i32> {
 /// (`TD3_SWEEP_KILL_GRACE_S`, default 10 s), so the trainer's group is ended before the sweep
 /// would have to kill the harness itself.
 fn harness_grace() -> Duration {
-    let sweep_grace = std::env::var("TD3_SWEEP_KILL_GRACE_S")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(10.0)
-        .max(0.0);
-    Duration::from_secs_f64(sweep_grace * 0.8)
+    crate::schedule::process::kill_grace().mul_f64(0.8)
 }

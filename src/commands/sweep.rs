@@ -18,7 +18,7 @@ use crate::results::trainer::shell_quote;
 use crate::results::{
     exit, write_atomic, Outcome, Plan, PlannedRun, ResultsDir, RunDir, RunRecord,
 };
-use crate::schedule::process::ProcessExecutor;
+use crate::schedule::process::{kill_grace, ProcessExecutor};
 use crate::schedule::progress::Display;
 use crate::schedule::reconcile::{reconcile, By};
 use crate::schedule::slurm::{self, default_time, SlurmEnd, SlurmSweep};
@@ -27,15 +27,6 @@ use crate::spec::{
     CriteriaRef, Devices, RunConfig, RunPlan, SlurmOptions, SweepPlan, SweepSpec, CONFIRM_ABOVE,
 };
 use crate::verdict::Criteria;
-
-/// Time between SIGTERM and SIGKILL for a run that times out or is interrupted: 10 s, or
-/// `TD3_SWEEP_KILL_GRACE_S` seconds.
-fn kill_grace() -> std::time::Duration {
-    let s = std::env::var("TD3_SWEEP_KILL_GRACE_S")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok());
-    std::time::Duration::from_secs_f64(s.unwrap_or(10.0).max(0.0))
-}
 
 /// Parses the sweep's criteria (default, inline or a file) with located errors.
 pub fn load_criteria(spec: &SweepSpec) -> Result<Criteria, Diagnostics> {
@@ -348,26 +339,16 @@ fn print_rule_reach(plan: &SweepPlan, criteria: &Criteria) {
     }
 }
 
-/// A run's job: the `train` child's arguments and bookkeeping, or the `external` harness's for a
-/// sweep with a `trainer:` (no files written).
-fn job_for(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir) -> PlannedRun {
-    if let Some(t) = &spec.trainer {
-        return external::job(spec, t, run, results, None);
-    }
-    let dir = results.run(&run.run_id);
-    let command = reproduce_command(spec, run, &results.repro(&run.run_id));
+/// The arguments every child of a run takes (`train` and `external`): its identity, the command
+/// that reproduces it, its overrides, and the criteria for fail-fast.
+fn child_args(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir, command: &str) -> Vec<String> {
     let mut a: Vec<String> = vec![
-        "train".into(),
-        "--config".into(),
-        dir.config_yaml().display().to_string(),
-        "--out".into(),
-        dir.path().display().to_string(),
         "--run-id".into(),
         run.run_id.clone(),
         "--variant".into(),
         run.variant.clone(),
         "--command-line".into(),
-        command.clone(),
+        command.to_string(),
     ];
     for (k, v) in &run.swept {
         a.push("--swept".into());
@@ -390,6 +371,25 @@ fn job_for(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir) -> PlannedRun 
         a.push("--stop-on-fail".into());
         a.push(stop.to_string());
     }
+    a
+}
+
+/// A run's job: the `train` child's arguments and bookkeeping, or the `external` harness's for a
+/// sweep with a `trainer:` (no files written).
+fn job_for(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir) -> PlannedRun {
+    if let Some(t) = &spec.trainer {
+        return external::job(spec, t, run, results, None);
+    }
+    let dir = results.run(&run.run_id);
+    let command = reproduce_command(spec, run, &results.repro(&run.run_id));
+    let mut a: Vec<String> = vec![
+        "train".into(),
+        "--config".into(),
+        dir.config_yaml().display().to_string(),
+        "--out".into(),
+        dir.path().display().to_string(),
+    ];
+    a.extend(child_args(spec, run, results, &command));
     PlannedRun {
         index: run.index,
         run_id: run.run_id.clone(),

@@ -1,6 +1,6 @@
 //! `td3-sweep train`: one run, in this process.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use crate::cli::TrainArgs;
@@ -166,32 +166,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
     let _ = ctrlc::set_handler(move || s.store(true, Ordering::SeqCst));
     if args.child.watch_stdin {
         let s = stop.clone();
-        std::thread::spawn(move || {
-            let stdin = std::io::stdin();
-            let mut line = String::new();
-            // Returns 0 bytes at EOF: the parent sweep is gone (possibly SIGKILLed). End the run.
-            while stdin
-                .lock()
-                .read_line(&mut line)
-                .map(|n| n > 0)
-                .unwrap_or(false)
-            {
-                line.clear();
-            }
+        crate::schedule::process::on_parent_gone(move || {
             s.store(true, Ordering::SeqCst);
             // A run that is stuck inside a step never sees the flag, and with the sweep gone
             // nobody enforces its timeout any more: don't outlive the parent by more than the
             // grace a sweep gives its children (TD3_SWEEP_KILL_GRACE_S, default 10 s). run.json
             // keeps its start-up record (crashed, ended before its final record), which the next
             // sweep retrains.
-            let grace = std::env::var("TD3_SWEEP_KILL_GRACE_S")
-                .ok()
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(10.0)
-                .max(0.0);
-            std::thread::sleep(std::time::Duration::from_secs_f64(grace));
+            let grace = crate::schedule::process::kill_grace();
+            std::thread::sleep(grace);
             eprintln!(
-                "the parent sweep is gone and the run did not stop within {grace} s: exiting"
+                "the parent sweep is gone and the run did not stop within {} s: exiting",
+                grace.as_secs_f64()
             );
             std::process::exit(exit::ORPHANED);
         });

@@ -290,6 +290,6 @@ mod tests {
         let (lines, restarted) = t.read().unwrap();
         assert!(restarted);
         assert_eq!(lines, vec![(1, "a,b".to_string())]);
-        assert_eq!(fields("x, \"y,z\" ,1"), strings(&["x", "y,z", "1"]));
+        assert_eq!(fields("x,\"y,z\", 1"), strings(&["x", "y,z", "1"]));
     }
 }

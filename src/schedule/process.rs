@@ -22,6 +22,34 @@ use super::{Control, Event, Executor, Slot, SlotDevice};
 use crate::results::protocol::{trainer_pgid, Progress, SLURM_TASK_KEY};
 use crate::results::{exit, printable, read_metrics, Outcome, PlannedRun, RunRecord};
 
+/// Time between SIGTERM and SIGKILL for a run that times out or is interrupted, and the longest
+/// a child outlives a sweep that died: 10 s, or `TD3_SWEEP_KILL_GRACE_S` seconds.
+pub fn kill_grace() -> Duration {
+    let s = std::env::var("TD3_SWEEP_KILL_GRACE_S")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok());
+    Duration::from_secs_f64(s.unwrap_or(10.0).max(0.0))
+}
+
+/// Calls `gone` on a thread of its own once stdin reaches its end: a child started with
+/// `--watch-stdin` holds the write end of nothing but its parent sweep's pipe, so the end means
+/// the sweep is gone (possibly SIGKILLed).
+pub fn on_parent_gone(gone: impl FnOnce() + Send + 'static) {
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        let mut line = String::new();
+        while stdin
+            .lock()
+            .read_line(&mut line)
+            .map(|n| n > 0)
+            .unwrap_or(false)
+        {
+            line.clear();
+        }
+        gone();
+    });
+}
+
 /// Runs jobs as child processes of `program`.
 pub struct ProcessExecutor {
     pub program: std::path::PathBuf,

@@ -66,17 +66,22 @@ pub fn log_linear_fit(points: &[(u64, f64)]) -> Option<LogFit> {
         .iter()
         .map(|p| (p.1 - (intercept + slope * p.0)).powi(2))
         .sum();
-    // Relative tolerance: float noise on an exactly flat series must not become a tiny SS_tot.
-    let r2 = if ss_tot <= 1e-12 * (1.0 + my * my) * n as f64 {
+    Some(LogFit {
+        slope,
+        r2: log_r2(ss_tot, ss_res, my, n as f64),
+        points: n,
+    })
+}
+
+/// R² of a log-space fit from its sums of squares, with `mean` the mean of `ln(value)` over `n`
+/// points: 0 for a flat series. The tolerance is relative, so float noise on an exactly flat
+/// series does not become a tiny SS_tot.
+pub(super) fn log_r2(ss_tot: f64, ss_res: f64, mean: f64, n: f64) -> f64 {
+    if ss_tot <= 1e-12 * (1.0 + mean * mean) * n {
         0.0
     } else {
         (1.0 - ss_res / ss_tot).max(0.0)
-    };
-    Some(LogFit {
-        slope,
-        r2,
-        points: n,
-    })
+    }
 }
 
 /// Growth of a metric from its first row to its peak, with the log-linear fit over all its rows.

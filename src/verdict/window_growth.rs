@@ -266,16 +266,9 @@ impl Sums {
         let slope = sxy / sxx;
         let ss_tot = (self.yy - self.y * my).max(0.0);
         let ss_res = (ss_tot - slope * sxy).max(0.0);
-        let mean = my + origin_y;
-        // The same tolerance as log_linear_fit: float noise on a flat series is no growth.
-        let r2 = if ss_tot <= 1e-12 * (1.0 + mean * mean) * self.n {
-            0.0
-        } else {
-            (1.0 - ss_res / ss_tot).max(0.0)
-        };
         Some(LogFit {
             slope,
-            r2,
+            r2: super::classify::log_r2(ss_tot, ss_res, my + origin_y, self.n),
             points: self.n as usize,
         })
     }

@@ -89,27 +89,8 @@ pub(super) fn job(
         run.config_hash.clone(),
         "--seed".into(),
         run.seed.to_string(),
-        "--run-id".into(),
-        run.run_id.clone(),
-        "--variant".into(),
-        run.variant.clone(),
-        "--command-line".into(),
-        command.clone(),
     ];
-    for (k, v) in &run.swept {
-        a.push("--swept".into());
-        a.push(format!("{k}={v}"));
-    }
-    for (k, v) in &run.overrides {
-        a.push("--override".into());
-        a.push(format!("{k}={v}"));
-    }
-    a.push("--criteria".into());
-    a.push(results.criteria_yaml().display().to_string());
-    if let Some(stop) = spec.stop_on_fail {
-        a.push("--stop-on-fail".into());
-        a.push(stop.to_string());
-    }
+    a.extend(super::child_args(spec, run, results, &command));
     PlannedRun {
         index: run.index,
         run_id: run.run_id.clone(),

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use anyhow::Context;
 
-use super::{finish, job_for, kill_grace, needs_run, start_summary, summary_context, Prepared};
+use super::{finish, job_for, needs_run, start_summary, summary_context, Prepared};
 use crate::cli::{Rerun, SweepArgs};
 use crate::results::ladder::{
     GroupAtStage, LadderState, RunAtStage, StagePlan, StoredGroupVerdict,
@@ -15,7 +15,7 @@ use crate::results::ladder::{
 use crate::results::summary::Summary;
 use crate::results::{write_atomic, GroupId, Outcome, PlannedRun, ResultsDir, RunRecord};
 use crate::schedule::ladder::{promote, stored_group_verdict, stored_verdict, Standing};
-use crate::schedule::process::ProcessExecutor;
+use crate::schedule::process::{kill_grace, ProcessExecutor};
 use crate::schedule::progress::Display;
 use crate::schedule::slurm::{self, SlurmEnd, SlurmSweep};
 use crate::schedule::{run_jobs, Control, Event, Slot};
