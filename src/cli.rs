@@ -35,6 +35,9 @@ pub enum Command {
     /// Run one planned run of a sweep (what each Slurm array task executes).
     #[command(hide = true)]
     RunOne(RunOneArgs),
+    /// Run an external trainer as one run of a sweep (the child a sweep with `trainer:` starts).
+    #[command(hide = true)]
+    External(ExternalArgs),
 }
 
 impl Command {
@@ -44,7 +47,7 @@ impl Command {
         match self {
             Command::Devices | Command::Validate(_) | Command::Report(_) => true,
             Command::Sweep(a) => a.dry_run,
-            Command::Train(_) | Command::RunOne(_) => false,
+            Command::Train(_) | Command::RunOne(_) | Command::External(_) => false,
         }
     }
 }
@@ -88,6 +91,32 @@ pub struct TrainArgs {
     /// Write `OUT/checkpoint` when the run completes (ladder stage ends do this).
     #[arg(long)]
     pub checkpoint_at_end: bool,
+    /// Identity and bookkeeping set by the sweep scheduler.
+    #[command(flatten)]
+    pub child: ChildArgs,
+}
+
+/// `td3-sweep external` (hidden): the harness around one external trainer run.
+#[derive(Debug, Args)]
+pub struct ExternalArgs {
+    /// The run folder; its `trainer.json` says how to run the trainer.
+    #[arg(long)]
+    pub run_dir: PathBuf,
+    /// The run's config hash, as the plan has it.
+    #[arg(long, default_value = "")]
+    pub config_hash: String,
+    /// The run's seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Criteria file for fail-fast and `evidence.csv`.
+    #[arg(long)]
+    pub criteria: Option<PathBuf>,
+    /// With `--criteria`: end the trainer once its FAIL is certain (default: the criteria's own).
+    #[arg(long, requires = "criteria", value_name = "BOOL")]
+    pub stop_on_fail: Option<bool>,
+    /// Threads the slot gives the run (reaches the trainer as `OMP_NUM_THREADS`).
+    #[arg(long)]
+    pub threads: Option<i32>,
     /// Identity and bookkeeping set by the sweep scheduler.
     #[command(flatten)]
     pub child: ChildArgs,

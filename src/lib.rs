@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod diag;
+pub mod harness;
 pub mod report;
 pub mod results;
 pub mod schedule;

@@ -1,5 +1,6 @@
-//! Process set-up through libc: the allocator thresholds every training process wants, and a quiet
-//! exit for short commands whose output is piped into `head`.
+//! Process set-up through libc: the allocator thresholds every training process wants, a quiet
+//! exit for short commands whose output is piped into `head`, and signals to an external
+//! trainer's process group.
 //!
 //! One of the two modules allowed `unsafe` code (Cargo.toml's `[lints]` names both).
 
@@ -73,4 +74,19 @@ pub fn children_cpu_seconds() -> f64 {
     };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
     secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Sends `signal` (`libc::SIGTERM`, `libc::SIGKILL`, or 0 to probe) to every process in process
+/// group `pgid`: an external trainer and the workers it started. False when the group has no
+/// process left (or may not be signalled).
+pub fn signal_group(pgid: u32, signal: i32) -> bool {
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return false;
+    };
+    if pgid <= 1 {
+        // 0 would signal our own group, 1 every process we may signal: never meant here.
+        return false;
+    }
+    // SAFETY: kill(2) with a negative pid signals a process group; it touches no memory of ours.
+    unsafe { libc::kill(-pgid, signal) == 0 }
 }

@@ -1,6 +1,7 @@
 //! The commands behind the CLI. Each takes validated arguments and returns an exit code.
 
 mod devices;
+mod external;
 pub mod report;
 mod run_one;
 mod sweep;
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Validate(a) => validate::run(a),
         Command::Report(a) => report::run(a),
         Command::RunOne(a) => run_one::run(a),
+        Command::External(a) => external::run(a),
     }
 }
 

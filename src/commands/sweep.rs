@@ -4,16 +4,17 @@ use std::path::Path;
 
 use anyhow::Context;
 
+mod external;
 mod ladder;
 
 use super::report::{generate, ReportOptions};
 use super::BadInput;
 use crate::cli::{Backend, Rerun, SweepArgs};
-use crate::config::load::config_to_yaml;
 use crate::diag::{Diagnostics, Source};
 use crate::results::lock::Lock;
 use crate::results::plan::file_sha256;
 use crate::results::summary::Summary;
+use crate::results::trainer::shell_quote;
 use crate::results::{
     exit, write_atomic, Outcome, Plan, PlannedRun, ResultsDir, RunDir, RunRecord,
 };
@@ -23,7 +24,7 @@ use crate::schedule::reconcile::{reconcile, By};
 use crate::schedule::slurm::{self, default_time, SlurmEnd, SlurmSweep};
 use crate::schedule::{plan_slots, run_jobs, Control, DeviceRequest, Event, Slot};
 use crate::spec::{
-    CriteriaRef, Devices, RunPlan, SlurmOptions, SweepPlan, SweepSpec, CONFIRM_ABOVE,
+    CriteriaRef, Devices, RunConfig, RunPlan, SlurmOptions, SweepPlan, SweepSpec, CONFIRM_ABOVE,
 };
 use crate::verdict::Criteria;
 
@@ -78,16 +79,6 @@ fn slots_for(spec: &SweepSpec, jobs: Option<usize>) -> Vec<Slot> {
     )
 }
 
-fn shell_quote(s: &str) -> String {
-    if s.chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./=:+,".contains(c))
-    {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
-}
-
 /// The command that reproduces one run outside the sweep.
 fn reproduce_command(spec: &SweepSpec, run: &RunPlan, out: &Path) -> String {
     let mut parts = vec![
@@ -104,7 +95,7 @@ fn reproduce_command(spec: &SweepSpec, run: &RunPlan, out: &Path) -> String {
         parts.push(format!("{k}={v}"));
     }
     parts.extend(["--seed".into(), run.seed.to_string()]);
-    parts.extend(["--steps".into(), run.config.training.steps.to_string()]);
+    parts.extend(["--steps".into(), run.config.steps().to_string()]);
     // Same intra-op thread count as the sweep gave the run: on CPU that makes the reproduction
     // identical value for value (docs/determinism.md).
     parts.extend([
@@ -227,7 +218,7 @@ fn print_plan(plan: &SweepPlan, criteria: &Criteria, slots: &[Slot], results: &P
         crate::say!("[{:>3}] {}", run.index, run.run_id);
         // A ladder run trains to each stage's end in turn, as far as it is promoted.
         let steps = if plan.spec.stages.is_empty() {
-            run.config.training.steps.to_string()
+            run.config.steps().to_string()
         } else {
             plan.spec
                 .stages
@@ -246,10 +237,18 @@ fn print_plan(plan: &SweepPlan, criteria: &Criteria, slots: &[Slot], results: &P
         for (k, v) in &run.overrides {
             crate::say!("      set {k} = {v}");
         }
-        let l = run.config.resolved_lrs();
+        let cfg = match (&run.config, &spec.trainer) {
+            (RunConfig::Agent(cfg), _) => cfg,
+            (RunConfig::External(_), Some(t)) => {
+                external::print_run(t, run, &ResultsDir::new(results));
+                continue;
+            }
+            (RunConfig::External(_), None) => continue,
+        };
+        let l = cfg.resolved_lrs();
         let py = crate::train::run::py_float;
-        if run.config.uses_pixels() {
-            if run.config.networks.cnn.actor_encoder == crate::config::ActorEncoder::Own {
+        if cfg.uses_pixels() {
+            if cfg.networks.cnn.actor_encoder == crate::config::ActorEncoder::Own {
                 crate::say!(
                     "      Actor CNN optimizer:   lr={} ({})",
                     py(l.actor_cnn.lr),
@@ -284,12 +283,18 @@ fn print_rule_reach(plan: &SweepPlan, criteria: &Criteria) {
     let Some(first) = plan.runs.first() else {
         return;
     };
-    let t = &first.config.training;
     // The last training step a run reaches by env step `e` (one update per env step after
-    // `learning_starts`).
-    let last_train_step = |e: u64| e.saturating_sub(t.learning_starts);
+    // `learning_starts`); an external trainer's steps are taken as its training steps.
+    let learning_starts = first
+        .config
+        .agent()
+        .map_or(0, |c| c.training.learning_starts);
+    let last_train_step = |e: u64| e.saturating_sub(learning_starts);
     let ends: Vec<(String, u64)> = if plan.spec.stages.is_empty() {
-        vec![("these runs".to_string(), last_train_step(t.steps))]
+        vec![(
+            "these runs".to_string(),
+            last_train_step(first.config.steps()),
+        )]
     } else {
         plan.spec
             .stages
@@ -336,8 +341,12 @@ fn print_rule_reach(plan: &SweepPlan, criteria: &Criteria) {
     }
 }
 
-/// A run's job: the `train` child's arguments and bookkeeping (no files written).
+/// A run's job: the `train` child's arguments and bookkeeping, or the `external` harness's for a
+/// sweep with a `trainer:` (no files written).
 fn job_for(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir) -> PlannedRun {
+    if let Some(t) = &spec.trainer {
+        return external::job(spec, t, run, results, None);
+    }
     let dir = results.run(&run.run_id);
     let command = reproduce_command(spec, run, &results.repro(&run.run_id));
     let mut a: Vec<String> = vec![
@@ -380,7 +389,7 @@ fn job_for(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir) -> PlannedRun 
         variant: run.variant.clone(),
         seed: run.seed,
         swept: run.swept.clone(),
-        steps: run.config.training.steps,
+        steps: run.config.steps(),
         config_hash: run.config_hash.clone(),
         run_dir: dir.path().to_path_buf(),
         args: a,
@@ -469,7 +478,11 @@ fn prepare(
         }
         std::fs::create_dir_all(dir.path())
             .with_context(|| format!("creating {}", dir.path().display()))?;
-        write_atomic(&dir.config_yaml(), config_to_yaml(&run.config).as_bytes())?;
+        write_atomic(&dir.config_yaml(), run.config.to_yaml().as_bytes())?;
+        if let Some(t) = &spec.trainer {
+            external::invocation(t, run, &dir, run.config.steps(), None)
+                .write(&dir.trainer_json())?;
+        }
         to_run.push(run.index);
     }
     Ok(Some(Prepared {

@@ -237,6 +237,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<i32> {
         let _ = std::io::stdout().flush();
     }));
     let rec = train(&cfg, opts)?;
+    crate::results::tensorboard::refresh_or_warn(&out);
     crate::say!(
         "{}: {} after {}/{} env steps ({} updates) in {:.1} s{}",
         args.out.display(),

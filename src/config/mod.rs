@@ -3,6 +3,7 @@
 mod agent;
 pub mod load;
 pub mod schema;
+pub mod user;
 pub mod yaml;
 
 pub use agent::*;

@@ -466,6 +466,7 @@ pub fn build(i: Input<'_>) -> ReportView {
     let runs = i.runs;
     let seeds = seed_columns(runs);
     let (growth, growth_left_out) = growth_views(runs);
+    let criteria = criterion_views(i.criteria, runs);
     ReportView {
         sweep: i.sweep.to_string(),
         date: i.date,
@@ -477,14 +478,14 @@ pub fn build(i: Input<'_>) -> ReportView {
         libtorch_version: unique(runs, |r| r.record.as_ref().map(|x| x.libtorch_version.as_str())),
         device: unique(runs, |r| r.record.as_ref().map(|x| x.device.as_str())),
         status: status_name(i.worst).into(),
-        counts: counts_text(runs, i.groups.len()),
+        counts: counts_text(runs, i.groups.len()) + &judged_on(&criteria),
         criteria_source: i.criteria_source,
         quorum: i.criteria.quorum.to_string(),
         stop_on_fail: i.criteria.stop_on_fail,
         seeds: seeds.iter().map(|s| format!("seed {}", seed_label(*s))).collect(),
         overview: overview_rows(i.groups, runs, &seeds),
         seed_rules: seed_rule_views(i.criteria, i.groups),
-        criteria: criterion_views(i.criteria, runs),
+        criteria,
         growth,
         growth_left_out,
         exponential_rule: format!(
@@ -723,6 +724,27 @@ fn counts_text(runs: &[RunResult], groups: usize) -> String {
         } else {
             String::new()
         }
+    )
+}
+
+/// "; judged on 4 of 9 rules (5 not measured in any run: ...)" when some rule had no value in
+/// any run (a metric the runs do not log, a step window they never reach); empty otherwise. Such
+/// a rule neither passes nor fails anything, so the status rests on the others.
+fn judged_on(criteria: &[CriterionView]) -> String {
+    let unmeasured: Vec<&str> = criteria
+        .iter()
+        .filter(|c| c.unmeasured)
+        .map(|c| c.name.as_str())
+        .collect();
+    if unmeasured.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; judged on {} of {} rules ({} not measured in any run: {})",
+        criteria.len() - unmeasured.len(),
+        criteria.len(),
+        unmeasured.len(),
+        unmeasured.join(", ")
     )
 }
 

@@ -225,6 +225,12 @@ pub const COLUMNS: [&str; TABLE.len()] = {
 };
 
 impl MetricRow {
+    /// A row from the text of its cells in file order (`cell(i)` is [`TABLE`]`[i]`'s), read as
+    /// `metrics.csv` reads them; the first cell that does not read is the error.
+    pub fn from_texts<'a>(cell: impl Fn(usize) -> &'a str) -> Result<MetricRow, String> {
+        Self::from_cells(cell)
+    }
+
     /// Looks a metric up by its column name; `None` for an empty cell or an unknown name.
     pub fn get(&self, column: &str) -> Option<f64> {
         Metric::from_name(column).and_then(|m| self.value(m))

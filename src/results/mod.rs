@@ -4,9 +4,10 @@
 //! paths ([`ResultsDir`], [`RunDir`]), the one atomic writer ([`write_atomic`]), each run's record
 //! (`run.json`) and metrics (`metrics.csv`, `evidence.csv`, one column table), the plan manifest
 //! (`plan.json`), the human summary (`summary.csv`), the ladder state (`ladder.json`), the lock
-//! (`.lock`), and the protocol between a sweep and its child runs (exit codes, progress lines, the
-//! Slurm task key). It depends on nothing above it: the scheduler, the judge, the report and the
-//! commands use it, never the other way round.
+//! (`.lock`), each run's TensorBoard events (`events.out.tfevents.td3-sweep`), the protocol
+//! between a sweep and its child runs (exit codes, progress lines, the Slurm task key), and an
+//! external trainer's invocation and environment (`trainer.json`). It depends on nothing above
+//! it: the scheduler, the judge, the report and the commands use it, never the other way round.
 
 mod atomic;
 pub mod exit;
@@ -19,6 +20,8 @@ pub mod plan;
 pub mod protocol;
 mod record;
 pub mod summary;
+pub mod tensorboard;
+pub mod trainer;
 
 pub use atomic::write_atomic;
 pub use ladder::{GroupId, LadderState};

@@ -125,6 +125,12 @@ impl RunDir {
         self.0.join("evidence.csv")
     }
 
+    /// `events.out.tfevents.td3-sweep`: the run's metrics for TensorBoard (see
+    /// [`super::tensorboard`]).
+    pub fn events_file(&self) -> PathBuf {
+        self.0.join(super::tensorboard::EVENTS_FILE)
+    }
+
     /// `config.yaml`: the resolved config the run trains with.
     pub fn config_yaml(&self) -> PathBuf {
         self.0.join("config.yaml")
@@ -138,6 +144,17 @@ impl RunDir {
     /// `stderr.log`: the child's stderr.
     pub fn stderr_log(&self) -> PathBuf {
         self.0.join("stderr.log")
+    }
+
+    /// `trainer.json`: an external run's invocation ([`super::trainer::Invocation`]).
+    pub fn trainer_json(&self) -> PathBuf {
+        self.0.join("trainer.json")
+    }
+
+    /// `trainer_metrics.csv`: the CSV an external trainer appends to (`TD3SWEEP_METRICS`), in
+    /// its own columns; the harness maps it into `metrics.csv`.
+    pub fn trainer_metrics(&self) -> PathBuf {
+        self.0.join("trainer_metrics.csv")
     }
 
     /// `checkpoint/`: the run's resumable checkpoint (its files are `train::checkpoint`'s).

@@ -9,6 +9,15 @@ use super::MetricRow;
 /// Prefix of the machine-readable progress lines a child prints on stdout.
 pub const PROGRESS_PREFIX: &str = "@@progress ";
 
+/// Prefix of the line an external run's harness prints once it started the trainer, with the
+/// trainer's process group id: the sweep ends that group too if it has to kill the harness.
+pub const TRAINER_PGID_PREFIX: &str = "@@trainer-pgid ";
+
+/// The process group an `@@trainer-pgid` line names.
+pub fn trainer_pgid(line: &str) -> Option<u32> {
+    line.strip_prefix(TRAINER_PGID_PREFIX)?.trim().parse().ok()
+}
+
 /// The `run.json` `extra` key naming the Slurm array task (`<job>_<task>`) that wrote the record.
 pub const SLURM_TASK_KEY: &str = "slurm_task";
 

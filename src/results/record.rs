@@ -129,6 +129,10 @@ pub struct RunRecord {
     /// Free-form extra facts (threads, env, ...).
     #[serde(default)]
     pub extra: BTreeMap<String, String>,
+    /// An external trainer's exact command, working directory and environment (with the slot's
+    /// `CUDA_VISIBLE_DEVICES` and `OMP_NUM_THREADS`); `None` for the built-in TD3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<super::trainer::Invocation>,
     /// Set only in the record a run writes when it starts ([`PLACEHOLDER_REASON`]), which its
     /// final record replaces: a provisional record whose process has ended says the process died
     /// before recording how, and its reason is no cause of the run's own.
@@ -169,6 +173,7 @@ impl RunRecord {
             stderr_tail: None,
             q_bound: None,
             extra: BTreeMap::new(),
+            invocation: None,
             provisional: false,
         }
     }

@@ -1,4 +1,9 @@
-//! The local executor: each run is a child process of this same binary (`td3-sweep train ...`).
+//! The local executor: each run is a child process of this same binary (`td3-sweep train ...`,
+//! or `td3-sweep external ...`, the harness around a user's own trainer).
+//!
+//! A harness names its trainer's process group on stdout (`@@trainer-pgid`); whenever this
+//! executor has to kill the harness, or the harness dies by a signal, that group is killed too, so
+//! no trainer process outlives its run.
 //!
 //! A panic, abort, segfault or OOM kill in the child is a `crashed` outcome here, never a crash of
 //! the sweep. The child's stdout goes to `stdout.log` (progress lines are also parsed), its stderr
@@ -8,11 +13,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Control, Event, Executor, Slot, SlotDevice};
-use crate::results::protocol::{Progress, SLURM_TASK_KEY};
+use crate::results::protocol::{trainer_pgid, Progress, SLURM_TASK_KEY};
 use crate::results::{exit, printable, read_metrics, Outcome, PlannedRun, RunRecord};
 
 /// Runs jobs as child processes of `program`.
@@ -71,10 +78,21 @@ impl Executor for ProcessExecutor {
         };
         // Keep the child's stdin open: it ends the run when this pipe closes (we died).
         let stdin = child.stdin.take();
-        let reader = forward_stdout(child.stdout.take(), stdout_log, job.index, tx.clone());
-        let (status, forced) = self.wait(&mut child, job, started, ctl);
+        let trainer_group = Arc::new(AtomicU32::new(0));
+        let reader = forward_stdout(
+            child.stdout.take(),
+            stdout_log,
+            job.index,
+            tx.clone(),
+            trainer_group.clone(),
+        );
+        let (status, forced) = self.wait(&mut child, job, started, ctl, &trainer_group);
         drop(stdin);
         let _ = reader.join();
+        if status.as_ref().is_ok_and(|s| s.signal().is_some()) {
+            // The harness died without ending its trainer: end the trainer's group here.
+            kill_trainer_group(&trainer_group);
+        }
         let wall = started.elapsed().as_secs_f64();
         let status = match status {
             Ok(s) => s,
@@ -84,6 +102,8 @@ impl Executor for ProcessExecutor {
         // The parent's record is final, whatever the child managed to write.
         rec.provisional = false;
         let _ = dir.write_record(&rec);
+        // Whatever the run managed to log, TensorBoard shows (a warning if it cannot).
+        crate::results::tensorboard::refresh_or_warn(&dir);
         rec
     }
 }
@@ -119,6 +139,7 @@ impl ProcessExecutor {
         job: &PlannedRun,
         started: Instant,
         ctl: &Control,
+        trainer_group: &AtomicU32,
     ) -> (std::io::Result<std::process::ExitStatus>, Option<Outcome>) {
         let pid = child.id();
         let deadline = job.timeout.map(|t| started + t);
@@ -145,6 +166,7 @@ impl ProcessExecutor {
             let grace_over = termed_at.is_some_and(|t| t.elapsed() >= self.grace);
             if grace_over || level >= 2 {
                 let _ = child.kill();
+                kill_trainer_group(trainer_group);
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -152,18 +174,31 @@ impl ProcessExecutor {
     }
 }
 
-/// Copies the child's stdout to `stdout.log`, sending each progress line on as an event.
+/// SIGKILL to the external trainer's process group, if the child named one.
+fn kill_trainer_group(trainer_group: &AtomicU32) {
+    let pgid = trainer_group.load(Ordering::SeqCst);
+    if pgid != 0 {
+        crate::sys::signal_group(pgid, libc::SIGKILL);
+    }
+}
+
+/// Copies the child's stdout to `stdout.log`, sending each progress line on as an event and
+/// noting the trainer's process group when a harness names it.
 fn forward_stdout(
     stdout: Option<std::process::ChildStdout>,
     stdout_log: std::fs::File,
     index: usize,
     tx: Sender<Event>,
+    trainer_group: Arc<AtomicU32>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut log = std::io::BufWriter::new(stdout_log);
         if let Some(out) = stdout {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 let _ = writeln!(log, "{line}");
+                if let Some(g) = trainer_pgid(&line) {
+                    trainer_group.store(g, Ordering::SeqCst);
+                }
                 if let Some(p) = Progress::parse(&line) {
                     let _ = tx.send(Event::Progress {
                         index,
@@ -246,6 +281,8 @@ fn final_record(
             // Keep a cause the child recorded itself (e.g. a Gymnasium traceback), not the
             // placeholder it writes at start-up.
             rec.reason = Some(match rec.own_reason() {
+                // A harness's reason already says how its trainer ended.
+                Some(r) if rec.invocation.is_some() => r.to_string(),
                 Some(r) => format!("{r} (process {exit})"),
                 // Nothing recorded: the last thing it said is the best cause we have.
                 None => match stderr_tail.lines().rev().find(|l| !l.trim().is_empty()) {

@@ -6,14 +6,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::config::config_hash;
 use crate::config::load::Override;
 use crate::config::schema::{fmt_float, fmt_scalar};
 use crate::config::yaml::Value;
 use crate::diag::{Diagnostic, Diagnostics};
 
-use super::parse::Parsed;
-use super::{RunPlan, MAX_RUNS};
+use super::parse::{BaseDoc, Parsed};
+use super::{ExternalConfig, RunConfig, RunPlan, MAX_RUNS};
 
 /// Hex digits of the config hash at the end of a run id.
 pub const RUN_ID_HASH_LEN: usize = 6;
@@ -140,6 +139,26 @@ fn where_they_differ(p: &Parsed, first: &Origin, vi: usize, combo: &[usize]) -> 
     }
 }
 
+/// A run's config with its overrides applied, and its hash: the agent config's, or for an
+/// external trainer one over its config, seed, steps and the trainer block.
+fn resolve(p: &Parsed, doc: &BaseDoc, seed: u64) -> Result<RunConfig, Diagnostics> {
+    match doc {
+        BaseDoc::Agent(d) => Ok(RunConfig::Agent(d.finish()?)),
+        BaseDoc::User(d) => Ok(RunConfig::External(ExternalConfig {
+            yaml: d.to_yaml(),
+            steps: p.spec.steps.unwrap_or(0),
+            values: d.values(),
+            seed,
+            trainer: p
+                .spec
+                .trainer
+                .as_ref()
+                .map(|t| t.canonical())
+                .unwrap_or_default(),
+        })),
+    }
+}
+
 /// The sweep's runs in order (variants × grid points × seeds); every run must resolve to a
 /// config of its own.
 pub(super) fn expand(p: &Parsed) -> Result<Vec<RunPlan>, Diagnostics> {
@@ -193,12 +212,12 @@ pub(super) fn expand(p: &Parsed) -> Result<Vec<RunPlan>, Diagnostics> {
             for (seed, seed_override) in &seeds {
                 let mut doc = doc.clone();
                 let mut all = applied.clone();
-                if let Some(o) = seed_override {
+                if let Some(o) = seed_override.filter(|_| matches!(doc, BaseDoc::Agent(_))) {
                     doc.apply_checked(o);
                     all.push(o);
                 }
-                let config = match doc.finish() {
-                    Ok(cfg) => cfg,
+                let config = match resolve(p, &doc, *seed) {
+                    Ok(c) => c,
                     Err(ds) => {
                         for d in ds.0 {
                             if reported.insert(d.to_string()) {
@@ -208,7 +227,7 @@ pub(super) fn expand(p: &Parsed) -> Result<Vec<RunPlan>, Diagnostics> {
                         continue;
                     }
                 };
-                let hash = config_hash(&config);
+                let hash = config.hash();
                 let id_refs: Vec<(&str, &str)> = id_parts
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))

@@ -12,6 +12,7 @@ mod located;
 mod parse;
 mod slurm;
 pub mod stages;
+pub mod trainer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub use duration::{format_duration, parse_duration};
 pub use expand::{run_id, short_keys, RUN_ID_HASH_LEN};
 pub use slurm::SlurmOptions;
 pub use stages::{Aggregate, Order, Promote, Stage};
+pub use trainer::TrainerSpec;
 
 /// The CLI asks for `--yes` above this many runs.
 pub const CONFIRM_ABOVE: usize = 1000;
@@ -67,6 +69,8 @@ pub struct SweepSpec {
     pub backend: Option<String>,
     /// The `slurm:` section (see docs/slurm.md); `--slurm-*` flags win.
     pub slurm: SlurmOptions,
+    /// `trainer:`: the user's own training program; `None` trains the built-in TD3.
+    pub trainer: Option<TrainerSpec>,
     /// The sweep file itself, as given.
     pub source: PathBuf,
     /// The files this one extends, nearest first.
@@ -149,10 +153,84 @@ pub struct RunPlan {
     pub swept: BTreeMap<String, String>,
     /// Every override applied, in order (sweep `set`, variant `set`, grid, steps, seed), display form.
     pub overrides: Vec<(String, String)>,
-    /// The resolved agent config.
-    pub config: AgentConfig,
-    /// [`crate::config::config_hash`] of `config`.
+    /// The resolved config: the built-in agent's, or the external trainer's own.
+    pub config: RunConfig,
+    /// [`crate::config::config_hash`] of an agent config; [`crate::config::user::run_hash`] of an
+    /// external run.
     pub config_hash: String,
+}
+
+/// A run's resolved config.
+#[derive(Debug, Clone)]
+pub enum RunConfig {
+    /// The built-in TD3's agent config.
+    Agent(AgentConfig),
+    /// An external trainer's own config (the base file with the run's overrides).
+    External(ExternalConfig),
+}
+
+/// An external run's config and the run length the sweep gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalConfig {
+    /// The resolved file, as written to the run's `config.yaml` (`{config}`).
+    pub yaml: String,
+    /// Steps the trainer is asked for (`{steps}`).
+    pub steps: u64,
+    /// The resolved values, for the run's hash.
+    pub values: serde_json::Value,
+    /// The run's seed, for its hash.
+    pub seed: u64,
+    /// [`TrainerSpec::canonical`], for the run's hash.
+    pub trainer: String,
+}
+
+impl RunConfig {
+    /// The built-in agent's config; `None` for an external run.
+    pub fn agent(&self) -> Option<&AgentConfig> {
+        match self {
+            RunConfig::Agent(c) => Some(c),
+            RunConfig::External(_) => None,
+        }
+    }
+
+    /// Steps the run is planned for.
+    pub fn steps(&self) -> u64 {
+        match self {
+            RunConfig::Agent(c) => c.training.steps,
+            RunConfig::External(e) => e.steps,
+        }
+    }
+
+    /// The same config trained for `steps` steps (a ladder stage's end).
+    pub fn with_steps(&self, steps: u64) -> RunConfig {
+        match self {
+            RunConfig::Agent(c) => {
+                let mut c = c.clone();
+                c.training.steps = steps;
+                RunConfig::Agent(c)
+            }
+            RunConfig::External(e) => RunConfig::External(ExternalConfig { steps, ..e.clone() }),
+        }
+    }
+
+    /// The run's identity: [`crate::config::config_hash`] of an agent config,
+    /// [`crate::config::user::run_hash`] of an external run.
+    pub fn hash(&self) -> String {
+        match self {
+            RunConfig::Agent(c) => crate::config::config_hash(c),
+            RunConfig::External(e) => {
+                crate::config::user::run_hash(&e.values, e.seed, e.steps, &e.trainer)
+            }
+        }
+    }
+
+    /// What the run's `config.yaml` holds.
+    pub fn to_yaml(&self) -> String {
+        match self {
+            RunConfig::Agent(c) => crate::config::config_to_yaml(c),
+            RunConfig::External(e) => e.yaml.clone(),
+        }
+    }
 }
 
 /// A sweep and its runs, in order.

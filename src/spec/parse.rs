@@ -13,15 +13,17 @@ mod execution;
 mod grid;
 mod header;
 mod judging;
+mod keys;
 mod overrides;
 mod runs;
+mod trainer;
 mod variants;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::config::load::{ConfigDoc, Override};
+use crate::config::load::Override;
 use crate::config::schema;
 use crate::config::yaml::{Node, Value};
 use crate::diag::{Diagnostic, Diagnostics, Mark, Source};
@@ -30,6 +32,8 @@ use super::located::{at, unknown};
 use super::slurm::{parse_slurm, SlurmOptions};
 use super::{SweepSpec, VariantSpec};
 use chain::Entry;
+pub(super) use keys::BaseDoc;
+use keys::Keys;
 
 /// Top-level keys of a sweep file, in documentation order.
 const TOP_KEYS: &[&str] = &[
@@ -37,6 +41,7 @@ const TOP_KEYS: &[&str] = &[
     "description",
     "extends",
     "base",
+    "trainer",
     "set",
     "steps",
     "seeds",
@@ -69,7 +74,7 @@ pub(super) struct Variant {
 /// Everything expansion needs.
 pub(super) struct Parsed {
     pub spec: SweepSpec,
-    pub base: ConfigDoc,
+    pub base: BaseDoc,
     pub set: Vec<Override>,
     pub grid: Vec<Axis>,
     pub variants: Vec<Variant>,
@@ -140,16 +145,22 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
 
     let name = header::name(&top, path, e);
     let description = header::description(&top, e);
-    let (base, base_doc) = header::base(&top, e);
+    let trainer = trainer::trainer(&top, e);
+    let external = top.get("trainer").is_some();
+    let (base, base_doc) = header::base(&top, external, e);
+    let keys = Keys::of(base_doc.as_ref(), external);
     let set = match top.get("set") {
-        Some(x) => overrides::overrides_of(&x.src, &x.node, "set", e),
+        Some(x) => overrides::overrides_of(&keys, &x.src, &x.node, "set", e),
         None => Vec::new(),
     };
     let (steps, steps_override) = runs::steps(&top, e);
+    // The user's config has no `training.steps` or `seed` of ours: those reach an external
+    // trainer as {steps} and {seed}.
+    let steps_override = steps_override.filter(|_| !external);
     let seeds = runs::seeds(&top, e);
-    let (grid, grid_at) = grid::grid(&top, e);
+    let (grid, grid_at) = grid::grid(&keys, &top, e);
     grid::set_also_swept(&set, &grid, e);
-    let variants = variants::variants(&top, &grid, e);
+    let variants = variants::variants(&keys, &top, &grid, e);
     let resources = execution::resources(&top, e);
     let timeout = execution::timeout(&top, e);
     let criteria = judging::criteria(&top, e);
@@ -194,6 +205,7 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
         stop_on_fail,
         backend,
         slurm,
+        trainer,
         source: path.to_path_buf(),
         extends,
         size_at: Some(size_at.clone()),
@@ -210,10 +222,14 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
     })
 }
 
-/// The sweep's seeds: those of `seeds:`, else the base config's own seed.
-fn seed_list(seeds: &[(u64, Override)], base: &ConfigDoc) -> Vec<u64> {
+/// The sweep's seeds: those of `seeds:`, else the base agent config's own seed (0 for an
+/// external trainer's config, whose seed key td3-sweep does not know).
+fn seed_list(seeds: &[(u64, Override)], base: &BaseDoc) -> Vec<u64> {
     if seeds.is_empty() {
-        vec![base.finish().map(|c| c.seed).unwrap_or(0)]
+        match base {
+            BaseDoc::Agent(d) => vec![d.finish().map(|c| c.seed).unwrap_or(0)],
+            BaseDoc::User(_) => vec![0],
+        }
     } else {
         seeds.iter().map(|(s, _)| *s).collect()
     }

@@ -192,7 +192,13 @@ pub fn py_float(v: f64) -> String {
 /// elsewhere) or is not a git checkout. `just` rebuilds before every command, so this is the TD3
 /// code that trains (not so for a binary left unbuilt after a checkout).
 pub fn git_commit() -> String {
-    let src = env!("CARGO_MANIFEST_DIR");
+    git_commit_of(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// The commit checked out in the git repository holding `src` (12 hex digits, `-dirty` with
+/// uncommitted changes to tracked files), or "unknown" where there is none: also how an external
+/// trainer's own code is recorded.
+pub fn git_commit_of(src: &std::path::Path) -> String {
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .arg("-C")
@@ -646,6 +652,7 @@ fn start_record(
             ("threads".to_string(), tch::get_num_threads().to_string()),
             ("env".to_string(), env.name().to_string()),
         ]),
+        invocation: None,
         provisional: true,
     }
 }

@@ -20,6 +20,7 @@ mod slurm;
 mod spec_errors;
 mod spec_expand;
 mod sweep_e2e;
+mod tensorboard;
 mod torch_parity;
 mod train_cpu;
 mod verdict;

@@ -602,3 +602,61 @@ fn queued_tasks_survive_an_edit_of_their_sweep() {
     assert_eq!(rows.len(), 3, "{rows:?}");
     assert!(rows.iter().all(|r| r[3] == "completed"), "{rows:?}\n{log}");
 }
+
+/// An external trainer (bash) under Slurm: the array tasks run the same harness, so the runs end
+/// as they do locally (one completed, one crashed with the trainer's stderr) with the trainer's
+/// environment recorded.
+#[test]
+fn an_external_trainer_runs_in_the_array_tasks() {
+    if !slurm_or_skip("an_external_trainer_runs_in_the_array_tasks") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("agent.yaml"),
+        "training:\n  lr: 1.0e-4\n  crash: false\n",
+    )
+    .unwrap();
+    let trainer = dir.join("train.sh");
+    std::fs::write(
+        &trainer,
+        "#!/usr/bin/env bash\nset -eu\necho \"step,critic_loss\" > \"$TD3SWEEP_METRICS\"\nfor i in 10 20 30 40; do echo \"$i,0.5\" >> \"$TD3SWEEP_METRICS\"; done\nif grep -q 'crash: true' \"$TD3SWEEP_CONFIG\"; then echo 'trainer: out of memory on the slurm node' >&2; exit 9; fi\necho \"$SLURM_JOB_ID\" > \"$TD3SWEEP_RUN_DIR/slurm_job\"\n",
+    )
+    .unwrap();
+    let spec = dir.join("ext.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: ext_slurm\nbase: agent.yaml\nsteps: 40\ntrainer:\n  command: [bash, {}]\n  metrics: {{ train_step: step }}\nvariants:\n  - name: ok\n  - name: boom\n    set: {{ training.crash: true }}\n",
+            trainer.display()
+        ),
+    )
+    .unwrap();
+    let out = sweep(&spec, &dir.join("res"), &["--backend", "slurm"]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(11), "the crash FAILs its group: {log}");
+    let runs = dir.join("res/ext_slurm/runs");
+    let record = |variant: &str| -> serde_json::Value {
+        let d = std::fs::read_dir(&runs)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(variant))
+            .unwrap_or_else(|| panic!("no {variant} run: {log}"));
+        serde_json::from_str(&std::fs::read_to_string(d.join("run.json")).unwrap()).unwrap()
+    };
+    let ok = record("ok__");
+    assert_eq!(ok["outcome"], "completed", "{ok}");
+    assert_eq!(ok["train_steps_done"], 40, "{ok}");
+    assert!(ok["extra"]["slurm_task"].is_string(), "recorded by its array task: {ok}");
+    assert_eq!(ok["invocation"]["env"]["TD3SWEEP_STEPS"], "40", "{ok}");
+    let boom = record("boom__");
+    assert_eq!(boom["outcome"], "crashed", "{boom}");
+    assert_eq!(boom["reason"], "the trainer exited with code 9", "{boom}");
+    assert!(
+        boom["stderr_tail"]
+            .as_str()
+            .is_some_and(|t| t.contains("out of memory on the slurm node")),
+        "{boom}"
+    );
+}

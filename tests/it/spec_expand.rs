@@ -132,7 +132,7 @@ fn run_ids_are_readable_stable_and_unique() {
         ]
     );
     for r in &a.runs {
-        assert_eq!(r.config_hash, config_hash(&r.config));
+        assert_eq!(r.config_hash, config_hash(r.config.agent().unwrap()));
         assert!(
             r.run_id
                 .ends_with(&format!("__{}", &r.config_hash[..RUN_ID_HASH_LEN])),
@@ -204,21 +204,22 @@ variants:
         ]
     );
     assert_eq!(
-        r.config.networks.cnn.actor_cnn_lr,
+        r.config.agent().unwrap().networks.cnn.actor_cnn_lr,
         Some(1e-5),
         "the variant overrides the sweep's set"
     );
-    assert!(r.config.training.q_normalization);
+    assert!(r.config.agent().unwrap().training.q_normalization);
     assert_eq!(
         (
-            r.config.training.steps,
-            r.config.seed,
-            r.config.training.tau
+            r.config.agent().unwrap().training.steps,
+            r.config.agent().unwrap().seed,
+            r.config.agent().unwrap().training.tau
         ),
         (50, 3, 0.01)
     );
     assert_eq!(
-        r.config.env.image_size, 24,
+        r.config.agent().unwrap().env.image_size,
+        24,
         "untouched keys come from the base"
     );
 }
@@ -231,7 +232,7 @@ fn seeds_as_count_or_list() {
     let seeds = |p: &SweepPlan| {
         p.runs
             .iter()
-            .map(|r| (r.seed, r.config.seed))
+            .map(|r| (r.seed, r.config.agent().unwrap().seed))
             .collect::<Vec<_>>()
     };
     assert_eq!(seeds(&count), [(0, 0), (1, 1), (2, 2)]);
@@ -258,7 +259,8 @@ fn defaults_when_keys_are_absent() {
     assert_eq!(spec.timeout, None);
     assert_eq!(spec.stop_on_fail, None, "unset: the criteria decide");
     assert_eq!(
-        plan.runs[0].config.training.steps, 1000,
+        plan.runs[0].config.agent().unwrap().training.steps,
+        1000,
         "steps from the base config"
     );
 }
@@ -380,16 +382,22 @@ fn actor_lr_is_the_seeds_solution_a() {
     let lrs: Vec<f64> = plan
         .runs
         .iter()
-        .map(|r| r.config.resolved_lrs().actor_cnn.lr)
+        .map(|r| r.config.agent().unwrap().resolved_lrs().actor_cnn.lr)
         .collect();
     assert_eq!(lrs, [1e-4, 1e-4, 1e-4, 1e-5, 1e-5, 1e-5, 1e-6, 1e-6, 1e-6]);
     assert!(plan
         .runs
         .iter()
-        .all(|r| r.config.resolved_lrs().critic_cnn.lr == 1e-4));
-    assert!(plan.runs.iter().all(|r| r.config.training.steps == 5000));
+        .all(|r| r.config.agent().unwrap().resolved_lrs().critic_cnn.lr == 1e-4));
+    assert!(plan
+        .runs
+        .iter()
+        .all(|r| r.config.agent().unwrap().training.steps == 5000));
     // Long enough to learn, and evaluated from the untrained policy on (the learning rule).
-    assert!(plan.runs.iter().all(|r| r.config.evaluation.every > 0));
+    assert!(plan
+        .runs
+        .iter()
+        .all(|r| r.config.agent().unwrap().evaluation.every > 0));
     assert_eq!(
         plan.spec.timeout,
         Some(std::time::Duration::from_secs(1200))
@@ -400,7 +408,7 @@ fn actor_lr_is_the_seeds_solution_a() {
 fn smoke_is_tiny() {
     let plan = load_sweep(&root().join("sweeps/smoke.yaml")).unwrap();
     assert_eq!(plan.runs.len(), 2);
-    let c = &plan.runs[0].config;
+    let c = plan.runs[0].config.agent().unwrap();
     assert_eq!(
         (
             c.env.image_size,

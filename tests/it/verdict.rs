@@ -31,6 +31,7 @@ fn record(outcome: Outcome, done: u64, planned: u64) -> RunRecord {
         stderr_tail: None,
         q_bound: None,
         extra: Default::default(),
+        invocation: None,
         provisional: false,
     }
 }

@@ -9,8 +9,6 @@ use anyhow::Context;
 
 use super::{finish, job_for, kill_grace, needs_run, start_summary, summary_context, Prepared};
 use crate::cli::{Rerun, SweepArgs};
-use crate::config::load::{config_hash, config_to_yaml};
-use crate::config::AgentConfig;
 use crate::results::ladder::{
     GroupAtStage, LadderState, RunAtStage, StagePlan, StoredGroupVerdict,
 };
@@ -21,7 +19,7 @@ use crate::schedule::process::ProcessExecutor;
 use crate::schedule::progress::Display;
 use crate::schedule::slurm::{self, SlurmEnd, SlurmSweep};
 use crate::schedule::{run_jobs, Control, Event, Slot};
-use crate::spec::{Devices, Promote, RunPlan, SlurmOptions, Stage, SweepPlan};
+use crate::spec::{Devices, Promote, RunConfig, RunPlan, SlurmOptions, Stage, SweepPlan};
 use crate::verdict::{judge, Criteria, RunResult, Verdict};
 
 /// Runs every unfinished stage in order, locally or (`slurm` set) as one Slurm array per stage;
@@ -180,31 +178,28 @@ struct Ladder<'a> {
 
 impl<'a> Ladder<'a> {
     /// The runs of the `entered` groups, each with its config trained to stage `k`'s end.
-    fn stage_runs(&self, k: usize, entered: &BTreeSet<GroupId>) -> Vec<(&'a RunPlan, AgentConfig)> {
+    fn stage_runs(&self, k: usize, entered: &BTreeSet<GroupId>) -> Vec<(&'a RunPlan, RunConfig)> {
         let steps = self.plan.spec.stages[k].steps;
         self.plan
             .runs
             .iter()
             .filter(|r| entered.contains(&group(r)))
-            .map(|r| {
-                let mut cfg = r.config.clone();
-                cfg.training.steps = steps;
-                (r, cfg)
-            })
+            .map(|r| (r, r.config.with_steps(steps)))
             .collect()
     }
 
     /// The jobs of stage `k`'s runs that need training, each with its fresh `config.yaml`: the
-    /// first stage starts them, a later one continues each from its own checkpoint.
+    /// first stage starts them, a later one continues each from its own checkpoint (an external
+    /// trainer only with `trainer.resume`; otherwise it trains from scratch to the stage's end).
     fn stage_jobs(
         &self,
         k: usize,
-        runs: &[(&RunPlan, AgentConfig)],
+        runs: &[(&RunPlan, RunConfig)],
     ) -> anyhow::Result<Vec<PlannedRun>> {
         let args = self.args;
         let mut jobs = Vec::new();
         for (run, cfg) in runs {
-            let hash = config_hash(cfg);
+            let hash = cfg.hash();
             let dir = self.results.run(&run.run_id);
             // `--rerun all` restarts the ladder at its first stage; `--rerun failed` retrains the
             // failed runs of whichever stage it reopened (later stages' runs continue).
@@ -218,10 +213,24 @@ impl<'a> Ladder<'a> {
             }
             std::fs::create_dir_all(dir.path())
                 .with_context(|| format!("creating {}", dir.path().display()))?;
-            write_atomic(&dir.config_yaml(), config_to_yaml(cfg).as_bytes())?;
+            write_atomic(&dir.config_yaml(), cfg.to_yaml().as_bytes())?;
             let mut staged = (*run).clone();
             staged.config = cfg.clone();
             staged.config_hash = hash;
+            if let Some(t) = &self.plan.spec.trainer {
+                let resume = (k > 0 && t.resume).then(|| dir.path());
+                let steps = cfg.steps();
+                super::external::invocation(t, &staged, &dir, steps, resume)
+                    .write(&dir.trainer_json())?;
+                jobs.push(super::external::job(
+                    &self.plan.spec,
+                    t,
+                    &staged,
+                    self.results,
+                    resume,
+                ));
+                continue;
+            }
             let mut job = job_for(&self.plan.spec, &staged, self.results);
             job.args.push("--checkpoint-at-end".into());
             if k > 0 {
@@ -297,7 +306,7 @@ impl<'a> Ladder<'a> {
     fn judge(
         &self,
         k: usize,
-        runs: &[(&RunPlan, AgentConfig)],
+        runs: &[(&RunPlan, RunConfig)],
         entered: &BTreeSet<GroupId>,
         state: &mut LadderState,
     ) {
@@ -344,7 +353,7 @@ fn group(run: &RunPlan) -> GroupId {
 /// that cannot be read FAILs its run, as in the report), then applies the next stage's rule
 /// (`None` for the last stage: nobody climbs further).
 fn classify_stage(
-    runs: &[(&RunPlan, AgentConfig)],
+    runs: &[(&RunPlan, RunConfig)],
     results: &ResultsDir,
     criteria: &Criteria,
     prev_steps: u64,

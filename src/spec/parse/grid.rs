@@ -1,17 +1,22 @@
 //! `grid:`: the swept keys, each with its list of values, checked against the agent config schema.
 
-use crate::config::load::{check_override, Override};
+use crate::config::load::Override;
 use crate::config::schema;
 use crate::config::yaml::{Key, Node, Value};
 use crate::diag::{Diagnostic, Source};
 use crate::spec::located::at;
 
+use super::keys::Keys;
 use super::overrides::{prefixed, reserved};
 use super::{Axis, Top};
 
 /// The grid's axes sorted by key, and where to point messages about the sweep's size (the
 /// `grid:` key, when there is one).
-pub(super) fn grid(top: &Top, errs: &mut Vec<Diagnostic>) -> (Vec<Axis>, Option<Diagnostic>) {
+pub(super) fn grid(
+    keys: &Keys,
+    top: &Top,
+    errs: &mut Vec<Diagnostic>,
+) -> (Vec<Axis>, Option<Diagnostic>) {
     let Some(e) = top.written("grid") else {
         return (Vec::new(), None);
     };
@@ -25,7 +30,10 @@ pub(super) fn grid(top: &Top, errs: &mut Vec<Diagnostic>) -> (Vec<Axis>, Option<
         Value::Null => {
             errs.push(at(&e.src, e.key.mark, "grid", "the grid is empty").hint(empty_hint))
         }
-        Value::Map(axes) => grid.extend(axes.iter().filter_map(|(k, v)| axis(&e.src, k, v, errs))),
+        Value::Map(axes) => grid.extend(
+            axes.iter()
+                .filter_map(|(k, v)| axis(keys, &e.src, k, v, errs)),
+        ),
         other => errs.push(
             at(
                 &e.src,
@@ -45,9 +53,9 @@ pub(super) fn grid(top: &Top, errs: &mut Vec<Diagnostic>) -> (Vec<Axis>, Option<
 
 /// One swept key with its checked values; `None` when the key itself is wrong (reserved,
 /// unknown, not given a list, or a list key swept with scalars).
-fn axis(src: &Source, k: &Key, v: &Node, errs: &mut Vec<Diagnostic>) -> Option<Axis> {
+fn axis(keys: &Keys, src: &Source, k: &Key, v: &Node, errs: &mut Vec<Diagnostic>) -> Option<Axis> {
     let path = format!("grid.{}", k.name);
-    if let Some(d) = reserved(src, k, "grid") {
+    if let Some(d) = reserved(keys, src, k, "grid") {
         errs.push(d);
         return None;
     }
@@ -88,7 +96,7 @@ fn axis(src: &Source, k: &Key, v: &Node, errs: &mut Vec<Diagnostic>) -> Option<A
             value: item.clone(),
             origin: src.clone(),
         };
-        let problems = check_override(&o);
+        let problems = keys.check(&o);
         if problems.iter().any(|d| d.mark == k.mark) {
             // An unknown key: reported once, not once per value.
             errs.extend(prefixed(problems, "grid"));
@@ -97,9 +105,7 @@ fn axis(src: &Source, k: &Key, v: &Node, errs: &mut Vec<Diagnostic>) -> Option<A
         if !problems.is_empty() {
             // A list-valued key swept with scalars: the grid's list is the values to try, so
             // each value is itself a list.
-            let list_key = schema::lookup(&k.name)
-                .is_some_and(|s| matches!(s.kind, schema::Kind::IntList { .. }));
-            if list_key && !matches!(item.value, Value::Seq(_)) {
+            if keys.is_list(&k.name) && !matches!(item.value, Value::Seq(_)) {
                 errs.push(scalars_for_list_key(src, k, v, items));
                 return None;
             }

@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::load::ConfigDoc;
+use crate::config::user::UserDoc;
+
+use super::keys::BaseDoc;
 use crate::config::schema;
 use crate::config::yaml::{self, Value};
 use crate::diag::{Diagnostic, Mark, Source};
@@ -79,9 +82,14 @@ pub(super) fn description(top: &Top, errs: &mut Vec<Diagnostic>) -> Option<Strin
     }
 }
 
-/// `base:` resolved against the file that names it, and the agent config loaded from it (`None`
-/// when it is missing, is not an agent config, or has problems of its own).
-pub(super) fn base(top: &Top, errs: &mut Vec<Diagnostic>) -> (PathBuf, Option<ConfigDoc>) {
+/// `base:` resolved against the file that names it, and the config loaded from it: an agent
+/// config, or with an external trainer (`external`) the trainer's own file (`None` when it is
+/// missing, is not such a config, or has problems of its own).
+pub(super) fn base(
+    top: &Top,
+    external: bool,
+    errs: &mut Vec<Diagnostic>,
+) -> (PathBuf, Option<BaseDoc>) {
     let Some(e) = top.get("base") else {
         errs.push(missing_base(top));
         return (PathBuf::new(), None);
@@ -127,7 +135,12 @@ pub(super) fn base(top: &Top, errs: &mut Vec<Diagnostic>) -> (PathBuf, Option<Co
         );
         return (base, None);
     }
-    match ConfigDoc::load(&base) {
+    let loaded = if external {
+        UserDoc::load(&base).map(BaseDoc::User)
+    } else {
+        ConfigDoc::load(&base).map(BaseDoc::Agent)
+    };
+    match loaded {
         Ok(doc) => (base, Some(doc)),
         Err(d) => {
             errs.extend(d.0);

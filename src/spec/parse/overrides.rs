@@ -1,11 +1,12 @@
 //! `set:` mappings (the sweep's and each variant's): overrides checked against the agent config
 //! schema, one per leaf key.
 
-use crate::config::load::{check_override, Override};
-use crate::config::schema;
+use crate::config::load::Override;
 use crate::config::yaml::{Key, Node, Value};
 use crate::diag::{Diagnostic, Source};
 use crate::spec::located::at;
+
+use super::keys::Keys;
 
 /// Prefixes the key path of diagnostics from [`check_override`] with where the override sits.
 pub(super) fn prefixed(ds: Vec<Diagnostic>, prefix: &str) -> impl Iterator<Item = Diagnostic> + '_ {
@@ -18,9 +19,10 @@ pub(super) fn prefixed(ds: Vec<Diagnostic>, prefix: &str) -> impl Iterator<Item 
     })
 }
 
-/// Overrides from a `set:` mapping, checked against the agent config schema. Keys that sweeps
-/// control directly (`seed`, `training.steps`) are refused.
+/// Overrides from a `set:` mapping, checked against `keys`. Keys that sweeps control directly
+/// (`seed`, `training.steps` of the built-in agent) are refused.
 pub(super) fn overrides_of(
+    keys: &Keys,
     src: &Source,
     node: &Node,
     path: &str,
@@ -49,11 +51,11 @@ pub(super) fn overrides_of(
             value: v.clone(),
             origin: src.clone(),
         };
-        if let Some(d) = reserved(src, k, path) {
+        if let Some(d) = reserved(keys, src, k, path) {
             errs.push(d);
             continue;
         }
-        let problems = check_override(&o);
+        let problems = keys.check(&o);
         if !problems.is_empty() {
             errs.extend(prefixed(problems, path));
             continue;
@@ -61,12 +63,12 @@ pub(super) fn overrides_of(
         // A group written as a mapping (`networks.cnn: { actor_cnn_lr: ... }`) merges key by
         // key, so it is checked key by key: against the reserved keys, against the same key
         // written twice, and (by the callers) against the grid.
-        for leaf in leaves(o) {
+        for leaf in leaves(keys, o) {
             let k = Key {
                 name: leaf.key.clone(),
                 mark: leaf.key_mark,
             };
-            if let Some(d) = reserved(src, &k, path) {
+            if let Some(d) = reserved(keys, src, &k, path) {
                 errs.push(d);
                 continue;
             }
@@ -88,26 +90,31 @@ pub(super) fn overrides_of(
 
 /// An override whose value is a mapping for a group key, split into one override per leaf key
 /// (recursively); any other override as it is.
-fn leaves(o: Override) -> Vec<Override> {
-    let is_group = schema::lookup(&o.key).is_some_and(|s| s.kind == schema::Kind::Group);
+fn leaves(keys: &Keys, o: Override) -> Vec<Override> {
     match &o.value.value {
-        Value::Map(entries) if is_group => entries
+        Value::Map(entries) if keys.is_group(&o.key) => entries
             .iter()
             .flat_map(|(k, v)| {
-                leaves(Override {
-                    key: format!("{}.{}", o.key, k.name),
-                    key_mark: k.mark,
-                    value: v.clone(),
-                    origin: o.origin.clone(),
-                })
+                leaves(
+                    keys,
+                    Override {
+                        key: format!("{}.{}", o.key, k.name),
+                        key_mark: k.mark,
+                        value: v.clone(),
+                        origin: o.origin.clone(),
+                    },
+                )
             })
             .collect(),
         _ => vec![o],
     }
 }
 
-/// `seed` and `training.steps` have their own sweep keys.
-pub(super) fn reserved(src: &Source, k: &Key, path: &str) -> Option<Diagnostic> {
+/// `seed` and `training.steps` have their own sweep keys (for the built-in agent).
+pub(super) fn reserved(keys: &Keys, src: &Source, k: &Key, path: &str) -> Option<Diagnostic> {
+    if !keys.reserves_seed_and_steps() {
+        return None;
+    }
     let (top, example) = match k.name.as_str() {
         "seed" => ("seeds", "seeds: [0, 1, 2]"),
         "training.steps" => ("steps", "steps: 1000"),

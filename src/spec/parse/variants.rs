@@ -7,13 +7,19 @@ use crate::config::yaml::{Node, Value};
 use crate::diag::{Diagnostic, Mark, Source};
 use crate::spec::located::{at, unknown, valid_name};
 
+use super::keys::Keys;
 use super::overrides::overrides_of;
 use super::{Axis, Top, Variant};
 
 const VARIANT_KEYS: &[&str] = &["name", "description", "set"];
 
 /// The variants in file order; one `baseline` with no overrides when the key is absent.
-pub(super) fn variants(top: &Top, grid: &[Axis], errs: &mut Vec<Diagnostic>) -> Vec<Variant> {
+pub(super) fn variants(
+    keys: &Keys,
+    top: &Top,
+    grid: &[Axis],
+    errs: &mut Vec<Diagnostic>,
+) -> Vec<Variant> {
     let Some(e) = top.written("variants") else {
         return vec![Variant {
             name: "baseline".into(),
@@ -35,7 +41,7 @@ pub(super) fn variants(top: &Top, grid: &[Axis], errs: &mut Vec<Diagnostic>) -> 
             return items
                 .iter()
                 .enumerate()
-                .filter_map(|(i, item)| variant(&e.src, i, item, &mut names, grid, errs))
+                .filter_map(|(i, item)| variant(keys, &e.src, i, item, &mut names, grid, errs))
                 .collect();
         }
         other => errs.push(
@@ -49,6 +55,7 @@ pub(super) fn variants(top: &Top, grid: &[Axis], errs: &mut Vec<Diagnostic>) -> 
 /// The `i`th variant; `None` when it has no usable name (its other problems are still reported).
 /// `names` holds the names seen so far, with where each was first written.
 fn variant(
+    keys: &Keys,
     src: &Source,
     i: usize,
     item: &Node,
@@ -126,7 +133,7 @@ fn variant(
         | Some(Node {
             value: Value::Null, ..
         }) => Vec::new(),
-        Some(n) => overrides_of(src, n, &vpath, errs),
+        Some(n) => overrides_of(keys, src, n, &vpath, errs),
     };
     for o in &set {
         if grid.iter().any(|a| a.key == o.key) {
