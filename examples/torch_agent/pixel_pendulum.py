@@ -2,8 +2,9 @@
 
 Gymnasium's own Pendulum-v1 dynamics and rewards; only the observation changes. Each frame is
 drawn from the pendulum's angle (a white rod on black, pivot at the centre, theta 0 upright), the
-picture td3-sweep's built-in pixel Pendulum draws, so the two can be compared. Rendering it here
-costs microseconds where Gymnasium's 500 px pygame renderer plus a resize costs milliseconds.
+picture td3-sweep's built-in pixel Pendulum draws, so the two can be compared. An env step with this
+drawing took 0.3-0.5 ms on the 2-core test machine; Gymnasium's 500 px `rgb_array` render plus a
+resize to 48 px took 12 ms.
 Frames are stacked (oldest first) because one frame shows no angular velocity.
 """
 

@@ -1,7 +1,7 @@
 """Trains the plain-PyTorch TD3 agent (td3_agent.py) on pixel Pendulum; one td3-sweep run.
 
 An ordinary training loop. The lines marked `# td3sweep` are all it takes to run under
-`td3-sweep sweep` (sweep.yaml): a Monitor, one `record` per update, `note` for episodes and
+`td3-sweep sweep` (actor_cnn_lr.yaml, ladder.yaml): a Monitor, one `record` per update, `note` for episodes and
 evaluations, and a clean exit on SIGTERM. Everything else is the agent's own.
 
 Under the harness every option comes from the environment (TD3SWEEP_*); by hand:

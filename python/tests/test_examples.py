@@ -86,27 +86,31 @@ def _torch_agent_cfg(tmp_path: Path) -> Path:
 
 
 def test_torch_agent_runs_checkpoints_and_resumes(tmp_path):
+    """A ladder stage with `trainer.resume: true`: the same run folder and metrics file, with
+    TD3SWEEP_RESUME_FROM naming the folder whose checkpoint to continue from."""
     cfg = _torch_agent_cfg(tmp_path)
-    first, second = tmp_path / "stage0", tmp_path / "stage1"
-    first.mkdir()
-    second.mkdir()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
     agent = REPO / "examples/torch_agent"
-    out = subprocess.run([sys.executable, "train.py"], cwd=agent, env=run_env(first, cfg, 200),
+    out = subprocess.run([sys.executable, "train.py"], cwd=agent, env=run_env(run_dir, cfg, 200),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    got = rows(first)
+    got = rows(run_dir)
     assert [r["train_step"] for r in got] == ["0", "25", "50"]
     assert got[-1]["eval_return"] and float(got[-1]["actor_cnn_grad_norm"]) >= 0
     assert float(got[-1]["critic_cnn_grad_norm"]) > 0
-    assert (first / "checkpoint.pt").is_file()
+    assert (run_dir / "checkpoint.pt").is_file()
 
-    env = run_env(second, cfg, 250, TD3SWEEP_RESUME_FROM=str(first))
+    env = run_env(run_dir, cfg, 250, TD3SWEEP_RESUME_FROM=str(run_dir))
     out = subprocess.run([sys.executable, "train.py"], cwd=agent, env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "resumed from" in out.stdout
-    # No new baseline: the updates continue from the checkpoint's 50 to 100.
-    assert [r["train_step"] for r in rows(second)] == ["75", "100"]
+    # One header, no second baseline: the updates continue from the checkpoint's 50 to 100.
+    assert (run_dir / "trainer_metrics.csv").read_text().count("train_step") == 1
+    got = rows(run_dir)
+    assert [r["train_step"] for r in got] == ["0", "25", "50", "75", "100"]
+    assert [r["env_step"] for r in got[-2:]] == ["225", "250"]
 
 
 def test_torch_agent_exits_promptly_on_sigterm(tmp_path):
