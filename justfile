@@ -28,6 +28,21 @@ sweep FILE *ARGS: setup
       *) exit $code;;
     esac
 
+# Put `td3-sweep` on your PATH (PREFIX/bin, default ~/.local/bin) to sweep your own trainer from your own repo.
+# The binary finds libtorch in this checkout's .venv (an rpath), so keep the checkout where it is.
+install PREFIX="~/.local": setup
+    #!/usr/bin/env bash
+    set -euo pipefail
+    prefix="{{PREFIX}}"
+    prefix="${prefix/#\~/$HOME}"
+    install -D -m 755 "{{bin}}" "$prefix/bin/td3-sweep"
+    # Checked from outside the checkout, with nothing of ours on the PATH or in LD_LIBRARY_PATH.
+    (cd / && env -u LD_LIBRARY_PATH PATH=/usr/bin:/bin "$prefix/bin/td3-sweep" devices)
+    case ":$PATH:" in
+      *":$prefix/bin:"*) echo "installed $prefix/bin/td3-sweep";;
+      *) echo "installed $prefix/bin/td3-sweep; add $prefix/bin to your PATH (e.g. export PATH=\"$prefix/bin:\$PATH\")";;
+    esac
+
 # Show a sweep's expanded plan (runs, overrides, resolved learning rates, slots) without running it.
 plan FILE: setup
     {{bin}} sweep {{FILE}} --dry-run
@@ -67,6 +82,7 @@ test:
     cargo fmt --check
     cargo clippy --all-targets --quiet -- -D warnings
     INSTA_UPDATE=no cargo test --quiet
+    .venv/bin/python -m pytest -q python/tests
 
 # Format the code.
 fmt:

@@ -2,7 +2,8 @@
 //!
 //! The flow is `spec` (sweep YAML → validated runs) → `schedule` (child processes on device slots)
 //! → `train` (one TD3 run through tch) → `results` (the results folder's files, one owner) →
-//! `verdict` (PASS / INVESTIGATE / FAIL) → `report` (VALIDATION markdown, plots, JUnit).
+//! `verdict` (PASS / INVESTIGATE / FAIL) → `report` (VALIDATION markdown, plots, JUnit). With a
+//! sweep's `trainer:`, `harness` runs the user's own training program where `train` would run.
 
 pub mod cli;
 pub mod commands;

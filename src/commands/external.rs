@@ -66,6 +66,7 @@ pub fn run(args: ExternalArgs) -> anyhow::Result<i32> {
             args: Vec::new(),
             command: String::new(),
             timeout: None,
+            stall_timeout: None,
         },
         Outcome::Crashed,
         None,

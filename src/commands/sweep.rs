@@ -195,7 +195,14 @@ fn print_plan(plan: &SweepPlan, criteria: &Criteria, slots: &[Slot], results: &P
                 .to_string())
     );
     if !spec.stages.is_empty() {
-        crate::say!("stages (each run continues from its checkpoint at the previous stage's end):");
+        crate::say!(
+            "stages ({}):",
+            match &spec.trainer {
+                None => "each run continues from its checkpoint at the previous stage's end",
+                Some(t) if t.resume => "each run continues from the trainer's own checkpoint: TD3SWEEP_RESUME_FROM names its run folder",
+                Some(_) => "each stage trains every promoted run from scratch to its step count (trainer.resume is off)",
+            }
+        );
         for (i, st) in spec.stages.iter().enumerate() {
             crate::say!(
                 "  {}. {:<10} to {} env steps; entry: {}{}",
@@ -240,7 +247,7 @@ fn print_plan(plan: &SweepPlan, criteria: &Criteria, slots: &[Slot], results: &P
         let cfg = match (&run.config, &spec.trainer) {
             (RunConfig::Agent(cfg), _) => cfg,
             (RunConfig::External(_), Some(t)) => {
-                external::print_run(t, run, &ResultsDir::new(results));
+                external::print_run(t, run, &ResultsDir::new(results), slot);
                 continue;
             }
             (RunConfig::External(_), None) => continue,
@@ -395,6 +402,7 @@ fn job_for(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir) -> PlannedRun 
         args: a,
         command,
         timeout: spec.timeout,
+        stall_timeout: spec.stall_timeout,
     }
 }
 

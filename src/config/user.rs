@@ -174,7 +174,21 @@ impl UserDoc {
         {
             return Some(s.clone());
         }
-        did_you_mean(key, keys.iter().map(String::as_str)).map(str::to_string)
+        if let Some(s) = did_you_mean(key, keys.iter().map(String::as_str)) {
+            return Some(s.to_string());
+        }
+        // A typo'd name at the wrong level (`batch_sise` for `training.batch_size`): one key
+        // whose last segment is close.
+        let close: Vec<&String> = keys
+            .iter()
+            .filter(|k| {
+                did_you_mean(name, [k.rsplit_once('.').map_or(k.as_str(), |(_, n)| n)]).is_some()
+            })
+            .collect();
+        match close.as_slice() {
+            [one] => Some(one.to_string()),
+            _ => None,
+        }
     }
 
     /// Checks `value` (for `key`) against the base's `base` value, recursing into mappings.

@@ -28,8 +28,7 @@ use crate::results::metrics::{write_evidence, EvidenceStep};
 use crate::results::protocol::{Progress, TRAINER_PGID_PREFIX};
 use crate::results::trainer::{Invocation, SLOT_ENV};
 use crate::results::{
-    printable, MetricRow, MetricsWriter, Outcome, RunDir, RunRecord, LIBTORCH_VERSION,
-    PLACEHOLDER_REASON,
+    printable, MetricRow, MetricsWriter, Outcome, RunDir, RunRecord, PLACEHOLDER_REASON,
 };
 use crate::verdict::Criteria;
 
@@ -89,7 +88,8 @@ pub fn run(inv: &Invocation, opts: &HarnessOptions) -> anyhow::Result<RunRecord>
     rec.invocation = Some(recorded_invocation(inv));
     rec.command = inv.shell_line();
     rec.steps_planned = inv.steps;
-    rec.libtorch_version = LIBTORCH_VERSION.to_string();
+    // The trainer brings its own framework; td3-sweep's libtorch did not train this run.
+    rec.libtorch_version = String::new();
     rec.started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     rec.device = device_of_slot();
     rec.outcome = Outcome::Crashed;
@@ -370,7 +370,7 @@ fn outcome(
                 )),
             ),
         },
-        None => (Outcome::Crashed, Some(format!("the trainer {exit}"))),
+        None => (Outcome::Crashed, Some(format!("the trainer ended with {exit}"))),
     }
 }
 
@@ -392,7 +392,8 @@ fn finish(
     if outcome == Outcome::Diverged {
         rec.first_nonfinite_step = watch.last.as_ref().map(|r| r.train_step);
     }
-    rec.extra.insert("trainer_exit".into(), exit);
+    // The trainer's exit, not this process's: the sweep keeps it.
+    rec.exit = Some(exit);
     rec.extra
         .insert("trainer_rows".into(), watch.rows.to_string());
     if !watch.notes.is_empty() {
@@ -411,12 +412,12 @@ fn finish(
     Ok(rec)
 }
 
-/// "exited with code 3", "was killed by signal 9 (SIGKILL)".
+/// "exit code 3", "killed by signal 9 (SIGKILL)" (as the sweep words a child's exit).
 fn exit_text(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exited with code {c}"),
-        (None, Some(s)) => format!("was killed by signal {s}{}", signal_name(s)),
-        _ => "ended".into(),
+        (Some(c), _) => format!("exit code {c}"),
+        (None, Some(s)) => format!("killed by signal {s}{}", signal_name(s)),
+        _ => "unknown".into(),
     }
 }
 

@@ -324,6 +324,8 @@ pub struct RunView {
     pub headline: String,
     pub problems: Vec<String>,
     pub evidence_csv: String,
+    /// The last lines of a crashed run's stderr (up to 20), as `run.json` holds them.
+    pub stderr_tail: String,
     pub command: String,
 }
 
@@ -1006,6 +1008,12 @@ fn run_views(runs: &[RunResult], groups: &[GroupResult], stable: bool) -> Vec<Ru
                     .map(|f| format!("{} ({}): {}", f.rule, finding_verdict(r, f), f.evidence))
                     .collect(),
                 evidence_csv: r.evidence_csv.clone().unwrap_or_default(),
+                // A fence in the quoted text would end the report's code block early.
+                stderr_tail: rec
+                    .filter(|x| x.outcome == crate::results::Outcome::Crashed)
+                    .and_then(|x| x.stderr_tail.as_deref())
+                    .map(|t| crate::results::printable(t).replace("```", "'''"))
+                    .unwrap_or_default(),
                 command: rec.map(|x| x.command.clone()).unwrap_or_default(),
             }
         })

@@ -38,6 +38,9 @@ pub struct PlannedRun {
     /// The command a user runs to reproduce this run.
     pub command: String,
     pub timeout: Option<Duration>,
+    /// End the run when it logs no new metrics row for this long (older plans have none).
+    #[serde(default)]
+    pub stall_timeout: Option<Duration>,
 }
 
 impl PlannedRun {
@@ -247,6 +250,7 @@ mod tests {
             ],
             command: "td3-sweep train".into(),
             timeout: Some(Duration::from_secs(120)),
+            stall_timeout: None,
         }
     }
 

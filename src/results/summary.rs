@@ -270,6 +270,7 @@ mod tests {
             args: Vec::new(),
             command: String::new(),
             timeout: None,
+            stall_timeout: None,
         }
     }
 

@@ -170,6 +170,7 @@ mod tests {
             args: vec![],
             command: String::new(),
             timeout: None,
+            stall_timeout: None,
         }
     }
 

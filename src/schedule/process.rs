@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -78,20 +78,20 @@ impl Executor for ProcessExecutor {
         };
         // Keep the child's stdin open: it ends the run when this pipe closes (we died).
         let stdin = child.stdin.take();
-        let trainer_group = Arc::new(AtomicU32::new(0));
+        let seen = Arc::new(Seen::new(started));
         let reader = forward_stdout(
             child.stdout.take(),
             stdout_log,
             job.index,
             tx.clone(),
-            trainer_group.clone(),
+            seen.clone(),
         );
-        let (status, forced) = self.wait(&mut child, job, started, ctl, &trainer_group);
+        let (status, forced) = self.wait(&mut child, job, started, ctl, &seen);
         drop(stdin);
         let _ = reader.join();
         if status.as_ref().is_ok_and(|s| s.signal().is_some()) {
             // The harness died without ending its trainer: end the trainer's group here.
-            kill_trainer_group(&trainer_group);
+            seen.kill_trainer_group();
         }
         let wall = started.elapsed().as_secs_f64();
         let status = match status {
@@ -99,6 +99,12 @@ impl Executor for ProcessExecutor {
             Err(e) => return fail(format!("waiting for the child failed: {e}")),
         };
         let mut rec = final_record(job, status, forced, wall, launched_at);
+        if forced == Some(Forced::Stalled) {
+            rec.reason = Some(format!(
+                "stalled: no new metrics row for {} (stall_timeout)",
+                crate::spec::format_duration(job.stall_timeout.unwrap_or_default())
+            ));
+        }
         // The parent's record is final, whatever the child managed to write.
         rec.provisional = false;
         let _ = dir.write_record(&rec);
@@ -139,12 +145,12 @@ impl ProcessExecutor {
         job: &PlannedRun,
         started: Instant,
         ctl: &Control,
-        trainer_group: &AtomicU32,
-    ) -> (std::io::Result<std::process::ExitStatus>, Option<Outcome>) {
+        seen: &Seen,
+    ) -> (std::io::Result<std::process::ExitStatus>, Option<Forced>) {
         let pid = child.id();
         let deadline = job.timeout.map(|t| started + t);
         let mut termed_at: Option<Instant> = None;
-        let mut forced: Option<Outcome> = None;
+        let mut forced: Option<Forced> = None;
         let status = loop {
             match child.try_wait() {
                 Ok(Some(s)) => break Ok(s),
@@ -154,11 +160,15 @@ impl ProcessExecutor {
             let level = ctl.level();
             if forced.is_none() {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
-                    forced = Some(Outcome::Timeout);
+                    forced = Some(Forced::Timeout);
+                    signal(pid, "-TERM");
+                    termed_at = Some(Instant::now());
+                } else if job.stall_timeout.is_some_and(|s| seen.quiet_for() >= s) {
+                    forced = Some(Forced::Stalled);
                     signal(pid, "-TERM");
                     termed_at = Some(Instant::now());
                 } else if level >= 1 {
-                    forced = Some(Outcome::Interrupted);
+                    forced = Some(Forced::Interrupted);
                     signal(pid, "-TERM");
                     termed_at = Some(Instant::now());
                 }
@@ -166,7 +176,7 @@ impl ProcessExecutor {
             let grace_over = termed_at.is_some_and(|t| t.elapsed() >= self.grace);
             if grace_over || level >= 2 {
                 let _ = child.kill();
-                kill_trainer_group(trainer_group);
+                seen.kill_trainer_group();
             }
             std::thread::sleep(Duration::from_millis(20));
         };
@@ -174,11 +184,56 @@ impl ProcessExecutor {
     }
 }
 
-/// SIGKILL to the external trainer's process group, if the child named one.
-fn kill_trainer_group(trainer_group: &AtomicU32) {
-    let pgid = trainer_group.load(Ordering::SeqCst);
-    if pgid != 0 {
-        crate::sys::signal_group(pgid, libc::SIGKILL);
+/// Why the executor ended a child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forced {
+    /// The run's `timeout`.
+    Timeout,
+    /// No new metrics row for the run's `stall_timeout` (recorded as a timeout).
+    Stalled,
+    /// Ctrl-C.
+    Interrupted,
+}
+
+impl Forced {
+    fn outcome(self) -> Outcome {
+        match self {
+            Forced::Timeout | Forced::Stalled => Outcome::Timeout,
+            Forced::Interrupted => Outcome::Interrupted,
+        }
+    }
+}
+
+/// What the stdout reader has seen of a child: when its latest metrics row arrived, and an
+/// external trainer's process group.
+struct Seen {
+    started: Instant,
+    /// Milliseconds after `started` of the latest progress line (0: none yet, counted from the start).
+    last_row_ms: AtomicU64,
+    trainer_group: AtomicU32,
+}
+
+impl Seen {
+    fn new(started: Instant) -> Seen {
+        Seen {
+            started,
+            last_row_ms: AtomicU64::new(0),
+            trainer_group: AtomicU32::new(0),
+        }
+    }
+
+    /// Time since the latest metrics row (or the start).
+    fn quiet_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_row_ms.load(Ordering::SeqCst));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    /// SIGKILL to the external trainer's process group, if the child named one.
+    fn kill_trainer_group(&self) {
+        let pgid = self.trainer_group.load(Ordering::SeqCst);
+        if pgid != 0 {
+            crate::sys::signal_group(pgid, libc::SIGKILL);
+        }
     }
 }
 
@@ -189,7 +244,7 @@ fn forward_stdout(
     stdout_log: std::fs::File,
     index: usize,
     tx: Sender<Event>,
-    trainer_group: Arc<AtomicU32>,
+    seen: Arc<Seen>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut log = std::io::BufWriter::new(stdout_log);
@@ -197,9 +252,11 @@ fn forward_stdout(
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 let _ = writeln!(log, "{line}");
                 if let Some(g) = trainer_pgid(&line) {
-                    trainer_group.store(g, Ordering::SeqCst);
+                    seen.trainer_group.store(g, Ordering::SeqCst);
                 }
                 if let Some(p) = Progress::parse(&line) {
+                    let ms = seen.started.elapsed().as_millis().min(u64::MAX as u128) as u64;
+                    seen.last_row_ms.store(ms, Ordering::SeqCst);
                     let _ = tx.send(Event::Progress {
                         index,
                         progress: Box::new(p),
@@ -220,7 +277,7 @@ fn forward_stdout(
 fn final_record(
     job: &PlannedRun,
     status: std::process::ExitStatus,
-    forced: Option<Outcome>,
+    forced: Option<Forced>,
     wall: f64,
     launched_at: std::time::SystemTime,
 ) -> RunRecord {
@@ -244,8 +301,8 @@ fn final_record(
     let outcome = match (forced, status.code()) {
         // A run that finished just as the deadline or the interrupt arrived is complete.
         (_, Some(exit::COMPLETED)) if rec.outcome == Outcome::Completed => Outcome::Completed,
-        (Some(Outcome::Timeout), _) => Outcome::Timeout,
-        (Some(Outcome::Interrupted), _) => Outcome::Interrupted,
+        (Some(f), _) if f.outcome() == Outcome::Timeout => Outcome::Timeout,
+        (Some(Forced::Interrupted), _) => Outcome::Interrupted,
         (_, code) => code.and_then(exit::outcome_of).unwrap_or(Outcome::Crashed),
     };
     if rec.steps_done == 0 && fresh(&dir.metrics_csv()) {
@@ -259,7 +316,10 @@ fn final_record(
         }
     }
     rec.outcome = outcome;
-    rec.exit = Some(exit.clone());
+    // A harness records its trainer's exit, which says more than the harness's own.
+    if rec.invocation.is_none() || rec.exit.is_none() {
+        rec.exit = Some(exit.clone());
+    }
     rec.wall_s = wall;
     // Under Slurm, the array task this record comes from: a sweep waiting for a resubmitted
     // run accepts only its own task's record, never an earlier attempt's.

@@ -854,6 +854,7 @@ mod tests {
             args: vec!["train".into(), "--config".into(), "c.yaml".into()],
             command: "td3-sweep train".into(),
             timeout: Some(Duration::from_secs(120)),
+            stall_timeout: None,
         };
         let j: PlannedRun = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
         assert_eq!(
@@ -892,6 +893,7 @@ mod tests {
                 args: Vec::new(),
                 command: String::new(),
                 timeout: None,
+                stall_timeout: None,
             };
             let mut rec = RunRecord::placeholder(
                 &run,

@@ -58,6 +58,9 @@ pub struct SweepSpec {
     pub resources: Resources,
     /// Per-run wall-clock limit; `None` means no limit.
     pub timeout: Option<Duration>,
+    /// A run that logs no new metrics row for this long is ended (outcome timeout, "stalled");
+    /// `None` means no limit.
+    pub stall_timeout: Option<Duration>,
     /// Where the pass/fail criteria come from (parsed by the verdict module).
     pub criteria: CriteriaRef,
     /// End each run as soon as its FAIL is certain (outcome `stopped`). `None`: the criteria's own
@@ -162,6 +165,10 @@ pub struct RunPlan {
 
 /// A run's resolved config.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per planned run; boxing the common case would only add indirection"
+)]
 pub enum RunConfig {
     /// The built-in TD3's agent config.
     Agent(AgentConfig),
@@ -346,6 +353,9 @@ impl SweepSpec {
         );
         if let Some(t) = self.timeout {
             m.insert("timeout".into(), json!(format_duration(t)));
+        }
+        if let Some(t) = self.stall_timeout {
+            m.insert("stall_timeout".into(), json!(format_duration(t)));
         }
         match &self.criteria {
             CriteriaRef::Default => {}

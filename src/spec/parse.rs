@@ -49,6 +49,7 @@ const TOP_KEYS: &[&str] = &[
     "variants",
     "resources",
     "timeout",
+    "stall_timeout",
     "criteria",
     "stop_on_fail",
     "stages",
@@ -163,6 +164,7 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
     let variants = variants::variants(&keys, &top, &grid, e);
     let resources = execution::resources(&top, e);
     let timeout = execution::timeout(&top, e);
+    let stall_timeout = execution::stall_timeout(&top, e);
     let criteria = judging::criteria(&top, e);
     let stop_on_fail = judging::stop_on_fail(&top, e);
     let stages = judging::stages(&top, e);
@@ -201,6 +203,7 @@ pub(super) fn parse(path: &Path) -> Result<Parsed, Diagnostics> {
             .collect(),
         resources,
         timeout,
+        stall_timeout,
         criteria,
         stop_on_fail,
         backend,

@@ -21,16 +21,15 @@
 //! capped at the window's largest-to-smallest ratio, so an S-shaped rise (flat, steep, flat) is
 //! never credited with more growth than its rows show. Windows are all runs of consecutive rows
 //! spanning at most [`GrowthRule::window_steps`], so a burst shorter than a window is judged on
-//! its own rows. Cost: rows × (rows per window)² (6 rows per window at `log_every` 100).
+//! its own rows. Cost: rows × rows per window (running sums fit each window in constant time).
 //!
 //! A window's verdict depends only on its own rows and the floor, and the floor only on the
 //! series' first rows: a verdict once reached stays, so the trainer may use this to stop early.
 
 use serde::Serialize;
 
-use super::{
-    fmt_factor, fmt_num, log_linear_fit, Verdict, EXPONENTIAL_MIN_POINTS, EXPONENTIAL_MIN_R2,
-};
+use super::classify::LogFit;
+use super::{fmt_factor, fmt_num, Verdict, EXPONENTIAL_MIN_POINTS, EXPONENTIAL_MIN_R2};
 
 /// Each half of a window must grow by more than this (fitted) for the window to count: the most
 /// a linear or decelerating curve can grow over a window's later half (see the module docs).
@@ -156,13 +155,36 @@ pub fn window_growth(series: &[(u64, Option<f64>)], rule: &GrowthRule) -> Window
     let mut sustained: Option<GrowthWindow> = None;
     let mut largest: Option<GrowthWindow> = None;
     let min_points = rule.min_points.max(2);
+    // Running sums from row i (centred on row i, so subtracting two prefixes loses nothing to
+    // cancellation): every window and both its halves are fitted in O(1), so the cost is rows ×
+    // rows per window, not its square (a trainer that logs every step has 500 rows per window).
+    let mut prefix: Vec<Sums> = Vec::new();
     for i in 0..floored.len() {
         let end = floored[i].0.saturating_add(rule.window_steps);
-        for j in (i + min_points - 1)..floored.len() {
+        let origin = (floored[i].0 as f64, floored[i].1.ln());
+        prefix.clear();
+        prefix.push(Sums::default());
+        let (mut lo, mut hi) = (f64::INFINITY, 0.0f64);
+        for j in i..floored.len() {
             if floored[j].0 > end {
                 break;
             }
-            let Some(w) = judge_window(&raw[i..=j], &floored[i..=j], rule) else {
+            let next = prefix[prefix.len() - 1].with(floored[j], origin);
+            prefix.push(next);
+            lo = lo.min(floored[j].1);
+            hi = hi.max(floored[j].1);
+            if j + 1 < i + min_points {
+                continue;
+            }
+            let window = Window {
+                raw: &raw[i..=j],
+                pts: &floored[i..=j],
+                prefix: &prefix,
+                origin,
+                lo,
+                hi,
+            };
+            let Some(w) = judge_window(&window, rule) else {
                 continue;
             };
             windows += 1;
@@ -191,24 +213,108 @@ pub fn window_growth(series: &[(u64, Option<f64>)], rule: &GrowthRule) -> Window
     result
 }
 
+/// Least-squares sums of `(step, ln value)` over consecutive rows, centred on a window's first
+/// row (`origin`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Sums {
+    n: f64,
+    x: f64,
+    y: f64,
+    xx: f64,
+    xy: f64,
+    yy: f64,
+}
+
+impl Sums {
+    /// These sums with one more row.
+    fn with(self, (step, v): (u64, f64), origin: (f64, f64)) -> Sums {
+        let (x, y) = (step as f64 - origin.0, v.ln() - origin.1);
+        Sums {
+            n: self.n + 1.0,
+            x: self.x + x,
+            y: self.y + y,
+            xx: self.xx + x * x,
+            xy: self.xy + x * y,
+            yy: self.yy + y * y,
+        }
+    }
+
+    /// The sums of the rows between two prefixes (`self` the longer).
+    fn minus(self, o: Sums) -> Sums {
+        Sums {
+            n: self.n - o.n,
+            x: self.x - o.x,
+            y: self.y - o.y,
+            xx: self.xx - o.xx,
+            xy: self.xy - o.xy,
+            yy: self.yy - o.yy,
+        }
+    }
+
+    /// The log-linear fit of these rows, as [`log_linear_fit`] computes it (every floored value is
+    /// positive); `None` below two rows or a single step.
+    fn fit(self, origin_y: f64) -> Option<LogFit> {
+        if self.n < 2.0 {
+            return None;
+        }
+        let (mx, my) = (self.x / self.n, self.y / self.n);
+        let sxx = self.xx - self.x * mx;
+        if sxx <= 0.0 {
+            return None;
+        }
+        let sxy = self.xy - self.x * my;
+        let slope = sxy / sxx;
+        let ss_tot = (self.yy - self.y * my).max(0.0);
+        let ss_res = (ss_tot - slope * sxy).max(0.0);
+        let mean = my + origin_y;
+        // The same tolerance as log_linear_fit: float noise on a flat series is no growth.
+        let r2 = if ss_tot <= 1e-12 * (1.0 + mean * mean) * self.n {
+            0.0
+        } else {
+            (1.0 - ss_res / ss_tot).max(0.0)
+        };
+        Some(LogFit {
+            slope,
+            r2,
+            points: self.n as usize,
+        })
+    }
+}
+
+/// One window: its rows (raw and floored), the running sums from its first row, and the range of
+/// its floored values.
+struct Window<'a> {
+    raw: &'a [(u64, f64)],
+    pts: &'a [(u64, f64)],
+    /// `prefix[k]`: the sums of the window's first `k` rows.
+    prefix: &'a [Sums],
+    origin: (f64, f64),
+    lo: f64,
+    hi: f64,
+}
+
 /// Fits one window; `None` when its rows cannot be fitted (a single step, or a half with fewer
 /// than two rows).
-fn judge_window(raw: &[(u64, f64)], pts: &[(u64, f64)], rule: &GrowthRule) -> Option<GrowthWindow> {
+fn judge_window(w: &Window, rule: &GrowthRule) -> Option<GrowthWindow> {
+    let pts = w.pts;
     let (first, last) = (pts[0].0, pts[pts.len() - 1].0);
     let span = last.checked_sub(first).filter(|s| *s > 0)? as f64;
-    let fit = log_linear_fit(pts)?;
+    let all = w.prefix[pts.len()];
+    let fit = all.fit(w.origin.1)?;
     let mid = first as f64 + span / 2.0;
-    let split_lo = pts.iter().filter(|p| p.0 as f64 <= mid).count();
-    let split_hi = pts.iter().take_while(|p| (p.0 as f64) < mid).count();
-    let (lo, hi) = pts.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
-        (lo.min(p.1), hi.max(p.1))
-    });
+    let split_lo = pts.partition_point(|p| p.0 as f64 <= mid);
+    let split_hi = pts.partition_point(|p| (p.0 as f64) < mid);
+    let (lo, hi) = (w.lo, w.hi);
     // Capped like the factor: a half of two rows extrapolated to half the window must not read
     // as more growth than the window holds. Capping only lowers a half, so the bound that keeps
     // lines out (module docs) still holds.
+    let half = |s: Sums| {
+        s.fit(w.origin.1)
+            .map(|f| (f.slope * span / 2.0).exp().min(hi / lo))
+    };
     let halves = (
-        half_growth(&pts[..split_lo], span / 2.0)?.min(hi / lo),
-        half_growth(&pts[split_hi..], span / 2.0)?.min(hi / lo),
+        half(w.prefix[split_lo])?,
+        half(all.minus(w.prefix[split_hi]))?,
     );
     let sustained = fit.slope > 0.0
         && fit.r2 >= rule.min_r2
@@ -217,21 +323,14 @@ fn judge_window(raw: &[(u64, f64)], pts: &[(u64, f64)], rule: &GrowthRule) -> Op
     Some(GrowthWindow {
         from_step: first,
         to_step: last,
-        from_value: raw[0].1,
-        to_value: raw[raw.len() - 1].1,
+        from_value: w.raw[0].1,
+        to_value: w.raw[w.raw.len() - 1].1,
         points: pts.len(),
         factor: (fit.slope * span).exp().min(hi / lo),
         r2: fit.r2,
         halves,
         sustained,
     })
-}
-
-/// A half's fitted growth rate over half the window, `exp(slope × half_span)`, so that an exact
-/// exponential gives `√factor` for each half however the rows fall; `None` below two distinct
-/// steps.
-fn half_growth(pts: &[(u64, f64)], half_span: f64) -> Option<f64> {
-    log_linear_fit(pts).map(|f| (f.slope * half_span).exp())
 }
 
 fn describe(w: &GrowthWindow) -> String {
@@ -315,6 +414,54 @@ fn evidence(g: &WindowGrowth, rule: &GrowthRule, rows: usize, floored: bool) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn running_sums_fit_like_log_linear_fit() {
+        // A noisy, growing, irregularly logged series; every contiguous range is fitted both ways.
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut step = 1000u64;
+        let pts: Vec<(u64, f64)> = (0..60)
+            .map(|k| {
+                step += 1 + (next() * 40.0) as u64;
+                (step, (0.02 * k as f64).exp() * (0.5 + next()) + 1e-3)
+            })
+            .collect();
+        for i in 0..pts.len() {
+            let origin = (pts[i].0 as f64, pts[i].1.ln());
+            let mut sums = Sums::default();
+            for j in i..pts.len() {
+                sums = sums.with(pts[j], origin);
+                let (ours, theirs) = (
+                    sums.fit(origin.1),
+                    super::super::log_linear_fit(&pts[i..=j]),
+                );
+                match (ours, theirs) {
+                    (None, None) => {}
+                    (Some(a), Some(b)) => {
+                        assert!(
+                            (a.slope - b.slope).abs() <= 1e-9 * b.slope.abs().max(1e-6),
+                            "{i}..{j}: {a:?} {b:?}"
+                        );
+                        assert!((a.r2 - b.r2).abs() <= 1e-7, "{i}..{j}: {a:?} {b:?}");
+                        assert_eq!(a.points, b.points);
+                    }
+                    (a, b) => panic!("{i}..{j}: {a:?} vs {b:?}"),
+                }
+            }
+        }
+        // A flat series has no growth and R² 0, as log_linear_fit says.
+        let flat = [(0u64, 2.0), (10, 2.0), (20, 2.0)];
+        let origin = (0.0, 2f64.ln());
+        let s = flat.iter().fold(Sums::default(), |s, p| s.with(*p, origin));
+        let f = s.fit(origin.1).unwrap();
+        assert_eq!((f.slope, f.r2), (0.0, 0.0));
+    }
     use Verdict::*;
 
     fn series(f: impl Fn(u64) -> f64, steps: impl Iterator<Item = u64>) -> Vec<(u64, Option<f64>)> {

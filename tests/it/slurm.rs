@@ -635,24 +635,39 @@ fn an_external_trainer_runs_in_the_array_tasks() {
     .unwrap();
     let out = sweep(&spec, &dir.join("res"), &["--backend", "slurm"]);
     let log = text(&out);
-    assert_eq!(out.status.code(), Some(11), "the crash FAILs its group: {log}");
+    assert_eq!(
+        out.status.code(),
+        Some(11),
+        "the crash FAILs its group: {log}"
+    );
     let runs = dir.join("res/ext_slurm/runs");
     let record = |variant: &str| -> serde_json::Value {
         let d = std::fs::read_dir(&runs)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(variant))
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(variant)
+            })
             .unwrap_or_else(|| panic!("no {variant} run: {log}"));
         serde_json::from_str(&std::fs::read_to_string(d.join("run.json")).unwrap()).unwrap()
     };
     let ok = record("ok__");
     assert_eq!(ok["outcome"], "completed", "{ok}");
     assert_eq!(ok["train_steps_done"], 40, "{ok}");
-    assert!(ok["extra"]["slurm_task"].is_string(), "recorded by its array task: {ok}");
+    assert!(
+        ok["extra"]["slurm_task"].is_string(),
+        "recorded by its array task: {ok}"
+    );
     assert_eq!(ok["invocation"]["env"]["TD3SWEEP_STEPS"], "40", "{ok}");
     let boom = record("boom__");
     assert_eq!(boom["outcome"], "crashed", "{boom}");
-    assert_eq!(boom["reason"], "the trainer exited with code 9", "{boom}");
+    assert_eq!(
+        boom["reason"], "the trainer ended with exit code 9",
+        "{boom}"
+    );
     assert!(
         boom["stderr_tail"]
             .as_str()

@@ -9,6 +9,7 @@ use crate::results::trainer::{
     ENV_SEED, ENV_STEPS,
 };
 use crate::results::{PlannedRun, ResultsDir, RunDir};
+use crate::schedule::{Slot, SlotDevice};
 use crate::spec::trainer::fill;
 use crate::spec::{RunPlan, SweepSpec, TrainerSpec};
 
@@ -121,11 +122,12 @@ pub(super) fn job(
         args: a,
         command,
         timeout: spec.timeout,
+        stall_timeout: spec.stall_timeout,
     }
 }
 
 /// `--dry-run`'s lines for one external run: the command line and the environment it gets.
-pub(super) fn print_run(trainer: &TrainerSpec, run: &RunPlan, results: &ResultsDir) {
+pub(super) fn print_run(trainer: &TrainerSpec, run: &RunPlan, results: &ResultsDir, slot: &Slot) {
     let dir = results.run(&run.run_id);
     let inv = invocation(trainer, run, &dir, run.config.steps(), None);
     crate::say!("      workdir {}", inv.workdir.display());
@@ -140,5 +142,13 @@ pub(super) fn print_run(trainer: &TrainerSpec, run: &RunPlan, results: &ResultsD
     for (k, v) in &inv.env {
         crate::say!("      env     {k}={}", shell_quote(v));
     }
-    crate::say!("      env     CUDA_VISIBLE_DEVICES and OMP_NUM_THREADS from the run's slot");
+    let gpu = match slot.device {
+        SlotDevice::Gpu(g) => g.to_string(),
+        SlotDevice::Cpu => String::new(),
+    };
+    crate::say!(
+        "      env     CUDA_VISIBLE_DEVICES={} OMP_NUM_THREADS={} (from the slot that runs it)",
+        shell_quote(&gpu),
+        slot.threads
+    );
 }

@@ -120,7 +120,17 @@ fn devices(src: &Source, v: &Node, path: &str, errs: &mut Vec<Diagnostic>) -> Op
 
 /// `timeout:`, a duration with a unit (`90s`, `30m`, `1h30m`).
 pub(super) fn timeout(top: &Top, errs: &mut Vec<Diagnostic>) -> Option<Duration> {
-    let e = top.get("timeout")?;
+    duration(top, "timeout", errs)
+}
+
+/// `stall_timeout:`, a duration: a run that logs no new metrics row for this long is ended.
+pub(super) fn stall_timeout(top: &Top, errs: &mut Vec<Diagnostic>) -> Option<Duration> {
+    duration(top, "stall_timeout", errs)
+}
+
+/// The top-level `key` as a duration with a unit.
+fn duration(top: &Top, key: &str, errs: &mut Vec<Diagnostic>) -> Option<Duration> {
+    let e = top.get(key)?;
     let hint = "a number with a unit: `90s`, `30m`, `1h30m`";
     let problem = match &e.node.value {
         Value::Str(s) => match parse_duration(s) {
@@ -128,7 +138,7 @@ pub(super) fn timeout(top: &Top, errs: &mut Vec<Diagnostic>) -> Option<Duration>
             Err(why) => at(
                 &e.src,
                 e.node.mark,
-                "timeout",
+                key,
                 format!("invalid duration \"{s}\": {why}"),
             )
             .hint(hint),
@@ -142,7 +152,7 @@ pub(super) fn timeout(top: &Top, errs: &mut Vec<Diagnostic>) -> Option<Duration>
             at(
                 &e.src,
                 e.node.mark,
-                "timeout",
+                key,
                 format!("the duration {n} has no unit"),
             )
             .hint(hint)
@@ -150,7 +160,7 @@ pub(super) fn timeout(top: &Top, errs: &mut Vec<Diagnostic>) -> Option<Duration>
         other => at(
             &e.src,
             e.node.mark,
-            "timeout",
+            key,
             format!("must be a duration, got {}", schema::describe(other)),
         )
         .hint(hint),

@@ -138,7 +138,14 @@ fn command(src: &Source, n: &Node, workdir: &Path, errs: &mut Vec<Diagnostic>) -
                 )
                 .hint(format!(
                     "write `command: [{}]`, or `[bash, -c, \"...\"]` for a shell line",
-                    s.split_whitespace().collect::<Vec<_>>().join(", ")
+                    s.split_whitespace()
+                        .map(|w| if w.contains('{') {
+                            format!("\"{w}\"")
+                        } else {
+                            w.to_string()
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             );
             return Vec::new();
@@ -169,7 +176,7 @@ fn command(src: &Source, n: &Node, workdir: &Path, errs: &mut Vec<Diagnostic>) -
             }
         };
         if let Err(p) = check(&text) {
-            errs.push(at(src, shifted(item.mark, p.offset), &path, p.message).hint(p.hint));
+            errs.push(at(src, shifted(src, item.mark, p.offset), &path, p.message).hint(p.hint));
             continue;
         }
         argv.push(text);
@@ -199,11 +206,16 @@ fn missing_program(program: &str, workdir: &Path) -> Option<String> {
     (!found).then(|| format!("program `{program}` is not on the PATH"))
 }
 
-/// The mark `offset` bytes into a quoted or plain scalar (its first line), for placeholders.
-fn shifted(mark: Mark, offset: usize) -> Mark {
+/// The mark `offset` characters into the scalar at `mark` (past its opening quote, if quoted),
+/// for a placeholder inside it.
+fn shifted(src: &Source, mark: Mark, offset: usize) -> Mark {
+    let quoted = src
+        .line(mark.line)
+        .and_then(|l| l.chars().nth(mark.col.saturating_sub(1)))
+        .is_some_and(|c| c == '"' || c == '\'');
     Mark {
         line: mark.line,
-        col: mark.col + offset,
+        col: mark.col + offset + usize::from(quoted),
     }
 }
 
@@ -323,7 +335,7 @@ fn env(src: &Source, node: Option<&Node>, errs: &mut Vec<Diagnostic>) -> BTreeMa
             }
         };
         if let Err(p) = check(&text) {
-            errs.push(at(src, shifted(v.mark, p.offset), &path, p.message).hint(p.hint));
+            errs.push(at(src, shifted(src, v.mark, p.offset), &path, p.message).hint(p.hint));
             continue;
         }
         out.insert(k.name.clone(), text);
