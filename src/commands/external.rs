@@ -68,6 +68,7 @@ pub fn run(args: ExternalArgs) -> anyhow::Result<i32> {
             .collect(),
     );
     identity.git_commit = crate::train::run::git_commit();
+    identity.q_bound = inv.q_bound;
     if let Some(t) = args.threads {
         identity.extra.insert("threads".into(), t.to_string());
     }

@@ -238,7 +238,7 @@ fn print_plan(plan: &SweepPlan, criteria: &Criteria, slots: &[Slot], results: &P
         let cfg = match (&run.config, &spec.trainer) {
             (RunConfig::Agent(cfg), _) => cfg,
             (RunConfig::External(_), Some(t)) => {
-                external::print_run(t, run, &ResultsDir::new(results), slot);
+                external::print_run(spec, t, run, &ResultsDir::new(results), slot);
                 continue;
             }
             (RunConfig::External(_), None) => continue,

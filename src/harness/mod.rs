@@ -88,6 +88,7 @@ pub fn run(inv: &Invocation, opts: &HarnessOptions) -> anyhow::Result<RunRecord>
     rec.invocation = Some(recorded_invocation(inv));
     rec.command = inv.shell_line();
     rec.steps_planned = inv.steps;
+    rec.q_bound = inv.q_bound;
     // The trainer brings its own framework; td3-sweep's libtorch did not train this run.
     rec.libtorch_version = String::new();
     rec.started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -295,7 +296,8 @@ impl Watch {
         if self.fail_noted {
             return Ok(None);
         }
-        if let Some(why) = crate::verdict::certain_fail(c, std::slice::from_ref(&row), None) {
+        let q_bound = opts.identity.q_bound;
+        if let Some(why) = crate::verdict::certain_fail(c, std::slice::from_ref(&row), q_bound) {
             self.fail_noted = true;
             self.evidence(opts, row.train_step, "fail_detected");
             if opts.stop_on_fail {

@@ -44,6 +44,9 @@ pub struct Invocation {
     pub metrics: BTreeMap<String, String>,
     /// The steps asked for.
     pub steps: u64,
+    /// The largest |Q| the task allows (`trainer.q_bound`), for fail-fast and `run.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q_bound: Option<f64>,
 }
 
 impl Invocation {
@@ -126,6 +129,7 @@ mod tests {
             .collect(),
             metrics: BTreeMap::new(),
             steps: 10,
+            q_bound: None,
         };
         assert_eq!(
             inv.shell_line(),

@@ -146,7 +146,12 @@ fn resolve(p: &Parsed, doc: &BaseDoc, seed: u64) -> Result<RunConfig, Diagnostic
         BaseDoc::Agent(d) => Ok(RunConfig::Agent(d.finish()?)),
         BaseDoc::User(d) => Ok(RunConfig::External(ExternalConfig {
             yaml: d.to_yaml(),
-            steps: p.spec.steps.unwrap_or(0),
+            // A ladder's runs go to its last stage's end; each stage sets its own steps.
+            steps: p
+                .spec
+                .steps
+                .or_else(|| p.spec.stages.last().map(|s| s.steps))
+                .unwrap_or(0),
             values: d.values(),
             seed,
             trainer: p

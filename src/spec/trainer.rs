@@ -26,6 +26,9 @@ pub struct TrainerSpec {
     /// The trainer continues a run from its own checkpoint when a ladder's next stage starts
     /// (`TD3SWEEP_RESUME_FROM`); otherwise each stage trains from scratch.
     pub resume: bool,
+    /// The largest |Q| the trainer's task allows, `r_max × |reward scale| / (1 − discount)`: the
+    /// criteria's `|Q| vs its bound` rule judges against it (not applicable without it).
+    pub q_bound: Option<f64>,
 }
 
 impl TrainerSpec {
@@ -36,6 +39,7 @@ impl TrainerSpec {
             "workdir": self.workdir,
             "metrics": self.metrics,
             "env": self.env,
+            "q_bound": self.q_bound,
         })
         .to_string()
     }

@@ -66,6 +66,7 @@ pub(super) fn invocation(
         env,
         metrics: trainer.metrics.clone(),
         steps,
+        q_bound: trainer.q_bound,
     }
 }
 
@@ -108,9 +109,23 @@ pub(super) fn job(
 }
 
 /// `--dry-run`'s lines for one external run: the command line and the environment it gets.
-pub(super) fn print_run(trainer: &TrainerSpec, run: &RunPlan, results: &ResultsDir, slot: &Slot) {
+pub(super) fn print_run(
+    spec: &SweepSpec,
+    trainer: &TrainerSpec,
+    run: &RunPlan,
+    results: &ResultsDir,
+    slot: &Slot,
+) {
     let dir = results.run(&run.run_id);
-    let inv = invocation(trainer, run, &dir, run.config.steps(), None);
+    // A ladder's first stage: later stages differ in {steps} (and TD3SWEEP_RESUME_FROM).
+    let steps = spec.stages.first().map_or(run.config.steps(), |s| s.steps);
+    let inv = invocation(trainer, run, &dir, steps, None);
+    if !spec.stages.is_empty() {
+        crate::say!(
+            "      (stage `{}`; each later stage runs it again with its own steps)",
+            spec.stages[0].name
+        );
+    }
     crate::say!("      workdir {}", inv.workdir.display());
     crate::say!(
         "      command {}",

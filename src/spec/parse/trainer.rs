@@ -14,7 +14,7 @@ use crate::spec::trainer::{check, TrainerSpec};
 
 use super::Top;
 
-const TRAINER_KEYS: &[&str] = &["command", "workdir", "metrics", "env", "resume"];
+const TRAINER_KEYS: &[&str] = &["command", "workdir", "metrics", "env", "resume", "q_bound"];
 
 /// The `trainer:` block, `None` when absent (the built-in TD3 trains) or unusable.
 pub(super) fn trainer(top: &Top, errs: &mut Vec<Diagnostic>) -> Option<TrainerSpec> {
@@ -67,19 +67,37 @@ pub(super) fn trainer(top: &Top, errs: &mut Vec<Diagnostic>) -> Option<TrainerSp
             false
         }
     };
-    if top.get("steps").is_none() {
+    if top.get("steps").is_none() && top.get("stages").is_none() {
         errs.push(
-            at(src, e.key.mark, "trainer", "a sweep with a `trainer:` needs `steps:`")
+            at(src, e.key.mark, "trainer", "a sweep with a `trainer:` needs `steps:` (or `stages:`, each with its steps)")
                 .hint("add `steps: 1000` at the top level: each run gets it as {steps} and TD3SWEEP_STEPS, and its progress is measured against it"),
         );
     }
+    let q_bound = q_bound(src, e.node.get("q_bound"), errs);
     (errs.len() == before).then_some(TrainerSpec {
         command,
         workdir,
         metrics,
         env,
         resume,
+        q_bound,
     })
+}
+
+/// `q_bound:`, the largest |Q| the trainer's task allows (a positive number), for the criteria's
+/// `|Q| vs its bound` rule.
+fn q_bound(src: &Source, node: Option<&Node>, errs: &mut Vec<Diagnostic>) -> Option<f64> {
+    let n = node.filter(|n| !matches!(n.value, Value::Null))?;
+    match n.as_f64() {
+        Some(b) if b > 0.0 && b.is_finite() => Some(b),
+        _ => {
+            errs.push(
+                at(src, n.mark, "trainer.q_bound", format!("must be a positive number, got {}", schema::describe(&n.value)))
+                    .hint("r_max × |reward scale| / (1 − discount): e.g. Pendulum-v1 (|r| ≤ 16.27, γ 0.99) gives 1627"),
+            );
+            None
+        }
+    }
 }
 
 /// `workdir:` resolved against the sweep file; the sweep file's folder when absent.
