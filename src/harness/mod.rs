@@ -14,7 +14,7 @@
 pub mod columns;
 
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -135,6 +135,7 @@ pub fn run(inv: &Invocation, opts: &HarnessOptions) -> anyhow::Result<RunRecord>
     };
     let pgid = child.id();
     crate::say!("{TRAINER_PGID_PREFIX}{pgid}");
+    let relayed = relay_stdout(&mut child);
     let mut ending: Option<(Ending, Instant)> = None;
     let status = loop {
         if let Some(e) = watch.poll(inv, opts)? {
@@ -172,6 +173,8 @@ pub fn run(inv: &Invocation, opts: &HarnessOptions) -> anyhow::Result<RunRecord>
         ending.get_or_insert((e, Instant::now()));
     }
     end_group(pgid, opts.grace);
+    // The rest of its output, unless something it detached still holds the pipe.
+    let _ = relayed.recv_timeout(Duration::from_secs(1));
     let exit = exit_text(status);
     let (outcome, reason) = outcome(&ending.map(|(e, _)| e), status, &watch, inv, &exit);
     rec.reason = reason;
@@ -192,8 +195,31 @@ fn spawn(inv: &Invocation) -> std::io::Result<Child> {
         .current_dir(&inv.workdir)
         .envs(&inv.env)
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .process_group(0)
         .spawn()
+}
+
+/// Copies the trainer's stdout to ours (the run's stdout.log), line by line; the receiver hears
+/// when it ends. The trainer does not write to our stdout itself: a process it detached
+/// (`setsid`) would then hold the sweep's pipe open after the run ended. A trainer line that
+/// looks like a protocol line (`@@…`) is indented so the sweep does not read it as one.
+fn relay_stdout(child: &mut Child) -> std::sync::mpsc::Receiver<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.stdout.take();
+    std::thread::spawn(move || {
+        if let Some(out) = out {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line.starts_with("@@") {
+                    crate::say!(" {line}");
+                } else {
+                    crate::say!("{line}");
+                }
+            }
+        }
+        let _ = tx.send(());
+    });
+    rx
 }
 
 /// After the trainer exited: its workers must not outlive it. SIGTERM to what is left of the
@@ -403,9 +429,11 @@ fn finish(
             .insert("harness_notes".into(), printable(&watch.notes.join("\n")));
     }
     if let Some(cols) = &watch.columns {
+        // Not the columns this harness fills in itself.
+        use crate::results::Metric::{EnvStep, Nonfinite, WallS};
         let unmeasured: Vec<&str> = crate::results::Metric::ALL
             .iter()
-            .filter(|m| !cols.has(**m))
+            .filter(|m| !cols.has(**m) && ![EnvStep, Nonfinite, WallS].contains(*m))
             .map(|m| m.name())
             .collect();
         rec.extra.insert("not_logged".into(), unmeasured.join(","));

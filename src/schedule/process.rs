@@ -116,11 +116,12 @@ impl Executor for ProcessExecutor {
         );
         let (status, forced) = self.wait(&mut child, job, started, ctl, &seen);
         drop(stdin);
-        let _ = reader.join();
         if status.as_ref().is_ok_and(|s| s.signal().is_some()) {
-            // The harness died without ending its trainer: end the trainer's group here.
+            // The harness died without ending its trainer: end the trainer's group here (before
+            // waiting for the child's stdout, which a trainer still running would hold open).
             seen.kill_trainer_group();
         }
+        let _ = reader.join();
         let wall = started.elapsed().as_secs_f64();
         let status = match status {
             Ok(s) => s,
