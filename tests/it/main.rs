@@ -11,6 +11,7 @@
 mod common;
 
 mod checkpoint;
+mod external;
 mod faults;
 mod gym_bridge;
 mod gym_conformance;
