@@ -517,6 +517,54 @@ fn a_hung_trainer_times_out_and_its_worker_goes_with_it() {
 }
 
 #[test]
+fn a_stalled_trainer_is_ended_by_the_stall_timeout_long_before_its_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let m = marker("stall");
+    let spec = SweepFile {
+        extra: "timeout: 10m\nstall_timeout: 2s\n",
+        ..SweepFile::new("ext_stall", "hang")
+    }
+    .write(tmp.path(), &m);
+    let t = Instant::now();
+    let out = sweep_cmd(&spec, &res, &[]).output().unwrap();
+    let wall = t.elapsed();
+    let log = text(&out);
+    let left = left_after(&m, Duration::from_secs(5));
+    kill_all(&m);
+    assert!(left.is_empty(), "left running: {left:#?}\n{log}");
+    let rec = record(&only_run(&res, "ext_stall", &log));
+    assert_eq!(s(&rec, "outcome"), "timeout", "{rec:#}");
+    assert_eq!(
+        s(&rec, "reason"),
+        "stalled: no new metrics row for 2s (stall_timeout)",
+        "{rec:#}"
+    );
+    assert_eq!(rec["steps_done"], 200, "{rec:#}");
+    // 2 s without a row, then at most the 2 s grace: nowhere near the 10 min timeout.
+    assert!(wall < Duration::from_secs(30), "{wall:?}\n{log}");
+}
+
+/// A process the trainer detached into a session of its own is out of its process group, but it
+/// must not hold the sweep: the run ends when the trainer does.
+#[test]
+fn a_process_the_trainer_detached_does_not_hold_up_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let m = marker("detach");
+    let spec = SweepFile::new("ext_detach", "detach").write(tmp.path(), &m);
+    let t = Instant::now();
+    let out = sweep_cmd(&spec, &res, &[]).output().unwrap();
+    let wall = t.elapsed();
+    let log = text(&out);
+    kill_all(&m);
+    let rec = record(&only_run(&res, "ext_detach", &log));
+    assert_eq!(s(&rec, "outcome"), "completed", "{rec:#}");
+    // The detached `sleep 30` holds the trainer's stdout; the sweep must not wait for it.
+    assert!(wall < Duration::from_secs(20), "{wall:?}\n{log}");
+}
+
+#[test]
 fn a_nan_ends_the_trainer_as_diverged_at_its_step() {
     let tmp = tempfile::tempdir().unwrap();
     let res = tmp.path().join("results");
