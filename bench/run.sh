@@ -46,6 +46,8 @@ if [ "${BENCH_SKIP_SCALING:-0}" != 1 ]; then
   $PY bench/scaling.py --binary target/release/td3-sweep --base configs/td3.yaml \
     --steps "${BENCH_SCALING_STEPS:-2500}" --out "$OUT/scaling.json" --bench "$BENCH"
 fi
+# The external-trainer harness's overhead per run (docs/external-trainer.md); it prints its own lines.
+$PY bench/harness_overhead.py --binary target/release/td3-sweep --out "$OUT/harness.json" >&2
 printf '{"cpus": %s, "before": "%s", "after": "%s"}\n' "$(nproc)" "$BEFORE" "$(load)" > "$OUT/load.json"
 echo >&2
 $PY bench/report.py "$OUT"
