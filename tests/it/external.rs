@@ -1176,3 +1176,42 @@ fn without_stop_on_fail_a_failing_trainer_runs_to_its_end() {
         "{rec:#}"
     );
 }
+
+/// What `just install` promises: the binary runs a sweep from the user's own folder, outside any
+/// td3-sweep checkout, with nothing of ours on the PATH or in the environment; results land in
+/// that folder's `results/`.
+#[test]
+fn a_sweep_runs_from_a_folder_outside_the_checkout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("my-agent");
+    std::fs::create_dir_all(project.join("config")).unwrap();
+    std::fs::create_dir_all(project.join("sweeps")).unwrap();
+    std::fs::write(project.join("config/agent.yaml"), "lr: 1.0e-3\n").unwrap();
+    std::fs::write(
+        project.join("train.sh"),
+        "#!/bin/sh\necho train_step,critic_loss > \"$TD3SWEEP_METRICS\"\nfor i in 10 20 30; do echo \"$i,0.5\" >> \"$TD3SWEEP_METRICS\"; done\n",
+    )
+    .unwrap();
+    std::fs::write(
+        project.join("sweeps/lr.yaml"),
+        "name: mine\nbase: ../config/agent.yaml\nsteps: 30\ntrainer:\n  command: [sh, train.sh]\n  workdir: ..\ngrid:\n  lr: [1.0e-3, 1.0e-4]\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["sweep", "sweeps/lr.yaml"])
+        .current_dir(&project)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", tmp.path())
+        .output()
+        .unwrap();
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let results = project.join("results/mine");
+    assert!(results.join("VALIDATION_mine.md").is_file(), "{log}");
+    let dirs = run_dirs(&project.join("results"), "mine");
+    assert_eq!(dirs.len(), 2, "{log}");
+    for d in dirs {
+        assert_eq!(s(&record(&d), "outcome"), "completed");
+    }
+}
