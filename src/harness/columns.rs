@@ -21,7 +21,14 @@ pub struct Tail {
     partial: Vec<u8>,
     /// 1-based number of the next complete line.
     line: u64,
+    /// The last bytes read (up to [`TAIL_CHECK`]), which must still be there next time: a file
+    /// rewritten from its start (truncated, then written past the old length between two reads)
+    /// has other bytes there.
+    seen: Vec<u8>,
 }
+
+/// Bytes before the read position compared on every read, to notice a rewritten file.
+const TAIL_CHECK: usize = 64;
 
 impl Tail {
     /// A reader of `path` from its start (the file may not exist yet).
@@ -31,6 +38,7 @@ impl Tail {
             offset: 0,
             partial: Vec::new(),
             line: 1,
+            seen: Vec::new(),
         }
     }
 
@@ -43,16 +51,20 @@ impl Tail {
             Err(e) => return Err(e),
         };
         let len = f.metadata()?.len();
-        let restarted = len < self.offset;
+        let restarted = len < self.offset || !self.still_there(&mut f)?;
         if restarted {
             self.offset = 0;
             self.partial.clear();
             self.line = 1;
+            self.seen.clear();
         }
         f.seek(SeekFrom::Start(self.offset))?;
         let mut buf = Vec::new();
         f.take(len - self.offset).read_to_end(&mut buf)?;
         self.offset += buf.len() as u64;
+        self.seen.extend_from_slice(&buf);
+        let cut = self.seen.len().saturating_sub(TAIL_CHECK);
+        self.seen.drain(..cut);
         self.partial.extend_from_slice(&buf);
         let mut lines = Vec::new();
         while let Some(nl) = self.partial.iter().position(|&b| b == b'\n') {
@@ -64,6 +76,19 @@ impl Tail {
             self.line += 1;
         }
         Ok((lines, restarted))
+    }
+}
+
+impl Tail {
+    /// Whether the bytes last read are still where they were.
+    fn still_there(&self, f: &mut std::fs::File) -> std::io::Result<bool> {
+        if self.seen.is_empty() {
+            return Ok(true);
+        }
+        let mut now = vec![0u8; self.seen.len()];
+        f.seek(SeekFrom::Start(self.offset - self.seen.len() as u64))?;
+        f.read_exact(&mut now)?;
+        Ok(now == self.seen)
     }
 }
 
@@ -290,6 +315,14 @@ mod tests {
         let (lines, restarted) = t.read().unwrap();
         assert!(restarted);
         assert_eq!(lines, vec![(1, "a,b".to_string())]);
+        std::fs::write(&p, "a,b\n5,5\n").unwrap();
+        assert_eq!(t.read().unwrap().0, vec![(2, "5,5".to_string())]);
+        // Rewritten past the old length between two reads: the size alone would not tell.
+        std::fs::write(&p, "a,b\n7,7\n8,8\n9,9\n").unwrap();
+        let (lines, restarted) = t.read().unwrap();
+        assert!(restarted);
+        assert_eq!(lines.len(), 4);
+        assert_eq!(lines[1], (2, "7,7".to_string()));
         assert_eq!(fields("x,\"y,z\", 1"), strings(&["x", "y,z", "1"]));
     }
 }

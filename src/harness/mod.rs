@@ -85,8 +85,10 @@ struct Watch {
 pub fn run(inv: &Invocation, opts: &HarnessOptions) -> anyhow::Result<RunRecord> {
     let started = Instant::now();
     let mut rec = opts.identity.clone();
-    rec.invocation = Some(recorded_invocation(inv));
-    rec.command = inv.shell_line();
+    let recorded = recorded_invocation(inv);
+    // With the slot's variables: the command reproduces the run as it ran.
+    rec.command = recorded.shell_line();
+    rec.invocation = Some(recorded);
     rec.steps_planned = inv.steps;
     rec.q_bound = inv.q_bound;
     // The trainer brings its own framework; td3-sweep's libtorch did not train this run.
@@ -202,24 +204,58 @@ fn spawn(inv: &Invocation) -> std::io::Result<Child> {
 
 /// Copies the trainer's stdout to ours (the run's stdout.log), line by line; the receiver hears
 /// when it ends. The trainer does not write to our stdout itself: a process it detached
-/// (`setsid`) would then hold the sweep's pipe open after the run ended. A trainer line that
-/// looks like a protocol line (`@@…`) is indented so the sweep does not read it as one.
+/// (`setsid`) would then hold the sweep's pipe open after the run ended. Bytes that are not UTF-8
+/// are replaced, a line longer than [`RELAY_LINE_MAX`] is cut, and the pipe is drained to its end
+/// whatever comes, so the trainer never blocks or dies writing to it. A trainer line that looks
+/// like a protocol line (`@@…`) is indented so the sweep does not take it for one.
 fn relay_stdout(child: &mut Child) -> std::sync::mpsc::Receiver<()> {
     let (tx, rx) = std::sync::mpsc::channel();
     let out = child.stdout.take();
     std::thread::spawn(move || {
         if let Some(out) = out {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if line.starts_with("@@") {
-                    crate::say!(" {line}");
-                } else {
-                    crate::say!("{line}");
+            let mut r = BufReader::new(out);
+            let mut line: Vec<u8> = Vec::new();
+            loop {
+                let (done, used) = match r.fill_buf() {
+                    Ok([]) | Err(_) => (true, 0),
+                    Ok(buf) => {
+                        let end = buf.iter().position(|&b| b == b'\n');
+                        let take = end.map_or(buf.len(), |i| i + 1);
+                        let room = RELAY_LINE_MAX.saturating_sub(line.len());
+                        line.extend_from_slice(&buf[..take.min(room)]);
+                        if end.is_some() || line.len() >= RELAY_LINE_MAX {
+                            emit(&line);
+                            line.clear();
+                        }
+                        (false, take)
+                    }
+                };
+                r.consume(used);
+                if done {
+                    break;
                 }
+            }
+            if !line.is_empty() {
+                emit(&line);
             }
         }
         let _ = tx.send(());
     });
     rx
+}
+
+/// The longest trainer output line the relay passes on whole (a longer one is cut there).
+const RELAY_LINE_MAX: usize = 64 * 1024;
+
+/// One relayed line.
+fn emit(raw: &[u8]) {
+    let text = String::from_utf8_lossy(raw);
+    let line = text.trim_end_matches(['\n', '\r']);
+    if line.starts_with("@@") {
+        crate::say!(" {line}");
+    } else {
+        crate::say!("{line}");
+    }
 }
 
 /// After the trainer exited: its workers must not outlive it. SIGTERM to what is left of the
@@ -241,8 +277,17 @@ impl Watch {
     fn poll(&mut self, inv: &Invocation, opts: &HarnessOptions) -> anyhow::Result<Option<Ending>> {
         let (lines, restarted) = self.tail.read()?;
         if restarted {
-            self.note("the trainer's CSV was rewritten from its start; reading it again");
+            // The trainer started its CSV over: so does the run's metrics.csv, or the two
+            // attempts' rows would read as one series.
+            self.note(
+                "the trainer rewrote its CSV from the start; metrics.csv starts over with it",
+            );
             self.columns = None;
+            self.writer = MetricsWriter::create(&opts.dir.metrics_csv())?;
+            self.last_rows.clear();
+            self.last = None;
+            self.rows = 0;
+            self.max_gap = 0;
         }
         for (n, line) in lines {
             if line.trim().is_empty() {
@@ -386,8 +431,9 @@ fn outcome(
                     inv.metrics_path().unwrap_or_default().display()
                 )),
             ),
-            // Complete when the last row is within one logging interval of the end.
-            Some(last) if last.env_step + watch.max_gap.max(1) >= inv.steps || last.env_step >= inv.steps => {
+            // Complete when the last row is within one logging interval of the end (a trainer
+            // that logs every 100 steps of 1,000 may last log at 900).
+            Some(last) if last.env_step + watch.max_gap.max(1) >= inv.steps => {
                 (Outcome::Completed, None)
             }
             Some(last) => (
@@ -416,6 +462,11 @@ fn finish(
     if let Some(last) = &watch.last {
         rec.steps_done = last.env_step;
         rec.train_steps_done = last.train_step;
+    }
+    if outcome == Outcome::Completed {
+        // It exited 0 with its last row within a logging interval of the end: it did the steps
+        // asked of it, logged or not.
+        rec.steps_done = rec.steps_done.max(rec.steps_planned);
     }
     if outcome == Outcome::Diverged {
         rec.first_nonfinite_step = watch.last.as_ref().map(|r| r.train_step);

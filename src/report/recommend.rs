@@ -286,7 +286,7 @@ impl Sweep<'_> {
                 "It is the only passing variant (actor CNN learning rate {}); rollback Option 1 (learning rate only) is the least intrusive change.",
                 lr_text(lr)
             ),
-            (0, None) => "It uses neither gradient clipping nor Q normalisation (rollback Options 2 and 3): the least intrusive option.".into(),
+            (0, None) => "The sweep turns on neither gradient clipping nor Q normalisation for it (rollback Options 2 and 3): the least intrusive option.".into(),
             (1, _) => "No learning-rate-only variant passes; this one uses gradient clipping (rollback Option 2).".into(),
             _ => "No learning-rate or clipping variant passes; this one uses Q normalisation (rollback Option 3).".into(),
         }

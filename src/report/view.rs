@@ -477,7 +477,15 @@ pub fn build(i: Input<'_>) -> ReportView {
         } else {
             unique(runs, |r| r.record.as_ref().map(|x| x.git_commit.as_str()))
         },
-        libtorch_version: unique(runs, |r| r.record.as_ref().map(|x| x.libtorch_version.as_str())),
+        libtorch_version: if !runs.is_empty()
+            && runs
+                .iter()
+                .all(|r| r.record.as_ref().is_some_and(|x| x.invocation.is_some()))
+        {
+            "not used (an external trainer brings its own framework)".into()
+        } else {
+            unique(runs, |r| r.record.as_ref().map(|x| x.libtorch_version.as_str()))
+        },
         device: unique(runs, |r| r.record.as_ref().map(|x| x.device.as_str())),
         status: status_name(i.worst).into(),
         counts: counts_text(runs, i.groups.len()) + &judged_on(&criteria),
@@ -809,12 +817,7 @@ fn finding_verdict(r: &RunResult, f: &crate::verdict::Finding) -> String {
         Some(u) if f.rule == "completed" => u.as_str().to_string(),
         _ if !f.applicable => "not applicable".to_string(),
         // A rule with nothing to judge in this run did not pass it: it said nothing.
-        _ if f.kind == crate::verdict::FindingKind::Threshold
-            && f.value.is_none()
-            && f.verdict == Verdict::Pass =>
-        {
-            NOT_MEASURED.to_string()
-        }
+        _ if f.measured_nothing() => NOT_MEASURED.to_string(),
         _ => f.verdict.to_string(),
     }
 }
@@ -920,9 +923,7 @@ fn criterion_view(criteria: &Criteria, runs: &[RunResult], name: &str) -> Criter
                 .findings
                 .iter()
                 .find(|f| f.rule == name)
-                .is_none_or(|f| {
-                    f.kind == crate::verdict::FindingKind::Threshold && f.value.is_none()
-                })
+                .is_none_or(|f| f.measured_nothing())
         });
     if unmeasured {
         eprintln!(

@@ -239,6 +239,14 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// Whether the rule had nothing to judge in this run (a metric the run never logged, a window
+    /// it never reached, too few rows for a spike): it neither passed nor failed the run.
+    pub fn measured_nothing(&self) -> bool {
+        matches!(self.kind, FindingKind::Threshold | FindingKind::Spike)
+            && self.value.is_none()
+            && self.verdict == Verdict::Pass
+    }
+
     /// A built-in rule's finding (outcome, non-finite, unreadable files): no metric, no value.
     pub(super) fn builtin(
         rule: &str,
@@ -601,7 +609,7 @@ fn bounded_finding(rule: &Rule, rows: &[MetricRow], bound: Option<f64>) -> Findi
     let Some(b) = bound.filter(|b| b.is_finite() && *b > 0.0) else {
         let mut f = threshold_finding(rule, None);
         f.applicable = false;
-        f.evidence = "not applicable: this run's |Q| bound is unknown (run.json has no `q_bound`: a Gymnasium env without `env.reward_bound`, a discount of 1, or a record from before bounds were recorded)".into();
+        f.evidence = "not applicable: this run's |Q| bound is unknown (run.json has no `q_bound`: an external trainer without `trainer.q_bound`, a Gymnasium env without `env.reward_bound`, a discount of 1, or a record from before bounds were recorded)".into();
         return f;
     };
     let scale = |t: Option<f64>| t.map(|x| x * b);
@@ -918,7 +926,19 @@ fn spike_finding(spike: &SpikeRule, rows: &[MetricRow]) -> Finding {
         None,
     );
     f.metric = Some(spike.metric.clone());
+    if vals.len() <= spike.window {
+        f.evidence = format!(
+            "not measured in this run ({} value{} of {}; a spike needs the {} rows before it)",
+            vals.len(),
+            if vals.len() == 1 { "" } else { "s" },
+            spike.metric,
+            spike.window
+        );
+        return f;
+    }
     let Some(&(step, v, m, ratio)) = spikes.first() else {
+        // Zero spikes counted: measured, and passed.
+        f.value = Some(0.0);
         f.evidence = format!("no spikes ({definition})");
         return f;
     };

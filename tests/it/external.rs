@@ -1215,3 +1215,92 @@ fn a_sweep_runs_from_a_folder_outside_the_checkout() {
         assert_eq!(s(&record(&d), "outcome"), "completed");
     }
 }
+
+/// A trainer that logs every 100 steps but is asked for 550 last logs at 500: it exits 0 within
+/// one logging interval of the end, so it completed, and the `completed` rule agrees.
+#[test]
+fn a_trainer_whose_last_row_is_within_one_interval_of_the_end_completed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let spec = SweepFile {
+        steps: 550,
+        ..SweepFile::new("ext_interval", "ok")
+    }
+    .write(tmp.path(), &marker("interval"));
+    let out = sweep(&spec, &res, &[]);
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "completed and PASS: {log}");
+    let rec = record(&only_run(&res, "ext_interval", &log));
+    assert_eq!(s(&rec, "outcome"), "completed", "{rec:#}");
+    assert_eq!(rec["steps_done"], 550, "{rec:#}");
+    assert_eq!(rec["train_steps_done"], 500, "{rec:#}");
+}
+
+/// A trainer that starts its CSV over mid-run: metrics.csv starts over with it instead of
+/// holding both attempts as one series.
+#[test]
+fn a_rewritten_trainer_csv_starts_metrics_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let spec = SweepFile::new("ext_rewrite", "rewrite").write(tmp.path(), &marker("rewrite"));
+    let out = sweep(&spec, &res, &[]);
+    let log = text(&out);
+    let dir = only_run(&res, "ext_rewrite", &log);
+    let rec = record(&dir);
+    assert_eq!(s(&rec, "outcome"), "completed", "{rec:#}");
+    assert_eq!(
+        column(&dir, "train_step"),
+        ["100", "200", "300", "400", "500"],
+        "{log}"
+    );
+    assert!(
+        s(&rec["extra"], "harness_notes").contains("rewrote its CSV"),
+        "{rec:#}"
+    );
+}
+
+/// Output that is not UTF-8, and a line of 200,000 bytes, pass through to stdout.log without
+/// hurting the trainer.
+#[test]
+fn a_trainer_printing_binary_output_is_not_hurt() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let spec = SweepFile::new("ext_binary", "binary").write(tmp.path(), &marker("binary"));
+    let out = sweep(&spec, &res, &[]);
+    let log = text(&out);
+    let dir = only_run(&res, "ext_binary", &log);
+    let rec = record(&dir);
+    assert_eq!(s(&rec, "outcome"), "completed", "{rec:#}");
+    let stdout =
+        String::from_utf8_lossy(&std::fs::read(dir.join("stdout.log")).unwrap()).into_owned();
+    assert!(
+        stdout.contains("caf\u{fffd} \u{fffd}\u{fffd}"),
+        "{stdout:.300}"
+    );
+    assert!(
+        stdout.contains(&"x".repeat(60_000)),
+        "the long line is relayed"
+    );
+}
+
+/// The default criteria's spike rule on a metric the trainer never logs (actor_loss) reads "not
+/// measured", as the threshold rules do, and the status line counts it: not a PASS.
+#[test]
+fn a_spike_rule_on_an_unlogged_metric_reads_not_measured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let spec = SweepFile::new("ext_spike", "ok").write(tmp.path(), &marker("spike"));
+    let out = sweep(&spec, &res, &[]);
+    let log = text(&out);
+    let dir = only_run(&res, "ext_spike", &log);
+    let id = dir.file_name().unwrap().to_str().unwrap().to_string();
+    let report = report(&res, "ext_spike");
+    let spikes = section(&report, "actor_loss spikes");
+    let row = spikes
+        .lines()
+        .find(|l| l.starts_with(&format!("| {id} |")))
+        .unwrap_or_else(|| panic!("no row for {id}:\n{spikes}"));
+    assert!(row.contains("| not measured |"), "{row}");
+    let status = report.lines().find(|l| l.starts_with("**Status:")).unwrap();
+    assert!(status.contains("actor_loss spikes"), "{status}");
+}

@@ -174,7 +174,13 @@ fn command(src: &Source, n: &Node, workdir: &Path, errs: &mut Vec<Diagnostic>) -
                     src,
                     n.mark,
                     "trainer.command",
-                    format!("must be a non-empty list, got {}", schema::describe(other)),
+                    format!(
+                        "must be a non-empty list, got {}",
+                        match other {
+                            Value::Seq(_) => "an empty list".to_string(),
+                            other => schema::describe(other),
+                        }
+                    ),
                 )
                 .hint("e.g. `command: [python, train.py, --config, \"{config}\"]`"),
             );
