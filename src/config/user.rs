@@ -217,6 +217,18 @@ impl UserDoc {
                     }
                 }
             }
+            // A list's items: like the base's items when those all have one type.
+            (Value::Seq(base_items), Value::Seq(items)) => {
+                let Some(first) = base_items.first() else {
+                    return;
+                };
+                if !base_items.iter().all(|b| same_type(&first.value, &b.value)) {
+                    return;
+                }
+                for (i, item) in items.iter().enumerate() {
+                    self.check_value(&format!("{key}[{i}]"), first, item, src, out);
+                }
+            }
             (b, v) if same_type(b, v) => {}
             (b, v) => out.push(
                 Diagnostic::new(
@@ -380,6 +392,7 @@ mod tests {
             "networks.actor.layers=[64]",
             "training.batch_size=128",
             "training.use_amp=true",
+            "networks.actor.layers=[64, 64, 32]",
             "networks.cnn={learning_rate: 3e-4}",
         ] {
             assert_eq!(problems(ok), Vec::<String>::new(), "{ok}");
@@ -426,6 +439,12 @@ mod tests {
         assert!(p[0].contains("`training.batch_size: 64` (line 8)"), "{p:?}");
         assert_eq!(problems("training.use_amp=1").len(), 1);
         assert_eq!(problems("networks.actor.layers=64").len(), 1);
+        let p = problems("networks.actor.layers=[128, x]");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("must be an integer like the base's value, got \"x\""),
+            "{p:?}"
+        );
         assert_eq!(problems("training.algo=3").len(), 1);
     }
 

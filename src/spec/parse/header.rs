@@ -160,6 +160,8 @@ fn missing_base(top: &Top) -> Diagnostic {
             "this looks like an agent config (it has {}), not a sweep file; a sweep names one with `base:`. To check an agent config alone: td3-sweep train --config FILE --steps 1 --out /tmp/check",
             agent_keys.iter().map(|k| format!("`{k}:`")).collect::<Vec<_>>().join(", ")
         )
+    } else if top.get("trainer").is_some() {
+        "add `base:` naming your trainer's own config file (relative to this sweep file), e.g. `base: ../agent/config/td3_config.yaml`".to_string()
     } else {
         "add `base: ../configs/td3.yaml` (relative to this sweep file)".to_string()
     };
