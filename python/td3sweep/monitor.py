@@ -231,6 +231,10 @@ class Monitor:
         try:
             self.last_train_step = int(cells["train_step"])
             self._wall_before = float(cells.get("wall_s") or 0.0)
+            # The run-so-far values `record` keeps across rows go on from the last row too.
+            for name in _STICKY:
+                if cells.get(name):
+                    self._sticky[name] = float(cells[name])
         except (KeyError, ValueError):
             raise MonitorError(f"{self.path}: its last row {line!r} does not read") from None
 

@@ -139,8 +139,8 @@ def test_resume_appends_without_a_second_header_and_continues_steps(tmp_path):
     path = tmp_path / "m.csv"
     with Monitor(path=path, log_every=2) as mon:
         mon.log(0, eval_return=-1000.0)
-        for _ in range(4):
-            mon.record(critic_loss=1.0)
+        for i in range(4):
+            mon.record(critic_loss=1.0, env_step=100 + 10 * i, episodes=2)
     wall_before = float(rows(path)[-1]["wall_s"])
     # A kill mid-write leaves half a row; the resumed Monitor drops it.
     with open(path, "a") as f:
@@ -154,6 +154,8 @@ def test_resume_appends_without_a_second_header_and_continues_steps(tmp_path):
     got = rows(path)
     assert [r["train_step"] for r in got] == ["0", "2", "4", "6"]
     assert float(got[-1]["wall_s"]) >= wall_before
+    # The run-so-far values go on from the last row until the trainer reports new ones.
+    assert (got[-1]["env_step"], got[-1]["episodes"]) == ("130", "2")
 
 
 def test_a_file_with_another_header_is_refused(tmp_path):
