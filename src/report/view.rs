@@ -271,7 +271,7 @@ pub struct FindingView {
 }
 
 /// One run × metric line of the growth analysis.
-#[derive(Debug, Serialize)]
+#[derive(Debug, PartialEq, Serialize)]
 pub struct GrowthView {
     pub run_id: String,
     pub metric: String,
@@ -961,12 +961,17 @@ fn growth_views(runs: &[RunResult]) -> (Vec<GrowthView>, usize) {
                     left_out += 1;
                     continue;
                 }
-                growth.push(GrowthView {
+                let row = GrowthView {
                     run_id: cell(r.run_id()),
                     metric: m.clone(),
                     growth: g.describe(),
                     fit: g.describe_fit(),
-                });
+                };
+                // Two rules on one metric over the same rows (its threshold and its
+                // window_growth) describe the same growth: one row.
+                if !growth.contains(&row) {
+                    growth.push(row);
+                }
             }
         }
     }
