@@ -221,13 +221,42 @@ fn missing_program(program: &str, workdir: &Path) -> Option<String> {
     if program.contains('{') {
         return None;
     }
+    let close = |dirs: &[PathBuf], name: &str| -> String {
+        let names: Vec<String> = dirs
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect();
+        did_you_mean(name, names.iter().map(String::as_str))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default()
+    };
     if program.contains('/') {
-        let p = workdir.join(program);
-        return (!p.is_file()).then(|| format!("program `{}` does not exist", p.display()));
+        let p = normalize(&workdir.join(program));
+        if p.is_file() {
+            return None;
+        }
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+        return Some(format!(
+            "program `{}` does not exist{}",
+            p.display(),
+            close(&[dir], &name)
+        ));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path).any(|d| d.join(program).is_file());
-    (!found).then(|| format!("program `{program}` is not on the PATH"))
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    if dirs.iter().any(|d| d.join(program).is_file()) {
+        return None;
+    }
+    Some(format!(
+        "program `{program}` is not on the PATH{}",
+        close(&dirs, program)
+    ))
 }
 
 /// The mark `offset` characters into the scalar at `mark` (past its opening quote, if quoted),
