@@ -60,10 +60,16 @@ pub struct HarnessOptions {
 /// Why the harness ended the trainer.
 #[derive(Debug, Clone, PartialEq)]
 enum Ending {
+    /// A non-finite value in a column the harness reads.
     Diverged { step: u64, what: String },
+    /// Fail-fast: the criteria's FAIL is certain.
     Stopped(String),
+    /// The trainer's CSV cannot be read or mapped, or the run's own files cannot be written: the
+    /// run cannot be judged, so it is crashed.
     Unreadable(String),
+    /// SIGINT, SIGTERM or SIGHUP reached the harness (Ctrl-C, the run's timeout).
     Interrupted,
+    /// The sweep went away.
     Orphaned,
 }
 
@@ -140,7 +146,12 @@ pub fn run(inv: &Invocation, opts: &HarnessOptions) -> anyhow::Result<RunRecord>
     let relayed = relay_stdout(&mut child);
     let mut ending: Option<(Ending, Instant)> = None;
     let status = loop {
-        if let Some(e) = watch.poll(inv, opts)? {
+        // Whatever goes wrong here (a full disk under metrics.csv), the trainer must not be
+        // left running: it ends the run like any other reason.
+        let polled = watch
+            .poll(inv, opts)
+            .unwrap_or_else(|e| Some(Ending::Unreadable(format!("{e:#}"))));
+        if let Some(e) = polled {
             if ending.is_none() {
                 crate::sys::signal_group(pgid, libc::SIGTERM);
                 ending = Some((e, Instant::now()));
@@ -159,8 +170,13 @@ pub fn run(inv: &Invocation, opts: &HarnessOptions) -> anyhow::Result<RunRecord>
                 ending = Some((e, Instant::now()));
             }
         }
-        if let Some(s) = child.try_wait()? {
-            break s;
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) => {}
+            Err(e) => {
+                end_group(pgid, Duration::ZERO);
+                return Err(anyhow::Error::new(e).context("waiting for the trainer"));
+            }
         }
         if ending
             .as_ref()
@@ -171,7 +187,10 @@ pub fn run(inv: &Invocation, opts: &HarnessOptions) -> anyhow::Result<RunRecord>
         std::thread::sleep(POLL);
     };
     // Rows flushed just before the exit.
-    if let Some(e) = watch.poll(inv, opts)? {
+    let polled = watch
+        .poll(inv, opts)
+        .unwrap_or_else(|e| Some(Ending::Unreadable(format!("{e:#}"))));
+    if let Some(e) = polled {
         ending.get_or_insert((e, Instant::now()));
     }
     end_group(pgid, opts.grace);
