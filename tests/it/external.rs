@@ -1348,4 +1348,6 @@ fn the_sb3_example_runs_under_td3_sweep() {
         .collect();
     assert_eq!(evals.len(), 3, "untrained, then every 100 steps: {evals:?}");
     assert_eq!(rec["q_bound"], 1627.0, "{rec:#}");
+    // External runs show in TensorBoard like built-in ones.
+    assert!(dir.join("events.out.tfevents.td3-sweep").is_file());
 }
