@@ -76,6 +76,16 @@ pub fn children_cpu_seconds() -> f64 {
     secs(usage.ru_utime) + secs(usage.ru_stime)
 }
 
+/// Sends `signal` to process `pid` (a run's child: SIGTERM on a timeout or Ctrl-C). False when it
+/// is gone.
+pub fn signal_process(pid: u32, signal: i32) -> bool {
+    match i32::try_from(pid) {
+        // SAFETY: kill(2) on one positive pid; it touches no memory of ours.
+        Ok(pid) if pid > 1 => unsafe { libc::kill(pid, signal) == 0 },
+        _ => false,
+    }
+}
+
 /// Sends `signal` (`libc::SIGTERM`, `libc::SIGKILL`, or 0 to probe) to every process in process
 /// group `pgid`: an external trainer and the workers it started. False when the group has no
 /// process left (or may not be signalled).

@@ -339,41 +339,6 @@ fn print_rule_reach(plan: &SweepPlan, criteria: &Criteria) {
     }
 }
 
-/// The arguments every child of a run takes (`train` and `external`): its identity, the command
-/// that reproduces it, its overrides, and the criteria for fail-fast.
-fn child_args(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir, command: &str) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "--run-id".into(),
-        run.run_id.clone(),
-        "--variant".into(),
-        run.variant.clone(),
-        "--command-line".into(),
-        command.to_string(),
-    ];
-    for (k, v) in &run.swept {
-        a.push("--swept".into());
-        a.push(format!("{k}={v}"));
-    }
-    // The settings side of the overrides; steps and seed have their own fields in run.json.
-    for (k, v) in run
-        .overrides
-        .iter()
-        .filter(|(k, _)| k != "training.steps" && k != "seed")
-    {
-        a.push("--override".into());
-        a.push(format!("{k}={v}"));
-    }
-    // Criteria always travel with the run, so a certain FAIL writes evidence.csv; whether it also
-    // stops the run is the spec's `stop_on_fail`, else the criteria's own (default true).
-    a.push("--criteria".into());
-    a.push(results.criteria_yaml().display().to_string());
-    if let Some(stop) = spec.stop_on_fail {
-        a.push("--stop-on-fail".into());
-        a.push(stop.to_string());
-    }
-    a
-}
-
 /// A run's job: the `train` child's arguments and bookkeeping, or the `external` harness's for a
 /// sweep with a `trainer:` (no files written).
 fn job_for(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir) -> PlannedRun {
@@ -382,14 +347,53 @@ fn job_for(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir) -> PlannedRun 
     }
     let dir = results.run(&run.run_id);
     let command = reproduce_command(spec, run, &results.repro(&run.run_id));
-    let mut a: Vec<String> = vec![
+    let head = vec![
         "train".into(),
         "--config".into(),
         dir.config_yaml().display().to_string(),
         "--out".into(),
         dir.path().display().to_string(),
     ];
-    a.extend(child_args(spec, run, results, &command));
+    planned(spec, run, results, head, command)
+}
+
+/// A run's job: the child's own arguments (`head`) followed by what every child of a run takes
+/// (its identity, `command` that reproduces it, its overrides, the criteria for fail-fast).
+fn planned(
+    spec: &SweepSpec,
+    run: &RunPlan,
+    results: &ResultsDir,
+    head: Vec<String>,
+    command: String,
+) -> PlannedRun {
+    let mut args = head;
+    args.extend([
+        "--run-id".into(),
+        run.run_id.clone(),
+        "--variant".into(),
+        run.variant.clone(),
+        "--command-line".into(),
+        command.clone(),
+    ]);
+    for (k, v) in &run.swept {
+        args.push("--swept".into());
+        args.push(format!("{k}={v}"));
+    }
+    // The settings side of the overrides; the built-in agent's steps and seed have their own
+    // fields in run.json (an external trainer's config keys of those names are its own).
+    let own_field = |k: &str| spec.trainer.is_none() && (k == "training.steps" || k == "seed");
+    for (k, v) in run.overrides.iter().filter(|(k, _)| !own_field(k)) {
+        args.push("--override".into());
+        args.push(format!("{k}={v}"));
+    }
+    // Criteria always travel with the run, so a certain FAIL writes evidence.csv; whether it also
+    // stops the run is the spec's `stop_on_fail`, else the criteria's own (default true).
+    args.push("--criteria".into());
+    args.push(results.criteria_yaml().display().to_string());
+    if let Some(stop) = spec.stop_on_fail {
+        args.push("--stop-on-fail".into());
+        args.push(stop.to_string());
+    }
     PlannedRun {
         index: run.index,
         run_id: run.run_id.clone(),
@@ -398,8 +402,8 @@ fn job_for(spec: &SweepSpec, run: &RunPlan, results: &ResultsDir) -> PlannedRun 
         swept: run.swept.clone(),
         steps: run.config.steps(),
         config_hash: run.config_hash.clone(),
-        run_dir: dir.path().to_path_buf(),
-        args: a,
+        run_dir: results.run(&run.run_id).path().to_path_buf(),
+        args,
         command,
         timeout: spec.timeout,
         stall_timeout: spec.stall_timeout,

@@ -13,7 +13,7 @@ use serde_json::Value as J;
 use sha2::{Digest, Sha256};
 
 use crate::config::load::Override;
-use crate::config::schema::{describe, fmt_scalar};
+use crate::config::schema::{describe, fmt_scalar, join};
 use crate::config::yaml::{self, Key, Node, Value};
 use crate::diag::{did_you_mean, Diagnostic, Diagnostics, Source};
 
@@ -300,14 +300,6 @@ impl UserDoc {
 fn same_type(base: &Value, v: &Value) -> bool {
     std::mem::discriminant(base) == std::mem::discriminant(v)
         || matches!((base, v), (Value::Float(_), Value::Int(_)))
-}
-
-fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{prefix}.{name}")
-    }
 }
 
 /// Merges `value` into `slot`: mappings key by key, anything else replaces.

@@ -15,7 +15,7 @@ pub mod columns;
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -196,7 +196,7 @@ pub fn run(inv: &Invocation, opts: &HarnessOptions) -> anyhow::Result<RunRecord>
     end_group(pgid, opts.grace);
     // The rest of its output, unless something it detached still holds the pipe.
     let _ = relayed.recv_timeout(Duration::from_secs(1));
-    let exit = exit_text(status);
+    let exit = crate::results::exit::describe(status);
     let (outcome, reason) = outcome(&ending.map(|(e, _)| e), status, &watch, inv, &exit);
     rec.reason = reason;
     finish(rec, opts, &watch, outcome, exit)
@@ -510,26 +510,6 @@ fn finish(
     }
     opts.dir.write_record(&rec)?;
     Ok(rec)
-}
-
-/// "exit code 3", "killed by signal 9 (SIGKILL)" (as the sweep words a child's exit).
-fn exit_text(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exit code {c}"),
-        (None, Some(s)) => format!("killed by signal {s}{}", signal_name(s)),
-        _ => "unknown".into(),
-    }
-}
-
-fn signal_name(s: i32) -> &'static str {
-    match s {
-        libc::SIGABRT => " (SIGABRT)",
-        libc::SIGKILL => " (SIGKILL)",
-        libc::SIGSEGV => " (SIGSEGV)",
-        libc::SIGTERM => " (SIGTERM)",
-        libc::SIGINT => " (SIGINT)",
-        _ => "",
-    }
 }
 
 /// The invocation as the trainer got it: with the slot's variables this process inherited.

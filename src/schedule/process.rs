@@ -57,14 +57,6 @@ pub struct ProcessExecutor {
     pub grace: Duration,
 }
 
-fn signal(pid: u32, sig: &str) {
-    // `kill(1)` keeps this crate free of unsafe code; it runs only on timeouts and Ctrl-C.
-    let _ = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
-
 fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let v: Vec<&str> = text.lines().collect();
@@ -190,15 +182,15 @@ impl ProcessExecutor {
             if forced.is_none() {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     forced = Some(Forced::Timeout);
-                    signal(pid, "-TERM");
+                    crate::sys::signal_process(pid, libc::SIGTERM);
                     termed_at = Some(Instant::now());
                 } else if job.stall_timeout.is_some_and(|s| seen.quiet_for() >= s) {
                     forced = Some(Forced::Stalled);
-                    signal(pid, "-TERM");
+                    crate::sys::signal_process(pid, libc::SIGTERM);
                     termed_at = Some(Instant::now());
                 } else if level >= 1 {
                     forced = Some(Forced::Interrupted);
-                    signal(pid, "-TERM");
+                    crate::sys::signal_process(pid, libc::SIGTERM);
                     termed_at = Some(Instant::now());
                 }
             }
@@ -316,11 +308,7 @@ fn final_record(
             .and_then(|m| m.modified())
             .is_ok_and(|t| t >= launched_at)
     };
-    let exit = match (status.code(), status.signal()) {
-        (Some(c), _) => format!("exit code {c}"),
-        (None, Some(s)) => format!("killed by signal {s}{}", signal_name(s)),
-        _ => "unknown".into(),
-    };
+    let exit = exit::describe(status);
     let child_record = Some(dir.run_json())
         .filter(|f| fresh(f))
         .and_then(|_| dir.read_record());
@@ -391,14 +379,4 @@ fn final_record(
         _ => {}
     }
     rec
-}
-
-fn signal_name(s: i32) -> &'static str {
-    match s {
-        6 => " (SIGABRT)",
-        9 => " (SIGKILL)",
-        11 => " (SIGSEGV)",
-        15 => " (SIGTERM)",
-        _ => "",
-    }
 }

@@ -82,7 +82,7 @@ pub(super) fn job(
     let steps = run.config.steps();
     let inv = invocation(trainer, run, &dir, steps, resume_from);
     let command = inv.shell_line();
-    let mut a: Vec<String> = vec![
+    let head = vec![
         "external".into(),
         "--run-dir".into(),
         dir.path().display().to_string(),
@@ -91,21 +91,7 @@ pub(super) fn job(
         "--seed".into(),
         run.seed.to_string(),
     ];
-    a.extend(super::child_args(spec, run, results, &command));
-    PlannedRun {
-        index: run.index,
-        run_id: run.run_id.clone(),
-        variant: run.variant.clone(),
-        seed: run.seed,
-        swept: run.swept.clone(),
-        steps,
-        config_hash: run.config_hash.clone(),
-        run_dir: dir.path().to_path_buf(),
-        args: a,
-        command,
-        timeout: spec.timeout,
-        stall_timeout: spec.stall_timeout,
-    }
+    super::planned(spec, run, results, head, command)
 }
 
 /// `--dry-run`'s lines for one external run: the command line and the environment it gets.
