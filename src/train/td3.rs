@@ -769,6 +769,20 @@ mod tests {
         }
     }
 
+    /// The same transitions with another smoothing draw. Built from `b` rather than drawn again:
+    /// tests run in parallel on libtorch's one global generator, so a second `batch()` could
+    /// draw other observations when another test draws in between.
+    fn with_noise(b: &Batch, eps: f64) -> Batch {
+        Batch {
+            obs: b.obs.shallow_clone(),
+            act: b.act.shallow_clone(),
+            rew: b.rew.shallow_clone(),
+            next_obs: b.next_obs.shallow_clone(),
+            not_done: b.not_done.shallow_clone(),
+            noise: b.noise.full_like(eps),
+        }
+    }
+
     fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
         (a - b).abs().max().double_value(&[])
     }
@@ -782,7 +796,7 @@ mod tests {
         // Draws of 3σ and 100σ both clip to noise_clip: the same target.
         let b = batch(3.0, 1.0);
         let y = agent.td3_target(&b);
-        assert_eq!(max_diff(&y, &agent.td3_target(&batch(100.0, 1.0))), 0.0);
+        assert_eq!(max_diff(&y, &agent.td3_target(&with_noise(&b, 100.0))), 0.0);
         // It is r + γ·min(Q1', Q2') at the target action shifted by the clip, clamped to [−1, 1].
         let target = &agent.targets.0;
         let a = (actor_forward(target, &b.next_obs) + 0.5).clamp(-1.0, 1.0);
@@ -790,7 +804,7 @@ mod tests {
         let want = &b.rew + q1.minimum(&q2) * t.discount;
         assert!(max_diff(&y, &want) < 1e-6, "{y} vs {want}");
         // Without the noise the target is another one: the smoothing is not a no-op here.
-        assert!(max_diff(&y, &agent.td3_target(&batch(0.0, 1.0))) > 1e-4);
+        assert!(max_diff(&y, &agent.td3_target(&with_noise(&b, 0.0))) > 1e-4);
     }
 
     #[test]
